@@ -1,0 +1,127 @@
+//! The embedded adapter set: everything ingest (and later the consumers) needs, in one SQLite
+//! file, so a newcomer runs the whole pipeline with no AWS account and no servers.
+//!
+//! * [`SqliteIdempotencyStore`] — the same claim/complete/release rules as the DynamoDB table.
+//! * [`SqliteQueue`] — SQS-like queues: visibility timeout, receive count, and a dead-letter
+//!   queue per family after `max_receive_count` receives.
+//!
+//! Both share one [`LocalDb`] connection; SQLite calls run on tokio's blocking pool.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::Connection;
+
+mod idempotency;
+mod queue;
+
+pub use idempotency::{IdempotencyRow, SqliteIdempotencyStore};
+pub use queue::{LocalMessage, ReceivedMessage, SqliteQueue, dlq_name};
+
+/// Why a local database call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalDbError {
+    #[error("local database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("local database worker stopped: {0}")]
+    Worker(#[from] tokio::task::JoinError),
+    #[error("cannot create {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("local database lock poisoned by an earlier panic")]
+    Poisoned,
+}
+
+/// One SQLite connection shared by the embedded adapters.
+#[derive(Clone)]
+pub struct LocalDb {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for LocalDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalDb")
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS idempotency (
+    idempotency_key  TEXT PRIMARY KEY,
+    status           TEXT NOT NULL,
+    owner            TEXT NOT NULL,
+    lease_expires_at INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL,
+    completed_at     INTEGER
+);
+CREATE TABLE IF NOT EXISTS messages (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id        TEXT NOT NULL UNIQUE,
+    queue             TEXT NOT NULL,
+    body              TEXT NOT NULL,
+    event_type        TEXT NOT NULL,
+    workspace_id      TEXT NOT NULL,
+    idempotency_key   TEXT NOT NULL,
+    sent_at_ms        INTEGER NOT NULL,
+    visible_at_ms     INTEGER NOT NULL,
+    receive_count     INTEGER NOT NULL DEFAULT 0,
+    receipt_handle    TEXT,
+    source_queue      TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue, visible_at_ms, seq);
+CREATE INDEX IF NOT EXISTS messages_by_receipt ON messages (receipt_handle);
+";
+
+impl LocalDb {
+    /// Opens (creating if needed) a database file; WAL so a second process can read it live.
+    pub fn open(path: &Path) -> Result<Self, LocalDbError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| LocalDbError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn in_memory() -> Result<Self, LocalDbError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, LocalDbError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, LocalDbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| LocalDbError::Poisoned)?;
+            f(&mut guard).map_err(LocalDbError::from)
+        })
+        .await?
+    }
+}
+
+/// Milliseconds since the Unix epoch, the local queue's clock.
+pub(crate) fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

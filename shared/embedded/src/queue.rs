@@ -1,0 +1,335 @@
+//! SQS-like queues in SQLite: one table, a `queue` column per family and its DLQ.
+//!
+//! Receiving hides a message for the visibility timeout and counts the receive; a message
+//! received `max_receive_count` times and still not deleted moves to `<queue>-dlq` on its next
+//! receive, as SQS's redrive policy does.
+
+use std::time::Duration;
+
+use relay_events::MessageAttributes;
+use relay_queue::{EventQueue, OutgoingMessage, QueueError};
+use rusqlite::params;
+
+use crate::{LocalDb, LocalDbError, now_millis};
+
+/// The dead-letter queue of a local queue.
+pub fn dlq_name(queue: &str) -> String {
+    format!("{queue}-dlq")
+}
+
+/// A message as stored, for inspection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalMessage {
+    pub message_id: String,
+    pub queue: String,
+    pub body: String,
+    pub attributes: MessageAttributes,
+    pub receive_count: u32,
+    pub sent_at_ms: i64,
+    /// The queue it was moved from, for messages in a DLQ.
+    pub source_queue: Option<String>,
+}
+
+/// A message handed to a consumer; delete it with its receipt handle once handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub message: LocalMessage,
+    pub receipt_handle: String,
+}
+
+/// The embedded queue.
+#[derive(Debug, Clone)]
+pub struct SqliteQueue {
+    db: LocalDb,
+    max_receive_count: u32,
+}
+
+const COLUMNS: &str = "message_id, queue, body, event_type, workspace_id, idempotency_key, \
+                       receive_count, sent_at_ms, source_queue";
+
+fn read_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<LocalMessage> {
+    Ok(LocalMessage {
+        message_id: row.get(0)?,
+        queue: row.get(1)?,
+        body: row.get(2)?,
+        attributes: MessageAttributes {
+            event_type: row.get(3)?,
+            workspace_id: row.get(4)?,
+            idempotency_key: row.get(5)?,
+        },
+        receive_count: row.get(6)?,
+        sent_at_ms: row.get(7)?,
+        source_queue: row.get(8)?,
+    })
+}
+
+impl SqliteQueue {
+    /// `max_receive_count` is the redrive policy's maxReceiveCount.
+    pub fn new(db: LocalDb, max_receive_count: u32) -> Self {
+        Self {
+            db,
+            max_receive_count: max_receive_count.max(1),
+        }
+    }
+
+    /// Receives up to `max` visible messages, moving over-received ones to the DLQ first.
+    pub async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, LocalDbError> {
+        let queue = queue.to_owned();
+        let max_receives = self.max_receive_count;
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let hide_ms = i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX);
+        self.db
+            .call(move |conn| {
+                let now = now_millis();
+                let tx = conn.transaction()?;
+                tx.execute(
+                    "UPDATE messages SET queue = ?2, source_queue = ?1, receipt_handle = NULL,
+                            visible_at_ms = ?3
+                     WHERE queue = ?1 AND visible_at_ms <= ?3 AND receive_count >= ?4",
+                    params![queue, dlq_name(&queue), now, max_receives],
+                )?;
+                let mut picked: Vec<LocalMessage> = {
+                    let mut stmt = tx.prepare(&format!(
+                        "SELECT {COLUMNS} FROM messages
+                         WHERE queue = ?1 AND visible_at_ms <= ?2 ORDER BY seq LIMIT ?3"
+                    ))?;
+                    stmt.query_map(params![queue, now, max], read_message)?
+                        .collect::<rusqlite::Result<_>>()?
+                };
+                let mut received = Vec::with_capacity(picked.len());
+                for mut message in picked.drain(..) {
+                    let receipt = uuid::Uuid::new_v4().to_string();
+                    tx.execute(
+                        "UPDATE messages SET receive_count = receive_count + 1,
+                                visible_at_ms = ?2, receipt_handle = ?3
+                         WHERE message_id = ?1",
+                        params![message.message_id, now.saturating_add(hide_ms), receipt],
+                    )?;
+                    message.receive_count += 1;
+                    received.push(ReceivedMessage {
+                        message,
+                        receipt_handle: receipt,
+                    });
+                }
+                tx.commit()?;
+                Ok(received)
+            })
+            .await
+    }
+
+    /// Deletes a received message; false when the receipt is stale (it was received again).
+    pub async fn delete(&self, receipt_handle: &str) -> Result<bool, LocalDbError> {
+        let receipt = receipt_handle.to_owned();
+        self.db
+            .call(move |conn| {
+                conn.execute("DELETE FROM messages WHERE receipt_handle = ?1", [receipt])
+                    .map(|n| n == 1)
+            })
+            .await
+    }
+
+    /// Makes a received message visible again after `delay` (zero: at once).
+    pub async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<bool, LocalDbError> {
+        let receipt = receipt_handle.to_owned();
+        let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE messages SET visible_at_ms = ?2 WHERE receipt_handle = ?1",
+                    params![receipt, now_millis().saturating_add(delay_ms)],
+                )
+                .map(|n| n == 1)
+            })
+            .await
+    }
+
+    /// Every message in `queue`, oldest first, without receiving them.
+    pub async fn peek(&self, queue: &str) -> Result<Vec<LocalMessage>, LocalDbError> {
+        let queue = queue.to_owned();
+        self.db
+            .call(move |conn| {
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT {COLUMNS} FROM messages WHERE queue = ?1 ORDER BY seq"
+                ))?;
+                stmt.query_map([queue], read_message)?.collect()
+            })
+            .await
+    }
+
+    /// Number of messages in each queue that has any, by name.
+    pub async fn depths(&self) -> Result<Vec<(String, i64)>, LocalDbError> {
+        self.db
+            .call(|conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT queue, COUNT(*) FROM messages GROUP BY queue ORDER BY queue",
+                )?;
+                stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .await
+    }
+}
+
+impl EventQueue for SqliteQueue {
+    async fn send(&self, messages: &[OutgoingMessage]) -> Result<(), QueueError> {
+        let Some(first) = messages.first() else {
+            return Ok(());
+        };
+        let family = first.family;
+        let rows: Vec<_> = messages
+            .iter()
+            .map(|m| {
+                (
+                    uuid::Uuid::new_v4().to_string(),
+                    m.family.as_str().to_owned(),
+                    m.body.clone(),
+                    m.attributes.clone(),
+                )
+            })
+            .collect();
+        // All messages of a call go in one transaction: all queued or none.
+        self.db
+            .call(move |conn| {
+                let now = now_millis();
+                let tx = conn.transaction()?;
+                {
+                    let mut insert = tx.prepare(
+                        "INSERT INTO messages (message_id, queue, body, event_type, workspace_id,
+                             idempotency_key, sent_at_ms, visible_at_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                    )?;
+                    for (id, queue, body, attrs) in &rows {
+                        insert.execute(params![
+                            id,
+                            queue,
+                            body,
+                            attrs.event_type,
+                            attrs.workspace_id,
+                            attrs.idempotency_key,
+                            now
+                        ])?;
+                    }
+                }
+                tx.commit()
+            })
+            .await
+            .map_err(|e| QueueError::Unavailable {
+                family,
+                source: Box::new(e),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relay_events::EventFamily;
+
+    fn message(family: EventFamily, n: usize) -> OutgoingMessage {
+        OutgoingMessage {
+            family,
+            entry_id: format!("event-{n}"),
+            body: format!("{{\"n\":{n}}}"),
+            attributes: MessageAttributes {
+                event_type: "record.updated".into(),
+                workspace_id: "ws".into(),
+                idempotency_key: format!("h:{n}"),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_land_on_their_family_queue_in_order() {
+        let queue = SqliteQueue::new(LocalDb::in_memory().unwrap(), 3);
+        queue
+            .send(&[
+                message(EventFamily::Records, 0),
+                message(EventFamily::Tasks, 1),
+                message(EventFamily::Records, 2),
+            ])
+            .await
+            .unwrap();
+        let records = queue.peek("records").await.unwrap();
+        assert_eq!(
+            records.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+            ["{\"n\":0}", "{\"n\":2}"]
+        );
+        assert_eq!(queue.peek("tasks").await.unwrap().len(), 1);
+        assert_eq!(
+            queue.depths().await.unwrap(),
+            vec![("records".to_owned(), 2), ("tasks".to_owned(), 1)]
+        );
+    }
+
+    #[tokio::test]
+    async fn received_messages_hide_until_deleted_or_timed_out() {
+        let queue = SqliteQueue::new(LocalDb::in_memory().unwrap(), 3);
+        queue.send(&[message(EventFamily::Notes, 0)]).await.unwrap();
+        let got = queue
+            .receive("notes", 10, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].message.receive_count, 1);
+        assert!(
+            queue
+                .receive("notes", 10, Duration::from_secs(30))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            queue
+                .change_visibility(&got[0].receipt_handle, Duration::ZERO)
+                .await
+                .unwrap()
+        );
+        let again = queue
+            .receive("notes", 10, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(again[0].message.receive_count, 2);
+        assert!(
+            !queue.delete(&got[0].receipt_handle).await.unwrap(),
+            "stale receipt"
+        );
+        assert!(queue.delete(&again[0].receipt_handle).await.unwrap());
+        assert!(queue.peek("notes").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_message_received_too_often_moves_to_the_dlq() {
+        let queue = SqliteQueue::new(LocalDb::in_memory().unwrap(), 2);
+        queue.send(&[message(EventFamily::Tasks, 0)]).await.unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                queue
+                    .receive("tasks", 1, Duration::ZERO)
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+        }
+        assert!(
+            queue
+                .receive("tasks", 1, Duration::ZERO)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let dead = queue.peek("tasks-dlq").await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].source_queue.as_deref(), Some("tasks"));
+        assert_eq!(dead[0].receive_count, 2);
+    }
+}

@@ -1,0 +1,82 @@
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::{Event, EventFamily, EventType, IdempotencyKey};
+
+/// The body of one queue message: one Attio event plus where it came from.
+///
+/// `event` is Attio's JSON verbatim, so consumers see exactly what was signed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueuedEvent {
+    /// Format version of this envelope, bumped on incompatible change.
+    pub version: u32,
+    pub idempotency_key: String,
+    pub webhook_id: Option<String>,
+    /// Position of the event in its delivery; with the key it names the message uniquely.
+    pub event_index: usize,
+    /// When ingest accepted the delivery (unix seconds).
+    pub received_at: i64,
+    pub event_type: EventType,
+    pub family: EventFamily,
+    pub event: Box<RawValue>,
+}
+
+/// Attributes sent alongside the body so operators can filter without parsing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageAttributes {
+    pub event_type: String,
+    pub workspace_id: String,
+    pub idempotency_key: String,
+}
+
+impl QueuedEvent {
+    pub const VERSION: u32 = 1;
+
+    pub fn new(
+        key: &IdempotencyKey,
+        webhook_id: Option<&str>,
+        event_index: usize,
+        received_at: i64,
+        event: &Event,
+    ) -> Self {
+        Self {
+            version: Self::VERSION,
+            idempotency_key: key.as_str().to_owned(),
+            webhook_id: webhook_id.map(str::to_owned),
+            event_index,
+            received_at,
+            event_type: event.event_type.clone(),
+            family: event.family(),
+            event: event.raw().to_owned(),
+        }
+    }
+
+    /// The JSON text sent as the message body.
+    pub fn to_body(&self) -> String {
+        // Serialising owned strings, numbers and an already-valid RawValue cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|e| unreachable!("QueuedEvent serialises: {e}"))
+    }
+
+    pub fn from_body(body: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Delivery;
+
+    #[test]
+    fn the_body_round_trips_and_keeps_the_event_verbatim() {
+        let raw = r#"{"event_type":"task.created","id":{"workspace_id":"ws","task_id":"t"},"actor":{"type":"api-token","id":"k"}}"#;
+        let delivery = Delivery::parse(raw.as_bytes()).unwrap();
+        let key = IdempotencyKey::for_delivery(Some("k1"), &delivery, None);
+        let queued = QueuedEvent::new(&key, None, 0, 1_763_000_000, &delivery.events[0]);
+        let back = QueuedEvent::from_body(&queued.to_body()).unwrap();
+        assert_eq!(back.event.get(), raw);
+        assert_eq!(back.family, EventFamily::Tasks);
+        assert_eq!(back.event_type, EventType::TaskCreated);
+        assert_eq!(back.idempotency_key, "h:k1");
+    }
+}
