@@ -1,0 +1,179 @@
+//! `attio-relay dev`: the ingest handler behind a local HTTP server, on embedded storage.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use relay_embedded::{LocalDb, SqliteIdempotencyStore, SqliteQueue};
+use relay_ingest::{IngestConfig, IngestRequest, IngestService, StaticSecrets, parse_secret_list};
+use relay_signature::{SchemePolicy, Verifier, WebhookSecret};
+
+/// The service the dev server runs: production logic over the embedded adapters.
+pub type LocalIngest = IngestService<SqliteIdempotencyStore, SqliteQueue, StaticSecrets>;
+
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// Address to listen on (loopback by default: this is a development server).
+    #[arg(long, default_value = "127.0.0.1:8787", env = "ATTIO_RELAY_ADDR")]
+    pub addr: SocketAddr,
+    /// Folder for the SQLite file and the generated dev secret.
+    #[arg(long, default_value_os_t = crate::default_data_dir(), env = "ATTIO_RELAY_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Webhook secrets to accept, comma-separated (default: a generated dev secret, saved in
+    /// the data folder and printed at start).
+    #[arg(long, env = "ATTIO_WEBHOOK_SECRETS", hide_env_values = true)]
+    pub secrets: Option<String>,
+    /// Which signature schemes to accept: "either" or "timestamped".
+    #[arg(long, default_value = "either", env = "SIGNATURE_POLICY")]
+    pub policy: SchemePolicy,
+    /// Receives before a local message moves to its dead-letter queue.
+    #[arg(long, default_value_t = 5)]
+    pub max_receive_count: u32,
+}
+
+/// The dev secret file inside the data folder, shared with `send`.
+pub fn secret_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("dev-secret")
+}
+
+/// The SQLite file inside the data folder, shared with `queues`.
+pub fn database_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("relay.sqlite")
+}
+
+/// Reads the dev secret, creating one on first use.
+fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<WebhookSecret> {
+    let path = secret_file(data_dir);
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Some(secret) = WebhookSecret::new(text)
+    {
+        return Ok(secret);
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let value = format!("whsec_dev_{}", uuid::Uuid::new_v4().simple());
+    std::fs::write(&path, &value).with_context(|| format!("cannot write {}", path.display()))?;
+    WebhookSecret::new(value).context("generated secret is empty")
+}
+
+/// Builds the service the dev server runs, and the secrets it accepts.
+pub fn local_service(args: &DevArgs) -> anyhow::Result<(Arc<LocalIngest>, Vec<WebhookSecret>)> {
+    let secrets = match &args.secrets {
+        Some(list) => {
+            let secrets = parse_secret_list(list);
+            anyhow::ensure!(
+                !secrets.is_empty(),
+                "--secrets is empty: give at least one secret"
+            );
+            secrets
+        }
+        None => vec![load_or_create_secret(&args.data_dir)?],
+    };
+    let db = LocalDb::open(&database_file(&args.data_dir)).with_context(|| {
+        format!(
+            "cannot open the local database in {}",
+            args.data_dir.display()
+        )
+    })?;
+    let service = IngestService::new(
+        SqliteIdempotencyStore::new(db.clone()),
+        SqliteQueue::new(db, args.max_receive_count),
+        StaticSecrets::new(Verifier::new(secrets.clone(), args.policy)),
+        IngestConfig::default(),
+    );
+    Ok((Arc::new(service), secrets))
+}
+
+/// The dev server's routes: any POST is a delivery; GET /healthz answers "ok".
+pub fn router(service: Arc<LocalIngest>) -> Router {
+    // Bodies a little over the limit still reach the handler, which answers with its JSON 413.
+    let transport_limit = service.config().max_body_bytes.saturating_mul(4);
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(any(ingest))
+        .layer(DefaultBodyLimit::max(transport_limit))
+        .with_state(service)
+}
+
+async fn ingest(
+    State(service): State<Arc<LocalIngest>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let answer = service
+        .handle(IngestRequest {
+            method: &method,
+            headers: &headers,
+            body: &body,
+        })
+        .await;
+    let mut response = (
+        answer.status,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.body,
+    )
+        .into_response();
+    if let Some(secs) = answer.retry_after_secs {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, secs.into());
+    }
+    if let Some(allow) = answer.allow {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    }
+    if answer.status == StatusCode::OK {
+        tracing::debug!("answered 200");
+    }
+    response
+}
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    relay_logging::init_text();
+    let (service, secrets) = local_service(&args)?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is another dev server running?)",
+                args.addr
+            )
+        })?;
+    let addr = listener.local_addr()?;
+
+    println!("attio-relay dev server listening on http://{addr}/");
+    println!("  storage : {}", database_file(&args.data_dir).display());
+    match &args.secrets {
+        Some(_) => println!(
+            "  secrets : {} from --secrets/ATTIO_WEBHOOK_SECRETS",
+            secrets.len()
+        ),
+        None => println!(
+            "  secret  : {}   (saved in {})",
+            secrets[0].expose(),
+            secret_file(&args.data_dir).display()
+        ),
+    }
+    println!("  policy  : {}", args.policy);
+    println!();
+    println!("Send a signed sample delivery from another terminal:");
+    println!("  cargo run -p attio-relay -- send events/deliveries/record-updated.json");
+    println!("Then see it on the local queue:");
+    println!("  cargo run -p attio-relay -- queues --show");
+
+    axum::serve(listener, router(service))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("dev server failed")
+}

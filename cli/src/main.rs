@@ -1,0 +1,63 @@
+//! `attio-relay`: run the whole ingest path on this machine, and send it signed deliveries.
+//!
+//! ```text
+//! attio-relay dev                          # local server on embedded SQLite, prints its secret
+//! attio-relay send events/deliveries/record-updated.json
+//! attio-relay queues --show                # what landed on the local queues
+//! ```
+
+mod dev;
+mod queues;
+mod send;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Attio webhooks into AWS, and the tools to run and operate it.
+#[derive(Debug, Parser)]
+#[command(name = "attio-relay", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the ingest handler locally on embedded storage (SQLite), no AWS account needed.
+    ///
+    /// Serves POST / (and any other path) on 127.0.0.1, verifies signatures with a dev secret
+    /// (generated on first run and printed), records each delivery once and queues its events
+    /// in a local SQLite file with SQS-like semantics.
+    Dev(dev::DevArgs),
+    /// Sign a delivery file the way Attio does and POST it to a relay.
+    Send(send::SendArgs),
+    /// Show the local queues' depths and, with --show, their messages.
+    Queues(queues::QueuesArgs),
+}
+
+/// Where local runs keep their SQLite file and dev secret.
+pub(crate) fn default_data_dir() -> PathBuf {
+    PathBuf::from(".attio-relay")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Send(args) => send::run(args).await,
+        Command::Queues(args) => queues::run(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

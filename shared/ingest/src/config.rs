@@ -1,0 +1,191 @@
+//! Ingest settings, read from environment variables (see the README's configuration table).
+
+use std::time::Duration;
+
+use relay_signature::{
+    DEFAULT_FUTURE_SKEW_SECS, DEFAULT_TOLERANCE_SECS, SchemePolicy, WebhookSecret,
+};
+
+/// Limits and retention for the handler itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestConfig {
+    /// Larger bodies get 413 before any work. Attio deliveries are a few KB.
+    pub max_body_bytes: usize,
+    /// How long a claim protects an in-flight delivery; must exceed the function timeout.
+    pub lease: Duration,
+    /// How long completed keys are remembered; Attio retries for about 3 days.
+    pub retain: Duration,
+    /// Retention for keys derived without a header or signed timestamp. Two real updates of the
+    /// same attribute produce identical such keys, so they are remembered only briefly: long
+    /// enough to catch a quick retry, short enough not to swallow the next genuine change.
+    pub unsigned_derived_retain: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 256 * 1024,
+            lease: Duration::from_secs(60),
+            retain: Duration::from_secs(4 * 24 * 3600),
+            unsigned_derived_retain: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Where the webhook secrets come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsConfig {
+    /// Listed in `ATTIO_WEBHOOK_SECRETS` (local runs).
+    Inline(Vec<WebhookSecret>),
+    /// An AWS Secrets Manager secret (`ATTIO_WEBHOOK_SECRET_ARN`), re-read every `refresh`.
+    SecretsManager {
+        secret_id: String,
+        refresh: Duration,
+    },
+}
+
+/// Everything ingest reads from the environment, except the AWS adapters' names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub ingest: IngestConfig,
+    pub secrets: SecretsConfig,
+    pub policy: SchemePolicy,
+    pub tolerance_secs: u64,
+    pub future_skew_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}={value:?} is not valid: {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: String,
+    },
+    #[error(
+        "no webhook secret configured: set ATTIO_WEBHOOK_SECRET_ARN (AWS Secrets Manager) or \
+         ATTIO_WEBHOOK_SECRETS (comma-separated, for local runs)"
+    )]
+    NoSecrets,
+    #[error("{0} is required")]
+    Missing(&'static str),
+}
+
+impl Settings {
+    /// Reads settings through `lookup` (`std::env::var` in production, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(value) => value.parse().map_err(|_| ConfigError::Invalid {
+                    name,
+                    value,
+                    expected: "a whole number".into(),
+                }),
+            }
+        };
+        let defaults = IngestConfig::default();
+        let ingest = IngestConfig {
+            max_body_bytes: usize::try_from(number(
+                "MAX_BODY_BYTES",
+                defaults.max_body_bytes as u64,
+            )?)
+            .unwrap_or(usize::MAX),
+            lease: Duration::from_secs(number("IDEMPOTENCY_LEASE_SECS", defaults.lease.as_secs())?),
+            retain: Duration::from_secs(number("IDEMPOTENCY_TTL_SECS", defaults.retain.as_secs())?),
+            unsigned_derived_retain: Duration::from_secs(number(
+                "DERIVED_KEY_TTL_SECS",
+                defaults.unsigned_derived_retain.as_secs(),
+            )?),
+        };
+        let secrets = match (
+            get("ATTIO_WEBHOOK_SECRET_ARN"),
+            get("ATTIO_WEBHOOK_SECRETS"),
+        ) {
+            (Some(secret_id), _) => SecretsConfig::SecretsManager {
+                secret_id,
+                refresh: Duration::from_secs(number("SECRETS_CACHE_SECS", 300)?),
+            },
+            (None, Some(list)) => {
+                let secrets = crate::parse_secret_list(&list);
+                if secrets.is_empty() {
+                    return Err(ConfigError::NoSecrets);
+                }
+                SecretsConfig::Inline(secrets)
+            }
+            (None, None) => return Err(ConfigError::NoSecrets),
+        };
+        let policy = match get("SIGNATURE_POLICY") {
+            None => SchemePolicy::default(),
+            Some(value) => value.parse().map_err(|expected| ConfigError::Invalid {
+                name: "SIGNATURE_POLICY",
+                value,
+                expected,
+            })?,
+        };
+        Ok(Self {
+            ingest,
+            secrets,
+            policy,
+            tolerance_secs: number("SIGNATURE_TOLERANCE_SECS", DEFAULT_TOLERANCE_SECS)?,
+            future_skew_secs: number("SIGNATURE_FUTURE_SKEW_SECS", DEFAULT_FUTURE_SKEW_SECS)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_a_secret_is_set() {
+        let s = settings(&[("ATTIO_WEBHOOK_SECRETS", "a, b")]).unwrap();
+        assert_eq!(s.ingest, IngestConfig::default());
+        assert_eq!(s.policy, SchemePolicy::AcceptEither);
+        assert_eq!(s.tolerance_secs, 300);
+        assert!(matches!(s.secrets, SecretsConfig::Inline(ref list) if list.len() == 2));
+    }
+
+    #[test]
+    fn the_secrets_manager_arn_wins_over_inline_secrets() {
+        let s = settings(&[
+            ("ATTIO_WEBHOOK_SECRETS", "a"),
+            (
+                "ATTIO_WEBHOOK_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:x",
+            ),
+            ("SIGNATURE_POLICY", "timestamped"),
+        ])
+        .unwrap();
+        assert!(matches!(s.secrets, SecretsConfig::SecretsManager { .. }));
+        assert_eq!(s.policy, SchemePolicy::RequireTimestamped);
+    }
+
+    #[test]
+    fn mistakes_say_what_to_do() {
+        assert_eq!(settings(&[]).unwrap_err(), ConfigError::NoSecrets);
+        let err =
+            settings(&[("ATTIO_WEBHOOK_SECRETS", "a"), ("MAX_BODY_BYTES", "lots")]).unwrap_err();
+        assert!(err.to_string().contains("MAX_BODY_BYTES"), "{err}");
+        let err = settings(&[
+            ("ATTIO_WEBHOOK_SECRETS", "a"),
+            ("SIGNATURE_POLICY", "maybe"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("timestamped"), "{err}");
+    }
+}
