@@ -57,6 +57,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
     .context("the secret is empty")?;
 
     let client = reqwest::Client::new();
+    let mut refused = 0;
     for attempt in 1..=args.times.max(1) {
         let mut request = client
             .post(&args.url)
@@ -81,6 +82,14 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         println!("[{attempt}] {status} {text}");
+        if !status.is_success() {
+            refused += 1;
+        }
     }
+    anyhow::ensure!(
+        refused == 0,
+        "{refused} of {} request(s) were not accepted (see the answers above)",
+        args.times.max(1)
+    );
     Ok(())
 }

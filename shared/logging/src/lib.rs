@@ -14,6 +14,7 @@ pub fn init_json() {
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter())
+        .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_ansi(false)

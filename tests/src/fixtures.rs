@@ -1,0 +1,122 @@
+//! The sample deliveries in `events/` and requests signed as Attio signs them.
+
+use std::path::PathBuf;
+
+use http::{HeaderMap, HeaderValue, Method};
+use relay_ingest::{IngestConfig, IngestRequest, IngestService, StaticSecrets};
+use relay_signature::{SchemePolicy, Verifier, WebhookSecret, sign_body, sign_timestamped};
+
+use crate::faults::ManualClock;
+
+/// The secret the fixtures in `events/` are signed with.
+pub const SECRET: &str = "whsec_fixture_current";
+/// A second valid secret, as during a rotation.
+pub const PREVIOUS_SECRET: &str = "whsec_fixture_previous";
+
+/// The repository's `events/` folder.
+pub fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+/// The exact bytes of `events/deliveries/<name>.json`.
+pub fn delivery(name: &str) -> Vec<u8> {
+    let path = events_dir().join("deliveries").join(format!("{name}.json"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Every sample delivery, by file stem.
+pub fn all_deliveries() -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<_> = std::fs::read_dir(events_dir().join("deliveries"))
+        .expect("events/deliveries exists")
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .map(|path| {
+            let stem = path
+                .file_stem()
+                .expect("stem")
+                .to_string_lossy()
+                .into_owned();
+            (stem, std::fs::read(&path).expect("read delivery"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+pub fn secret(value: &str) -> WebhookSecret {
+    WebhookSecret::new(value).expect("non-empty secret")
+}
+
+/// Headers for Attio's body-only scheme (both header names, as Attio sends).
+pub fn body_only_headers(secret_value: &str, body: &[u8]) -> HeaderMap {
+    let signature = sign_body(&secret(secret_value), body);
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers.insert(
+        "attio-signature",
+        HeaderValue::from_str(&signature).expect("hex"),
+    );
+    headers.insert(
+        "x-attio-signature",
+        HeaderValue::from_str(&signature).expect("hex"),
+    );
+    headers
+}
+
+/// Headers for the timestamped scheme.
+pub fn timestamped_headers(secret_value: &str, timestamp: i64, body: &[u8]) -> HeaderMap {
+    let signature = sign_timestamped(&secret(secret_value), timestamp, body);
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers.insert(
+        "attio-signature",
+        HeaderValue::from_str(&signature).expect("hex"),
+    );
+    headers.insert(
+        "x-attio-timestamp",
+        HeaderValue::from_str(&timestamp.to_string()).expect("digits"),
+    );
+    headers
+}
+
+/// Adds Attio's `Idempotency-Key` header.
+pub fn with_key(mut headers: HeaderMap, key: &str) -> HeaderMap {
+    headers.insert(
+        "idempotency-key",
+        HeaderValue::from_str(key).expect("ascii key"),
+    );
+    headers
+}
+
+/// A POST request over borrowed parts.
+pub fn post<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> IngestRequest<'a> {
+    static POST: Method = Method::POST;
+    IngestRequest {
+        method: &POST,
+        headers,
+        body,
+    }
+}
+
+/// Verifier with both fixture secrets, accepting either scheme.
+pub fn fixture_secrets() -> StaticSecrets {
+    StaticSecrets::new(Verifier::new(
+        vec![secret(SECRET), secret(PREVIOUS_SECRET)],
+        SchemePolicy::AcceptEither,
+    ))
+}
+
+/// An ingest service over any store and queue, with the fixture secrets and a manual clock.
+pub fn service<S, Q>(
+    store: S,
+    queue: Q,
+    clock: ManualClock,
+) -> IngestService<S, Q, StaticSecrets, ManualClock> {
+    IngestService::with_clock(
+        store,
+        queue,
+        fixture_secrets(),
+        IngestConfig::default(),
+        clock,
+    )
+}

@@ -1,0 +1,10 @@
+//! Shared pieces of the end-to-end tests.
+//!
+//! * [`moto`]: AWS SDK clients pointed at the `moto_server` that `scripts/test` starts, and
+//!   fresh, uniquely named tables and queues per test so tests run in parallel.
+//! * [`faults`]: adapters that wrap the real ones and fail, hang or lose ownership on command.
+//! * [`fixtures`]: the sample deliveries in `events/` and Attio-style signing.
+
+pub mod faults;
+pub mod fixtures;
+pub mod moto;

@@ -1,0 +1,131 @@
+//! The built ingest binary, run by `cargo lambda watch` behind its Function URL emulator, with
+//! real HTTP requests and moto behind it: the same path as production, minus AWS.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use integration_tests::fixtures::{self, SECRET, body_only_headers};
+use integration_tests::moto;
+use relay_events::EventFamily;
+use tokio::process::{Child, Command};
+
+/// Kills the whole process group (cargo-lambda, cargo, the function) when the test ends.
+struct Watch {
+    child: Child,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[tokio::test]
+async fn the_ingest_binary_answers_a_function_url_request_and_queues_on_moto() {
+    let config = moto::sdk_config().await;
+    let table = moto::fresh_table(&config).await;
+    let queues = moto::fresh_queues(&config, 3).await;
+    let port = free_port();
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+
+    let mut env = vec![
+        format!("ATTIO_WEBHOOK_SECRETS={SECRET}"),
+        format!("IDEMPOTENCY_TABLE={table}"),
+        format!("AWS_ENDPOINT_URL={}", moto::endpoint()),
+        "AWS_REGION=us-east-1".to_owned(),
+        "AWS_ACCESS_KEY_ID=testing".to_owned(),
+        "AWS_SECRET_ACCESS_KEY=testing".to_owned(),
+    ];
+    for (family, url) in queues.urls.iter() {
+        env.push(format!("{}={url}", relay_queue::QueueUrls::env_var(family)));
+    }
+    let mut command = Command::new("cargo");
+    command
+        .current_dir(&workspace)
+        .args([
+            "lambda",
+            "watch",
+            "--ignore-changes",
+            "--quiet",
+            "-p",
+            "ingest",
+        ])
+        .args([
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port.to_string(),
+        ])
+        .arg("--env-var")
+        .arg(env.join(","))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .process_group(0);
+    let _watch = Watch {
+        child: command
+            .spawn()
+            .expect("cargo lambda is on PATH (scripts/test installs it into .venv)"),
+    };
+
+    let url = format!("http://127.0.0.1:{port}/lambda-url/ingest/");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .expect("client");
+    let body = fixtures::delivery("record-updated");
+    let headers = body_only_headers(SECRET, &body);
+
+    // The first request waits for cargo lambda to build and start the function.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let response = loop {
+        let mut request = client.post(&url).body(body.clone());
+        for (name, value) in &headers {
+            request = request.header(name.as_str(), value.as_bytes());
+        }
+        match request.send().await {
+            Ok(response) => break response,
+            Err(err) if Instant::now() < deadline => {
+                let _ = err;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(err) => panic!("cargo lambda watch never answered: {err}"),
+        }
+    };
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"status\":\"queued\""), "{text}");
+
+    // The same delivery again is a duplicate; a bad signature is refused: nothing more queued.
+    let mut again = client.post(&url).body(body.clone());
+    for (name, value) in &headers {
+        again = again.header(name.as_str(), value.as_bytes());
+    }
+    let again = again.send().await.expect("second request");
+    assert_eq!(again.status(), 200);
+    assert!(again.text().await.expect("body").contains("duplicate"));
+
+    let forged = client
+        .post(&url)
+        .header("attio-signature", "0".repeat(64))
+        .body(body.clone())
+        .send()
+        .await
+        .expect("forged request");
+    assert_eq!(forged.status(), 401);
+
+    let queued = moto::drain_all(&config, &queues.urls).await;
+    assert_eq!(queued[&EventFamily::Records].len(), 1);
+    assert_eq!(queued.values().map(Vec::len).sum::<usize>(), 1);
+}
