@@ -125,7 +125,38 @@ async fn the_ingest_binary_answers_a_function_url_request_and_queues_on_moto() {
         .expect("forged request");
     assert_eq!(forged.status(), 401);
 
+    // The README's `cargo lambda invoke` with the checked-in Function URL event. It carries an
+    // Idempotency-Key header, so it is a new delivery of the same event: queued once more.
+    let invoke = Command::new("cargo")
+        .current_dir(&workspace)
+        .args([
+            "lambda",
+            "invoke",
+            "ingest",
+            "--invoke-address",
+            "127.0.0.1",
+        ])
+        .args(["--invoke-port", &port.to_string()])
+        .args(["--data-file", "events/lambda/ingest-function-url.json"])
+        .output()
+        .await
+        .expect("cargo lambda invoke");
+    let answer = String::from_utf8_lossy(&invoke.stdout);
+    assert!(
+        invoke.status.success(),
+        "{answer}{}",
+        String::from_utf8_lossy(&invoke.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("invoke prints JSON");
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert!(
+        answer["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("queued")),
+        "{answer}"
+    );
+
     let queued = moto::drain_all(&config, &queues.urls).await;
-    assert_eq!(queued[&EventFamily::Records].len(), 1);
-    assert_eq!(queued.values().map(Vec::len).sum::<usize>(), 1);
+    assert_eq!(queued[&EventFamily::Records].len(), 2);
+    assert_eq!(queued.values().map(Vec::len).sum::<usize>(), 2);
 }
