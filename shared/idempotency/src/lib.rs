@@ -17,7 +17,7 @@ use std::time::Duration;
 pub use relay_events::IdempotencyKey;
 
 mod dynamodb;
-pub use dynamodb::DynamoDbStore;
+pub use dynamodb::{DynamoDbStore, KEY_ATTRIBUTE, TTL_ATTRIBUTE};
 
 /// Wall-clock seconds since the Unix epoch; passed in so tests control time.
 pub type UnixSeconds = i64;
