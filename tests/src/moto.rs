@@ -48,21 +48,26 @@ pub fn unique(prefix: &str) -> String {
 
 /// A new idempotency table shaped like the SAM template's.
 pub async fn fresh_table(config: &SdkConfig) -> String {
-    let name = unique("idempotency");
+    fresh_table_keyed(config, "idempotency", "idempotency_key").await
+}
+
+/// A new on-demand table with a string partition key.
+pub async fn fresh_table_keyed(config: &SdkConfig, prefix: &str, key: &str) -> String {
+    let name = unique(prefix);
     aws_sdk_dynamodb::Client::new(config)
         .create_table()
         .table_name(&name)
         .billing_mode(BillingMode::PayPerRequest)
         .key_schema(
             KeySchemaElement::builder()
-                .attribute_name("idempotency_key")
+                .attribute_name(key)
                 .key_type(KeyType::Hash)
                 .build()
                 .expect("key schema"),
         )
         .attribute_definitions(
             AttributeDefinition::builder()
-                .attribute_name("idempotency_key")
+                .attribute_name(key)
                 .attribute_type(ScalarAttributeType::S)
                 .build()
                 .expect("attribute definition"),

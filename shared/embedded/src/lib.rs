@@ -2,6 +2,7 @@
 //! file, so a newcomer runs the whole pipeline with no AWS account and no servers.
 //!
 //! * [`SqliteIdempotencyStore`] — the same claim/complete/release rules as the DynamoDB table.
+//! * [`SqliteMappings`] — Attio id → CRM id, with the same create reservation as DynamoDB.
 //! * [`SqliteQueue`] — SQS-like queues: visibility timeout, receive count, and a dead-letter
 //!   queue per family after `max_receive_count` receives.
 //!
@@ -14,9 +15,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 
 mod idempotency;
+mod mappings;
 mod queue;
 
 pub use idempotency::{IdempotencyRow, SqliteIdempotencyStore};
+pub use mappings::SqliteMappings;
 pub use queue::{LocalMessage, ReceivedMessage, SqliteQueue, dlq_name};
 
 /// Why a local database call failed.
@@ -71,6 +74,11 @@ CREATE TABLE IF NOT EXISTS messages (
     receive_count     INTEGER NOT NULL DEFAULT 0,
     receipt_handle    TEXT,
     source_queue      TEXT
+);
+CREATE TABLE IF NOT EXISTS mappings (
+    mapping_key     TEXT PRIMARY KEY,
+    crm_id          TEXT,
+    reserved_until  INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue, visible_at_ms, seq);
 CREATE INDEX IF NOT EXISTS messages_by_receipt ON messages (receipt_handle);

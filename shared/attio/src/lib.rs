@@ -1,0 +1,1 @@
+//! Attio REST API client (work in progress).

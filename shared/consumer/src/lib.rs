@@ -1,0 +1,123 @@
+//! The part every consumer function shares: an SQS batch in, a partial batch response out.
+//!
+//! Messages whose body is not a [`QueuedEvent`] never reach the handler; they, and every
+//! message the handler marks [`Disposition::DeadLetter`], are sent to the dead-letter queue at
+//! once with a `failure_reason` attribute (so operators see why), then deleted from the source
+//! queue. [`Disposition::Retry`] messages are reported in `batchItemFailures`, so only they are
+//! redelivered; SQS moves them to the DLQ after `maxReceiveCount`. If forwarding a dead letter
+//! fails, the message is retried instead: nothing is dropped.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use relay_events::QueuedEvent;
+use relay_sync::{Disposition, MessageOutcome};
+
+mod dead_letters;
+pub use dead_letters::{DeadLetterError, DeadLetters, SqsDeadLetters};
+
+/// One message of a batch, decoded.
+#[derive(Debug, Clone)]
+pub struct InboundEvent {
+    pub message_id: String,
+    pub event: QueuedEvent,
+}
+
+/// A raw message as received, kept for forwarding to the DLQ unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMessage {
+    pub message_id: String,
+    pub body: String,
+    pub attributes: BTreeMap<String, String>,
+    pub receive_count: u32,
+}
+
+/// The family's sync logic, over a batch (so it can coalesce events).
+pub trait BatchHandler: Send + Sync {
+    fn handle(&self, events: &[InboundEvent]) -> impl Future<Output = Vec<MessageOutcome>> + Send;
+}
+
+impl RawMessage {
+    pub fn from_sqs(message: &SqsMessage) -> Self {
+        Self {
+            message_id: message.message_id.clone().unwrap_or_default(),
+            body: message.body.clone().unwrap_or_default(),
+            attributes: message
+                .message_attributes
+                .iter()
+                .filter_map(|(k, v)| v.string_value.clone().map(|s| (k.clone(), s)))
+                .collect(),
+            receive_count: message
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1),
+        }
+    }
+}
+
+/// Runs `handler` over raw messages and settles every message: returns the ids to retry.
+pub async fn settle(
+    messages: Vec<RawMessage>,
+    handler: &impl BatchHandler,
+    dead_letters: &impl DeadLetters,
+) -> Vec<String> {
+    let mut inbound = Vec::with_capacity(messages.len());
+    let mut outcomes = Vec::with_capacity(messages.len());
+    for message in &messages {
+        match QueuedEvent::from_body(&message.body) {
+            Ok(event) => inbound.push(InboundEvent {
+                message_id: message.message_id.clone(),
+                event,
+            }),
+            Err(err) => outcomes.push(MessageOutcome {
+                message_id: message.message_id.clone(),
+                disposition: Disposition::dead_letter(format!(
+                    "message body is not a queued Attio event: {err}"
+                )),
+            }),
+        }
+    }
+    outcomes.extend(handler.handle(&inbound).await);
+
+    let mut retry = Vec::new();
+    for message in &messages {
+        let disposition = outcomes
+            .iter()
+            .filter(|o| o.message_id == message.message_id)
+            .map(|o| o.disposition.clone())
+            .reduce(Disposition::worst)
+            // A handler that forgot a message must not lose it.
+            .unwrap_or_else(|| Disposition::retry("handler returned no outcome for this message"));
+        match disposition {
+            Disposition::Done => {}
+            Disposition::Retry { reason } => {
+                tracing::warn!(message_id = %message.message_id, receive_count = message.receive_count, reason, "message will be retried");
+                retry.push(message.message_id.clone());
+            }
+            Disposition::DeadLetter { reason } => {
+                tracing::error!(message_id = %message.message_id, reason, "message sent to the dead-letter queue");
+                if let Err(err) = dead_letters.forward(message, &reason).await {
+                    tracing::error!(message_id = %message.message_id, error = %err, "could not forward to the DLQ; retrying instead");
+                    retry.push(message.message_id.clone());
+                }
+            }
+        }
+    }
+    retry
+}
+
+/// The Lambda entry: an SQS event in, `batchItemFailures` out.
+pub async fn handle_sqs_event(
+    event: SqsEvent,
+    handler: &impl BatchHandler,
+    dead_letters: &impl DeadLetters,
+) -> SqsBatchResponse {
+    let messages = event.records.iter().map(RawMessage::from_sqs).collect();
+    let mut response = SqsBatchResponse::default();
+    for id in settle(messages, handler, dead_letters).await {
+        response.add_failure(id);
+    }
+    response
+}

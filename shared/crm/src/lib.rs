@@ -1,0 +1,187 @@
+//! Where synced Attio state goes: the [`CrmSink`] port and its adapters.
+//!
+//! * [`HubSpotSink`] — HubSpot's CRM v3 API: records are upserted in batches on a unique
+//!   `attio_record_id` property (idempotent by construction); notes and tasks have no
+//!   idempotent create, so callers keep an Attio id → HubSpot id mapping and update instead of
+//!   creating twice.
+//! * [`OutboxSink`] — appends the operations it would make to a JSONL file: the embedded
+//!   default, so a local run needs no HubSpot account and shows exactly what would be sent.
+//!
+//! The port speaks in CRM terms (object types, property maps, ids); mapping Attio records to
+//! properties happens in the sync crate.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+mod hubspot;
+mod outbox;
+
+pub use hubspot::{HubSpotConfig, HubSpotSink, ID_PROPERTY};
+pub use outbox::{OutboxEntry, OutboxSink};
+
+/// The CRM object types attio-relay writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrmObject {
+    Contacts,
+    Companies,
+    Deals,
+    Notes,
+    Tasks,
+}
+
+impl CrmObject {
+    /// HubSpot's path segment for the object type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Contacts => "contacts",
+            Self::Companies => "companies",
+            Self::Deals => "deals",
+            Self::Notes => "notes",
+            Self::Tasks => "tasks",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Contacts,
+            Self::Companies,
+            Self::Deals,
+            Self::Notes,
+            Self::Tasks,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == name)
+    }
+}
+
+impl fmt::Display for CrmObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An object's id in the CRM.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CrmId(pub String);
+
+impl fmt::Display for CrmId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Property values to write, by CRM property name.
+pub type Properties = BTreeMap<String, String>;
+
+/// One record to create or update, keyed by its Attio record id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordUpsert {
+    pub attio_record_id: String,
+    pub properties: Properties,
+}
+
+/// A link from a created note or task to a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Association {
+    pub to: CrmObject,
+    pub id: CrmId,
+}
+
+/// One input of a batch the CRM refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemFailure {
+    pub attio_record_id: String,
+    pub message: String,
+    /// True when retrying the same input cannot succeed (validation, unknown property).
+    pub permanent: bool,
+}
+
+/// What a batch upsert did: the CRM id of every accepted input, and the refused ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpsertReport {
+    pub ids: BTreeMap<String, CrmId>,
+    pub failures: Vec<ItemFailure>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CrmError {
+    /// Rate limited beyond what this call may wait; retry later (the message goes back to SQS).
+    #[error("CRM rate limit ({policy}) reached; retry after {retry_after_secs}s")]
+    RateLimited {
+        policy: String,
+        retry_after_secs: u64,
+    },
+    /// The CRM refused the request itself (bad token, bad property, bad association).
+    #[error("CRM refused {operation}: HTTP {status}: {message}")]
+    Rejected {
+        operation: String,
+        status: u16,
+        category: Option<String>,
+        message: String,
+    },
+    /// The object does not exist (e.g. archived already).
+    #[error("CRM object not found during {operation}")]
+    NotFound { operation: String },
+    /// Network failure, timeout or 5xx: retry later.
+    #[error("CRM unavailable during {operation}: {message}")]
+    Unavailable { operation: String, message: String },
+    #[error("local outbox failed: {0}")]
+    Outbox(#[from] std::io::Error),
+}
+
+impl CrmError {
+    /// True when retrying the same request cannot succeed.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Rejected { status, .. } => !matches!(status, 401 | 403 | 408 | 409 | 423),
+            Self::NotFound { .. } => true,
+            Self::RateLimited { .. } | Self::Unavailable { .. } | Self::Outbox(_) => false,
+        }
+    }
+}
+
+/// The port the consumers write through.
+pub trait CrmSink: Send + Sync {
+    /// Creates or updates records by Attio record id, in batches the adapter sizes.
+    fn upsert_records(
+        &self,
+        object: CrmObject,
+        records: &[RecordUpsert],
+    ) -> impl Future<Output = Result<UpsertReport, CrmError>> + Send;
+
+    /// Creates a note or task with its associations; not idempotent: callers keep a mapping.
+    fn create(
+        &self,
+        object: CrmObject,
+        properties: &Properties,
+        associations: &[Association],
+    ) -> impl Future<Output = Result<CrmId, CrmError>> + Send;
+
+    /// Updates properties of an existing object.
+    fn update(
+        &self,
+        object: CrmObject,
+        id: &CrmId,
+        properties: &Properties,
+    ) -> impl Future<Output = Result<(), CrmError>> + Send;
+
+    /// Archives (soft-deletes) an object; archiving a missing object succeeds.
+    fn archive(
+        &self,
+        object: CrmObject,
+        id: &CrmId,
+    ) -> impl Future<Output = Result<(), CrmError>> + Send;
+
+    /// Merges `duplicate` into `primary`; returns the surviving id.
+    fn merge(
+        &self,
+        object: CrmObject,
+        primary: &CrmId,
+        duplicate: &CrmId,
+    ) -> impl Future<Output = Result<CrmId, CrmError>> + Send;
+}

@@ -1,0 +1,111 @@
+//! Mappings in DynamoDB: partition key `mapping_key` (S); `crm_id` (S) once created;
+//! `reserved_until` (N) while a create is in flight.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use relay_crm::{CrmId, CrmObject};
+
+use crate::{IdMappings, MappingError, Reservation, UnixSeconds, mapping_key};
+
+pub const KEY_ATTRIBUTE: &str = "mapping_key";
+
+#[derive(Debug, Clone)]
+pub struct DynamoDbMappings {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbMappings {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn key(object: CrmObject, attio_id: &str) -> AttributeValue {
+        AttributeValue::S(mapping_key(object, attio_id))
+    }
+}
+
+impl IdMappings for DynamoDbMappings {
+    async fn get(&self, object: CrmObject, attio_id: &str) -> Result<Option<CrmId>, MappingError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, Self::key(object, attio_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| MappingError::unavailable("GetItem", e.into_service_error()))?;
+        Ok(out
+            .item
+            .and_then(|item| item.get("crm_id").and_then(|v| v.as_s().ok()).cloned())
+            .map(CrmId))
+    }
+
+    async fn reserve(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        now: UnixSeconds,
+        lease: Duration,
+    ) -> Result<Reservation, MappingError> {
+        let until = now.saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY_ATTRIBUTE, Self::key(object, attio_id))
+            .item("reserved_until", AttributeValue::N(until.to_string()))
+            .condition_expression(
+                "attribute_not_exists(#key) OR (attribute_not_exists(crm_id) AND reserved_until < :now)",
+            )
+            .expression_attribute_names("#key", KEY_ATTRIBUTE)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Reservation::Reserved),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(match self.get(object, attio_id).await? {
+                    Some(id) => Reservation::Mapped(id),
+                    None => Reservation::Busy,
+                })
+            }
+            Err(e) => Err(MappingError::unavailable("PutItem", e.into_service_error())),
+        }
+    }
+
+    async fn put(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        crm_id: &CrmId,
+    ) -> Result<(), MappingError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY_ATTRIBUTE, Self::key(object, attio_id))
+            .item("crm_id", AttributeValue::S(crm_id.0.clone()))
+            .send()
+            .await
+            .map_err(|e| MappingError::unavailable("PutItem", e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn remove(&self, object: CrmObject, attio_id: &str) -> Result<(), MappingError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, Self::key(object, attio_id))
+            .send()
+            .await
+            .map_err(|e| MappingError::unavailable("DeleteItem", e.into_service_error()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! Which CRM object an Attio object became.
+//!
+//! HubSpot notes and tasks have no idempotent create, so the consumers remember the HubSpot id
+//! of every note and task they created and update it on later events — a retried
+//! `note.created` must not create a second note. Creating is guarded by a short reservation:
+//! when `note.created` and `note-content.updated` are handled at once by two invocations, one
+//! reserves and creates, the other is told the id is [`Reservation::Busy`] and retries later,
+//! when it finds the mapping and updates.
+//!
+//! Records are upserted on `attio_record_id` and need no guard, but their HubSpot ids are
+//! stored too: notes and tasks are associated with, and deletes and merges applied to, them.
+
+use std::future::Future;
+use std::time::Duration;
+
+use relay_crm::{CrmId, CrmObject};
+
+mod dynamodb;
+pub use dynamodb::{DynamoDbMappings, KEY_ATTRIBUTE};
+
+/// Seconds since the Unix epoch.
+pub type UnixSeconds = i64;
+
+/// The answer to "may I create this object?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// Nobody created it yet: create it, then [`IdMappings::put`] its id.
+    Reserved,
+    /// It exists: update this id instead of creating.
+    Mapped(CrmId),
+    /// Another invocation is creating it right now: retry this event later.
+    Busy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("mapping store {operation} failed: {source}")]
+    Unavailable {
+        operation: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl MappingError {
+    pub fn unavailable(
+        operation: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Unavailable {
+            operation,
+            source: source.into(),
+        }
+    }
+}
+
+/// The storage key of one mapping: `"{crm object}#{attio id}"`.
+pub fn mapping_key(object: CrmObject, attio_id: &str) -> String {
+    format!("{object}#{attio_id}")
+}
+
+/// Attio id → CRM id. Adapters: [`DynamoDbMappings`] and the SQLite one in `relay-embedded`.
+pub trait IdMappings: Send + Sync {
+    fn get(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+    ) -> impl Future<Output = Result<Option<CrmId>, MappingError>> + Send;
+
+    /// Reserves the right to create, for `lease` (a crashed creator's reservation lapses).
+    fn reserve(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        now: UnixSeconds,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Reservation, MappingError>> + Send;
+
+    /// Records the CRM id (after a create, upsert or merge).
+    fn put(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        crm_id: &CrmId,
+    ) -> impl Future<Output = Result<(), MappingError>> + Send;
+
+    /// Forgets a mapping (after the CRM object was archived, or a failed create).
+    fn remove(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+    ) -> impl Future<Output = Result<(), MappingError>> + Send;
+}

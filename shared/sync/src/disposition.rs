@@ -1,0 +1,52 @@
+use std::fmt;
+
+/// How one queue message ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Handled; delete the message.
+    Done,
+    /// A transient failure; leave the message for SQS to redeliver.
+    Retry { reason: String },
+    /// Retrying cannot succeed; move the message to the DLQ now, with this reason.
+    DeadLetter { reason: String },
+}
+
+impl Disposition {
+    pub fn retry(reason: impl fmt::Display) -> Self {
+        Self::Retry {
+            reason: reason.to_string(),
+        }
+    }
+
+    pub fn dead_letter(reason: impl fmt::Display) -> Self {
+        Self::DeadLetter {
+            reason: reason.to_string(),
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Retry { .. } => "retry",
+            Self::DeadLetter { .. } => "dead_letter",
+        }
+    }
+
+    /// The worse of two outcomes, for a message whose work was split (dead letter > retry > done).
+    pub fn worst(self, other: Self) -> Self {
+        match (&self, &other) {
+            (Self::DeadLetter { .. }, _) => self,
+            (_, Self::DeadLetter { .. }) => other,
+            (Self::Retry { .. }, _) => self,
+            (_, Self::Retry { .. }) => other,
+            _ => Self::Done,
+        }
+    }
+}
+
+/// The disposition of one message of a batch, by the id the queue gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageOutcome {
+    pub message_id: String,
+    pub disposition: Disposition,
+}

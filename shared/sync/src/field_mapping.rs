@@ -1,0 +1,214 @@
+//! Declarative field mapping: which Attio object becomes which CRM object, and which attribute
+//! fills which property. Configuration, not code per field (see `default-mapping.toml`).
+
+use std::collections::BTreeMap;
+
+use relay_crm::{CrmObject, Properties};
+use serde::Deserialize;
+
+/// Reads current attribute values from an Attio record (or list entry) as text.
+pub trait AttributeSource {
+    /// The first current value of `slug` as text; `field` picks a sub-field (e.g. a personal
+    /// name's `first_name`).
+    fn text(&self, slug: &str, field: Option<&str>) -> Option<String>;
+}
+
+/// Deal stages: an Attio status/select title → a HubSpot pipeline stage id.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StageMapping {
+    /// The Attio attribute holding the stage (e.g. `stage`).
+    pub attribute: String,
+    /// HubSpot pipeline id (`default` for the default sales pipeline).
+    pub pipeline: String,
+    /// Used when the record has no stage yet.
+    pub default_stage: Option<String>,
+    /// Attio stage title → HubSpot stage id.
+    #[serde(default)]
+    pub map: BTreeMap<String, String>,
+}
+
+/// How one Attio object is written to the CRM.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ObjectMapping {
+    pub crm_object: String,
+    /// CRM property → Attio `slug` or `slug.field`.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    #[serde(default)]
+    pub stage: Option<StageMapping>,
+}
+
+/// The whole mapping, keyed by Attio object slug.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FieldMapping {
+    pub objects: BTreeMap<String, ObjectMapping>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldMappingError {
+    #[error("field mapping is not valid TOML: {0}")]
+    Syntax(String),
+    #[error("objects.{object}.crm_object = {value:?}: use contacts, companies or deals")]
+    UnknownCrmObject { object: String, value: String },
+    #[error(
+        "Attio {object} record {record_id} has stage {title:?}, which objects.{object}.stage.map does not name; add it to the field mapping"
+    )]
+    UnmappedStage {
+        object: String,
+        record_id: String,
+        title: String,
+    },
+}
+
+const DEFAULT: &str = include_str!("default-mapping.toml");
+
+impl Default for FieldMapping {
+    fn default() -> Self {
+        // The embedded default is checked by a unit test; parsing it cannot fail at run time.
+        Self::from_toml(DEFAULT).unwrap_or_else(|e| unreachable!("default mapping: {e}"))
+    }
+}
+
+impl FieldMapping {
+    pub fn from_toml(text: &str) -> Result<Self, FieldMappingError> {
+        let mapping: Self =
+            toml::from_str(text).map_err(|e| FieldMappingError::Syntax(e.to_string()))?;
+        for (object, m) in &mapping.objects {
+            match CrmObject::parse(&m.crm_object) {
+                Some(CrmObject::Contacts | CrmObject::Companies | CrmObject::Deals) => {}
+                _ => {
+                    return Err(FieldMappingError::UnknownCrmObject {
+                        object: object.clone(),
+                        value: m.crm_object.clone(),
+                    });
+                }
+            }
+        }
+        Ok(mapping)
+    }
+
+    /// The CRM object an Attio object maps to, if any.
+    pub fn crm_object(&self, object_slug: &str) -> Option<CrmObject> {
+        self.objects
+            .get(object_slug)
+            .and_then(|m| CrmObject::parse(&m.crm_object))
+    }
+
+    /// The CRM properties for one record; `None` when the object is not mapped (skipped).
+    pub fn map_record(
+        &self,
+        object_slug: &str,
+        record_id: &str,
+        source: &impl AttributeSource,
+    ) -> Result<Option<(CrmObject, Properties)>, FieldMappingError> {
+        let Some(mapping) = self.objects.get(object_slug) else {
+            return Ok(None);
+        };
+        let Some(crm_object) = CrmObject::parse(&mapping.crm_object) else {
+            return Ok(None);
+        };
+        let mut properties = Properties::new();
+        for (property, spec) in &mapping.properties {
+            let (slug, field) = match spec.split_once('.') {
+                Some((slug, field)) => (slug, Some(field)),
+                None => (spec.as_str(), None),
+            };
+            if let Some(value) = source.text(slug, field) {
+                properties.insert(property.clone(), value);
+            }
+        }
+        if let Some(stage) = &mapping.stage {
+            let stage_id = match source.text(&stage.attribute, None) {
+                Some(title) => stage.map.get(&title).cloned().ok_or_else(|| {
+                    FieldMappingError::UnmappedStage {
+                        object: object_slug.to_owned(),
+                        record_id: record_id.to_owned(),
+                        title,
+                    }
+                })?,
+                None => match &stage.default_stage {
+                    Some(default) => default.clone(),
+                    None => return Ok(Some((crm_object, properties))),
+                },
+            };
+            properties.insert("pipeline".into(), stage.pipeline.clone());
+            properties.insert("dealstage".into(), stage_id);
+        }
+        Ok(Some((crm_object, properties)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake(BTreeMap<&'static str, &'static str>);
+
+    impl AttributeSource for Fake {
+        fn text(&self, slug: &str, field: Option<&str>) -> Option<String> {
+            let key = match field {
+                Some(f) => format!("{slug}.{f}"),
+                None => slug.to_owned(),
+            };
+            self.0.get(key.as_str()).map(|v| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn the_default_mapping_parses_and_maps_people() {
+        let mapping = FieldMapping::default();
+        let person = Fake(
+            [
+                ("email_addresses", "ada@example.com"),
+                ("name.first_name", "Ada"),
+                ("name.last_name", "Lovelace"),
+            ]
+            .into(),
+        );
+        let (object, props) = mapping
+            .map_record("people", "r1", &person)
+            .unwrap()
+            .unwrap();
+        assert_eq!(object, CrmObject::Contacts);
+        assert_eq!(props["email"], "ada@example.com");
+        assert_eq!(props["firstname"], "Ada");
+        assert!(!props.contains_key("phone"), "absent values are not sent");
+    }
+
+    #[test]
+    fn deal_stages_map_through_configuration() {
+        let mapping = FieldMapping::default();
+        let won = Fake([("name", "Big deal"), ("stage", "Won 🎉")].into());
+        let (_, props) = mapping.map_record("deals", "d1", &won).unwrap().unwrap();
+        assert_eq!(
+            (props["dealstage"].as_str(), props["pipeline"].as_str()),
+            ("closedwon", "default")
+        );
+        let fresh = Fake([("name", "New deal")].into());
+        let (_, props) = mapping.map_record("deals", "d2", &fresh).unwrap().unwrap();
+        assert_eq!(props["dealstage"], "appointmentscheduled");
+        let odd = Fake([("name", "Odd"), ("stage", "Negotiation")].into());
+        let err = mapping.map_record("deals", "d3", &odd).unwrap_err();
+        assert!(
+            err.to_string().contains("Negotiation") && err.to_string().contains("stage.map"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unmapped_objects_are_skipped_and_bad_config_is_named() {
+        assert_eq!(
+            FieldMapping::default()
+                .map_record("invoices", "x", &Fake(BTreeMap::new()))
+                .unwrap(),
+            None
+        );
+        let err =
+            FieldMapping::from_toml("[objects.people]\ncrm_object = \"tickets\"\n").unwrap_err();
+        assert!(err.to_string().contains("tickets"), "{err}");
+        assert!(matches!(
+            FieldMapping::from_toml("objects = 3"),
+            Err(FieldMappingError::Syntax(_))
+        ));
+    }
+}

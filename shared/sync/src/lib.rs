@@ -1,0 +1,17 @@
+//! What the consumer functions do with queued Attio events.
+//!
+//! Events carry ids only, so every handler fetches current state from Attio and writes it to
+//! the CRM through the [`relay_crm::CrmSink`] port. Each message ends with a [`Disposition`]:
+//!
+//! | Outcome | Disposition | Why |
+//! |---|---|---|
+//! | written (or nothing to write: unmapped object, parked type) | `Done` | |
+//! | Attio says 404 | `Done` after archiving the CRM copy | the object was deleted; retrying cannot help |
+//! | 429, 5xx, timeout, open circuit, store unavailable | `Retry` | SQS redelivers after the visibility timeout; after `maxReceiveCount` it lands in the DLQ |
+//! | HubSpot 400, unmapped deal stage, unreadable message | `DeadLetter` | a configuration or data problem: sent to the DLQ at once with the reason, for an operator to fix and replay |
+
+mod disposition;
+pub mod field_mapping;
+
+pub use disposition::{Disposition, MessageOutcome};
+pub use field_mapping::{AttributeSource, FieldMapping, FieldMappingError};
