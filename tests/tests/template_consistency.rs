@@ -42,3 +42,30 @@ fn the_table_matches_the_dynamodb_adapter() {
         "the SAM build must name the ingest binary"
     );
 }
+
+#[test]
+fn every_consumer_function_is_wired_to_its_queue_with_partial_batch_responses() {
+    let text = template();
+    for (binary, queue) in [
+        ("records", "RecordsQueue"),
+        ("list-entries", "ListEntriesQueue"),
+        ("notes", "NotesQueue"),
+        ("tasks", "TasksQueue"),
+    ] {
+        assert!(text.contains(&format!("Binary: {binary}")), "no function builds {binary}");
+        assert!(text.contains(&format!("Queue: !GetAtt {queue}.Arn")), "{queue} feeds no function");
+    }
+    assert_eq!(text.matches("FunctionResponseTypes: [ReportBatchItemFailures]").count(), 4);
+    for name in [
+        "ATTIO_API_TOKEN_SECRET_ARN",
+        "HUBSPOT_TOKEN_SECRET_ARN",
+        "MAPPINGS_TABLE",
+        "DEAD_LETTER_QUEUE_URL",
+    ] {
+        assert_eq!(text.matches(&format!("{name}:")).count(), 4, "{name} on every consumer");
+    }
+    // Visibility timeout at least 6x the consumer timeout (60 s).
+    assert_eq!(text.matches("VisibilityTimeout: 360").count(), 5);
+    assert_eq!(text.matches("Timeout: 60\n").count(), 4);
+    assert!(text.contains(&format!("AttributeName: {}", relay_mappings::KEY_ATTRIBUTE)));
+}

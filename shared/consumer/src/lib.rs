@@ -8,21 +8,17 @@
 //! fails, the message is retried instead: nothing is dropped.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use relay_events::QueuedEvent;
+pub use relay_sync::{BatchHandler, InboundEvent};
 use relay_sync::{Disposition, MessageOutcome};
 
 mod dead_letters;
+pub mod lambda;
+mod settings;
 pub use dead_letters::{DeadLetterError, DeadLetters, SqsDeadLetters};
-
-/// One message of a batch, decoded.
-#[derive(Debug, Clone)]
-pub struct InboundEvent {
-    pub message_id: String,
-    pub event: QueuedEvent,
-}
+pub use settings::{ConsumerSettings, SettingsError, TokenSource};
 
 /// A raw message as received, kept for forwarding to the DLQ unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,11 +27,6 @@ pub struct RawMessage {
     pub body: String,
     pub attributes: BTreeMap<String, String>,
     pub receive_count: u32,
-}
-
-/// The family's sync logic, over a batch (so it can coalesce events).
-pub trait BatchHandler: Send + Sync {
-    fn handle(&self, events: &[InboundEvent]) -> impl Future<Output = Vec<MessageOutcome>> + Send;
 }
 
 impl RawMessage {

@@ -73,7 +73,8 @@ CREATE TABLE IF NOT EXISTS messages (
     visible_at_ms     INTEGER NOT NULL,
     receive_count     INTEGER NOT NULL DEFAULT 0,
     receipt_handle    TEXT,
-    source_queue      TEXT
+    source_queue      TEXT,
+    failure_reason    TEXT
 );
 CREATE TABLE IF NOT EXISTS mappings (
     mapping_key     TEXT PRIMARY KEY,
@@ -107,6 +108,8 @@ impl LocalDb {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        // Files made before failure reasons were kept gain the column (an error means it exists).
+        let _ = conn.execute("ALTER TABLE messages ADD COLUMN failure_reason TEXT", []);
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

@@ -28,6 +28,8 @@ pub struct LocalMessage {
     pub sent_at_ms: i64,
     /// The queue it was moved from, for messages in a DLQ.
     pub source_queue: Option<String>,
+    /// Why a consumer gave up on it, for messages it dead-lettered.
+    pub failure_reason: Option<String>,
 }
 
 /// A message handed to a consumer; delete it with its receipt handle once handled.
@@ -45,7 +47,7 @@ pub struct SqliteQueue {
 }
 
 const COLUMNS: &str = "message_id, queue, body, event_type, workspace_id, idempotency_key, \
-                       receive_count, sent_at_ms, source_queue";
+                       receive_count, sent_at_ms, source_queue, failure_reason";
 
 fn read_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<LocalMessage> {
     Ok(LocalMessage {
@@ -60,6 +62,7 @@ fn read_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<LocalMessage> {
         receive_count: row.get(6)?,
         sent_at_ms: row.get(7)?,
         source_queue: row.get(8)?,
+        failure_reason: row.get(9)?,
     })
 }
 
@@ -146,6 +149,27 @@ impl SqliteQueue {
                 conn.execute(
                     "UPDATE messages SET visible_at_ms = ?2 WHERE receipt_handle = ?1",
                     params![receipt, now_millis().saturating_add(delay_ms)],
+                )
+                .map(|n| n == 1)
+            })
+            .await
+    }
+
+    /// Moves a received message to the queue's DLQ at once, with the reason (what a consumer
+    /// does with a message that cannot succeed). False when the receipt is stale.
+    pub async fn dead_letter(
+        &self,
+        receipt_handle: &str,
+        reason: &str,
+    ) -> Result<bool, LocalDbError> {
+        let (receipt, reason) = (receipt_handle.to_owned(), reason.to_owned());
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE messages SET source_queue = queue, queue = queue || '-dlq',
+                            failure_reason = ?2, receipt_handle = NULL, visible_at_ms = ?3
+                     WHERE receipt_handle = ?1 AND queue NOT LIKE '%-dlq'",
+                    params![receipt, reason, now_millis()],
                 )
                 .map(|n| n == 1)
             })
@@ -331,5 +355,26 @@ mod tests {
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].source_queue.as_deref(), Some("tasks"));
         assert_eq!(dead[0].receive_count, 2);
+        assert_eq!(dead[0].failure_reason, None);
+    }
+
+    #[tokio::test]
+    async fn a_consumer_can_dead_letter_a_message_with_its_reason() {
+        let queue = SqliteQueue::new(LocalDb::in_memory().unwrap(), 5);
+        queue.send(&[message(EventFamily::Notes, 0)]).await.unwrap();
+        let got = queue
+            .receive("notes", 1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(
+            queue
+                .dead_letter(&got[0].receipt_handle, "HubSpot said 400")
+                .await
+                .unwrap()
+        );
+        assert!(queue.peek("notes").await.unwrap().is_empty());
+        let dead = queue.peek("notes-dlq").await.unwrap();
+        assert_eq!(dead[0].failure_reason.as_deref(), Some("HubSpot said 400"));
+        assert_eq!(dead[0].source_queue.as_deref(), Some("notes"));
     }
 }

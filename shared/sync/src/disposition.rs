@@ -1,4 +1,7 @@
 use std::fmt;
+use std::future::Future;
+
+use relay_events::QueuedEvent;
 
 /// How one queue message ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,4 +52,17 @@ impl Disposition {
 pub struct MessageOutcome {
     pub message_id: String,
     pub disposition: Disposition,
+}
+
+/// One message of a batch, decoded.
+#[derive(Debug, Clone)]
+pub struct InboundEvent {
+    pub message_id: String,
+    pub event: QueuedEvent,
+}
+
+/// A family's sync logic, over a whole batch so it can coalesce events.
+pub trait BatchHandler: Send + Sync {
+    /// Returns one outcome per message id it was given.
+    fn handle(&self, events: &[InboundEvent]) -> impl Future<Output = Vec<MessageOutcome>> + Send;
 }

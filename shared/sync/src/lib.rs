@@ -10,8 +10,20 @@
 //! | 429, 5xx, timeout, open circuit, store unavailable | `Retry` | SQS redelivers after the visibility timeout; after `maxReceiveCount` it lands in the DLQ |
 //! | HubSpot 400, unmapped deal stage, unreadable message | `DeadLetter` | a configuration or data problem: sent to the DLQ at once with the reason, for an operator to fix and replay |
 
+mod context;
 mod disposition;
+mod engagements;
 pub mod field_mapping;
+mod list_entries;
+mod notes;
+mod record_source;
+mod records;
+mod tasks;
 
-pub use disposition::{Disposition, MessageOutcome};
+pub use context::{CREATE_LEASE, StepError, SyncContext};
+pub use disposition::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
 pub use field_mapping::{AttributeSource, FieldMapping, FieldMappingError};
+pub use list_entries::ListEntriesHandler;
+pub use notes::NotesHandler;
+pub use records::RecordsHandler;
+pub use tasks::TasksHandler;

@@ -1,0 +1,165 @@
+//! Every way an Attio call can fail, classified for the consumer's retry-or-dead-letter choice.
+
+use std::time::{Duration, SystemTime};
+
+/// Attio's error code for a write that raced another one; Attio asks callers to retry it.
+pub(crate) const CONCURRENT_WRITE_CONFLICT: &str = "concurrent_write_conflict";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttioError {
+    /// 404: the record, entry, note, task, list or object does not exist (any more).
+    #[error("Attio has nothing at {path}: {message}")]
+    NotFound { path: String, message: String },
+    /// Any other error status, decoded from Attio's `{status_code, type, code, message}`.
+    #[error("Attio answered {status} to {path}: {message}{}", code_suffix(code))]
+    Api {
+        status: u16,
+        code: Option<String>,
+        message: String,
+        path: String,
+    },
+    /// 429 (or the local pacer) asked for a wait longer than the call's remaining budget.
+    #[error("Attio rate-limited {path}: retry in {} ms", retry_after.as_millis())]
+    RateLimited { retry_after: Duration, path: String },
+    /// Connecting, sending or reading the response failed.
+    #[error("calling Attio {path} failed: {source}")]
+    Transport {
+        path: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// One attempt took longer than the request timeout (or the rest of the budget).
+    #[error("Attio did not answer {path} in time")]
+    Timeout { path: String },
+    /// A 2xx whose body is not the shape this crate expects.
+    #[error("unexpected response body from Attio {path}: {source}")]
+    Decode {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Retries ran out of attempts or time; `last` is the final failure.
+    #[error("gave up on Attio {path} after {attempts} attempt(s): {last}")]
+    BudgetExhausted {
+        path: String,
+        attempts: u32,
+        last: Box<AttioError>,
+    },
+    /// Calls for `object` failed repeatedly; they fail fast until `until`.
+    #[error(
+        "Attio calls for {object} are paused after repeated failures, until {}",
+        httpdate::fmt_http_date(*until)
+    )]
+    CircuitOpen { object: String, until: SystemTime },
+    /// The client could not be built from its configuration.
+    #[error("invalid Attio client configuration: {reason}")]
+    Config { reason: String },
+}
+
+fn code_suffix(code: &Option<String>) -> String {
+    code.as_deref()
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default()
+}
+
+impl AttioError {
+    /// True when retrying the same call cannot succeed: 404 and other 4xx (except 408, 429
+    /// and Attio's write-conflict 409), undecodable bodies and bad configuration. Everything
+    /// else — 5xx, timeouts, transport errors, rate limits, open circuits, exhausted budgets — is
+    /// transient: hand the message back to the queue.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::NotFound { .. } | Self::Decode { .. } | Self::Config { .. } => true,
+            Self::Api { status, code, .. } => !is_transient_status(*status, code.as_deref()),
+            Self::RateLimited { .. }
+            | Self::Transport { .. }
+            | Self::Timeout { .. }
+            | Self::BudgetExhausted { .. }
+            | Self::CircuitOpen { .. } => false,
+        }
+    }
+
+    /// How long to wait before trying again, when Attio or the breaker said so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::CircuitOpen { until, .. } => Some(
+                until
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO),
+            ),
+            Self::BudgetExhausted { last, .. } => last.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+/// Statuses worth retrying: 5xx, 408, 429, and Attio's concurrent write conflict.
+pub(crate) fn is_transient_status(status: u16, code: Option<&str>) -> bool {
+    status >= 500
+        || status == 408
+        || status == 429
+        || (status == 409 && code == Some(CONCURRENT_WRITE_CONFLICT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: Option<&str>) -> AttioError {
+        AttioError::Api {
+            status,
+            code: code.map(str::to_owned),
+            message: "m".into(),
+            path: "/p".into(),
+        }
+    }
+
+    #[test]
+    fn four_hundreds_are_permanent_except_timeouts_limits_and_write_conflicts() {
+        assert!(api(400, Some("filter_error")).is_permanent());
+        assert!(api(401, None).is_permanent());
+        assert!(api(403, None).is_permanent());
+        assert!(api(409, Some("uniqueness_conflict")).is_permanent());
+        assert!(api(422, None).is_permanent());
+        assert!(!api(408, None).is_permanent());
+        assert!(!api(429, None).is_permanent());
+        assert!(!api(409, Some(CONCURRENT_WRITE_CONFLICT)).is_permanent());
+        assert!(!api(500, None).is_permanent());
+        assert!(!api(503, None).is_permanent());
+        let not_found = AttioError::NotFound {
+            path: "/notes/n".into(),
+            message: "gone".into(),
+        };
+        assert!(not_found.is_permanent());
+    }
+
+    #[test]
+    fn exhausted_budgets_and_open_circuits_are_transient_and_say_when_to_retry() {
+        let exhausted = AttioError::BudgetExhausted {
+            path: "/p".into(),
+            attempts: 3,
+            last: Box::new(AttioError::RateLimited {
+                retry_after: Duration::from_secs(7),
+                path: "/p".into(),
+            }),
+        };
+        assert!(!exhausted.is_permanent());
+        assert_eq!(exhausted.retry_after(), Some(Duration::from_secs(7)));
+        assert!(exhausted.to_string().contains("after 3 attempt(s)"));
+
+        let open = AttioError::CircuitOpen {
+            object: "people".into(),
+            until: SystemTime::now() + Duration::from_secs(30),
+        };
+        assert!(!open.is_permanent());
+        let wait = open.retry_after().unwrap_or_default();
+        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn api_errors_show_the_code() {
+        let shown = api(400, Some("filter_error")).to_string();
+        assert_eq!(shown, "Attio answered 400 to /p: m (filter_error)");
+    }
+}

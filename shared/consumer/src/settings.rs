@@ -1,0 +1,93 @@
+//! Consumer configuration, from environment variables (see the README's table).
+
+use relay_sync::FieldMapping;
+
+/// A token given inline (local runs) or as a Secrets Manager secret holding it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    Inline(String),
+    Secret(String),
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inline(_) => f.write_str("Inline(<redacted>)"),
+            Self::Secret(arn) => write!(f, "Secret({arn})"),
+        }
+    }
+}
+
+/// Everything a consumer reads at start-up.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub attio_token: TokenSource,
+    /// None: no CRM configured (local runs write to the outbox instead).
+    pub hubspot_token: Option<TokenSource>,
+    pub attio_api_url: Option<String>,
+    pub hubspot_api_url: Option<String>,
+    pub field_mapping: FieldMapping,
+    pub mappings_table: Option<String>,
+    pub dead_letter_queue_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0}")]
+    Missing(String),
+    #[error("cannot read FIELD_MAPPING_FILE {path}: {message}")]
+    MappingFile { path: String, message: String },
+    #[error("field mapping: {0}")]
+    Mapping(#[from] relay_sync::FieldMappingError),
+}
+
+fn token(
+    lookup: &impl Fn(&str) -> Option<String>,
+    inline: &str,
+    secret: &str,
+) -> Option<TokenSource> {
+    let get = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    get(secret)
+        .map(TokenSource::Secret)
+        .or_else(|| get(inline).map(TokenSource::Inline))
+}
+
+impl ConsumerSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let attio_token = token(&lookup, "ATTIO_API_TOKEN", "ATTIO_API_TOKEN_SECRET_ARN").ok_or_else(|| {
+            SettingsError::Missing(
+                "set ATTIO_API_TOKEN_SECRET_ARN (Secrets Manager) or ATTIO_API_TOKEN: consumers read current state from the Attio API".into(),
+            )
+        })?;
+        let field_mapping = match (get("FIELD_MAPPING"), get("FIELD_MAPPING_FILE")) {
+            (Some(inline), _) => FieldMapping::from_toml(&inline)?,
+            (None, Some(path)) => {
+                let text =
+                    std::fs::read_to_string(&path).map_err(|e| SettingsError::MappingFile {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                FieldMapping::from_toml(&text)?
+            }
+            (None, None) => FieldMapping::default(),
+        };
+        Ok(Self {
+            attio_token,
+            hubspot_token: token(&lookup, "HUBSPOT_TOKEN", "HUBSPOT_TOKEN_SECRET_ARN"),
+            attio_api_url: get("ATTIO_API_URL"),
+            hubspot_api_url: get("HUBSPOT_API_URL"),
+            field_mapping,
+            mappings_table: get("MAPPINGS_TABLE"),
+            dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL"),
+        })
+    }
+}

@@ -1,0 +1,353 @@
+//! The consumers end to end against wiremock servers standing in for Attio and HubSpot, which
+//! check the exact requests: each event type produces the right CRM calls, ten updates of one
+//! record cost one Attio fetch, a retried note does not create a second HubSpot note.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay_attio::{AttioClient, AttioConfig};
+use relay_crm::{CrmId, CrmObject, HubSpotConfig, HubSpotSink};
+use relay_embedded::{LocalDb, SqliteMappings};
+use relay_events::{Delivery, IdempotencyKey, QueuedEvent};
+use relay_mappings::IdMappings;
+use relay_sync::{
+    BatchHandler, Disposition, FieldMapping, InboundEvent, NotesHandler, RecordsHandler,
+    SyncContext, TasksHandler,
+};
+use serde_json::{Value, json};
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const WS: &str = "a9f6fd20-80d5-4bd1-b8fe-60a7c5a9178a";
+const PEOPLE: &str = "f436cad2-7090-4b86-8ae2-27260febbefe";
+const ADA: &str = "443d9969-4842-451e-96bc-ffb9ad6744df";
+const NOTE: &str = "ff3f3bd4-40f4-4f80-8187-cd02385af424";
+const TASK: &str = "649e34f4-c39a-4f4d-99ef-48a36bef8f04";
+
+fn fixture(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/attio")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("fixture json")
+}
+
+struct Apis {
+    attio: MockServer,
+    hubspot: MockServer,
+    mappings: SqliteMappings,
+}
+
+type Ctx = SyncContext<HubSpotSink, SqliteMappings>;
+
+impl Apis {
+    async fn start() -> Self {
+        let apis = Self {
+            attio: MockServer::start().await,
+            hubspot: MockServer::start().await,
+            mappings: SqliteMappings::new(LocalDb::in_memory().expect("sqlite")),
+        };
+        // The people object's schema, for id -> slug.
+        Mock::given(method("GET"))
+            .and(path(format!("/v2/objects/{PEOPLE}")))
+            .and(header("authorization", "Bearer attio-test-token"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(fixture("people-object.json")))
+            .mount(&apis.attio)
+            .await;
+        apis
+    }
+
+    fn ctx(&self) -> Arc<Ctx> {
+        let mut attio = AttioConfig::new("attio-test-token");
+        attio.base_url = format!("{}/v2", self.attio.uri());
+        let mut hubspot = HubSpotConfig::new("hubspot-test-token");
+        hubspot.base_url = self.hubspot.uri();
+        hubspot.backoff = Duration::from_millis(10);
+        Arc::new(SyncContext::new(
+            AttioClient::new(attio).expect("attio client"),
+            HubSpotSink::new(hubspot).expect("hubspot client"),
+            self.mappings.clone(),
+            FieldMapping::default(),
+        ))
+    }
+
+    async fn mount_person(&self, times: u64) {
+        Mock::given(method("GET"))
+            .and(path(format!("/v2/objects/people/records/{ADA}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(fixture("person.json")))
+            .expect(times)
+            .mount(&self.attio)
+            .await;
+    }
+
+    async fn mount_contact_upsert(&self, times: u64) {
+        Mock::given(method("POST"))
+            .and(path("/crm/v3/objects/contacts/batch/upsert"))
+            .and(header("authorization", "Bearer hubspot-test-token"))
+            .and(body_json(json!({"inputs": [{
+                "id": ADA,
+                "idProperty": "attio_record_id",
+                "properties": {
+                    "attio_record_id": ADA,
+                    "email": "ada@analytical.example",
+                    "firstname": "Ada",
+                    "lastname": "Lovelace",
+                    "jobtitle": "Chief Engine Officer"
+                }
+            }]})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "status": "COMPLETE",
+                "results": [{"id": "901", "properties": {"attio_record_id": ADA}}]
+            })))
+            .expect(times)
+            .mount(&self.hubspot)
+            .await;
+    }
+}
+
+/// A queued message as ingest writes it, for one Attio event.
+fn inbound(message_id: &str, event: Value) -> InboundEvent {
+    let raw = serde_json::to_vec(&event).expect("json");
+    let delivery = Delivery::parse(&raw).expect("event");
+    let key = IdempotencyKey::for_delivery(Some(message_id), &delivery, None);
+    InboundEvent {
+        message_id: message_id.to_owned(),
+        event: QueuedEvent::new(&key, None, 0, 1_763_000_000, &delivery.events[0]),
+    }
+}
+
+fn record_event(kind: &str, attribute: Option<&str>) -> Value {
+    let mut id = json!({"workspace_id": WS, "object_id": PEOPLE, "record_id": ADA});
+    if let Some(attribute) = attribute {
+        id["attribute_id"] = json!(attribute);
+    }
+    json!({"event_type": kind, "id": id, "actor": {"type": "workspace-member", "id": "m"}})
+}
+
+fn all_done(outcomes: &[relay_sync::MessageOutcome], expected: usize) {
+    assert_eq!(outcomes.len(), expected, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| o.disposition == Disposition::Done),
+        "{outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn ten_updates_of_one_record_cost_one_fetch_and_one_upsert() {
+    let apis = Apis::start().await;
+    apis.mount_person(1).await;
+    apis.mount_contact_upsert(1).await;
+    let handler = RecordsHandler::new(apis.ctx());
+    let batch: Vec<_> = (0..10)
+        .map(|i| {
+            inbound(
+                &format!("m{i}"),
+                record_event("record.updated", Some(&format!("attr-{i}"))),
+            )
+        })
+        .collect();
+    all_done(&handler.handle(&batch).await, 10);
+    assert_eq!(
+        apis.mappings
+            .get(CrmObject::Contacts, ADA)
+            .await
+            .expect("mapping"),
+        Some(CrmId("901".into()))
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_record_archives_its_hubspot_copy() {
+    let apis = Apis::start().await;
+    apis.mappings
+        .put(CrmObject::Contacts, ADA, &CrmId("901".into()))
+        .await
+        .expect("seed");
+    Mock::given(method("DELETE"))
+        .and(path("/crm/v3/objects/contacts/901"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&apis.hubspot)
+        .await;
+    let handler = RecordsHandler::new(apis.ctx());
+    all_done(
+        &handler
+            .handle(&[inbound("m1", record_event("record.deleted", None))])
+            .await,
+        1,
+    );
+    assert_eq!(
+        apis.mappings
+            .get(CrmObject::Contacts, ADA)
+            .await
+            .expect("get"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_merged_record_merges_the_hubspot_duplicate_into_the_survivor() {
+    let apis = Apis::start().await;
+    apis.mount_person(1).await;
+    apis.mount_contact_upsert(1).await;
+    apis.mappings
+        .put(CrmObject::Contacts, "dup-record", &CrmId("777".into()))
+        .await
+        .expect("seed");
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts/merge"))
+        .and(body_json(
+            json!({"primaryObjectId": "901", "objectIdToMerge": "777"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "901"})))
+        .expect(1)
+        .mount(&apis.hubspot)
+        .await;
+    let mut event = record_event("record.merged", None);
+    event["duplicate_object_id"] = json!(PEOPLE);
+    event["duplicate_record_id"] = json!("dup-record");
+    let handler = RecordsHandler::new(apis.ctx());
+    all_done(&handler.handle(&[inbound("m1", event)]).await, 1);
+    assert_eq!(
+        apis.mappings
+            .get(CrmObject::Contacts, "dup-record")
+            .await
+            .expect("get"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_note_is_created_once_with_its_parent_and_updated_on_retry() {
+    let apis = Apis::start().await;
+    apis.mount_person(1).await;
+    apis.mount_contact_upsert(1).await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/notes/{NOTE}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("note.json")))
+        .expect(2)
+        .mount(&apis.attio)
+        .await;
+    let properties = json!({
+        "hs_note_body": "Intro call\n\nWants the analytical engine in Q1.",
+        "hs_timestamp": "2026-11-20T10:00:00.000000000Z"
+    });
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/notes"))
+        .and(body_json(json!({
+            "properties": properties,
+            "associations": [{"to": {"id": "901"},
+                              "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}]}]
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "n-55"})))
+        .expect(1)
+        .mount(&apis.hubspot)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/crm/v3/objects/notes/n-55"))
+        .and(body_json(json!({"properties": properties})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "n-55"})))
+        .expect(1)
+        .mount(&apis.hubspot)
+        .await;
+
+    let handler = NotesHandler::new(apis.ctx());
+    let event = json!({"event_type": "note.created", "id": {"workspace_id": WS, "note_id": NOTE},
+                       "parent_object_id": PEOPLE, "parent_record_id": ADA,
+                       "actor": {"type": "workspace-member", "id": "m"}});
+    all_done(&handler.handle(&[inbound("m1", event.clone())]).await, 1);
+    // SQS redelivers the same event (at-least-once): it updates, it does not create again.
+    all_done(&handler.handle(&[inbound("m1", event)]).await, 1);
+    assert_eq!(
+        apis.mappings
+            .get(CrmObject::Notes, NOTE)
+            .await
+            .expect("get"),
+        Some(CrmId("n-55".into()))
+    );
+}
+
+#[tokio::test]
+async fn a_completed_task_becomes_a_completed_hubspot_task() {
+    let apis = Apis::start().await;
+    apis.mappings
+        .put(CrmObject::Contacts, ADA, &CrmId("901".into()))
+        .await
+        .expect("seed");
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/tasks/{TASK}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("task.json")))
+        .expect(1)
+        .mount(&apis.attio)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/tasks"))
+        .and(body_json(json!({
+            "properties": {
+                "hs_task_subject": "Send the engine spec",
+                "hs_task_body": "Send the engine spec\nInclude the difference engine appendix.",
+                "hs_task_status": "COMPLETED",
+                "hs_timestamp": "2026-11-30T17:00:00.000000000Z"
+            },
+            "associations": [{"to": {"id": "901"},
+                              "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 204}]}]
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "t-9"})))
+        .expect(1)
+        .mount(&apis.hubspot)
+        .await;
+    let handler = TasksHandler::new(apis.ctx());
+    let event = json!({"event_type": "task.updated", "id": {"workspace_id": WS, "task_id": TASK},
+                       "actor": {"type": "workspace-member", "id": "m"}});
+    all_done(&handler.handle(&[inbound("m1", event)]).await, 1);
+}
+
+#[tokio::test]
+async fn a_record_attio_no_longer_has_is_archived_not_retried() {
+    let apis = Apis::start().await;
+    apis.mappings
+        .put(CrmObject::Contacts, ADA, &CrmId("901".into()))
+        .await
+        .expect("seed");
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/objects/people/records/{ADA}")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "status_code": 404, "type": "invalid_request_error", "code": "not_found",
+            "message": "Record not found"})))
+        .expect(1)
+        .mount(&apis.attio)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/crm/v3/objects/contacts/901"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&apis.hubspot)
+        .await;
+    let handler = RecordsHandler::new(apis.ctx());
+    all_done(
+        &handler
+            .handle(&[inbound("m1", record_event("record.updated", Some("a")))])
+            .await,
+        1,
+    );
+}
+
+#[tokio::test]
+async fn a_hubspot_validation_error_dead_letters_only_its_message() {
+    let apis = Apis::start().await;
+    apis.mount_person(1).await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts/batch/upsert"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "status": "error", "category": "VALIDATION_ERROR",
+            "message": "Property \"jobtitle\" does not exist"})))
+        .mount(&apis.hubspot)
+        .await;
+    let handler = RecordsHandler::new(apis.ctx());
+    let outcomes = handler
+        .handle(&[inbound("poison", record_event("record.updated", Some("a")))])
+        .await;
+    assert!(
+        matches!(&outcomes[0].disposition, Disposition::DeadLetter { reason } if reason.contains("jobtitle")),
+        "{outcomes:?}"
+    );
+}
