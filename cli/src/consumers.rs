@@ -26,7 +26,9 @@ impl DeadLetters for LocalDeadLetters<'_> {
             .iter()
             .find(|r| r.message.message_id == message.message_id)
             .map(|r| r.receipt_handle.clone())
-            .ok_or_else(|| DeadLetterError::Send("message is no longer held by this batch".into()))?;
+            .ok_or_else(|| {
+                DeadLetterError::Send("message is no longer held by this batch".into())
+            })?;
         match self.queue.dead_letter(&receipt, reason).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(DeadLetterError::Send("receipt expired".into())),
@@ -51,9 +53,18 @@ pub async fn run_batch(
             message_id: r.message.message_id.clone(),
             body: r.message.body.clone(),
             attributes: [
-                ("event_type".to_owned(), r.message.attributes.event_type.clone()),
-                ("workspace_id".to_owned(), r.message.attributes.workspace_id.clone()),
-                ("idempotency_key".to_owned(), r.message.attributes.idempotency_key.clone()),
+                (
+                    "event_type".to_owned(),
+                    r.message.attributes.event_type.clone(),
+                ),
+                (
+                    "workspace_id".to_owned(),
+                    r.message.attributes.workspace_id.clone(),
+                ),
+                (
+                    "idempotency_key".to_owned(),
+                    r.message.attributes.idempotency_key.clone(),
+                ),
             ]
             .into(),
             receive_count: r.message.receive_count,
@@ -71,8 +82,11 @@ pub async fn run_batch(
     for message in &received {
         if retry.contains(&message.message.message_id) {
             // Back off like a redelivery would: longer after every receive.
-            let delay = Duration::from_secs(2u64.saturating_pow(message.message.receive_count.min(6)));
-            queue.change_visibility(&message.receipt_handle, delay).await?;
+            let delay =
+                Duration::from_secs(2u64.saturating_pow(message.message.receive_count.min(6)));
+            queue
+                .change_visibility(&message.receipt_handle, delay)
+                .await?;
         } else {
             // Done, or already moved to the DLQ (then the receipt is gone and this is a no-op).
             queue.delete(&message.receipt_handle).await?;

@@ -11,9 +11,15 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use relay_embedded::{LocalDb, SqliteIdempotencyStore, SqliteQueue};
+use relay_attio::{AttioClient, AttioConfig};
+use relay_crm::{CrmSink, HubSpotConfig, HubSpotSink, OutboxSink};
+use relay_embedded::{LocalDb, SqliteIdempotencyStore, SqliteMappings, SqliteQueue};
+use relay_events::EventFamily;
 use relay_ingest::{IngestConfig, IngestRequest, IngestService, StaticSecrets, parse_secret_list};
 use relay_signature::{SchemePolicy, Verifier, WebhookSecret};
+use relay_sync::{
+    FieldMapping, ListEntriesHandler, NotesHandler, RecordsHandler, SyncContext, TasksHandler,
+};
 
 /// The service the dev server runs: production logic over the embedded adapters.
 pub type LocalIngest = IngestService<SqliteIdempotencyStore, SqliteQueue, StaticSecrets>;
@@ -36,6 +42,27 @@ pub struct DevArgs {
     /// Receives before a local message moves to its dead-letter queue.
     #[arg(long, default_value_t = 5)]
     pub max_receive_count: u32,
+    /// Attio API token: with it, the four consumers run in-process and sync queued events
+    /// (without it, events stay on the local queues).
+    #[arg(long, env = "ATTIO_API_TOKEN", hide_env_values = true)]
+    pub attio_token: Option<String>,
+    /// Attio API root (point it at a stand-in server for offline runs).
+    #[arg(long, env = "ATTIO_API_URL", default_value = relay_attio::DEFAULT_BASE_URL)]
+    pub attio_api_url: String,
+    /// HubSpot private app token: with it, consumers write to HubSpot; without it, to the local
+    /// outbox (crm-outbox.jsonl in the data folder), which shows every call they would make.
+    #[arg(long, env = "HUBSPOT_TOKEN", hide_env_values = true)]
+    pub hubspot_token: Option<String>,
+    /// HubSpot API root.
+    #[arg(
+        long,
+        env = "HUBSPOT_API_URL",
+        default_value = "https://api.hubapi.com"
+    )]
+    pub hubspot_api_url: String,
+    /// Field mapping TOML (Attio attributes -> HubSpot properties); default: the built-in one.
+    #[arg(long, env = "FIELD_MAPPING_FILE")]
+    pub field_mapping: Option<PathBuf>,
 }
 
 /// The dev secret file inside the data folder, shared with `send`.
@@ -63,8 +90,21 @@ fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<WebhookSecret> {
     WebhookSecret::new(value).context("generated secret is empty")
 }
 
+/// The local outbox file inside the data folder, shared with `outbox`.
+pub fn outbox_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("crm-outbox.jsonl")
+}
+
+/// What `dev` runs: the ingest service, and the database its queues live in.
+pub struct LocalRun {
+    pub ingest: Arc<LocalIngest>,
+    pub secrets: Vec<WebhookSecret>,
+    pub db: LocalDb,
+    pub queue: SqliteQueue,
+}
+
 /// Builds the service the dev server runs, and the secrets it accepts.
-pub fn local_service(args: &DevArgs) -> anyhow::Result<(Arc<LocalIngest>, Vec<WebhookSecret>)> {
+pub fn local_service(args: &DevArgs) -> anyhow::Result<LocalRun> {
     let secrets = match &args.secrets {
         Some(list) => {
             let secrets = parse_secret_list(list);
@@ -82,13 +122,92 @@ pub fn local_service(args: &DevArgs) -> anyhow::Result<(Arc<LocalIngest>, Vec<We
             args.data_dir.display()
         )
     })?;
+    let queue = SqliteQueue::new(db.clone(), args.max_receive_count);
     let service = IngestService::new(
         SqliteIdempotencyStore::new(db.clone()),
-        SqliteQueue::new(db, args.max_receive_count),
+        queue.clone(),
         StaticSecrets::new(Verifier::new(secrets.clone(), args.policy)),
         IngestConfig::default(),
     );
-    Ok((Arc::new(service), secrets))
+    Ok(LocalRun {
+        ingest: Arc::new(service),
+        secrets,
+        db,
+        queue,
+    })
+}
+
+/// Starts the four consumers in-process when an Attio token is configured; says what it did.
+fn start_consumers(args: &DevArgs, run: &LocalRun) -> anyhow::Result<String> {
+    let Some(token) = &args.attio_token else {
+        return Ok("off (set ATTIO_API_TOKEN to sync queued events)".into());
+    };
+    let fields = match &args.field_mapping {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            FieldMapping::from_toml(&text)?
+        }
+        None => FieldMapping::default(),
+    };
+    let mut attio = AttioConfig::new(token.as_str());
+    attio.base_url = args.attio_api_url.clone();
+    let attio = AttioClient::new(attio)?;
+    let mappings = SqliteMappings::new(run.db.clone());
+    match &args.hubspot_token {
+        Some(token) => {
+            let mut config = HubSpotConfig::new(token.as_str());
+            config.base_url = args.hubspot_api_url.clone();
+            let sink = HubSpotSink::new(config)?;
+            spawn_consumers(
+                &run.queue,
+                Arc::new(SyncContext::new(attio, sink, mappings, fields)),
+            );
+            Ok(format!(
+                "on, writing to HubSpot at {}",
+                args.hubspot_api_url
+            ))
+        }
+        None => {
+            let outbox = outbox_file(&args.data_dir);
+            let sink = OutboxSink::new(&outbox);
+            spawn_consumers(
+                &run.queue,
+                Arc::new(SyncContext::new(attio, sink, mappings, fields)),
+            );
+            Ok(format!(
+                "on, writing CRM calls to {} (no HUBSPOT_TOKEN)",
+                outbox.display()
+            ))
+        }
+    }
+}
+
+fn spawn_consumers<S>(queue: &SqliteQueue, ctx: Arc<SyncContext<S, SqliteMappings>>)
+where
+    S: CrmSink + 'static,
+{
+    use crate::consumers::poll_forever;
+    tokio::spawn(poll_forever(
+        queue.clone(),
+        EventFamily::Records,
+        RecordsHandler::new(Arc::clone(&ctx)),
+    ));
+    tokio::spawn(poll_forever(
+        queue.clone(),
+        EventFamily::ListEntries,
+        ListEntriesHandler::new(Arc::clone(&ctx)),
+    ));
+    tokio::spawn(poll_forever(
+        queue.clone(),
+        EventFamily::Notes,
+        NotesHandler::new(Arc::clone(&ctx)),
+    ));
+    tokio::spawn(poll_forever(
+        queue.clone(),
+        EventFamily::Tasks,
+        TasksHandler::new(ctx),
+    ));
 }
 
 /// The dev server's routes: any POST is a delivery; GET /healthz answers "ok".
@@ -139,7 +258,9 @@ async fn ingest(
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     relay_logging::init_text();
-    let (service, secrets) = local_service(&args)?;
+    let run = local_service(&args)?;
+    let consumers = start_consumers(&args, &run)?;
+    let (service, secrets) = (Arc::clone(&run.ingest), run.secrets.clone());
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| {
@@ -164,11 +285,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ),
     }
     println!("  policy  : {}", args.policy);
+    println!("  consumers: {consumers}");
     println!();
     println!("Send a signed sample delivery from another terminal:");
     println!("  cargo run -p attio-relay -- send events/deliveries/record-updated.json");
     println!("Then see it on the local queue:");
     println!("  cargo run -p attio-relay -- queues --show");
+    println!("and what the consumers sent to the CRM:");
+    println!("  cargo run -p attio-relay -- outbox");
 
     axum::serve(listener, router(service))
         .with_graceful_shutdown(async {

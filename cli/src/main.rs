@@ -4,9 +4,12 @@
 //! attio-relay dev                          # local server on embedded SQLite, prints its secret
 //! attio-relay send events/deliveries/record-updated.json
 //! attio-relay queues --show                # what landed on the local queues
+//! attio-relay outbox                       # what the consumers would have sent to HubSpot
 //! ```
 
+mod consumers;
 mod dev;
+mod outbox;
 mod queues;
 mod send;
 
@@ -34,6 +37,8 @@ enum Command {
     Send(send::SendArgs),
     /// Show the local queues' depths and, with --show, their messages.
     Queues(queues::QueuesArgs),
+    /// Show the CRM calls the local consumers made to the outbox (when no HubSpot token is set).
+    Outbox(outbox::OutboxArgs),
 }
 
 /// Where local runs keep their SQLite file and dev secret.
@@ -48,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(args).await,
         Command::Send(args) => send::run(args).await,
         Command::Queues(args) => queues::run(args).await,
+        Command::Outbox(args) => outbox::run(args),
     }
 }
 

@@ -123,3 +123,88 @@ fn send_without_a_running_server_says_what_to_do() {
     assert!(!ok);
     assert!(out.contains("attio-relay dev"), "{out}");
 }
+
+/// The whole pipeline on one machine: ingest, the in-process records consumer against a
+/// stand-in Attio, and the local outbox as the CRM.
+#[tokio::test]
+async fn a_sent_record_update_is_synced_to_the_local_outbox() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let fixture = |name: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(repo_file(&format!("tests/fixtures/attio/{name}")))
+            .expect("fixture");
+        serde_json::from_str(&text).expect("json")
+    };
+    let attio = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/objects/f436cad2-7090-4b86-8ae2-27260febbefe"))
+        .and(header("authorization", "Bearer attio-dev-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("people-object.json")))
+        .mount(&attio)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(
+            "/v2/objects/people/records/443d9969-4842-451e-96bc-ffb9ad6744df",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("person.json")))
+        .expect(1)
+        .mount(&attio)
+        .await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf8 path").to_owned();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["dev", "--addr", "127.0.0.1:0", "--data-dir", &data])
+        .args([
+            "--attio-token",
+            "attio-dev-token",
+            "--attio-api-url",
+            &format!("{}/v2", attio.uri()),
+        ])
+        .env_remove("HUBSPOT_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start dev");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first = lines.next_line().await.expect("read").expect("first line");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("url")
+        .to_owned();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let sample = repo_file("events/deliveries/record-updated.json");
+    let (ok, out) = run(&["send", &sample, "--url", &url, "--data-dir", &data]);
+    assert!(ok, "{out}");
+
+    // The consumer polls the local queue; wait for its upsert to reach the outbox.
+    let mut outbox = String::new();
+    for _ in 0..100 {
+        let (_, text) = run(&["outbox", "--json", "--data-dir", &data]);
+        if text.contains("\"op\":\"upsert\"") {
+            outbox = text;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        outbox.contains("\"object\":\"contacts\""),
+        "no upsert reached the outbox: {outbox}"
+    );
+    assert!(
+        outbox.contains("ada@analytical.example")
+            && outbox.contains("443d9969-4842-451e-96bc-ffb9ad6744df"),
+        "{outbox}"
+    );
+    let (_, queues) = run(&["queues", "--data-dir", &data]);
+    assert!(
+        !queues.contains("records "),
+        "the message was consumed: {queues}"
+    );
+    drop(child);
+}

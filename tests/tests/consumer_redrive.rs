@@ -25,7 +25,9 @@ const ADA: &str = "443d9969-4842-451e-96bc-ffb9ad6744df";
 const BROKEN: &str = "00000000-0000-4000-8000-00000000dead";
 
 fn fixture(name: &str) -> serde_json::Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/attio").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/attio")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
 }
 
@@ -34,7 +36,8 @@ fn message(record_id: &str, attribute: &str) -> OutgoingMessage {
                      "id": {"workspace_id": WS, "object_id": PEOPLE, "record_id": record_id, "attribute_id": attribute},
                      "actor": {"type": "system", "id": null}});
     let delivery = Delivery::parse(&serde_json::to_vec(&raw).expect("json")).expect("event");
-    let key = IdempotencyKey::for_delivery(Some(&format!("{record_id}-{attribute}")), &delivery, None);
+    let key =
+        IdempotencyKey::for_delivery(Some(&format!("{record_id}-{attribute}")), &delivery, None);
     let queued = QueuedEvent::new(&key, None, 0, 1_763_000_000, &delivery.events[0]);
     let mut message = OutgoingMessage::new(&queued, WS);
     message.entry_id = format!("{record_id}-{attribute}");
@@ -45,7 +48,11 @@ fn message(record_id: &str, attribute: &str) -> OutgoingMessage {
 async fn a_poison_message_alone_fails_and_reaches_the_dlq_after_max_receive_count() {
     let config = moto::sdk_config().await;
     let queues = moto::fresh_queues(&config, 2).await;
-    let url = queues.urls.get(EventFamily::Records).expect("records queue").to_owned();
+    let url = queues
+        .urls
+        .get(EventFamily::Records)
+        .expect("records queue")
+        .to_owned();
     let dlq = queues.dlqs[&EventFamily::Records].clone();
     let sqs = aws_sdk_sqs::Client::new(&config);
 
@@ -93,7 +100,11 @@ async fn a_poison_message_alone_fails_and_reaches_the_dlq_after_max_receive_coun
     let dead_letters = SqsDeadLetters::new(sqs.clone(), &dlq);
 
     SqsQueue::new(sqs.clone(), queues.urls.clone())
-        .send(&[message(ADA, "a1"), message(BROKEN, "b1"), message(ADA, "a2")])
+        .send(&[
+            message(ADA, "a1"),
+            message(BROKEN, "b1"),
+            message(ADA, "a2"),
+        ])
         .await
         .expect("queue three events");
 
@@ -127,7 +138,11 @@ async fn a_poison_message_alone_fails_and_reaches_the_dlq_after_max_receive_coun
             })
             .collect();
         let response = handle_sqs_event(event, &handler, &dead_letters).await;
-        let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+        let failed: Vec<String> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
         for m in &received {
             let id = m.message_id.clone().unwrap_or_default();
             let receipt = m.receipt_handle.clone().unwrap_or_default();
@@ -140,13 +155,22 @@ async fn a_poison_message_alone_fails_and_reaches_the_dlq_after_max_receive_coun
                     .await
                     .expect("release");
             } else {
-                sqs.delete_message().queue_url(&url).receipt_handle(receipt).send().await.expect("delete");
+                sqs.delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .expect("delete");
             }
         }
         failures_per_round.push(failed.len());
     }
 
-    assert_eq!(failures_per_round, vec![1, 1], "only the poison message fails, twice");
+    assert_eq!(
+        failures_per_round,
+        vec![1, 1],
+        "only the poison message fails, twice"
+    );
     let dead = moto::drain(&config, &dlq).await;
     assert_eq!(dead.len(), 1, "redrive moved it after maxReceiveCount");
     assert!(dead[0].body.contains(BROKEN));
@@ -158,7 +182,10 @@ async fn a_poison_message_alone_fails_and_reaches_the_dlq_after_max_receive_coun
         .await
         .expect("attributes");
     assert_eq!(
-        depth.attributes().and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages)).map(String::as_str),
+        depth
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+            .map(String::as_str),
         Some("0")
     );
 }

@@ -52,17 +52,31 @@ fn every_consumer_function_is_wired_to_its_queue_with_partial_batch_responses() 
         ("notes", "NotesQueue"),
         ("tasks", "TasksQueue"),
     ] {
-        assert!(text.contains(&format!("Binary: {binary}")), "no function builds {binary}");
-        assert!(text.contains(&format!("Queue: !GetAtt {queue}.Arn")), "{queue} feeds no function");
+        assert!(
+            text.contains(&format!("Binary: {binary}")),
+            "no function builds {binary}"
+        );
+        assert!(
+            text.contains(&format!("Queue: !GetAtt {queue}.Arn")),
+            "{queue} feeds no function"
+        );
     }
-    assert_eq!(text.matches("FunctionResponseTypes: [ReportBatchItemFailures]").count(), 4);
+    assert_eq!(
+        text.matches("FunctionResponseTypes: [ReportBatchItemFailures]")
+            .count(),
+        4
+    );
     for name in [
         "ATTIO_API_TOKEN_SECRET_ARN",
         "HUBSPOT_TOKEN_SECRET_ARN",
         "MAPPINGS_TABLE",
         "DEAD_LETTER_QUEUE_URL",
     ] {
-        assert_eq!(text.matches(&format!("{name}:")).count(), 4, "{name} on every consumer");
+        assert_eq!(
+            text.matches(&format!("{name}:")).count(),
+            4,
+            "{name} on every consumer"
+        );
     }
     // Visibility timeout at least 6x the consumer timeout (60 s).
     assert_eq!(text.matches("VisibilityTimeout: 360").count(), 5);

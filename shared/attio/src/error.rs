@@ -22,7 +22,7 @@ pub enum AttioError {
     #[error("Attio rate-limited {path}: retry in {} ms", retry_after.as_millis())]
     RateLimited { retry_after: Duration, path: String },
     /// Connecting, sending or reading the response failed.
-    #[error("calling Attio {path} failed: {source}")]
+    #[error("calling Attio {path} failed: {}", causes(source))]
     Transport {
         path: String,
         #[source]
@@ -54,6 +54,18 @@ pub enum AttioError {
     /// The client could not be built from its configuration.
     #[error("invalid Attio client configuration: {reason}")]
     Config { reason: String },
+}
+
+/// The error and its causes: reqwest's own message omits the cause ("connection refused").
+fn causes(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn code_suffix(code: &Option<String>) -> String {

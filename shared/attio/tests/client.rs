@@ -986,3 +986,30 @@ async fn a_failed_schema_lookup_is_not_cached() {
     assert!(err.is_permanent(), "{err:?}");
     assert_eq!(cache.slug_for(PEOPLE_ID).await.expect("slug"), "people");
 }
+
+#[tokio::test]
+async fn connection_failures_are_transient_and_say_why() {
+    // A port nothing listens on: bind, note the port, close.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let mut config = AttioConfig::new(TOKEN);
+    config.base_url = format!("http://127.0.0.1:{port}/v2");
+    config.backoff_base = Duration::from_millis(1);
+    config.backoff_cap = Duration::from_millis(5);
+    config.max_attempts = 2;
+    let client = AttioClient::new(config).expect("client");
+
+    let err = client.get_note("n1").await.expect_err("no server");
+    let AttioError::BudgetExhausted { attempts, last, .. } = &err else {
+        panic!("BudgetExhausted, got {err:?}");
+    };
+    assert_eq!(*attempts, 2);
+    assert!(matches!(**last, AttioError::Transport { .. }), "{last:?}");
+    assert!(!err.is_permanent());
+    let shown = err.to_string().to_lowercase();
+    assert!(
+        shown.contains("refused") || shown.contains("connect"),
+        "{shown}"
+    );
+}
