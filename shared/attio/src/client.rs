@@ -242,23 +242,39 @@ impl AttioClient {
             .await
     }
 
-    /// Runs one logical call: attempts, waits and retries within the budget.
+    /// Runs one logical call under its object's circuit breaker. The breaker counts calls,
+    /// not attempts: one call that exhausts its retries on transient errors is one failure, so
+    /// a single broken record cannot open the circuit for its whole object on its own.
     async fn call<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, AttioError> {
+        let permit =
+            self.inner
+                .breaker
+                .acquire(call.circuit)
+                .map_err(|wait| AttioError::CircuitOpen {
+                    object: call.circuit.to_owned(),
+                    until: SystemTime::now() + wait,
+                })?;
+        let result = self.attempts(&call).await;
+        match &result {
+            Err(AttioError::BudgetExhausted { last, .. })
+                if !matches!(**last, AttioError::RateLimited { .. }) =>
+            {
+                permit.failed();
+            }
+            _ => permit.succeeded(),
+        }
+        result
+    }
+
+    /// One logical call's attempts, waits and retries within the budget.
+    async fn attempts<T: DeserializeOwned>(&self, call: &Call<'_>) -> Result<T, AttioError> {
         let inner = &*self.inner;
         let path = call.display_path();
-        let url = inner.url(&call);
+        let url = inner.url(call);
         let deadline = Instant::now() + inner.call_budget;
         let mut attempts = 0;
         let mut last = None;
         loop {
-            let permit =
-                inner
-                    .breaker
-                    .acquire(call.circuit)
-                    .map_err(|wait| AttioError::CircuitOpen {
-                        object: call.circuit.to_owned(),
-                        until: SystemTime::now() + wait,
-                    })?;
             if let Some(pacer) = inner.pacer(call.kind) {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 match pacer.reserve(Instant::now(), remaining) {
@@ -284,27 +300,17 @@ impl AttioClient {
             }
             attempts += 1;
             let timeout = remaining.min(inner.request_timeout);
-            let (error, wait) = match inner.attempt(&call, &url, &path, timeout).await {
-                Outcome::Success(body) => {
-                    permit.succeeded();
-                    return decode(&path, &body);
-                }
-                Outcome::Permanent(error) => {
-                    permit.succeeded();
-                    return Err(error);
-                }
+            let (error, wait) = match inner.attempt(call, &url, &path, timeout).await {
+                Outcome::Success(body) => return decode(&path, &body),
+                Outcome::Permanent(error) => return Err(error),
                 Outcome::RateLimited(retry_after) => {
-                    permit.succeeded();
                     let error = AttioError::RateLimited {
                         retry_after,
                         path: path.clone(),
                     };
                     (error, retry_after)
                 }
-                Outcome::Transient(error) => {
-                    permit.failed();
-                    (error, inner.backoff(attempts))
-                }
+                Outcome::Transient(error) => (error, inner.backoff(attempts)),
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
             let rate_limited = matches!(error, AttioError::RateLimited { .. });

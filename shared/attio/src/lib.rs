@@ -17,10 +17,11 @@
 //!   never past the budget: then [`AttioError::BudgetExhausted`] wraps the last failure.
 //!   Other 4xx are never retried: the same request would fail the same way. The exception is
 //!   Attio's 409 `concurrent_write_conflict`, which Attio documents as "please try again".
-//! * **A circuit breaker per object** (or `notes`, `tasks`, list): after 5 consecutive transient
-//!   failures, calls for it fail fast with [`AttioError::CircuitOpen`] for 30 s, then one trial
-//!   call is let through. A batch of 10 messages for a broken object then costs one budget, not
-//!   ten, and Attio gets room to recover.
+//! * **A circuit breaker per object** (or `notes`, `tasks`, list): after 5 consecutive calls
+//!   that failed on transient errors (each call after its own retries), calls for it fail fast
+//!   with [`AttioError::CircuitOpen`] for 30 s, then one trial call is let through. A batch of
+//!   messages for a broken object then costs a few budgets, not one each, and Attio gets room
+//!   to recover; one broken record alone cannot open its object's circuit.
 //! * **A local pacer** spaces this container's reads and writes under Attio's published rates,
 //!   so a backfill loop does not provoke the 429s it would then have to wait out.
 //!

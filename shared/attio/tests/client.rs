@@ -801,7 +801,7 @@ async fn timeouts_are_retried_but_never_past_the_budget() {
 }
 
 #[tokio::test]
-async fn the_circuit_opens_after_five_transient_failures_and_fails_fast() {
+async fn the_circuit_opens_after_five_failed_calls_and_fails_fast() {
     let server = MockServer::start().await;
     attio("GET", &format!("/v2/objects/{PEOPLE_ID}/records/r1"))
         .respond_with(attio_error(502, "bad_gateway", "Bad gateway"))
@@ -813,13 +813,17 @@ async fn the_circuit_opens_after_five_transient_failures_and_fails_fast() {
         .expect(1)
         .mount(&server)
         .await;
-    let client = client(&server);
+    let mut config = config(&server);
+    config.max_attempts = 1;
+    let client = AttioClient::new(config).expect("client");
 
-    let first = client.get_record(PEOPLE_ID, "r1").await.expect_err("fails");
-    assert!(
-        matches!(first, AttioError::BudgetExhausted { attempts: 5, .. }),
-        "{first:?}"
-    );
+    for _ in 0..5 {
+        let err = client.get_record(PEOPLE_ID, "r1").await.expect_err("fails");
+        assert!(
+            matches!(err, AttioError::BudgetExhausted { attempts: 1, .. }),
+            "{err:?}"
+        );
+    }
     assert_eq!(request_count(&server).await, 5);
 
     // Open: no request is made, for this client or any clone of it.
@@ -842,6 +846,34 @@ async fn the_circuit_opens_after_five_transient_failures_and_fails_fast() {
 }
 
 #[tokio::test]
+async fn one_call_exhausting_its_retries_does_not_open_the_circuit() {
+    let server = MockServer::start().await;
+    attio("GET", &format!("/v2/objects/{PEOPLE_ID}/records/broken"))
+        .respond_with(attio_error(500, "internal_error", "Something went wrong"))
+        .expect(5)
+        .mount(&server)
+        .await;
+    attio("GET", &format!("/v2/objects/{PEOPLE_ID}/records/fine"))
+        .respond_with(json_response(200, fixture("record-every-type.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client(&server);
+    let err = client
+        .get_record(PEOPLE_ID, "broken")
+        .await
+        .expect_err("exhausted");
+    assert!(
+        matches!(err, AttioError::BudgetExhausted { attempts: 5, .. }),
+        "{err:?}"
+    );
+    client
+        .get_record(PEOPLE_ID, "fine")
+        .await
+        .expect("one broken record does not block its object");
+}
+
+#[tokio::test]
 async fn after_the_cooldown_one_trial_call_closes_the_circuit() {
     let server = MockServer::start().await;
     attio("GET", "/v2/tasks/t1")
@@ -858,9 +890,12 @@ async fn after_the_cooldown_one_trial_call_closes_the_circuit() {
         .await;
     let mut config = config(&server);
     config.breaker_cooldown = Duration::from_millis(100);
+    config.max_attempts = 1;
     let client = AttioClient::new(config).expect("client");
 
-    client.get_task("t1").await.expect_err("exhausted");
+    for _ in 0..5 {
+        client.get_task("t1").await.expect_err("exhausted");
+    }
     let open = client.get_task("t1").await.expect_err("open");
     assert!(matches!(open, AttioError::CircuitOpen { .. }), "{open:?}");
 
