@@ -9,6 +9,7 @@
 
 mod consumers;
 mod dev;
+mod hubspot;
 mod outbox;
 mod queues;
 mod send;
@@ -39,6 +40,8 @@ enum Command {
     Queues(queues::QueuesArgs),
     /// Show the CRM calls the local consumers made to the outbox (when no HubSpot token is set).
     Outbox(outbox::OutboxArgs),
+    /// Prepare HubSpot for syncing (create the attio_record_id property).
+    Hubspot(hubspot::HubSpotArgs),
 }
 
 /// Where local runs keep their SQLite file and dev secret.
@@ -54,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Send(args) => send::run(args).await,
         Command::Queues(args) => queues::run(args).await,
         Command::Outbox(args) => outbox::run(args),
+        Command::Hubspot(args) => hubspot::run(args).await,
     }
 }
 

@@ -351,3 +351,38 @@ async fn a_hubspot_validation_error_dead_letters_only_its_message() {
         "{outcomes:?}"
     );
 }
+
+#[tokio::test]
+async fn list_entry_events_resync_their_parent_record_once_per_batch() {
+    let apis = Apis::start().await;
+    apis.mount_person(1).await;
+    apis.mount_contact_upsert(1).await;
+    let entry = |kind: &str, entry_id: &str| {
+        json!({"event_type": kind,
+               "id": {"workspace_id": WS, "list_id": "list-1", "entry_id": entry_id, "attribute_id": "stage-attr"},
+               "parent_object_id": PEOPLE, "parent_record_id": ADA,
+               "actor": {"type": "workspace-member", "id": "m"}})
+    };
+    let orphan = json!({"event_type": "list-entry.created",
+                        "id": {"workspace_id": WS, "list_id": "list-1", "entry_id": "e9"}});
+    let handler = relay_sync::ListEntriesHandler::new(apis.ctx());
+    let outcomes = handler
+        .handle(&[
+            inbound("m1", entry("list-entry.created", "e1")),
+            inbound("m2", entry("list-entry.updated", "e1")),
+            inbound("m3", orphan),
+        ])
+        .await;
+    let by_id = |id: &str| {
+        outcomes
+            .iter()
+            .find(|o| o.message_id == id)
+            .map(|o| o.disposition.clone())
+    };
+    assert_eq!(by_id("m1"), Some(Disposition::Done));
+    assert_eq!(by_id("m2"), Some(Disposition::Done));
+    assert!(
+        matches!(by_id("m3"), Some(Disposition::DeadLetter { .. })),
+        "{outcomes:?}"
+    );
+}

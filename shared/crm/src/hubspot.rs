@@ -296,6 +296,52 @@ impl HubSpotSink {
     }
 }
 
+impl HubSpotSink {
+    /// Creates the unique `attio_record_id` property on `object` unless it exists; upserts are
+    /// keyed on it. Returns true when it was created. A one-time setup step.
+    pub async fn ensure_id_property(&self, object: CrmObject) -> Result<bool, CrmError> {
+        let path = format!("/crm/v3/properties/{object}/{ID_PROPERTY}");
+        let (status, _) = self
+            .call("read id property", Method::GET, &path, None)
+            .await?;
+        if status != StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        let group = match object {
+            CrmObject::Contacts => "contactinformation",
+            CrmObject::Companies => "companyinformation",
+            CrmObject::Deals => "dealinformation",
+            CrmObject::Notes | CrmObject::Tasks => {
+                return Err(CrmError::Rejected {
+                    operation: "create id property".into(),
+                    status: 400,
+                    category: None,
+                    message: format!(
+                        "{object} are not upserted by Attio id; they need no id property"
+                    ),
+                });
+            }
+        };
+        let body = json!({
+            "name": ID_PROPERTY,
+            "label": "Attio record ID",
+            "description": "The Attio record this object is synced from (set by attio-relay).",
+            "type": "string",
+            "fieldType": "text",
+            "groupName": group,
+            "hasUniqueValue": true
+        });
+        self.call(
+            "create id property",
+            Method::POST,
+            &format!("/crm/v3/properties/{object}"),
+            Some(&body),
+        )
+        .await?;
+        Ok(true)
+    }
+}
+
 /// `Retry-After` as seconds or an HTTP date.
 fn parse_retry_after(value: &str) -> Option<Duration> {
     if let Ok(secs) = value.trim().parse::<u64>() {

@@ -291,3 +291,53 @@ async fn archive_merge_and_errors_follow_the_api() {
         .expect_err("503");
     assert!(!err.is_permanent(), "{err}");
 }
+
+#[tokio::test]
+async fn setup_creates_the_unique_id_property_only_where_missing() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/crm/v3/properties/contacts/attio_record_id"))
+        .respond_with(
+            ResponseTemplate::new(404)
+                .set_body_json(json!({"status": "error", "message": "not found"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/properties/contacts"))
+        .and(body_json(json!({
+            "name": "attio_record_id",
+            "label": "Attio record ID",
+            "description": "The Attio record this object is synced from (set by attio-relay).",
+            "type": "string",
+            "fieldType": "text",
+            "groupName": "contactinformation",
+            "hasUniqueValue": true
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"name": "attio_record_id"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/crm/v3/properties/companies/attio_record_id"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"name": "attio_record_id", "hasUniqueValue": true})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sink = sink(&server);
+    assert!(
+        sink.ensure_id_property(CrmObject::Contacts)
+            .await
+            .expect("created")
+    );
+    assert!(
+        !sink
+            .ensure_id_property(CrmObject::Companies)
+            .await
+            .expect("exists")
+    );
+}
