@@ -1,5 +1,6 @@
-//! The built ingest binary, run by `cargo lambda watch` behind its Function URL emulator, with
-//! real HTTP requests and moto behind it: the same path as production, minus AWS.
+//! The built Lambda binaries, run by `cargo lambda watch`: the ingest function behind its
+//! Function URL emulator with real HTTP requests, and the records consumer invoked with an SQS
+//! event — moto, and wiremock stand-ins for Attio and HubSpot, behind them.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -38,6 +39,7 @@ async fn the_ingest_binary_answers_a_function_url_request_and_queues_on_moto() {
     let queues = moto::fresh_queues(&config, 3).await;
     let port = free_port();
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let consumer = ConsumerApis::start(&config).await;
 
     let mut env = vec![
         format!("ATTIO_WEBHOOK_SECRETS={SECRET}"),
@@ -50,17 +52,11 @@ async fn the_ingest_binary_answers_a_function_url_request_and_queues_on_moto() {
     for (family, url) in queues.urls.iter() {
         env.push(format!("{}={url}", relay_queue::QueueUrls::env_var(family)));
     }
+    env.extend(consumer.env());
     let mut command = Command::new("cargo");
     command
         .current_dir(&workspace)
-        .args([
-            "lambda",
-            "watch",
-            "--ignore-changes",
-            "--quiet",
-            "-p",
-            "ingest",
-        ])
+        .args(["lambda", "watch", "--ignore-changes", "--quiet"])
         .args([
             "--invoke-address",
             "127.0.0.1",
@@ -138,8 +134,10 @@ async fn the_ingest_binary_answers_a_function_url_request_and_queues_on_moto() {
         ])
         .args(["--invoke-port", &port.to_string()])
         .args(["--data-file", "events/lambda/ingest-function-url.json"])
-        .output()
+        .output();
+    let invoke = tokio::time::timeout(Duration::from_secs(120), invoke)
         .await
+        .expect("the ingest function answered the invoke")
         .expect("cargo lambda invoke");
     let answer = String::from_utf8_lossy(&invoke.stdout);
     assert!(
@@ -159,4 +157,123 @@ async fn the_ingest_binary_answers_a_function_url_request_and_queues_on_moto() {
     let queued = moto::drain_all(&config, &queues.urls).await;
     assert_eq!(queued[&EventFamily::Records].len(), 2);
     assert_eq!(queued.values().map(Vec::len).sum::<usize>(), 2);
+
+    // The records consumer with the checked-in SQS event: two updates of one person, one
+    // Attio fetch and one HubSpot upsert, no failed messages.
+    let invoke = Command::new("cargo")
+        .current_dir(&workspace)
+        .args([
+            "lambda",
+            "invoke",
+            "records",
+            "--invoke-address",
+            "127.0.0.1",
+        ])
+        .args(["--invoke-port", &port.to_string()])
+        .args(["--data-file", "events/lambda/records-sqs-batch.json"])
+        .output();
+    let invoke = tokio::time::timeout(Duration::from_secs(600), invoke)
+        .await
+        .expect("the records function answered within 10 minutes (build included)")
+        .expect("cargo lambda invoke records");
+    let answer = String::from_utf8_lossy(&invoke.stdout);
+    assert!(
+        invoke.status.success(),
+        "{answer}{}",
+        String::from_utf8_lossy(&invoke.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("invoke prints JSON");
+    assert_eq!(
+        answer["batchItemFailures"],
+        serde_json::json!([]),
+        "{answer}"
+    );
+    consumer.verify().await;
+    let mappings = aws_sdk_dynamodb::Client::new(&config)
+        .get_item()
+        .table_name(&consumer.table)
+        .key(
+            "mapping_key",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("contacts#{ADA}")),
+        )
+        .send()
+        .await
+        .expect("get mapping");
+    assert_eq!(
+        mappings
+            .item()
+            .and_then(|i| i.get("crm_id"))
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str),
+        Some("901")
+    );
+}
+
+const PEOPLE: &str = "f436cad2-7090-4b86-8ae2-27260febbefe";
+const ADA: &str = "443d9969-4842-451e-96bc-ffb9ad6744df";
+
+/// Stand-in Attio and HubSpot servers, a mappings table and a DLQ for the consumers.
+struct ConsumerApis {
+    attio: wiremock::MockServer,
+    hubspot: wiremock::MockServer,
+    table: String,
+    dlq: String,
+}
+
+impl ConsumerApis {
+    async fn start(config: &aws_config::SdkConfig) -> Self {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let fixture = |name: &str| -> serde_json::Value {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/attio")
+                .join(name);
+            serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
+        };
+        let attio = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/v2/objects/{PEOPLE}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(fixture("people-object.json")))
+            .mount(&attio)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("/v2/objects/people/records/{ADA}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(fixture("person.json")))
+            .expect(1)
+            .mount(&attio)
+            .await;
+        let hubspot = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/crm/v3/objects/contacts/batch/upsert"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "results": [{"id": "901", "properties": {"attio_record_id": ADA}}]})))
+            .expect(1)
+            .mount(&hubspot)
+            .await;
+        let table =
+            moto::fresh_table_keyed(config, "mappings", relay_mappings::KEY_ATTRIBUTE).await;
+        let dlq = moto::fresh_queues(config, 3).await.dlqs[&EventFamily::Records].clone();
+        Self {
+            attio,
+            hubspot,
+            table,
+            dlq,
+        }
+    }
+
+    fn env(&self) -> Vec<String> {
+        vec![
+            "ATTIO_API_TOKEN=attio-test-token".to_owned(),
+            format!("ATTIO_API_URL={}/v2", self.attio.uri()),
+            "HUBSPOT_TOKEN=hubspot-test-token".to_owned(),
+            format!("HUBSPOT_API_URL={}", self.hubspot.uri()),
+            format!("MAPPINGS_TABLE={}", self.table),
+            format!("DEAD_LETTER_QUEUE_URL={}", self.dlq),
+        ]
+    }
+
+    async fn verify(&self) {
+        self.attio.verify().await;
+        self.hubspot.verify().await;
+    }
 }

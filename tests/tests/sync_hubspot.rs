@@ -386,3 +386,55 @@ async fn list_entry_events_resync_their_parent_record_once_per_batch() {
         "{outcomes:?}"
     );
 }
+
+#[tokio::test]
+async fn deleted_notes_and_tasks_archive_their_hubspot_copies() {
+    let apis = Apis::start().await;
+    apis.mappings
+        .put(CrmObject::Notes, NOTE, &CrmId("n-55".into()))
+        .await
+        .expect("seed");
+    apis.mappings
+        .put(CrmObject::Tasks, TASK, &CrmId("t-9".into()))
+        .await
+        .expect("seed");
+    for path_ in ["/crm/v3/objects/notes/n-55", "/crm/v3/objects/tasks/t-9"] {
+        Mock::given(method("DELETE"))
+            .and(path(path_))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1)
+            .mount(&apis.hubspot)
+            .await;
+    }
+    let note = json!({"event_type": "note.deleted", "id": {"workspace_id": WS, "note_id": NOTE},
+                      "parent_object_id": PEOPLE, "parent_record_id": ADA,
+                      "actor": {"type": "workspace-member", "id": "m"}});
+    let task = json!({"event_type": "task.deleted", "id": {"workspace_id": WS, "task_id": TASK},
+                      "actor": {"type": "workspace-member", "id": "m"}});
+    all_done(
+        &NotesHandler::new(apis.ctx())
+            .handle(&[inbound("m1", note)])
+            .await,
+        1,
+    );
+    all_done(
+        &TasksHandler::new(apis.ctx())
+            .handle(&[inbound("m2", task)])
+            .await,
+        1,
+    );
+    assert_eq!(
+        apis.mappings
+            .get(CrmObject::Notes, NOTE)
+            .await
+            .expect("get"),
+        None
+    );
+    assert_eq!(
+        apis.mappings
+            .get(CrmObject::Tasks, TASK)
+            .await
+            .expect("get"),
+        None
+    );
+}
