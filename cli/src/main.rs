@@ -9,6 +9,7 @@
 
 mod consumers;
 mod dev;
+mod dlq;
 mod hubspot;
 mod outbox;
 mod queues;
@@ -42,6 +43,8 @@ enum Command {
     Outbox(outbox::OutboxArgs),
     /// Prepare HubSpot for syncing (create the attio_record_id property).
     Hubspot(hubspot::HubSpotArgs),
+    /// Inspect, replay and purge the dead-letter queues (SQS, or --local).
+    Dlq(dlq::DlqArgs),
 }
 
 /// Where local runs keep their SQLite file and dev secret.
@@ -58,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Queues(args) => queues::run(args).await,
         Command::Outbox(args) => outbox::run(args),
         Command::Hubspot(args) => hubspot::run(args).await,
+        Command::Dlq(args) => dlq::run(args).await,
     }
 }
 

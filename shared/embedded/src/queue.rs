@@ -176,6 +176,44 @@ impl SqliteQueue {
             .await
     }
 
+    /// Moves messages from a dead-letter queue back to the queue they came from, in one
+    /// transaction (locally a replay cannot half-happen). `ids` empty means all of them.
+    /// Returns how many moved.
+    pub async fn replay(&self, dlq: &str, ids: &[String]) -> Result<usize, LocalDbError> {
+        let (dlq, ids) = (dlq.to_owned(), ids.to_vec());
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                let selected: Vec<String> = if ids.is_empty() {
+                    let mut stmt = tx.prepare("SELECT message_id FROM messages WHERE queue = ?1")?;
+                    stmt.query_map([&dlq], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?
+                } else {
+                    ids
+                };
+                let mut moved = 0;
+                for id in &selected {
+                    moved += tx.execute(
+                        "UPDATE messages SET queue = COALESCE(source_queue, replace(queue, '-dlq', '')),
+                                source_queue = NULL, failure_reason = NULL, receive_count = 0,
+                                receipt_handle = NULL, visible_at_ms = ?3
+                         WHERE message_id = ?1 AND queue = ?2",
+                        params![id, dlq, now_millis()],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(moved)
+            })
+            .await
+    }
+
+    /// Deletes every message in `queue`; returns how many.
+    pub async fn purge(&self, queue: &str) -> Result<usize, LocalDbError> {
+        let queue = queue.to_owned();
+        self.db
+            .call(move |conn| conn.execute("DELETE FROM messages WHERE queue = ?1", [queue]))
+            .await
+    }
+
     /// Every message in `queue`, oldest first, without receiving them.
     pub async fn peek(&self, queue: &str) -> Result<Vec<LocalMessage>, LocalDbError> {
         let queue = queue.to_owned();
@@ -356,6 +394,45 @@ mod tests {
         assert_eq!(dead[0].source_queue.as_deref(), Some("tasks"));
         assert_eq!(dead[0].receive_count, 2);
         assert_eq!(dead[0].failure_reason, None);
+    }
+
+    #[tokio::test]
+    async fn dead_letters_replay_to_their_source_queue_and_purge() {
+        let queue = SqliteQueue::new(LocalDb::in_memory().unwrap(), 5);
+        queue
+            .send(&[
+                message(EventFamily::Notes, 0),
+                message(EventFamily::Notes, 1),
+            ])
+            .await
+            .unwrap();
+        for got in queue
+            .receive("notes", 10, Duration::from_secs(30))
+            .await
+            .unwrap()
+        {
+            queue
+                .dead_letter(&got.receipt_handle, "boom")
+                .await
+                .unwrap();
+        }
+        let dead = queue.peek("notes-dlq").await.unwrap();
+        assert_eq!(
+            queue
+                .replay("notes-dlq", &[dead[0].message_id.clone()])
+                .await
+                .unwrap(),
+            1
+        );
+        let back = queue.peek("notes").await.unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(
+            (back[0].receive_count, back[0].failure_reason.as_deref()),
+            (0, None)
+        );
+        assert_eq!(queue.replay("notes-dlq", &[]).await.unwrap(), 1);
+        assert_eq!(queue.purge("notes").await.unwrap(), 2);
+        assert!(queue.depths().await.unwrap().is_empty());
     }
 
     #[tokio::test]

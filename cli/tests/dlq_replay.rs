@@ -1,0 +1,203 @@
+//! `attio-relay dlq` against moto's SQS: a DLQ of 1,000 messages is replayed with none lost or
+//! duplicated even when the command dies halfway and is run again; list, show and purge.
+
+use std::collections::HashSet;
+use std::process::Command;
+
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use integration_tests::moto;
+
+const BIN: &str = env!("CARGO_BIN_EXE_attio-relay");
+
+fn text(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("attribute")
+}
+
+async fn queues(sqs: &aws_sdk_sqs::Client, prefix: &str) -> (String, String) {
+    let mut urls = Vec::new();
+    for name in [format!("{prefix}-records"), format!("{prefix}-records-dlq")] {
+        urls.push(
+            sqs.create_queue()
+                .queue_name(name)
+                .send()
+                .await
+                .expect("queue")
+                .queue_url
+                .expect("url"),
+        );
+    }
+    (urls[0].clone(), urls[1].clone())
+}
+
+async fn fill(sqs: &aws_sdk_sqs::Client, url: &str, count: usize) {
+    for chunk in (0..count).collect::<Vec<_>>().chunks(10) {
+        let entries = chunk
+            .iter()
+            .map(|n| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(format!("e{n}"))
+                    .message_body(format!("{{\"n\":{n}}}"))
+                    .message_attributes(
+                        "event_type",
+                        text(if n % 100 == 0 {
+                            "record.deleted"
+                        } else {
+                            "record.updated"
+                        }),
+                    )
+                    .message_attributes("idempotency_key", text(&format!("h:{n}")))
+                    .message_attributes("failure_reason", text("CRM: HTTP 400"))
+                    .build()
+                    .expect("entry")
+            })
+            .collect();
+        sqs.send_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .expect("fill");
+    }
+}
+
+fn relay(args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .args(["--endpoint-url", &moto::endpoint()])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("run attio-relay");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_dead_letters_replay_once_even_when_the_first_run_dies() {
+    let config = moto::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let prefix = moto::unique("replay");
+    let (source, dlq) = queues(&sqs, &prefix).await;
+    fill(&sqs, &dlq, 1000).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let data = data.path().to_str().expect("utf8").to_owned();
+    let base = [
+        "dlq",
+        "replay",
+        "--family",
+        "records",
+        "--queue-prefix",
+        &prefix,
+        "--data-dir",
+        &data,
+        "--json",
+        "--visibility-timeout",
+        "2",
+    ];
+
+    // The first run dies after sending (and journalling) its 50th batch, before deleting it.
+    let mut dying = base.to_vec();
+    dying.extend(["--abort-after-batches", "50"]);
+    let (ok, out) = relay(&dying);
+    assert!(!ok, "the first run was meant to die: {out}");
+
+    // The second run waits for the dead run's in-flight batch, deletes it without resending,
+    // and replays the rest.
+    let (ok, out) = relay(&base);
+    assert!(ok, "{out}");
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("json summary");
+    let summary = &summary[format!("{prefix}-records-dlq")];
+    assert_eq!(summary["resumed"], 10, "{summary}");
+    assert_eq!(summary["replayed"], 500, "{summary}");
+
+    let replayed = moto::drain(&config, &source).await;
+    let numbers: HashSet<u64> = replayed
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<serde_json::Value>(&m.body).expect("body")["n"]
+                .as_u64()
+                .expect("n")
+        })
+        .collect();
+    assert_eq!(replayed.len(), 1000, "none duplicated");
+    assert_eq!(numbers, (0..1000).collect::<HashSet<u64>>(), "none lost");
+    assert!(
+        replayed
+            .iter()
+            .all(|m| m.attributes.contains_key("replayed_from"))
+    );
+    assert!(
+        replayed
+            .iter()
+            .all(|m| !m.attributes.contains_key("failure_reason"))
+    );
+    assert!(moto::drain(&config, &dlq).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_show_filtered_replay_and_purge() {
+    let config = moto::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let prefix = moto::unique("ops");
+    let (source, dlq) = queues(&sqs, &prefix).await;
+    fill(&sqs, &dlq, 201).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let data = data.path().to_str().expect("utf8").to_owned();
+    let common = [
+        "--family",
+        "records",
+        "--queue-prefix",
+        prefix.as_str(),
+        "--data-dir",
+        data.as_str(),
+    ];
+
+    let (ok, out) = relay(&[&["dlq", "list", "--json", "--max", "500"][..], &common[..]].concat());
+    assert!(ok, "{out}");
+    let listed: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    let letters = listed[format!("{prefix}-records-dlq")]
+        .as_array()
+        .expect("list")
+        .clone();
+    assert_eq!(letters.len(), 201);
+    assert!(
+        letters
+            .iter()
+            .all(|l| l["failure_reason"] == "CRM: HTTP 400")
+    );
+    let id = letters[0]["message_id"].as_str().expect("id").to_owned();
+
+    let (ok, out) = relay(&[&["dlq", "show", &id][..], &common[..]].concat());
+    assert!(ok && out.contains("\"body\"") && out.contains(&id), "{out}");
+
+    // Only the three record.deleted events (n = 0, 100, 200) go back.
+    let (ok, out) = relay(
+        &[
+            &["dlq", "replay", "--event-type", "record.deleted", "--json"][..],
+            &common[..],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(moto::drain(&config, &source).await.len(), 3);
+
+    let (ok, out) = relay(&[&["dlq", "purge"][..], &common[..]].concat());
+    assert!(
+        !ok && out.contains("--yes"),
+        "purge asks for confirmation: {out}"
+    );
+    let (ok, out) = relay(&[&["dlq", "purge", "--yes"][..], &common[..]].concat());
+    assert!(ok, "{out}");
+    assert!(moto::drain(&config, &dlq).await.is_empty());
+}
