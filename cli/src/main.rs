@@ -14,6 +14,7 @@ mod hubspot;
 mod outbox;
 mod queues;
 mod send;
+mod webhooks;
 
 use std::path::PathBuf;
 
@@ -45,6 +46,8 @@ enum Command {
     Hubspot(hubspot::HubSpotArgs),
     /// Inspect, replay and purge the dead-letter queues (SQS, or --local).
     Dlq(dlq::DlqArgs),
+    /// Register, list, delete and rotate Attio webhooks; store their signing secrets.
+    Webhooks(webhooks::WebhooksArgs),
 }
 
 /// Where local runs keep their SQLite file and dev secret.
@@ -62,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Outbox(args) => outbox::run(args),
         Command::Hubspot(args) => hubspot::run(args).await,
         Command::Dlq(args) => dlq::run(args).await,
+        Command::Webhooks(args) => webhooks::run(args).await,
     }
 }
 

@@ -53,20 +53,23 @@ impl fmt::Debug for AttioClient {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Read,
     Write,
 }
 
 /// One logical call.
-struct Call<'a> {
-    method: Method,
-    segments: &'a [&'a str],
-    query: Option<(&'a str, &'a str)>,
-    body: Option<Vec<u8>>,
+pub(crate) struct Call<'a> {
+    pub(crate) method: Method,
+    pub(crate) segments: &'a [&'a str],
+    pub(crate) query: Option<(&'a str, &'a str)>,
+    pub(crate) body: Option<Vec<u8>>,
     /// The circuit this call belongs to: object, `notes`, `tasks` or list.
-    circuit: &'a str,
-    kind: Kind,
+    pub(crate) circuit: &'a str,
+    pub(crate) kind: Kind,
+    /// False for calls that must not be sent twice (creating a webhook): a transient failure
+    /// is returned at once, since the first attempt may have succeeded.
+    pub(crate) retry_transient: bool,
 }
 
 /// How one attempt ended.
@@ -166,6 +169,7 @@ impl AttioClient {
             body: Some(body),
             circuit: object,
             kind: Kind::Read,
+            retry_transient: true,
         })
         .await
     }
@@ -207,6 +211,7 @@ impl AttioClient {
             body: Some(body),
             circuit: object,
             kind: Kind::Write,
+            retry_transient: true,
         })
         .await
     }
@@ -245,7 +250,7 @@ impl AttioClient {
     /// Runs one logical call under its object's circuit breaker. The breaker counts calls,
     /// not attempts: one call that exhausts its retries on transient errors is one failure, so
     /// a single broken record cannot open the circuit for its whole object on its own.
-    async fn call<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, AttioError> {
+    pub(crate) async fn call<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, AttioError> {
         let permit =
             self.inner
                 .breaker
@@ -310,6 +315,7 @@ impl AttioClient {
                     };
                     (error, retry_after)
                 }
+                Outcome::Transient(error) if !call.retry_transient => return Err(error),
                 Outcome::Transient(error) => (error, inner.backoff(attempts)),
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -339,7 +345,7 @@ impl AttioClient {
 }
 
 impl<'a> Call<'a> {
-    fn get(segments: &'a [&'a str], circuit: &'a str) -> Self {
+    pub(crate) fn get(segments: &'a [&'a str], circuit: &'a str) -> Self {
         Self {
             method: Method::GET,
             segments,
@@ -347,6 +353,7 @@ impl<'a> Call<'a> {
             body: None,
             circuit,
             kind: Kind::Read,
+            retry_transient: true,
         }
     }
 
@@ -570,6 +577,7 @@ mod tests {
             body: None,
             circuit: "odd/slug",
             kind: Kind::Write,
+            retry_transient: true,
         };
         assert_eq!(
             client.inner.url(&call).as_str(),

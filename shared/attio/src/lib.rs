@@ -38,6 +38,7 @@ mod model;
 mod pacer;
 mod pages;
 mod schema;
+mod webhooks;
 
 pub use client::AttioClient;
 pub use config::{ApiToken, AttioConfig, DEFAULT_BASE_URL, RateLimit};
@@ -50,3 +51,4 @@ pub use model::{
 };
 pub use pages::{MAX_PAGE_SIZE, RecordPages, RecordQuery};
 pub use schema::{DEFAULT_SCHEMA_TTL, SchemaCache};
+pub use webhooks::{Subscription, Webhook, WebhookId};

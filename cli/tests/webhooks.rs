@@ -1,0 +1,197 @@
+//! `attio-relay webhooks` against a wiremock Attio that checks the exact requests Attio
+//! documents, and moto's Secrets Manager holding the signing secrets.
+
+use std::process::Command;
+
+use integration_tests::moto;
+use serde_json::json;
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const BIN: &str = env!("CARGO_BIN_EXE_attio-relay");
+
+fn relay(attio: &MockServer, args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["webhooks"])
+        .args(args)
+        .args([
+            "--api-url",
+            &format!("{}/v2", attio.uri()),
+            "--endpoint-url",
+            &moto::endpoint(),
+        ])
+        .env("ATTIO_API_TOKEN", "attio-admin-token")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("run attio-relay");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn created(id: &str, secret: &str, subscriptions: serde_json::Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({"data": {
+        "target_url": "https://abc.lambda-url.eu-west-1.on.aws/",
+        "subscriptions": subscriptions,
+        "id": {"workspace_id": "14beef7a-99f7-4534-a87e-70b564330a4c", "webhook_id": id},
+        "status": "active",
+        "created_at": "2026-11-23T07:00:00.000000000Z",
+        "secret": secret
+    }}))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_sends_the_documented_request_and_stores_the_secret_beside_the_old_one() {
+    let config = moto::sdk_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let secret_id = moto::unique("attio-relay/test/webhook-secrets");
+    secrets
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(r#"{"secrets": ["whsec_old"]}"#)
+        .send()
+        .await
+        .expect("secret");
+
+    let attio = MockServer::start().await;
+    let filter = json!({"$and": [{"field": "id.list_id", "operator": "equals", "value": "7fb3a2f1-0000-4000-8000-000000000001"}]});
+    let subscriptions = json!([
+        {"event_type": "record.updated", "filter": null},
+        {"event_type": "list-entry.created", "filter": filter}
+    ]);
+    Mock::given(method("POST"))
+        .and(path("/v2/webhooks"))
+        .and(header("authorization", "Bearer attio-admin-token"))
+        .and(body_json(json!({"data": {
+            "target_url": "https://abc.lambda-url.eu-west-1.on.aws/",
+            "subscriptions": subscriptions
+        }})))
+        .respond_with(created(
+            "23e42eaf-323a-41da-b5bb-fd67eebda553",
+            "whsec_new",
+            subscriptions.clone(),
+        ))
+        .expect(1)
+        .mount(&attio)
+        .await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("subscriptions.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[subscriptions]]
+event_type = "record.updated"
+
+[[subscriptions]]
+event_type = "list-entry.created"
+filter = { "$and" = [{ field = "id.list_id", operator = "equals", value = "7fb3a2f1-0000-4000-8000-000000000001" }] }
+"#,
+    )
+    .expect("write");
+    let (ok, out) = relay(
+        &attio,
+        &[
+            "create",
+            "--target-url",
+            "https://abc.lambda-url.eu-west-1.on.aws/",
+            "--subscriptions",
+            file.to_str().expect("utf8"),
+            "--store-secret",
+            &secret_id,
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains("whsec_new"),
+        "a stored secret is not printed: {out}"
+    );
+
+    let stored = secrets
+        .get_secret_value()
+        .secret_id(&secret_id)
+        .send()
+        .await
+        .expect("read");
+    let stored: serde_json::Value =
+        serde_json::from_str(stored.secret_string().expect("string")).expect("json");
+    assert_eq!(stored, json!({"secrets": ["whsec_new", "whsec_old"]}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_delete_and_a_default_create_that_prints_the_secret() {
+    let attio = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/webhooks"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [{
+            "target_url": "https://abc.lambda-url.eu-west-1.on.aws/",
+            "subscriptions": [{"event_type": "note.created", "filter": null}],
+            "id": {"workspace_id": "w", "webhook_id": "wh-1"},
+            "status": "active",
+            "created_at": "2026-11-01T00:00:00.000000000Z"
+        }]})))
+        .mount(&attio)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v2/webhooks/wh-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(1)
+        .mount(&attio)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/webhooks"))
+        .respond_with(|req: &wiremock::Request| {
+            let body: serde_json::Value = serde_json::from_slice(&req.body).expect("json");
+            created("wh-2", "whsec_local", body["data"]["subscriptions"].clone())
+        })
+        .expect(1)
+        .mount(&attio)
+        .await;
+
+    let (ok, out) = relay(&attio, &["list"]);
+    assert!(
+        ok && out.contains("wh-1") && out.contains("note.created"),
+        "{out}"
+    );
+    let (ok, out) = relay(&attio, &["delete", "wh-1"]);
+    assert!(ok && out.contains("deleted webhook wh-1"), "{out}");
+    let (ok, out) = relay(
+        &attio,
+        &[
+            "create",
+            "--target-url",
+            "https://abc.lambda-url.eu-west-1.on.aws/",
+            "--print-secret",
+        ],
+    );
+    assert!(ok && out.contains("whsec_local"), "{out}");
+    let requests = attio.received_requests().await.expect("recording");
+    let post = requests
+        .iter()
+        .find(|r| r.method.as_str() == "POST")
+        .expect("create request");
+    let body: serde_json::Value = serde_json::from_slice(&post.body).expect("json");
+    let types: Vec<&str> = body["data"]["subscriptions"]
+        .as_array()
+        .expect("subscriptions")
+        .iter()
+        .map(|s| s["event_type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(
+        types.len(),
+        14,
+        "every event the consumers handle: {types:?}"
+    );
+    assert!(types.contains(&"task.updated") && types.contains(&"note-content.updated"));
+    assert!(
+        !types.contains(&"task.completed"),
+        "Attio has no task.completed event"
+    );
+}
