@@ -14,6 +14,7 @@ mod hubspot;
 mod outbox;
 mod queues;
 mod send;
+mod status;
 mod webhooks;
 
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ enum Command {
     Dlq(dlq::DlqArgs),
     /// Register, list, delete and rotate Attio webhooks; store their signing secrets.
     Webhooks(webhooks::WebhooksArgs),
+    /// Queue and DLQ depths, oldest message age, recent deliveries (AWS, or --local).
+    Status(status::StatusArgs),
 }
 
 /// Where local runs keep their SQLite file and dev secret.
@@ -66,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Hubspot(args) => hubspot::run(args).await,
         Command::Dlq(args) => dlq::run(args).await,
         Command::Webhooks(args) => webhooks::run(args).await,
+        Command::Status(args) => status::run(args).await,
     }
 }
 

@@ -54,9 +54,15 @@ pub async fn fresh_table(config: &SdkConfig) -> String {
 /// A new on-demand table with a string partition key.
 pub async fn fresh_table_keyed(config: &SdkConfig, prefix: &str, key: &str) -> String {
     let name = unique(prefix);
+    create_table_named(config, &name, key).await;
+    name
+}
+
+/// Creates an on-demand table named `name` with a string partition key.
+pub async fn create_table_named(config: &SdkConfig, name: &str, key: &str) {
     aws_sdk_dynamodb::Client::new(config)
         .create_table()
-        .table_name(&name)
+        .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .key_schema(
             KeySchemaElement::builder()
@@ -75,7 +81,6 @@ pub async fn fresh_table_keyed(config: &SdkConfig, prefix: &str, key: &str) -> S
         .send()
         .await
         .expect("create table on moto");
-    name
 }
 
 /// Every item in a table, as (key, status).

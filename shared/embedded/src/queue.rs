@@ -227,6 +227,19 @@ impl SqliteQueue {
             .await
     }
 
+    /// Send time (ms) of the oldest message in each queue that has any, by name.
+    pub async fn oldest(&self) -> Result<Vec<(String, i64)>, LocalDbError> {
+        self.db
+            .call(|conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT queue, MIN(sent_at_ms) FROM messages GROUP BY queue ORDER BY queue",
+                )?;
+                stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .await
+    }
+
     /// Number of messages in each queue that has any, by name.
     pub async fn depths(&self) -> Result<Vec<(String, i64)>, LocalDbError> {
         self.db
