@@ -7,6 +7,7 @@
 //! attio-relay outbox                       # what the consumers would have sent to HubSpot
 //! ```
 
+mod backfill;
 mod consumers;
 mod dev;
 mod dlq;
@@ -51,6 +52,8 @@ enum Command {
     Webhooks(webhooks::WebhooksArgs),
     /// Queue and DLQ depths, oldest message age, recent deliveries (AWS, or --local).
     Status(status::StatusArgs),
+    /// Full sync of one Attio object to the CRM, resumable, paced to leave room for live traffic.
+    Backfill(backfill::BackfillArgs),
 }
 
 /// Where local runs keep their SQLite file and dev secret.
@@ -70,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Dlq(args) => dlq::run(args).await,
         Command::Webhooks(args) => webhooks::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Backfill(args) => backfill::run(args).await,
     }
 }
 

@@ -10,6 +10,7 @@
 //! | 429, 5xx, timeout, open circuit, store unavailable | `Retry` | SQS redelivers after the visibility timeout; after `maxReceiveCount` it lands in the DLQ |
 //! | HubSpot 400, unmapped deal stage, unreadable message | `DeadLetter` | a configuration or data problem: sent to the DLQ at once with the reason, for an operator to fix and replay |
 
+mod backfill;
 mod context;
 mod disposition;
 mod engagements;
@@ -20,6 +21,7 @@ mod record_source;
 mod records;
 mod tasks;
 
+pub use backfill::PageReport;
 pub use context::{CREATE_LEASE, StepError, SyncContext};
 pub use disposition::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
 pub use field_mapping::{AttributeSource, FieldMapping, FieldMappingError};

@@ -1,0 +1,229 @@
+//! `attio-relay backfill --object people`: a full sync of one Attio object through the same
+//! mapping, upsert and id mappings as the records consumer, page by page (500 records), with
+//! the position saved after every page so an interrupted run resumes where it stopped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use relay_attio::{AttioClient, AttioConfig, RateLimit, RecordQuery};
+use relay_crm::{CrmSink, HubSpotConfig, HubSpotSink, OutboxSink};
+use relay_embedded::{LocalDb, SqliteMappings};
+use relay_mappings::{DynamoDbMappings, IdMappings};
+use relay_sync::{FieldMapping, StepError, SyncContext};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, clap::Args)]
+pub struct BackfillArgs {
+    /// Attio object slug to sync (people, companies, deals, or a custom object).
+    #[arg(long)]
+    pub object: String,
+    /// Records per page (Attio allows up to 500).
+    #[arg(long, default_value_t = 500)]
+    pub page_size: u32,
+    /// Attio reads per second this run may use; the rest of Attio's ~100/s stays for live traffic.
+    #[arg(long, default_value_t = 20)]
+    pub rate: u32,
+    /// Start from the first record even if an earlier run stopped halfway.
+    #[arg(long)]
+    pub restart: bool,
+    #[arg(long, env = "ATTIO_API_TOKEN", hide_env_values = true)]
+    pub attio_token: String,
+    #[arg(long, env = "ATTIO_API_URL", default_value = relay_attio::DEFAULT_BASE_URL)]
+    pub attio_api_url: String,
+    /// HubSpot token; without it the calls go to the local outbox.
+    #[arg(long, env = "HUBSPOT_TOKEN", hide_env_values = true)]
+    pub hubspot_token: Option<String>,
+    #[arg(
+        long,
+        env = "HUBSPOT_API_URL",
+        default_value = "https://api.hubapi.com"
+    )]
+    pub hubspot_api_url: String,
+    /// DynamoDB mappings table (the stack's MappingsTableName); default: the local SQLite file.
+    #[arg(long, env = "MAPPINGS_TABLE")]
+    pub mappings_table: Option<String>,
+    /// Endpoint for DynamoDB (an emulator).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    #[arg(long, env = "FIELD_MAPPING_FILE")]
+    pub field_mapping: Option<PathBuf>,
+    /// Folder for the saved sync state (and local mappings and outbox).
+    #[arg(long, default_value_os_t = crate::default_data_dir(), env = "ATTIO_RELAY_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Test hook: abort after saving this many pages (a killed run).
+    #[arg(long, hide = true)]
+    pub abort_after_pages: Option<usize>,
+}
+
+/// Where a backfill of one object stands; saved after every page.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncState {
+    pub object: String,
+    /// Records before this offset are synced.
+    pub offset: u32,
+    pub records_synced: u64,
+    pub records_failed: u64,
+    pub started_at: u64,
+    /// When the last run that reached the end finished (unix seconds).
+    pub last_full_sync: Option<u64>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn state_file(data_dir: &Path, object: &str) -> PathBuf {
+    data_dir.join(format!("backfill-{object}.json"))
+}
+
+fn save(path: &Path, state: &SyncState) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(state)?)?;
+    // Rename is atomic: a crash leaves the old state or the new one, never half of one.
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot save {}", path.display()))
+}
+
+pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)?;
+    let fields = match &args.field_mapping {
+        Some(path) => FieldMapping::from_toml(&std::fs::read_to_string(path)?)?,
+        None => FieldMapping::default(),
+    };
+    anyhow::ensure!(
+        fields.crm_object(&args.object).is_some(),
+        "the field mapping has no [objects.{}]: nothing to sync it to",
+        args.object
+    );
+    let mut attio = AttioConfig::new(args.attio_token.as_str());
+    attio.base_url = args.attio_api_url.clone();
+    attio.read_rate = Some(RateLimit {
+        per_second: args.rate.max(1),
+        burst: args.rate.max(1),
+    });
+    let attio = AttioClient::new(attio)?;
+    let sink = match &args.hubspot_token {
+        Some(token) => {
+            let mut config = HubSpotConfig::new(token.as_str());
+            config.base_url = args.hubspot_api_url.clone();
+            Sink::HubSpot(HubSpotSink::new(config)?)
+        }
+        None => Sink::Outbox(OutboxSink::new(crate::dev::outbox_file(&args.data_dir))),
+    };
+    match (&args.mappings_table, sink) {
+        (Some(table), sink) => {
+            let mut loader = aws_config::from_env();
+            if let Some(url) = &args.endpoint_url {
+                loader = loader.endpoint_url(url);
+            }
+            let mappings =
+                DynamoDbMappings::new(aws_sdk_dynamodb::Client::new(&loader.load().await), table);
+            sink.walk(&args, attio, mappings, fields).await
+        }
+        (None, sink) => {
+            let db = LocalDb::open(&crate::dev::database_file(&args.data_dir))?;
+            sink.walk(&args, attio, SqliteMappings::new(db), fields)
+                .await
+        }
+    }
+}
+
+/// The two sinks a backfill can write to.
+enum Sink {
+    HubSpot(HubSpotSink),
+    Outbox(OutboxSink),
+}
+
+impl Sink {
+    async fn walk<M: IdMappings>(
+        self,
+        args: &BackfillArgs,
+        attio: AttioClient,
+        mappings: M,
+        fields: FieldMapping,
+    ) -> anyhow::Result<()> {
+        match self {
+            Self::HubSpot(sink) => {
+                walk(args, SyncContext::new(attio, sink, mappings, fields)).await
+            }
+            Self::Outbox(sink) => walk(args, SyncContext::new(attio, sink, mappings, fields)).await,
+        }
+    }
+}
+
+async fn walk<S: CrmSink, M: IdMappings>(
+    args: &BackfillArgs,
+    ctx: SyncContext<S, M>,
+) -> anyhow::Result<()> {
+    let ctx = Arc::new(ctx);
+    let path = state_file(&args.data_dir, &args.object);
+    let mut state = match std::fs::read(&path) {
+        Ok(bytes) if !args.restart => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is corrupt; use --restart", path.display()))?,
+        _ => SyncState::default(),
+    };
+    if state.object.is_empty() || state.offset == 0 {
+        state = SyncState {
+            object: args.object.clone(),
+            started_at: now(),
+            last_full_sync: state.last_full_sync,
+            ..SyncState::default()
+        };
+    } else {
+        eprintln!(
+            "resuming {} at record {} ({} synced so far)",
+            args.object, state.offset, state.records_synced
+        );
+    }
+    // Sorted by creation so offsets stay stable while the walk is paused.
+    let query = RecordQuery::new()
+        .sort(serde_json::json!({"direction": "asc", "attribute": "created_at"}))
+        .limit(args.page_size)
+        .offset(state.offset);
+    let mut pages = ctx.attio.record_pages(&args.object, query);
+    let progress = ProgressBar::new_spinner();
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {pos} records ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    progress.set_message(format!("backfilling {}", args.object));
+    progress.set_position(state.records_synced);
+    let mut pages_done = 0;
+    while let Some(records) = pages.next_page().await? {
+        let report = ctx
+            .sync_page(&args.object, &records)
+            .await
+            .map_err(|StepError(d)| {
+                anyhow::anyhow!(
+                    "page at offset {} failed: {d:?}; run again to resume",
+                    state.offset
+                )
+            })?;
+        for (record, why) in &report.failed {
+            progress.suspend(|| eprintln!("record {record} not synced: {why}"));
+        }
+        state.offset = pages.offset();
+        state.records_synced += report.synced as u64;
+        state.records_failed += report.failed.len() as u64;
+        save(&path, &state)?;
+        progress.set_position(state.records_synced);
+        pages_done += 1;
+        if args.abort_after_pages.is_some_and(|n| pages_done >= n) {
+            std::process::abort();
+        }
+    }
+    progress.finish_and_clear();
+    let summary = format!(
+        "{}: {} record(s) synced, {} failed",
+        args.object, state.records_synced, state.records_failed
+    );
+    state.offset = 0;
+    state.last_full_sync = Some(now());
+    save(&path, &state)?;
+    println!("{summary}");
+    Ok(())
+}
