@@ -10,7 +10,9 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
+
+use crate::dashboard::Dashboard;
 use relay_attio::{AttioClient, AttioConfig};
 use relay_crm::{CrmSink, HubSpotConfig, HubSpotSink, OutboxSink};
 use relay_embedded::{LocalDb, SqliteIdempotencyStore, SqliteMappings, SqliteQueue};
@@ -211,14 +213,19 @@ where
 }
 
 /// The dev server's routes: any POST is a delivery; GET /healthz answers "ok".
-pub fn router(service: Arc<LocalIngest>) -> Router {
+pub fn router(service: Arc<LocalIngest>, dashboard: Dashboard) -> Router {
     // Bodies a little over the limit still reach the handler, which answers with its JSON 413.
     let transport_limit = service.config().max_body_bytes.saturating_mul(4);
+    let pages = Router::new()
+        .route("/_relay", get(crate::dashboard::page))
+        .route("/_relay/replay", post(crate::dashboard::replay))
+        .with_state(dashboard);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .fallback(any(ingest))
         .layer(DefaultBodyLimit::max(transport_limit))
         .with_state(service)
+        .merge(pages)
 }
 
 async fn ingest(
@@ -286,6 +293,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     println!("  policy  : {}", args.policy);
     println!("  consumers: {consumers}");
+    println!("  dashboard: http://{addr}/_relay");
     println!();
     println!("Send a signed sample delivery from another terminal:");
     println!("  cargo run -p attio-relay -- send events/deliveries/record-updated.json");
@@ -294,7 +302,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("and what the consumers sent to the CRM:");
     println!("  cargo run -p attio-relay -- outbox");
 
-    axum::serve(listener, router(service))
+    let dashboard = Dashboard::new(run.db.clone(), run.queue.clone());
+    axum::serve(listener, router(service, dashboard))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -9,6 +9,7 @@
 
 mod backfill;
 mod consumers;
+mod dashboard;
 mod dev;
 mod dlq;
 mod hubspot;

@@ -208,3 +208,136 @@ async fn a_sent_record_update_is_synced_to_the_local_outbox() {
     );
     drop(child);
 }
+
+/// The dashboard shows a dead letter with its reason; its Replay button sends it back, and the
+/// consumer then syncs it.
+#[tokio::test]
+async fn the_dashboard_shows_and_replays_a_dead_letter() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let fixture = |name: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(repo_file(&format!("tests/fixtures/attio/{name}")))
+            .expect("fixture");
+        serde_json::from_str(&text).expect("json")
+    };
+    let attio = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/objects/f436cad2-7090-4b86-8ae2-27260febbefe"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("people-object.json")))
+        .mount(&attio)
+        .await;
+    // First a permanent refusal (a dead letter), then the record.
+    Mock::given(method("GET"))
+        .and(path(
+            "/v2/objects/people/records/443d9969-4842-451e-96bc-ffb9ad6744df",
+        ))
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "status_code": 400, "type": "invalid_request_error", "code": "validation_type",
+            "message": "record is being migrated"})))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&attio)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(
+            "/v2/objects/people/records/443d9969-4842-451e-96bc-ffb9ad6744df",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("person.json")))
+        .with_priority(2)
+        .mount(&attio)
+        .await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf8 path").to_owned();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["dev", "--addr", "127.0.0.1:0", "--data-dir", &data])
+        .args([
+            "--attio-token",
+            "t",
+            "--attio-api-url",
+            &format!("{}/v2", attio.uri()),
+        ])
+        .env_remove("HUBSPOT_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start dev");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first = lines.next_line().await.expect("read").expect("first line");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("url")
+        .to_owned();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let sample = repo_file("events/deliveries/record-updated.json");
+    let (ok, out) = run(&["send", &sample, "--url", &url, "--data-dir", &data]);
+    assert!(ok, "{out}");
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let dashboard = format!("{url}_relay");
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = client
+            .get(&dashboard)
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("text");
+        if page.contains("data-message-id") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        page.contains("record is being migrated"),
+        "the reason is shown: {page}"
+    );
+    assert!(page.contains("in DLQ"), "{page}");
+    let id = page
+        .split("data-message-id=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("message id")
+        .to_owned();
+
+    let replayed = client
+        .post(format!("{url}_relay/replay"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("queue=records-dlq&message_id={id}"))
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(replayed.status(), 303, "redirects back to the dashboard");
+
+    for _ in 0..100 {
+        page = client
+            .get(&dashboard)
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("text");
+        if page.contains(">synced<") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        page.contains(">synced<") && page.contains("no dead letters"),
+        "{page}"
+    );
+    let (_, outbox) = run(&["outbox", "--json", "--data-dir", &data]);
+    assert!(outbox.contains("\"op\":\"upsert\""), "{outbox}");
+    drop(child);
+}

@@ -1,0 +1,160 @@
+//! The local dashboard at `/_relay` on the dev server: recent deliveries, where each one's
+//! events are (queued, synced, in a DLQ), and a replay button for every dead letter.
+//! Server-rendered HTML with plain forms: nothing to build, works without JavaScript.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use relay_embedded::{LocalDb, LocalMessage, SqliteIdempotencyStore, SqliteQueue, dlq_name};
+use relay_events::EventFamily;
+use serde::Deserialize;
+
+/// What the dashboard reads.
+#[derive(Clone)]
+pub struct Dashboard {
+    pub queue: SqliteQueue,
+    pub store: SqliteIdempotencyStore,
+}
+
+impl Dashboard {
+    pub fn new(db: LocalDb, queue: SqliteQueue) -> Self {
+        Self {
+            queue,
+            store: SqliteIdempotencyStore::new(db),
+        }
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// Where a delivery's events are now.
+fn state(queued: usize, dead: usize, status: &str) -> &'static str {
+    match (queued, dead, status) {
+        (_, d, _) if d > 0 => "in DLQ",
+        (q, _, _) if q > 0 => "queued",
+        (_, _, "COMPLETED") => "synced",
+        _ => "in progress",
+    }
+}
+
+fn internal(err: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("dashboard: {err}"),
+    )
+        .into_response()
+}
+
+/// `GET /_relay`.
+pub async fn page(State(dashboard): State<Dashboard>) -> Response {
+    let mut live: Vec<LocalMessage> = Vec::new();
+    let mut dead: Vec<LocalMessage> = Vec::new();
+    for family in EventFamily::ALL {
+        match dashboard.queue.peek(family.as_str()).await {
+            Ok(messages) => live.extend(messages),
+            Err(e) => return internal(e),
+        }
+        match dashboard.queue.peek(&dlq_name(family.as_str())).await {
+            Ok(messages) => dead.extend(messages),
+            Err(e) => return internal(e),
+        }
+    }
+    let deliveries = match dashboard.store.recent(50).await {
+        Ok(rows) => rows,
+        Err(e) => return internal(e),
+    };
+    let mut per_key: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for m in &live {
+        per_key.entry(&m.attributes.idempotency_key).or_default().0 += 1;
+    }
+    for m in &dead {
+        per_key.entry(&m.attributes.idempotency_key).or_default().1 += 1;
+    }
+
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>attio-relay</title>\
+         <style>body{font:14px system-ui;margin:2em}table{border-collapse:collapse}\
+         td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\
+         .dlq{color:#a00}</style></head><body><h1>attio-relay (local)</h1>",
+    );
+    let _ = write!(
+        html,
+        "<h2>Recent deliveries</h2><table id=\"deliveries\"><tr><th>idempotency key</th><th>status</th><th>events</th></tr>"
+    );
+    for row in &deliveries {
+        let (queued, in_dlq) = per_key.get(row.key.as_str()).copied().unwrap_or_default();
+        let _ = write!(
+            html,
+            "<tr data-key=\"{key}\"><td>{key}</td><td>{status}</td><td class=\"state\">{state}</td></tr>",
+            key = escape(&row.key),
+            status = escape(&row.status),
+            state = state(queued, in_dlq, &row.status),
+        );
+    }
+    if deliveries.is_empty() {
+        html.push_str("<tr><td colspan=\"3\">none yet: attio-relay send events/deliveries/record-updated.json</td></tr>");
+    }
+    html.push_str("</table><h2>Dead letters</h2><table id=\"dead-letters\"><tr><th>queue</th><th>event</th><th>key</th><th>reason</th><th></th></tr>");
+    for m in &dead {
+        let _ = write!(
+            html,
+            "<tr class=\"dlq\" data-message-id=\"{id}\"><td>{queue}</td><td>{event}</td><td>{key}</td><td>{reason}</td>\
+             <td><form method=\"post\" action=\"/_relay/replay\"><input type=\"hidden\" name=\"queue\" value=\"{queue}\">\
+             <input type=\"hidden\" name=\"message_id\" value=\"{id}\"><button type=\"submit\">Replay</button></form></td></tr>",
+            id = escape(&m.message_id),
+            queue = escape(&m.queue),
+            event = escape(&m.attributes.event_type),
+            key = escape(&m.attributes.idempotency_key),
+            reason = escape(m.failure_reason.as_deref().unwrap_or("received too often")),
+        );
+    }
+    if dead.is_empty() {
+        html.push_str("<tr><td colspan=\"5\">no dead letters</td></tr>");
+    }
+    let _ = write!(
+        html,
+        "</table><p>{} message(s) queued.</p></body></html>",
+        live.len()
+    );
+    Html(html).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct ReplayForm {
+    queue: String,
+    message_id: String,
+}
+
+/// `POST /_relay/replay`: moves one dead letter back to its queue, then shows the page again.
+pub async fn replay(State(dashboard): State<Dashboard>, Form(form): Form<ReplayForm>) -> Response {
+    if !form.queue.ends_with("-dlq") {
+        return (
+            StatusCode::BAD_REQUEST,
+            "only dead-letter queues can be replayed",
+        )
+            .into_response();
+    }
+    match dashboard
+        .queue
+        .replay(&form.queue, &[form.message_id])
+        .await
+    {
+        Ok(0) => (
+            StatusCode::NOT_FOUND,
+            "no such dead letter (already replayed?)",
+        )
+            .into_response(),
+        Ok(_) => Redirect::to("/_relay").into_response(),
+        Err(e) => internal(e),
+    }
+}
