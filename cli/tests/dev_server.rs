@@ -209,10 +209,14 @@ async fn a_sent_record_update_is_synced_to_the_local_outbox() {
     drop(child);
 }
 
-/// The dashboard shows a dead letter with its reason; its Replay button sends it back, and the
-/// consumer then syncs it.
-#[tokio::test]
-async fn the_dashboard_shows_and_replays_a_dead_letter() {
+/// A dev server whose consumer finds the sample record refused once (a dead letter) and then
+/// readable; returns the server, its URL, its data folder and the stand-in Attio.
+async fn dev_with_one_dead_letter() -> (
+    tokio::process::Child,
+    String,
+    tempfile::TempDir,
+    wiremock::MockServer,
+) {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -277,27 +281,41 @@ async fn the_dashboard_shows_and_replays_a_dead_letter() {
     let sample = repo_file("events/deliveries/record-updated.json");
     let (ok, out) = run(&["send", &sample, "--url", &url, "--data-dir", &data]);
     assert!(ok, "{out}");
+    (child, url, dir, attio)
+}
 
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let dashboard = format!("{url}_relay");
+/// Fetches `url` until its body contains `needle` (the consumers run in the background).
+async fn wait_for(client: &reqwest::Client, url: &str, needle: &str) -> String {
     let mut page = String::new();
     for _ in 0..100 {
         page = client
-            .get(&dashboard)
+            .get(url)
             .send()
             .await
             .expect("get")
             .text()
             .await
             .expect("text");
-        if page.contains("data-message-id") {
+        if page.contains(needle) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    page
+}
+
+/// The dashboard shows a dead letter with its reason; its Replay button sends it back, and the
+/// consumer then syncs it.
+#[tokio::test]
+async fn the_dashboard_shows_and_replays_a_dead_letter() {
+    let (child, url, dir, _attio) = dev_with_one_dead_letter().await;
+    let data = dir.path().to_str().expect("utf8");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let dashboard = format!("{url}_relay");
+    let page = wait_for(&client, &dashboard, "data-message-id").await;
     assert!(
         page.contains("record is being migrated"),
         "the reason is shown: {page}"
@@ -319,15 +337,153 @@ async fn the_dashboard_shows_and_replays_a_dead_letter() {
         .expect("replay");
     assert_eq!(replayed.status(), 303, "redirects back to the dashboard");
 
+    let page = wait_for(&client, &dashboard, ">synced<").await;
+    assert!(
+        page.contains(">synced<") && page.contains("no dead letters"),
+        "{page}"
+    );
+    let (_, outbox) = run(&["outbox", "--json", "--data-dir", data]);
+    assert!(outbox.contains("\"op\":\"upsert\""), "{outbox}");
+    drop(child);
+}
+
+/// A W3C WebDriver session on chromedriver (Debian's chromium-driver), spoken over plain HTTP.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    _driver: tokio::process::Child,
+}
+
+impl Browser {
+    async fn start(profile: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let driver = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver is installed (scripts/test installs Debian's chromium-driver)");
+        let http = reqwest::Client::new();
+        let root = format!("http://127.0.0.1:{port}");
+        let capabilities = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-quic", "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync",
+                         format!("--user-data-dir={}", profile.display())]
+            }
+        }}});
+        let mut session = None;
+        for _ in 0..100 {
+            if let Ok(response) = http
+                .post(format!("{root}/session"))
+                .json(&capabilities)
+                .send()
+                .await
+            {
+                let body: serde_json::Value = response.json().await.expect("session json");
+                session = Some(
+                    body["value"]["sessionId"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("no session: {body}"))
+                        .to_owned(),
+                );
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let session = session.expect("chromedriver answered");
+        Self {
+            http,
+            base: format!("{root}/session/{session}"),
+            _driver: driver,
+        }
+    }
+
+    async fn command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
+        if method != reqwest::Method::GET {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("webdriver");
+        let json: serde_json::Value = response.json().await.expect("webdriver json");
+        json["value"].clone()
+    }
+
+    async fn open(&self, url: &str) {
+        self.command(
+            reqwest::Method::POST,
+            "/url",
+            serde_json::json!({"url": url}),
+        )
+        .await;
+    }
+
+    async fn source(&self) -> String {
+        self.command(reqwest::Method::GET, "/source", serde_json::Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self
+            .command(
+                reqwest::Method::POST,
+                "/element",
+                serde_json::json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        let id = element
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("no element {css}: {element}"))
+            .to_owned();
+        self.command(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            serde_json::json!({}),
+        )
+        .await;
+    }
+}
+
+/// The same, as a person would do it: in headless Chromium, the Replay button is clicked.
+#[tokio::test]
+async fn in_a_real_browser_the_replay_button_sends_a_dead_letter_back() {
+    let (child, url, dir, _attio) = dev_with_one_dead_letter().await;
+    let client = reqwest::Client::new();
+    let dashboard = format!("{url}_relay");
+    wait_for(&client, &dashboard, "data-message-id").await;
+
+    let browser = Browser::start(&dir.path().join("chromium-profile")).await;
+    browser.open(&dashboard).await;
+    let page = browser.source().await;
+    assert!(
+        page.contains("record is being migrated") && page.contains("Replay"),
+        "{page}"
+    );
+    browser.click("#dead-letters button").await;
+
+    let mut page = String::new();
     for _ in 0..100 {
-        page = client
-            .get(&dashboard)
-            .send()
-            .await
-            .expect("get")
-            .text()
-            .await
-            .expect("text");
+        browser.open(&dashboard).await;
+        page = browser.source().await;
         if page.contains(">synced<") {
             break;
         }
@@ -337,7 +493,34 @@ async fn the_dashboard_shows_and_replays_a_dead_letter() {
         page.contains(">synced<") && page.contains("no dead letters"),
         "{page}"
     );
-    let (_, outbox) = run(&["outbox", "--json", "--data-dir", &data]);
-    assert!(outbox.contains("\"op\":\"upsert\""), "{outbox}");
+    let shot = browser
+        .command(reqwest::Method::GET, "/screenshot", serde_json::Value::Null)
+        .await;
+    if let (Some(png), Ok(path)) = (shot.as_str(), std::env::var("ATTIO_RELAY_SCREENSHOT")) {
+        let _ = std::fs::write(path, base64_decode(png));
+    }
+    drop(browser);
     drop(child);
+}
+
+/// Standard base64, for the optional screenshot.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let digits: Vec<u8> = text.bytes().filter_map(value).collect();
+    digits
+        .chunks(4)
+        .flat_map(|chunk| {
+            let n = chunk.iter().fold(0u32, |acc, d| (acc << 6) | u32::from(*d))
+                << (6 * (4 - chunk.len()));
+            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+            bytes.into_iter().take(chunk.len().saturating_sub(1))
+        })
+        .collect()
 }
