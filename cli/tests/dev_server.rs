@@ -321,6 +321,11 @@ async fn the_dashboard_shows_and_replays_a_dead_letter() {
         "the reason is shown: {page}"
     );
     assert!(page.contains("in DLQ"), "{page}");
+    let (ok, listed) = run(&["dlq", "list", "--local", "--json", "--data-dir", data]);
+    assert!(
+        ok && listed.contains("record is being migrated"),
+        "dlq list --local: {listed}"
+    );
     let id = page
         .split("data-message-id=\"")
         .nth(1)
