@@ -135,13 +135,8 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
             }
             DlqCommand::Show { message_id } => {
                 let letters = peek(&sqs, &dlq, &dlq_name, usize::MAX, true).await?;
-                match letters.into_iter().find(|l| &l.message_id == message_id) {
-                    Some(letter) => {
-                        if !args.json {
-                            println!("{}", serde_json::to_string_pretty(&letter)?);
-                        }
-                        serde_json::to_value(letter)?
-                    }
+                match show(&args, letters, message_id)? {
+                    Some(value) => value,
                     None => continue,
                 }
             }
@@ -320,6 +315,21 @@ async fn peek(
             .await;
     }
     Ok(letters)
+}
+
+/// Prints the letter with `message_id`, if it is among `letters`; returns it for `--json`.
+fn show(
+    args: &DlqArgs,
+    letters: Vec<DeadLetter>,
+    message_id: &str,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let Some(letter) = letters.into_iter().find(|l| l.message_id == message_id) else {
+        return Ok(None);
+    };
+    if !args.json {
+        println!("{}", serde_json::to_string_pretty(&letter)?);
+    }
+    Ok(Some(serde_json::to_value(letter)?))
 }
 
 fn print_letters(args: &DlqArgs, letters: &[DeadLetter]) {
@@ -695,17 +705,10 @@ async fn run_local(args: &DlqArgs) -> anyhow::Result<()> {
                 print_letters(args, &shown);
                 serde_json::to_value(shown)?
             }
-            DlqCommand::Show { message_id } => {
-                match letters.into_iter().find(|l| &l.message_id == message_id) {
-                    Some(letter) => {
-                        if !args.json {
-                            println!("{}", serde_json::to_string_pretty(&letter)?);
-                        }
-                        serde_json::to_value(letter)?
-                    }
-                    None => continue,
-                }
-            }
+            DlqCommand::Show { message_id } => match show(args, letters, message_id)? {
+                Some(value) => value,
+                None => continue,
+            },
             DlqCommand::Replay {
                 event_type, ids, ..
             } => {

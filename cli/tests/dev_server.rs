@@ -131,11 +131,6 @@ async fn a_sent_record_update_is_synced_to_the_local_outbox() {
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    let fixture = |name: &str| -> serde_json::Value {
-        let text = std::fs::read_to_string(repo_file(&format!("tests/fixtures/attio/{name}")))
-            .expect("fixture");
-        serde_json::from_str(&text).expect("json")
-    };
     let attio = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/v2/objects/f436cad2-7090-4b86-8ae2-27260febbefe"))
@@ -154,29 +149,7 @@ async fn a_sent_record_update_is_synced_to_the_local_outbox() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf8 path").to_owned();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["dev", "--addr", "127.0.0.1:0", "--data-dir", &data])
-        .args([
-            "--attio-token",
-            "attio-dev-token",
-            "--attio-api-url",
-            &format!("{}/v2", attio.uri()),
-        ])
-        .env_remove("HUBSPOT_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start dev");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let first = lines.next_line().await.expect("read").expect("first line");
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("url")
-        .to_owned();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (child, url) = spawn_dev(&data, "attio-dev-token", &attio).await;
 
     let sample = repo_file("events/deliveries/record-updated.json");
     let (ok, out) = run(&["send", &sample, "--url", &url, "--data-dir", &data]);
@@ -209,6 +182,47 @@ async fn a_sent_record_update_is_synced_to_the_local_outbox() {
     drop(child);
 }
 
+/// A sample Attio API response from tests/fixtures/attio.
+fn fixture(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(repo_file(&format!("tests/fixtures/attio/{name}")))
+        .expect("fixture");
+    serde_json::from_str(&text).expect("json")
+}
+
+/// Starts `attio-relay dev` with its consumers on against a stand-in Attio; returns the
+/// process (killed on drop) and its URL from its first line.
+async fn spawn_dev(
+    data: &str,
+    token: &str,
+    attio: &wiremock::MockServer,
+) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["dev", "--addr", "127.0.0.1:0", "--data-dir", data])
+        .args([
+            "--attio-token",
+            token,
+            "--attio-api-url",
+            &format!("{}/v2", attio.uri()),
+        ])
+        .env_remove("HUBSPOT_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start dev");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first = lines.next_line().await.expect("read").expect("first line");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("url")
+        .to_owned();
+    // Keep reading so the server never writes to a closed pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
+
 /// A dev server whose consumer finds the sample record refused once (a dead letter) and then
 /// readable; returns the server, its URL, its data folder and the stand-in Attio.
 async fn dev_with_one_dead_letter() -> (
@@ -220,11 +234,6 @@ async fn dev_with_one_dead_letter() -> (
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    let fixture = |name: &str| -> serde_json::Value {
-        let text = std::fs::read_to_string(repo_file(&format!("tests/fixtures/attio/{name}")))
-            .expect("fixture");
-        serde_json::from_str(&text).expect("json")
-    };
     let attio = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/v2/objects/f436cad2-7090-4b86-8ae2-27260febbefe"))
@@ -254,29 +263,7 @@ async fn dev_with_one_dead_letter() -> (
 
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf8 path").to_owned();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["dev", "--addr", "127.0.0.1:0", "--data-dir", &data])
-        .args([
-            "--attio-token",
-            "t",
-            "--attio-api-url",
-            &format!("{}/v2", attio.uri()),
-        ])
-        .env_remove("HUBSPOT_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start dev");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let first = lines.next_line().await.expect("read").expect("first line");
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("url")
-        .to_owned();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (child, url) = spawn_dev(&data, "t", &attio).await;
 
     let sample = repo_file("events/deliveries/record-updated.json");
     let (ok, out) = run(&["send", &sample, "--url", &url, "--data-dir", &data]);
