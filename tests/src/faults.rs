@@ -30,6 +30,8 @@ pub enum Fault {
 #[derive(Debug, Default)]
 pub struct FaultPlan {
     planned: Mutex<VecDeque<Option<Fault>>>,
+    /// After the planned faults: fail this share of calls at random (seeded, repeatable).
+    random: Mutex<Option<(fastrand::Rng, f64)>>,
     calls: AtomicUsize,
     injected: AtomicUsize,
     /// Notified when a call starts to hang, so the test knows when to "crash".
@@ -50,6 +52,13 @@ impl FaultPlan {
         self
     }
 
+    /// Fails about `share` of all later calls, half before the real call and half after it
+    /// (the write happened, the answer was lost), from a fixed seed.
+    pub fn randomly(&self, share: f64, seed: u64) -> &Self {
+        *self.random.lock().expect("plan lock") = Some((fastrand::Rng::with_seed(seed), share));
+        self
+    }
+
     /// The next call passes (to plan a fault for a later call).
     pub fn then_pass(&self) -> &Self {
         self.planned.lock().expect("plan lock").push_back(None);
@@ -66,12 +75,24 @@ impl FaultPlan {
 
     fn next(&self) -> Option<Fault> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let fault = self
-            .planned
-            .lock()
-            .expect("plan lock")
-            .pop_front()
-            .flatten();
+        let planned = self.planned.lock().expect("plan lock").pop_front();
+        let fault = match planned {
+            Some(fault) => fault,
+            None => self
+                .random
+                .lock()
+                .expect("plan lock")
+                .as_mut()
+                .and_then(|(rng, share)| {
+                    (rng.f64() < *share).then(|| {
+                        if rng.bool() {
+                            Fault::Fail
+                        } else {
+                            Fault::FailAfter
+                        }
+                    })
+                }),
+        };
         if fault.is_some() {
             self.injected.fetch_add(1, Ordering::SeqCst);
         }

@@ -21,7 +21,10 @@ fn service() -> (Local, SqliteQueue, SqliteIdempotencyStore) {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// Header values of every kind: absent, garbage, hex of the wrong length, 64 hex characters.
@@ -38,12 +41,26 @@ fn header_value() -> impl Strategy<Value = Option<String>> {
 /// JSON that is sometimes a delivery and often nearly one.
 fn delivery_like() -> impl Strategy<Value = serde_json::Value> {
     let id = proptest::collection::btree_map(
-        prop_oneof![Just("workspace_id".to_owned()), Just("record_id".to_owned()), Just("object_id".to_owned()), "[a-z_]{1,12}"],
-        prop_oneof![Just(serde_json::Value::Null), "[a-z0-9-]{0,36}".prop_map(serde_json::Value::from), any::<i64>().prop_map(serde_json::Value::from)],
+        prop_oneof![
+            Just("workspace_id".to_owned()),
+            Just("record_id".to_owned()),
+            Just("object_id".to_owned()),
+            "[a-z_]{1,12}"
+        ],
+        prop_oneof![
+            Just(serde_json::Value::Null),
+            "[a-z0-9-]{0,36}".prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from)
+        ],
         0..5,
     );
     let event = (
-        prop_oneof![Just("record.updated".to_owned()), Just("task.created".to_owned()), Just("note.deleted".to_owned()), "[a-z.-]{0,24}"],
+        prop_oneof![
+            Just("record.updated".to_owned()),
+            Just("task.created".to_owned()),
+            Just("note.deleted".to_owned()),
+            "[a-z.-]{0,24}"
+        ],
         id,
         any::<bool>(),
     )
@@ -55,7 +72,8 @@ fn delivery_like() -> impl Strategy<Value = serde_json::Value> {
             event
         });
     prop_oneof![
-        proptest::collection::vec(event.clone(), 0..4).prop_map(|events| serde_json::json!({"webhook_id": "w", "events": events})),
+        proptest::collection::vec(event.clone(), 0..4)
+            .prop_map(|events| serde_json::json!({"webhook_id": "w", "events": events})),
         event,
         Just(serde_json::json!([1, 2, 3])),
         Just(serde_json::json!("just a string")),
@@ -63,7 +81,8 @@ fn delivery_like() -> impl Strategy<Value = serde_json::Value> {
 }
 
 async fn nothing_recorded(queue: &SqliteQueue, store: &SqliteIdempotencyStore) -> bool {
-    queue.depths().await.expect("depths").is_empty() && store.recent(1).await.expect("recent").is_empty()
+    queue.depths().await.expect("depths").is_empty()
+        && store.recent(1).await.expect("recent").is_empty()
 }
 
 proptest! {
