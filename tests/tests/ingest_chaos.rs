@@ -62,7 +62,7 @@ async fn random_faults_never_lose_a_delivery() {
         .collect();
 
     let mut pending: Vec<usize> = (0..DELIVERIES).collect();
-    let mut acknowledged = vec![false; DELIVERIES];
+    let mut acknowledged = [false; DELIVERIES];
     let mut attempts = 0;
     // Attio retries about ten times over three days; leases expire in between.
     for _round in 0..10 {
