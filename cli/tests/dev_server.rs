@@ -472,15 +472,11 @@ async fn in_a_real_browser_the_replay_button_sends_a_dead_letter_back() {
     );
     browser.click("#dead-letters button").await;
 
-    let mut page = String::new();
-    for _ in 0..100 {
-        browser.open(&dashboard).await;
-        page = browser.source().await;
-        if page.contains(">synced<") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // Wait over plain HTTP (navigating the browser now could cancel the form's POST), then
+    // look at the result in the browser.
+    wait_for(&client, &dashboard, ">synced<").await;
+    browser.open(&dashboard).await;
+    let page = browser.source().await;
     assert!(
         page.contains(">synced<") && page.contains("no dead letters"),
         "{page}"

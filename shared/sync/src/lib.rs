@@ -18,6 +18,7 @@ pub mod field_mapping;
 mod list_entries;
 mod notes;
 mod record_source;
+pub use record_source::RecordValues;
 mod records;
 mod tasks;
 

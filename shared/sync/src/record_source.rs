@@ -5,7 +5,7 @@ use relay_attio::{Value, ValueMap, current_values};
 use crate::AttributeSource;
 
 /// A record's (or list entry's) values, read as the field mapping asks.
-pub(crate) struct RecordValues<'a>(pub &'a ValueMap);
+pub struct RecordValues<'a>(pub &'a ValueMap);
 
 impl AttributeSource for RecordValues<'_> {
     fn text(&self, slug: &str, field: Option<&str>) -> Option<String> {
