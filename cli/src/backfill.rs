@@ -8,12 +8,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use relay_attio::{AttioClient, AttioConfig, RateLimit, RecordQuery};
-use relay_crm::{CrmSink, HubSpotConfig, HubSpotSink, OutboxSink};
+use relay_attio::{AttioClient, RateLimit, RecordQuery};
+use relay_crm::CrmSink;
 use relay_embedded::{LocalDb, SqliteMappings};
 use relay_mappings::{DynamoDbMappings, IdMappings};
 use relay_sync::{FieldMapping, StepError, SyncContext};
 use serde::{Deserialize, Serialize};
+
+use crate::sync_args::{CrmTarget, SyncArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct BackfillArgs {
@@ -29,27 +31,14 @@ pub struct BackfillArgs {
     /// Start from the first record even if an earlier run stopped halfway.
     #[arg(long)]
     pub restart: bool,
-    #[arg(long, env = "ATTIO_API_TOKEN", hide_env_values = true)]
-    pub attio_token: String,
-    #[arg(long, env = "ATTIO_API_URL", default_value = relay_attio::DEFAULT_BASE_URL)]
-    pub attio_api_url: String,
-    /// HubSpot token; without it the calls go to the local outbox.
-    #[arg(long, env = "HUBSPOT_TOKEN", hide_env_values = true)]
-    pub hubspot_token: Option<String>,
-    #[arg(
-        long,
-        env = "HUBSPOT_API_URL",
-        default_value = "https://api.hubapi.com"
-    )]
-    pub hubspot_api_url: String,
+    #[command(flatten)]
+    pub sync: SyncArgs,
     /// DynamoDB mappings table (the stack's MappingsTableName); default: the local SQLite file.
     #[arg(long, env = "MAPPINGS_TABLE")]
     pub mappings_table: Option<String>,
     /// Endpoint for DynamoDB (an emulator).
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
-    #[arg(long, env = "FIELD_MAPPING_FILE")]
-    pub field_mapping: Option<PathBuf>,
     /// Folder for the saved sync state (and local mappings and outbox).
     #[arg(long, default_value_os_t = crate::default_data_dir(), env = "ATTIO_RELAY_DATA_DIR")]
     pub data_dir: PathBuf,
@@ -90,30 +79,25 @@ fn save(path: &Path, state: &SyncState) -> anyhow::Result<()> {
 
 pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)?;
-    let fields = match &args.field_mapping {
-        Some(path) => FieldMapping::from_toml(&std::fs::read_to_string(path)?)?,
-        None => FieldMapping::default(),
-    };
+    let fields = args.sync.fields()?;
     anyhow::ensure!(
         fields.crm_object(&args.object).is_some(),
         "the field mapping has no [objects.{}]: nothing to sync it to",
         args.object
     );
-    let mut attio = AttioConfig::new(args.attio_token.as_str());
-    attio.base_url = args.attio_api_url.clone();
-    attio.read_rate = Some(RateLimit {
-        per_second: args.rate.max(1),
-        burst: args.rate.max(1),
-    });
-    let attio = AttioClient::new(attio)?;
-    let sink = match &args.hubspot_token {
-        Some(token) => {
-            let mut config = HubSpotConfig::new(token.as_str());
-            config.base_url = args.hubspot_api_url.clone();
-            Sink::HubSpot(HubSpotSink::new(config)?)
-        }
-        None => Sink::Outbox(OutboxSink::new(crate::dev::outbox_file(&args.data_dir))),
-    };
+    let token =
+        args.sync.attio_token.as_deref().context(
+            "set ATTIO_API_TOKEN (or --attio-token): the backfill reads records from Attio",
+        )?;
+    let rate = args.rate.max(1);
+    let attio = args.sync.attio(
+        token,
+        Some(RateLimit {
+            per_second: rate,
+            burst: rate,
+        }),
+    )?;
+    let sink = args.sync.crm(&args.data_dir)?;
     match (&args.mappings_table, sink) {
         (Some(table), sink) => {
             let mut loader = aws_config::from_env();
@@ -122,35 +106,29 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
             }
             let mappings =
                 DynamoDbMappings::new(aws_sdk_dynamodb::Client::new(&loader.load().await), table);
-            sink.walk(&args, attio, mappings, fields).await
+            walk_with(sink, &args, attio, mappings, fields).await
         }
         (None, sink) => {
             let db = LocalDb::open(&crate::dev::database_file(&args.data_dir))?;
-            sink.walk(&args, attio, SqliteMappings::new(db), fields)
-                .await
+            walk_with(sink, &args, attio, SqliteMappings::new(db), fields).await
         }
     }
 }
 
-/// The two sinks a backfill can write to.
-enum Sink {
-    HubSpot(HubSpotSink),
-    Outbox(OutboxSink),
-}
-
-impl Sink {
-    async fn walk<M: IdMappings>(
-        self,
-        args: &BackfillArgs,
-        attio: AttioClient,
-        mappings: M,
-        fields: FieldMapping,
-    ) -> anyhow::Result<()> {
-        match self {
-            Self::HubSpot(sink) => {
-                walk(args, SyncContext::new(attio, sink, mappings, fields)).await
-            }
-            Self::Outbox(sink) => walk(args, SyncContext::new(attio, sink, mappings, fields)).await,
+/// Runs the walk with whichever sink was chosen (one monomorphised walk per sink type).
+async fn walk_with<M: IdMappings>(
+    target: CrmTarget,
+    args: &BackfillArgs,
+    attio: AttioClient,
+    mappings: M,
+    fields: FieldMapping,
+) -> anyhow::Result<()> {
+    match target {
+        CrmTarget::HubSpot(sink) => {
+            walk(args, SyncContext::new(attio, sink, mappings, fields)).await
+        }
+        CrmTarget::Outbox(sink) => {
+            walk(args, SyncContext::new(attio, sink, mappings, fields)).await
         }
     }
 }

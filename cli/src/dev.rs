@@ -13,15 +13,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 
 use crate::dashboard::Dashboard;
-use relay_attio::{AttioClient, AttioConfig};
-use relay_crm::{CrmSink, HubSpotConfig, HubSpotSink, OutboxSink};
+use crate::sync_args::{CrmTarget, SyncArgs};
+use relay_crm::CrmSink;
 use relay_embedded::{LocalDb, SqliteIdempotencyStore, SqliteMappings, SqliteQueue};
 use relay_events::EventFamily;
 use relay_ingest::{IngestConfig, IngestRequest, IngestService, StaticSecrets, parse_secret_list};
 use relay_signature::{SchemePolicy, Verifier, WebhookSecret};
-use relay_sync::{
-    FieldMapping, ListEntriesHandler, NotesHandler, RecordsHandler, SyncContext, TasksHandler,
-};
+use relay_sync::{ListEntriesHandler, NotesHandler, RecordsHandler, SyncContext, TasksHandler};
 
 /// The service the dev server runs: production logic over the embedded adapters.
 pub type LocalIngest = IngestService<SqliteIdempotencyStore, SqliteQueue, StaticSecrets>;
@@ -44,27 +42,8 @@ pub struct DevArgs {
     /// Receives before a local message moves to its dead-letter queue.
     #[arg(long, default_value_t = 5)]
     pub max_receive_count: u32,
-    /// Attio API token: with it, the four consumers run in-process and sync queued events
-    /// (without it, events stay on the local queues).
-    #[arg(long, env = "ATTIO_API_TOKEN", hide_env_values = true)]
-    pub attio_token: Option<String>,
-    /// Attio API root (point it at a stand-in server for offline runs).
-    #[arg(long, env = "ATTIO_API_URL", default_value = relay_attio::DEFAULT_BASE_URL)]
-    pub attio_api_url: String,
-    /// HubSpot private app token: with it, consumers write to HubSpot; without it, to the local
-    /// outbox (crm-outbox.jsonl in the data folder), which shows every call they would make.
-    #[arg(long, env = "HUBSPOT_TOKEN", hide_env_values = true)]
-    pub hubspot_token: Option<String>,
-    /// HubSpot API root.
-    #[arg(
-        long,
-        env = "HUBSPOT_API_URL",
-        default_value = "https://api.hubapi.com"
-    )]
-    pub hubspot_api_url: String,
-    /// Field mapping TOML (Attio attributes -> HubSpot properties); default: the built-in one.
-    #[arg(long, env = "FIELD_MAPPING_FILE")]
-    pub field_mapping: Option<PathBuf>,
+    #[command(flatten)]
+    pub sync: SyncArgs,
 }
 
 /// The dev secret file inside the data folder, shared with `send`.
@@ -141,48 +120,31 @@ pub fn local_service(args: &DevArgs) -> anyhow::Result<LocalRun> {
 
 /// Starts the four consumers in-process when an Attio token is configured; says what it did.
 fn start_consumers(args: &DevArgs, run: &LocalRun) -> anyhow::Result<String> {
-    let Some(token) = &args.attio_token else {
+    let Some(token) = &args.sync.attio_token else {
         return Ok("off (set ATTIO_API_TOKEN to sync queued events)".into());
     };
-    let fields = match &args.field_mapping {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            FieldMapping::from_toml(&text)?
-        }
-        None => FieldMapping::default(),
-    };
-    let mut attio = AttioConfig::new(token.as_str());
-    attio.base_url = args.attio_api_url.clone();
-    let attio = AttioClient::new(attio)?;
+    let (fields, attio) = (args.sync.fields()?, args.sync.attio(token, None)?);
     let mappings = SqliteMappings::new(run.db.clone());
-    match &args.hubspot_token {
-        Some(token) => {
-            let mut config = HubSpotConfig::new(token.as_str());
-            config.base_url = args.hubspot_api_url.clone();
-            let sink = HubSpotSink::new(config)?;
+    Ok(match args.sync.crm(&args.data_dir)? {
+        CrmTarget::HubSpot(sink) => {
             spawn_consumers(
                 &run.queue,
                 Arc::new(SyncContext::new(attio, sink, mappings, fields)),
             );
-            Ok(format!(
-                "on, writing to HubSpot at {}",
-                args.hubspot_api_url
-            ))
+            format!("on, writing to HubSpot at {}", args.sync.hubspot_api_url)
         }
-        None => {
-            let outbox = outbox_file(&args.data_dir);
-            let sink = OutboxSink::new(&outbox);
-            spawn_consumers(
-                &run.queue,
-                Arc::new(SyncContext::new(attio, sink, mappings, fields)),
-            );
-            Ok(format!(
+        CrmTarget::Outbox(sink) => {
+            let shown = format!(
                 "on, writing CRM calls to {} (no HUBSPOT_TOKEN)",
-                outbox.display()
-            ))
+                sink.path().display()
+            );
+            spawn_consumers(
+                &run.queue,
+                Arc::new(SyncContext::new(attio, sink, mappings, fields)),
+            );
+            shown
         }
-    }
+    })
 }
 
 fn spawn_consumers<S>(queue: &SqliteQueue, ctx: Arc<SyncContext<S, SqliteMappings>>)

@@ -17,6 +17,7 @@ mod outbox;
 mod queues;
 mod send;
 mod status;
+mod sync_args;
 mod webhooks;
 
 use std::path::PathBuf;

@@ -25,6 +25,38 @@ impl Drop for Watch {
     }
 }
 
+/// `cargo lambda invoke <function> --data-file <file>` against the watch on `port`; its JSON answer.
+async fn invoke(
+    workspace: &std::path::Path,
+    port: u16,
+    function: &str,
+    file: &str,
+    timeout_secs: u64,
+) -> serde_json::Value {
+    let output = Command::new("cargo")
+        .current_dir(workspace)
+        .args([
+            "lambda",
+            "invoke",
+            function,
+            "--invoke-address",
+            "127.0.0.1",
+        ])
+        .args(["--invoke-port", &port.to_string(), "--data-file", file])
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(timeout_secs), output)
+        .await
+        .unwrap_or_else(|_| panic!("{function} did not answer within {timeout_secs}s"))
+        .expect("cargo lambda invoke");
+    let answer = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{answer}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("invoke prints JSON ({e}): {answer}"))
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -123,29 +155,14 @@ async fn the_ingest_binary_answers_a_function_url_request_and_queues_on_moto() {
 
     // The README's `cargo lambda invoke` with the checked-in Function URL event. It carries an
     // Idempotency-Key header, so it is a new delivery of the same event: queued once more.
-    let invoke = Command::new("cargo")
-        .current_dir(&workspace)
-        .args([
-            "lambda",
-            "invoke",
-            "ingest",
-            "--invoke-address",
-            "127.0.0.1",
-        ])
-        .args(["--invoke-port", &port.to_string()])
-        .args(["--data-file", "events/lambda/ingest-function-url.json"])
-        .output();
-    let invoke = tokio::time::timeout(Duration::from_secs(120), invoke)
-        .await
-        .expect("the ingest function answered the invoke")
-        .expect("cargo lambda invoke");
-    let answer = String::from_utf8_lossy(&invoke.stdout);
-    assert!(
-        invoke.status.success(),
-        "{answer}{}",
-        String::from_utf8_lossy(&invoke.stderr)
-    );
-    let answer: serde_json::Value = serde_json::from_str(&answer).expect("invoke prints JSON");
+    let answer = invoke(
+        &workspace,
+        port,
+        "ingest",
+        "events/lambda/ingest-function-url.json",
+        120,
+    )
+    .await;
     assert_eq!(answer["statusCode"], 200, "{answer}");
     assert!(
         answer["body"]
@@ -160,29 +177,15 @@ async fn the_ingest_binary_answers_a_function_url_request_and_queues_on_moto() {
 
     // The records consumer with the checked-in SQS event: two updates of one person, one
     // Attio fetch and one HubSpot upsert, no failed messages.
-    let invoke = Command::new("cargo")
-        .current_dir(&workspace)
-        .args([
-            "lambda",
-            "invoke",
-            "records",
-            "--invoke-address",
-            "127.0.0.1",
-        ])
-        .args(["--invoke-port", &port.to_string()])
-        .args(["--data-file", "events/lambda/records-sqs-batch.json"])
-        .output();
-    let invoke = tokio::time::timeout(Duration::from_secs(600), invoke)
-        .await
-        .expect("the records function answered within 10 minutes (build included)")
-        .expect("cargo lambda invoke records");
-    let answer = String::from_utf8_lossy(&invoke.stdout);
-    assert!(
-        invoke.status.success(),
-        "{answer}{}",
-        String::from_utf8_lossy(&invoke.stderr)
-    );
-    let answer: serde_json::Value = serde_json::from_str(&answer).expect("invoke prints JSON");
+    // The first invoke of a function waits for cargo lambda to build it.
+    let answer = invoke(
+        &workspace,
+        port,
+        "records",
+        "events/lambda/records-sqs-batch.json",
+        600,
+    )
+    .await;
     assert_eq!(
         answer["batchItemFailures"],
         serde_json::json!([]),

@@ -1,0 +1,75 @@
+//! The Attio, HubSpot and field-mapping options `dev` and `backfill` share, and the clients
+//! they build.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use relay_attio::{AttioClient, AttioConfig, RateLimit};
+use relay_crm::{HubSpotConfig, HubSpotSink, OutboxSink};
+use relay_sync::FieldMapping;
+
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Attio API token (read access to records, lists, notes and tasks). `dev` runs its
+    /// consumers only when one is given.
+    #[arg(long, env = "ATTIO_API_TOKEN", hide_env_values = true)]
+    pub attio_token: Option<String>,
+    /// Attio API root (point it at a stand-in server for offline runs).
+    #[arg(long, env = "ATTIO_API_URL", default_value = relay_attio::DEFAULT_BASE_URL)]
+    pub attio_api_url: String,
+    /// HubSpot private app token; without it, CRM calls go to the local outbox
+    /// (crm-outbox.jsonl in the data folder), which shows every call that would be made.
+    #[arg(long, env = "HUBSPOT_TOKEN", hide_env_values = true)]
+    pub hubspot_token: Option<String>,
+    /// HubSpot API root.
+    #[arg(
+        long,
+        env = "HUBSPOT_API_URL",
+        default_value = "https://api.hubapi.com"
+    )]
+    pub hubspot_api_url: String,
+    /// Field mapping TOML (Attio attributes -> HubSpot properties); default: the built-in one.
+    #[arg(long, env = "FIELD_MAPPING_FILE")]
+    pub field_mapping: Option<PathBuf>,
+}
+
+/// Where CRM writes go.
+pub enum CrmTarget {
+    HubSpot(HubSpotSink),
+    Outbox(OutboxSink),
+}
+
+impl SyncArgs {
+    pub fn fields(&self) -> anyhow::Result<FieldMapping> {
+        match &self.field_mapping {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                Ok(FieldMapping::from_toml(&text)?)
+            }
+            None => Ok(FieldMapping::default()),
+        }
+    }
+
+    /// The Attio client for `token`, paced to `read_rate` when given.
+    pub fn attio(&self, token: &str, read_rate: Option<RateLimit>) -> anyhow::Result<AttioClient> {
+        let mut config = AttioConfig::new(token);
+        config.base_url = self.attio_api_url.clone();
+        if read_rate.is_some() {
+            config.read_rate = read_rate;
+        }
+        Ok(AttioClient::new(config)?)
+    }
+
+    /// HubSpot when a token is given, else the outbox in `data_dir`.
+    pub fn crm(&self, data_dir: &Path) -> anyhow::Result<CrmTarget> {
+        Ok(match &self.hubspot_token {
+            Some(token) => {
+                let mut config = HubSpotConfig::new(token.as_str());
+                config.base_url = self.hubspot_api_url.clone();
+                CrmTarget::HubSpot(HubSpotSink::new(config)?)
+            }
+            None => CrmTarget::Outbox(OutboxSink::new(crate::dev::outbox_file(data_dir))),
+        })
+    }
+}
