@@ -9,7 +9,8 @@ fn filter() -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// JSON lines without ANSI colours or timestamps (CloudWatch stamps each line itself).
+/// JSON lines without ANSI colours, with an RFC 3339 timestamp: Lambda's JSON log format reads
+/// `level` only from lines that carry one (others count as INFO), so level filtering needs it.
 pub fn init_json() {
     let _ = tracing_subscriber::fmt()
         .json()
@@ -18,7 +19,6 @@ pub fn init_json() {
         .with_current_span(false)
         .with_span_list(false)
         .with_ansi(false)
-        .without_time()
         .with_target(false)
         .try_init();
 }
