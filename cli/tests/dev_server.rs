@@ -182,11 +182,8 @@ async fn a_sent_record_update_is_synced_to_the_local_outbox() {
     drop(child);
 }
 
-/// A sample Attio API response from tests/fixtures/attio.
 fn fixture(name: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(repo_file(&format!("tests/fixtures/attio/{name}")))
-        .expect("fixture");
-    serde_json::from_str(&text).expect("json")
+    integration_tests::fixtures::attio(name)
 }
 
 /// Starts `attio-relay dev` with its consumers on against a stand-in Attio; returns the

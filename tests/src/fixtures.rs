@@ -120,3 +120,13 @@ pub fn service<S, Q>(
         clock,
     )
 }
+
+/// A sample Attio API response from `tests/fixtures/attio/<name>`.
+pub fn attio(name: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/attio")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}

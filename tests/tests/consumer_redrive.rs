@@ -25,10 +25,7 @@ const ADA: &str = "443d9969-4842-451e-96bc-ffb9ad6744df";
 const BROKEN: &str = "00000000-0000-4000-8000-00000000dead";
 
 fn fixture(name: &str) -> serde_json::Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/attio")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
+    integration_tests::fixtures::attio(name)
 }
 
 fn message(record_id: &str, attribute: &str) -> OutgoingMessage {

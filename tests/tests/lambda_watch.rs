@@ -227,12 +227,7 @@ impl ConsumerApis {
     async fn start(config: &aws_config::SdkConfig) -> Self {
         use wiremock::matchers::{method, path};
         use wiremock::{Mock, MockServer, ResponseTemplate};
-        let fixture = |name: &str| -> serde_json::Value {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures/attio")
-                .join(name);
-            serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
-        };
+        let fixture = integration_tests::fixtures::attio;
         let attio = MockServer::start().await;
         Mock::given(method("GET"))
             .and(path(format!("/v2/objects/{PEOPLE}")))

@@ -24,11 +24,8 @@ const ADA: &str = "443d9969-4842-451e-96bc-ffb9ad6744df";
 const NOTE: &str = "ff3f3bd4-40f4-4f80-8187-cd02385af424";
 const TASK: &str = "649e34f4-c39a-4f4d-99ef-48a36bef8f04";
 
-fn fixture(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/attio")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("fixture json")
+fn fixture(name: &str) -> serde_json::Value {
+    integration_tests::fixtures::attio(name)
 }
 
 struct Apis {

@@ -131,11 +131,7 @@ impl<S: CrmSink, M: IdMappings> SyncContext<S, M> {
             )
             .await?;
         if let Some(failure) = report.failures.first() {
-            return Err(StepError(if failure.permanent {
-                Disposition::dead_letter(&failure.message)
-            } else {
-                Disposition::retry(&failure.message)
-            }));
+            return Err(StepError(Disposition::for_refused(failure)));
         }
         let id =
             report.ids.get(record_id).cloned().ok_or_else(|| {

@@ -27,6 +27,19 @@ impl Disposition {
         }
     }
 
+    /// What the CRM refusing one record of a batch means for its message.
+    pub fn for_refused(failure: &relay_crm::ItemFailure) -> Self {
+        let reason = format!(
+            "CRM refused record {}: {}",
+            failure.attio_record_id, failure.message
+        );
+        if failure.permanent {
+            Self::dead_letter(reason)
+        } else {
+            Self::retry(reason)
+        }
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             Self::Done => "done",

@@ -187,17 +187,7 @@ impl<S: CrmSink, M: IdMappings> BatchHandler for RecordsHandler<S, M> {
                     .iter()
                     .find(|f| &f.attio_record_id == record_id)
                 {
-                    if failure.permanent {
-                        Disposition::dead_letter(format!(
-                            "CRM refused record {record_id}: {}",
-                            failure.message
-                        ))
-                    } else {
-                        Disposition::retry(format!(
-                            "CRM refused record {record_id}: {}",
-                            failure.message
-                        ))
-                    }
+                    Disposition::for_refused(failure)
                 } else if let Some(id) = report.ids.get(record_id) {
                     let step: Result<(), StepError> = async {
                         self.ctx.mappings.put(crm_object, record_id, id).await?;
