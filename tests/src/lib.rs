@@ -4,7 +4,9 @@
 //!   fresh, uniquely named tables and queues per test so tests run in parallel.
 //! * [`faults`]: adapters that wrap the real ones and fail, hang or lose ownership on command.
 //! * [`fixtures`]: the sample deliveries in `events/` and Attio-style signing.
+//! * [`fake_apis`]: stateful Attio and HubSpot stand-ins on wiremock that fail at random.
 
+pub mod fake_apis;
 pub mod faults;
 pub mod fixtures;
 pub mod moto;

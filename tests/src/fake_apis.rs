@@ -1,0 +1,421 @@
+//! Stateful stand-ins for Attio and HubSpot, served by wiremock, that fail at random.
+//!
+//! The plain wiremock mocks in the other tests check one exact request each; a chaos run sends
+//! hundreds, so these fakes check every request's shape as it comes (token, path, body) and keep
+//! the state a real service would: Attio serves the current record, note or task for any id the
+//! test registered; HubSpot upserts contacts by `attio_record_id`, creates, updates and archives
+//! notes and tasks, and remembers every write. Anything they do not recognise is recorded in
+//! `unexpected` and answered 400, so the run fails loudly instead of passing by accident.
+//!
+//! Faults come from a seeded [`FaultDice`]: rate limits, 5xx answers, answers slower than the
+//! client's timeout, and, for HubSpot, writes that happened but whose answer was lost.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value, json};
+use wiremock::{Request, Respond, ResponseTemplate};
+
+/// Decides, from a fixed seed, which calls fail and how; counts what it injected.
+#[derive(Debug)]
+pub struct FaultDice {
+    rng: Mutex<fastrand::Rng>,
+    share: f64,
+    injected: AtomicUsize,
+}
+
+impl FaultDice {
+    pub fn new(share: f64, seed: u64) -> Self {
+        Self {
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            share,
+            injected: AtomicUsize::new(0),
+        }
+    }
+
+    /// `Some(n)` with n in `0..kinds` for a call that should fail, `None` for one that passes.
+    fn roll(&self, kinds: usize) -> Option<usize> {
+        let mut rng = self.rng.lock().expect("dice lock");
+        if rng.f64() >= self.share {
+            return None;
+        }
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        Some(rng.usize(0..kinds))
+    }
+
+    pub fn injected(&self) -> usize {
+        self.injected.load(Ordering::SeqCst)
+    }
+}
+
+/// `Retry-After` as Attio sends it: an HTTP date, here about a second away.
+fn retry_after_date() -> String {
+    httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(1))
+}
+
+fn attio_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({
+        "status_code": status, "type": "api_error", "code": code, "message": message
+    }))
+}
+
+/// Attio's API for one object (people), notes and tasks. Every id the test registers exists.
+#[derive(Debug)]
+pub struct FakeAttio {
+    token: String,
+    people_object_id: String,
+    people_object: Value,
+    person: Value,
+    note: Value,
+    task: Value,
+    /// note or task id → the person it belongs to.
+    parents: HashMap<String, String>,
+    completed_tasks: HashSet<String>,
+    /// How long a "timed out" answer takes: longer than the client's request timeout.
+    pub hang: Duration,
+    pub dice: FaultDice,
+    pub unexpected: Mutex<Vec<String>>,
+    pub served: AtomicUsize,
+}
+
+impl FakeAttio {
+    /// `person`, `note`, `task` and `people_object` are API answers (the fixtures) used as templates.
+    pub fn new(
+        token: &str,
+        people_object_id: &str,
+        templates: [Value; 4],
+        dice: FaultDice,
+    ) -> Self {
+        let [people_object, person, note, task] = templates;
+        Self {
+            token: format!("Bearer {token}"),
+            people_object_id: people_object_id.to_owned(),
+            people_object,
+            person,
+            note,
+            task,
+            parents: HashMap::new(),
+            completed_tasks: HashSet::new(),
+            hang: Duration::from_secs(2),
+            dice,
+            unexpected: Mutex::new(Vec::new()),
+            served: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn with_note(mut self, note_id: &str, person_id: &str) -> Self {
+        self.parents
+            .insert(note_id.to_owned(), person_id.to_owned());
+        self
+    }
+
+    pub fn with_task(mut self, task_id: &str, person_id: &str, completed: bool) -> Self {
+        self.parents
+            .insert(task_id.to_owned(), person_id.to_owned());
+        if completed {
+            self.completed_tasks.insert(task_id.to_owned());
+        }
+        self
+    }
+
+    /// The job title the fake gives a person: lets the test check the synced values.
+    pub fn job_title(person_id: &str) -> String {
+        format!("title-{person_id}")
+    }
+
+    fn person(&self, id: &str) -> Value {
+        let mut person = self.person.clone();
+        person["data"]["id"]["record_id"] = json!(id);
+        if let Some(title) = person["data"]["values"]["job_title"][0].as_object_mut() {
+            title.insert("value".into(), json!(Self::job_title(id)));
+        }
+        person
+    }
+
+    fn note(&self, id: &str, parent: &str) -> Value {
+        let mut note = self.note.clone();
+        note["data"]["id"]["note_id"] = json!(id);
+        note["data"]["parent_record_id"] = json!(parent);
+        note["data"]["title"] = json!(format!("Note {id}"));
+        note
+    }
+
+    fn task(&self, id: &str, parent: &str) -> Value {
+        let mut task = self.task.clone();
+        task["data"]["id"]["task_id"] = json!(id);
+        task["data"]["content_plaintext"] = json!(format!("Task {id}\nFollow up."));
+        task["data"]["is_completed"] = json!(self.completed_tasks.contains(id));
+        task["data"]["linked_records"][0]["target_record_id"] = json!(parent);
+        task
+    }
+
+    fn unexpected(&self, request: &Request) -> ResponseTemplate {
+        let seen = format!("{} {}", request.method, request.url.path());
+        self.unexpected.lock().expect("lock").push(seen.clone());
+        attio_error(400, "unexpected_request", &seen)
+    }
+}
+
+impl Respond for FakeAttio {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let authorised = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            == Some(self.token.as_str());
+        if !authorised || request.method != http::Method::GET {
+            return self.unexpected(request);
+        }
+        match self.dice.roll(3) {
+            Some(0) => {
+                return attio_error(429, "rate_limit_exceeded", "slow down")
+                    .insert_header("retry-after", retry_after_date().as_str());
+            }
+            Some(1) => return attio_error(503, "service_unavailable", "try again"),
+            Some(_) => {
+                return ResponseTemplate::new(200)
+                    .set_body_json(json!({}))
+                    .set_delay(self.hang);
+            }
+            None => {}
+        }
+        let segments: Vec<&str> = request.url.path().trim_matches('/').split('/').collect();
+        let body = match segments.as_slice() {
+            ["v2", "objects", id] if *id == self.people_object_id => self.people_object.clone(),
+            ["v2", "objects", "people", "records", id] => self.person(id),
+            ["v2", "notes", id] => match self.parents.get(*id) {
+                Some(parent) => self.note(id, parent),
+                None => return self.unexpected(request),
+            },
+            ["v2", "tasks", id] => match self.parents.get(*id) {
+                Some(parent) => self.task(id, parent),
+                None => return self.unexpected(request),
+            },
+            _ => return self.unexpected(request),
+        };
+        self.served.fetch_add(1, Ordering::SeqCst);
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+}
+
+/// One object as the fake HubSpot stores it.
+#[derive(Debug, Clone, Default)]
+pub struct StoredObject {
+    pub object: String,
+    pub id: String,
+    pub properties: Map<String, Value>,
+    /// (association type id, id of the associated object)
+    pub associations: Vec<(u64, String)>,
+    pub archived: bool,
+    pub writes: usize,
+}
+
+/// What the fake HubSpot holds.
+#[derive(Debug, Default)]
+pub struct HubSpotState {
+    /// Contacts by `attio_record_id`.
+    pub contacts: BTreeMap<String, StoredObject>,
+    /// Notes and tasks by HubSpot id.
+    pub engagements: BTreeMap<String, StoredObject>,
+    /// Creates that happened but whose answer the client never saw: each may leave a duplicate.
+    pub lost_create_answers: usize,
+    pub unexpected: Vec<String>,
+    next_id: u64,
+}
+
+impl HubSpotState {
+    fn new_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("{}", 7_000 + self.next_id)
+    }
+
+    /// The live notes or tasks whose text mentions `attio_id`.
+    pub fn engagements_for(&self, object: &str, attio_id: &str) -> Vec<&StoredObject> {
+        self.engagements
+            .values()
+            .filter(|o| o.object == object && !o.archived)
+            .filter(|o| {
+                o.properties
+                    .values()
+                    .any(|v| v.as_str().is_some_and(|s| s.contains(attio_id)))
+            })
+            .collect()
+    }
+}
+
+/// HubSpot's CRM v3 object API for contacts (batch upsert), notes and tasks.
+#[derive(Debug)]
+pub struct FakeHubSpot {
+    token: String,
+    pub state: Arc<Mutex<HubSpotState>>,
+    pub hang: Duration,
+    pub dice: FaultDice,
+}
+
+/// What a write did, so a fault can be applied before or after it.
+enum Outcome {
+    Answer(ResponseTemplate),
+    Reject(String),
+}
+
+impl FakeHubSpot {
+    pub fn new(token: &str, dice: FaultDice) -> Self {
+        Self {
+            token: format!("Bearer {token}"),
+            state: Arc::new(Mutex::new(HubSpotState::default())),
+            hang: Duration::from_secs(2),
+            dice,
+        }
+    }
+
+    fn apply(&self, state: &mut HubSpotState, request: &Request) -> Outcome {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let segments: Vec<&str> = request.url.path().trim_matches('/').split('/').collect();
+        match (request.method.as_str(), segments.as_slice()) {
+            ("POST", ["crm", "v3", "objects", "contacts", "batch", "upsert"]) => {
+                let mut results = Vec::new();
+                for input in body["inputs"].as_array().into_iter().flatten() {
+                    let (Some(attio_id), Some(properties)) =
+                        (input["id"].as_str(), input["properties"].as_object())
+                    else {
+                        return Outcome::Reject("upsert input without id or properties".into());
+                    };
+                    if input["idProperty"] != "attio_record_id"
+                        || properties.get("attio_record_id") != Some(&json!(attio_id))
+                    {
+                        return Outcome::Reject(format!(
+                            "upsert not keyed on attio_record_id: {input}"
+                        ));
+                    }
+                    let id = match state.contacts.get(attio_id) {
+                        Some(existing) => existing.id.clone(),
+                        None => state.new_id(),
+                    };
+                    let contact = state.contacts.entry(attio_id.to_owned()).or_default();
+                    contact.object = "contacts".into();
+                    contact.id = id.clone();
+                    contact.properties.extend(properties.clone());
+                    contact.writes += 1;
+                    results.push(json!({"id": id, "properties": {"attio_record_id": attio_id}}));
+                }
+                Outcome::Answer(
+                    ResponseTemplate::new(200)
+                        .set_body_json(json!({"status": "COMPLETE", "results": results})),
+                )
+            }
+            ("POST", ["crm", "v3", "objects", object @ ("notes" | "tasks")]) => {
+                let expected_type = if *object == "notes" { 202 } else { 204 };
+                let mut associations = Vec::new();
+                for a in body["associations"].as_array().into_iter().flatten() {
+                    let to = a["to"]["id"].as_str().unwrap_or_default().to_owned();
+                    let type_id = a["types"][0]["associationTypeId"].as_u64().unwrap_or(0);
+                    let known = state.contacts.values().any(|c| c.id == to);
+                    if type_id != expected_type || !known {
+                        return Outcome::Reject(format!("bad association {a} for {object}"));
+                    }
+                    associations.push((type_id, to));
+                }
+                let Some(properties) = body["properties"].as_object().cloned() else {
+                    return Outcome::Reject(format!("{object} create without properties"));
+                };
+                let id = state.new_id();
+                state.engagements.insert(
+                    id.clone(),
+                    StoredObject {
+                        object: (*object).to_owned(),
+                        id: id.clone(),
+                        properties,
+                        associations,
+                        archived: false,
+                        writes: 1,
+                    },
+                );
+                Outcome::Answer(ResponseTemplate::new(201).set_body_json(json!({"id": id})))
+            }
+            ("PATCH", ["crm", "v3", "objects", "notes" | "tasks", id]) => {
+                let Some(properties) = body["properties"].as_object().cloned() else {
+                    return Outcome::Reject("update without properties".into());
+                };
+                match state.engagements.get_mut(*id) {
+                    Some(stored) if !stored.archived => {
+                        stored.properties.extend(properties);
+                        stored.writes += 1;
+                        Outcome::Answer(ResponseTemplate::new(200).set_body_json(json!({"id": id})))
+                    }
+                    _ => Outcome::Answer(
+                        ResponseTemplate::new(404)
+                            .set_body_json(json!({"status": "error", "message": "not found"})),
+                    ),
+                }
+            }
+            ("DELETE", ["crm", "v3", "objects", "notes" | "tasks", id]) => {
+                if let Some(stored) = state.engagements.get_mut(*id) {
+                    stored.archived = true;
+                }
+                Outcome::Answer(ResponseTemplate::new(204))
+            }
+            _ => Outcome::Reject(format!("{} {}", request.method, request.url.path())),
+        }
+    }
+}
+
+impl Respond for FakeHubSpot {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut state = self.state.lock().expect("hubspot state");
+        let authorised = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            == Some(self.token.as_str());
+        if !authorised {
+            state
+                .unexpected
+                .push("request without the HubSpot token".into());
+            return ResponseTemplate::new(401);
+        }
+        let fault = self.dice.roll(5);
+        match fault {
+            // Refused before doing anything: rate limited, unavailable, or lost on the way in.
+            Some(0) => {
+                return ResponseTemplate::new(429).set_body_json(json!({
+                    "status": "error", "message": "You have reached your secondly limit.",
+                    "errorType": "RATE_LIMIT", "policyName": "SECONDLY"
+                }));
+            }
+            Some(1) => {
+                return ResponseTemplate::new(502)
+                    .set_body_json(json!({"status": "error", "message": "bad gateway"}));
+            }
+            Some(2) => return ResponseTemplate::new(200).set_delay(self.hang),
+            _ => {}
+        }
+        let is_create = request.method == http::Method::POST
+            && matches!(
+                request.url.path(),
+                "/crm/v3/objects/notes" | "/crm/v3/objects/tasks"
+            );
+        match self.apply(&mut state, request) {
+            Outcome::Reject(what) => {
+                state.unexpected.push(what.clone());
+                ResponseTemplate::new(400).set_body_json(
+                    json!({"status": "error", "category": "VALIDATION_ERROR", "message": what}),
+                )
+            }
+            // Done, but the answer is lost: a 504 from a proxy, or the client gave up waiting.
+            Outcome::Answer(_) if fault.is_some() => {
+                if is_create {
+                    state.lost_create_answers += 1;
+                }
+                if fault == Some(3) {
+                    ResponseTemplate::new(504)
+                        .set_body_json(json!({"status": "error", "message": "gateway timeout"}))
+                } else {
+                    ResponseTemplate::new(200).set_delay(self.hang)
+                }
+            }
+            Outcome::Answer(answer) => answer,
+        }
+    }
+}
