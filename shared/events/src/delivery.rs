@@ -80,6 +80,14 @@ pub struct Event {
 }
 
 impl Event {
+    /// Parses one event on its own, as the consumers read a queued event back. Unlike
+    /// [`Delivery::parse`] it never looks for an envelope: an event's own `events` or
+    /// `webhook_id` keys are data ingest ignored, so they must not turn it into another event
+    /// here (found by `fuzz/`'s `parse_delivery` target).
+    pub fn from_raw(raw: &RawValue) -> Result<Self, ParseError> {
+        Self::parse(raw).map_err(|reason| ParseError::InvalidEvent { index: 0, reason })
+    }
+
     /// The queue this event goes to. Known types whose ids were malformed are parked too.
     pub fn family(&self) -> EventFamily {
         match self.subject {

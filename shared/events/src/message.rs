@@ -60,6 +60,11 @@ impl QueuedEvent {
     pub fn from_body(body: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(body)
     }
+
+    /// The queued event, typed again: exactly the event ingest routed (see [`Event::from_raw`]).
+    pub fn parse_event(&self) -> Result<Event, crate::ParseError> {
+        Event::from_raw(&self.event)
+    }
 }
 
 #[cfg(test)]
@@ -78,5 +83,31 @@ mod tests {
         assert_eq!(back.family, EventFamily::Tasks);
         assert_eq!(back.event_type, EventType::TaskCreated);
         assert_eq!(back.idempotency_key, "h:k1");
+    }
+
+    /// Regressions from `fuzz/regressions/parse_delivery/`: keys that look like an envelope
+    /// inside an event are data, so the consumer reads back the event ingest routed.
+    #[test]
+    fn a_queued_event_reads_back_as_the_event_ingest_routed() {
+        for body in [
+            include_str!("../../../fuzz/regressions/parse_delivery/reparse-nested-events.json"),
+            include_str!(
+                "../../../fuzz/regressions/parse_delivery/reparse-webhook-id-not-a-string.json"
+            ),
+            r#"{"events":[{"event_type":"task.created","id":{"workspace_id":"w","task_id":"t"},"events":[]}]}"#,
+            r#"{"events":[{"event_type":"task.created","id":{"workspace_id":"w","task_id":"t"},"events":1}]}"#,
+        ] {
+            let delivery = Delivery::parse(body.trim().as_bytes()).unwrap();
+            let event = &delivery.events[0];
+            let key = IdempotencyKey::for_delivery(Some("k"), &delivery, None);
+            let queued =
+                QueuedEvent::from_body(&QueuedEvent::new(&key, None, 0, 0, event).to_body())
+                    .unwrap();
+            let back = queued.parse_event().unwrap();
+            assert_eq!(back.subject, event.subject, "{body}");
+            assert_eq!(back.event_type, event.event_type);
+            assert_eq!(back.workspace_id, event.workspace_id);
+            assert_eq!(back.raw().get(), event.raw().get());
+        }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use relay_crm::{Association, CrmError, CrmObject, CrmSink, Properties};
-use relay_events::{Delivery, Event};
+use relay_events::Event;
 use relay_mappings::{IdMappings, Reservation};
 
 use crate::context::{CREATE_LEASE, StepError, SyncContext, now};
@@ -28,9 +28,7 @@ pub(crate) fn coalesce(
     let mut order = Vec::new();
     let mut work: BTreeMap<String, EngagementWork> = BTreeMap::new();
     for inbound in events {
-        let event = Delivery::parse(inbound.event.event.get().as_bytes())
-            .ok()
-            .and_then(|d| d.events.into_iter().next());
+        let event = inbound.event.parse_event().ok();
         let Some((event, id)) = event.and_then(|e| id_of(&e).map(|id| (e, id))) else {
             outcomes.push(MessageOutcome {
                 message_id: inbound.message_id.clone(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use relay_attio::AttioError;
 use relay_crm::{CrmObject, CrmSink, RecordUpsert};
-use relay_events::{Delivery, Subject};
+use relay_events::Subject;
 use relay_mappings::IdMappings;
 
 use crate::context::{StepError, SyncContext};
@@ -42,11 +42,7 @@ fn coalesce(
     let mut order: Vec<(String, String)> = Vec::new();
     let mut work: BTreeMap<(String, String), RecordWork> = BTreeMap::new();
     for inbound in events {
-        let parsed = Delivery::parse(inbound.event.event.get().as_bytes());
-        let subject = parsed
-            .ok()
-            .and_then(|d| d.events.into_iter().next())
-            .map(|e| e.subject);
+        let subject = inbound.event.parse_event().ok().map(|e| e.subject);
         let (key, deleted, duplicate) = match subject {
             Some(Subject::Record {
                 object_id,
