@@ -419,3 +419,13 @@ impl Respond for FakeHubSpot {
         }
     }
 }
+
+/// Lets the caller keep a handle on a fake (its state, its counts) after wiremock takes the
+/// responder.
+pub struct SharedResponder<R>(pub Arc<R>);
+
+impl<R: Respond> Respond for SharedResponder<R> {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.0.respond(request)
+    }
+}

@@ -23,7 +23,7 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use http::StatusCode;
-use integration_tests::fake_apis::{FakeAttio, FakeHubSpot, FaultDice};
+use integration_tests::fake_apis::{FakeAttio, FakeHubSpot, FaultDice, SharedResponder};
 use integration_tests::faults::{FaultyQueue, FaultyStore, ManualClock};
 use integration_tests::fixtures::{self, SECRET, body_only_headers, post, with_key};
 use integration_tests::moto;
@@ -638,13 +638,4 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
         duplicates <= explained,
         "{duplicates} duplicate notes/tasks, but only {explained} creates lost their answer"
     );
-}
-
-/// Lets the test keep a handle on a fake after wiremock takes its responder.
-struct SharedResponder<R>(Arc<R>);
-
-impl<R: wiremock::Respond> wiremock::Respond for SharedResponder<R> {
-    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
-        self.0.respond(request)
-    }
 }
