@@ -105,6 +105,22 @@ impl FakeAttio {
         }
     }
 
+    /// The fake with the checked-in Attio answers (`tests/fixtures/attio`) as templates.
+    pub fn from_fixtures(token: &str, people_object_id: &str, dice: FaultDice) -> Self {
+        let fixture = crate::fixtures::attio;
+        Self::new(
+            token,
+            people_object_id,
+            [
+                fixture("people-object.json"),
+                fixture("person.json"),
+                fixture("note.json"),
+                fixture("task.json"),
+            ],
+            dice,
+        )
+    }
+
     pub fn with_note(mut self, note_id: &str, person_id: &str) -> Self {
         self.parents
             .insert(note_id.to_owned(), person_id.to_owned());
@@ -428,4 +444,15 @@ impl<R: Respond> Respond for SharedResponder<R> {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         self.0.respond(request)
     }
+}
+
+/// Serves `fake` for every request on a new loopback wiremock server; the caller keeps the `Arc`
+/// to read the fake's state afterwards.
+pub async fn serve<R: Respond + Send + Sync + 'static>(fake: &Arc<R>) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(SharedResponder(Arc::clone(fake)))
+        .mount(&server)
+        .await;
+    server
 }

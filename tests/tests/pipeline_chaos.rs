@@ -23,7 +23,7 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use http::StatusCode;
-use integration_tests::fake_apis::{FakeAttio, FakeHubSpot, FaultDice, SharedResponder};
+use integration_tests::fake_apis::{self, FakeAttio, FakeHubSpot, FaultDice};
 use integration_tests::faults::{FaultyQueue, FaultyStore, ManualClock};
 use integration_tests::fixtures::{self, SECRET, body_only_headers, post, with_key};
 use integration_tests::moto;
@@ -36,8 +36,6 @@ use relay_mappings::{DynamoDbMappings, IdMappings, MappingError, Reservation, Un
 use relay_queue::SqsQueue;
 use relay_sync::{FieldMapping, NotesHandler, RecordsHandler, SyncContext, TasksHandler};
 use serde_json::json;
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer};
 
 const WS: &str = "a9f6fd20-80d5-4bd1-b8fe-60a7c5a9178a";
 const PEOPLE: &str = "f436cad2-7090-4b86-8ae2-27260febbefe";
@@ -404,17 +402,8 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
     deliver_with_retries(&service, &clock, &bodies, &counts).await;
 
     // Attio and HubSpot, each failing 10% of calls.
-    let mut attio_fake = FakeAttio::new(
-        "attio-chaos-token",
-        PEOPLE,
-        [
-            fixtures::attio("people-object.json"),
-            fixtures::attio("person.json"),
-            fixtures::attio("note.json"),
-            fixtures::attio("task.json"),
-        ],
-        FaultDice::new(0.10, 31),
-    );
+    let mut attio_fake =
+        FakeAttio::from_fixtures("attio-chaos-token", PEOPLE, FaultDice::new(0.10, 31));
     attio_fake.hang = Duration::from_millis(800);
     for (note, person) in &workspace.notes {
         attio_fake = attio_fake.with_note(note, person);
@@ -426,16 +415,8 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
     let mut hubspot_fake = FakeHubSpot::new("hubspot-chaos-token", FaultDice::new(0.10, 32));
     hubspot_fake.hang = Duration::from_millis(800);
     let hubspot_fake = Arc::new(hubspot_fake);
-    let attio = MockServer::start().await;
-    let hubspot = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(SharedResponder(Arc::clone(&attio_fake)))
-        .mount(&attio)
-        .await;
-    Mock::given(any())
-        .respond_with(SharedResponder(Arc::clone(&hubspot_fake)))
-        .mount(&hubspot)
-        .await;
+    let attio = fake_apis::serve(&attio_fake).await;
+    let hubspot = fake_apis::serve(&hubspot_fake).await;
 
     let mut attio_config = AttioConfig::new("attio-chaos-token");
     attio_config.base_url = format!("{}/v2", attio.uri());

@@ -17,14 +17,12 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use integration_tests::fake_apis::{FakeAttio, FakeHubSpot, FaultDice, SharedResponder};
+use integration_tests::fake_apis::{self, FakeAttio, FakeHubSpot, FaultDice};
 use integration_tests::fixtures::{self, SECRET};
 use integration_tests::moto;
 use relay_events::{Delivery, IdempotencyKey, QueuedEvent};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer};
 
 const WS: &str = "a9f6fd20-80d5-4bd1-b8fe-60a7c5a9178a";
 const PEOPLE: &str = "f436cad2-7090-4b86-8ae2-27260febbefe";
@@ -394,17 +392,7 @@ async fn main() {
     let queues = moto::fresh_queues(&config, 3).await;
     let workload = Workload::new(options.runs * (options.warm + 1));
 
-    let mut attio_fake = FakeAttio::new(
-        ATTIO_TOKEN,
-        PEOPLE,
-        [
-            fixtures::attio("people-object.json"),
-            fixtures::attio("person.json"),
-            fixtures::attio("note.json"),
-            fixtures::attio("task.json"),
-        ],
-        FaultDice::new(0.0, 1),
-    );
+    let mut attio_fake = FakeAttio::from_fixtures(ATTIO_TOKEN, PEOPLE, FaultDice::new(0.0, 1));
     for (i, person) in workload.person_ids.iter().enumerate() {
         attio_fake = attio_fake
             .with_note(&workload.note_ids[i], person)
@@ -412,24 +400,10 @@ async fn main() {
     }
     let attio_fake = Arc::new(attio_fake);
     let hubspot_fake = Arc::new(FakeHubSpot::new(HUBSPOT_TOKEN, FaultDice::new(0.0, 2)));
-    let attio = MockServer::start().await;
-    let hubspot = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(SharedResponder(Arc::clone(&attio_fake)))
-        .mount(&attio)
-        .await;
-    Mock::given(any())
-        .respond_with(SharedResponder(Arc::clone(&hubspot_fake)))
-        .mount(&hubspot)
-        .await;
+    let attio = fake_apis::serve(&attio_fake).await;
+    let hubspot = fake_apis::serve(&hubspot_fake).await;
 
-    let port = free_port();
-    let _watch = start_watch(&workspace, port).await;
     let mut env: Vec<(String, String)> = vec![
-        (
-            "AWS_LAMBDA_RUNTIME_API".into(),
-            format!("http://127.0.0.1:{port}/.rt"),
-        ),
         ("AWS_LAMBDA_FUNCTION_NAME".into(), "_".into()),
         ("AWS_LAMBDA_FUNCTION_VERSION".into(), "1".into()),
         (
