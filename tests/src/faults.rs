@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use relay_idempotency::DynamoDbStore;
 use relay_idempotency::{
     Claim, ClaimToken, IdempotencyKey, IdempotencyStore, StoreError, UnixSeconds,
 };
 use relay_ingest::Clock;
-use relay_queue::{EventQueue, OutgoingMessage, QueueError};
+use relay_queue::{EventQueue, OutgoingMessage, QueueError, QueueUrls, SqsQueue};
 use tokio::sync::Notify;
 
 /// What to do with one call.
@@ -146,6 +147,31 @@ impl<Q: EventQueue> EventQueue for FaultyQueue<Q> {
             Some(Fault::Hang) => self.plan.hang().await,
         }
     }
+}
+
+/// Ingest's real adapters on moto (DynamoDB store, SQS queue) with `share` of the calls to each
+/// of claim, complete, release and send failing at random, seeded `seed`, `seed + 1`, ….
+pub fn randomly_faulty_aws(
+    config: &aws_config::SdkConfig,
+    table: &str,
+    urls: QueueUrls,
+    share: f64,
+    seed: u64,
+) -> (FaultyStore<DynamoDbStore>, FaultyQueue<SqsQueue>) {
+    let store = FaultyStore::new(DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(config),
+        table,
+    ));
+    let queue = FaultyQueue::new(SqsQueue::new(aws_sdk_sqs::Client::new(config), urls));
+    for (plan, offset) in [
+        (&store.claim, 0),
+        (&store.complete, 1),
+        (&store.release, 2),
+        (&queue.plan, 3),
+    ] {
+        plan.randomly(share, seed + offset);
+    }
+    (store, queue)
 }
 
 /// An [`IdempotencyStore`] with a separate [`FaultPlan`] for each operation.

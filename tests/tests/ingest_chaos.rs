@@ -7,12 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::StatusCode;
-use integration_tests::faults::{FaultyQueue, FaultyStore, ManualClock};
+use integration_tests::faults::{self, ManualClock};
 use integration_tests::fixtures::{self, SECRET, body_only_headers, post, with_key};
 use integration_tests::moto;
 use relay_events::QueuedEvent;
-use relay_idempotency::DynamoDbStore;
-use relay_queue::SqsQueue;
 
 const DELIVERIES: usize = 150;
 
@@ -21,22 +19,7 @@ async fn random_faults_never_lose_a_delivery() {
     let config = moto::sdk_config().await;
     let table = moto::fresh_table(&config).await;
     let queues = moto::fresh_queues(&config, 3).await;
-    let store = FaultyStore::new(DynamoDbStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        &table,
-    ));
-    let queue = FaultyQueue::new(SqsQueue::new(
-        aws_sdk_sqs::Client::new(&config),
-        queues.urls.clone(),
-    ));
-    for (plan, seed) in [
-        (&store.claim, 1),
-        (&store.complete, 2),
-        (&store.release, 3),
-        (&queue.plan, 4),
-    ] {
-        plan.randomly(0.10, seed);
-    }
+    let (store, queue) = faults::randomly_faulty_aws(&config, &table, queues.urls.clone(), 0.10, 1);
     let (plans, queue_plan) = (
         [
             store.claim.clone(),

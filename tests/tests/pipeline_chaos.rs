@@ -24,7 +24,7 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use http::StatusCode;
 use integration_tests::fake_apis::{self, FakeAttio, FakeHubSpot, FaultDice};
-use integration_tests::faults::{FaultyQueue, FaultyStore, ManualClock};
+use integration_tests::faults::{self, FaultyQueue, FaultyStore, ManualClock};
 use integration_tests::fixtures::{self, SECRET, body_only_headers, post, with_key};
 use integration_tests::moto;
 use relay_attio::{AttioClient, AttioConfig};
@@ -373,22 +373,8 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
     let workspace = Workspace::new();
 
     // Ingest with faults in DynamoDB and SQS.
-    let store = FaultyStore::new(DynamoDbStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        &table,
-    ));
-    let queue = FaultyQueue::new(SqsQueue::new(
-        aws_sdk_sqs::Client::new(&config),
-        queues.urls.clone(),
-    ));
-    for (plan, seed) in [
-        (&store.claim, 21),
-        (&store.complete, 22),
-        (&store.release, 23),
-        (&queue.plan, 24),
-    ] {
-        plan.randomly(0.10, seed);
-    }
+    let (store, queue) =
+        faults::randomly_faulty_aws(&config, &table, queues.urls.clone(), 0.10, 21);
     let aws_plans = [
         store.claim.clone(),
         store.complete.clone(),
