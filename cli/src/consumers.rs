@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use relay_consumer::{BatchHandler, DeadLetterError, DeadLetters, RawMessage, settle};
-use relay_embedded::{ReceivedMessage, SqliteQueue};
 use relay_events::EventFamily;
+use relay_queue::{ReceivedMessage, SqliteQueue};
 
 /// How long a received message stays hidden while its batch runs (the SQS visibility timeout).
 const VISIBILITY: Duration = Duration::from_secs(60);

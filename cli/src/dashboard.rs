@@ -9,8 +9,10 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use relay_embedded::{LocalDb, LocalMessage, SqliteIdempotencyStore, SqliteQueue, dlq_name};
+use relay_embedded::LocalDb;
 use relay_events::EventFamily;
+use relay_idempotency::SqliteIdempotencyStore;
+use relay_queue::{LocalMessage, SqliteQueue, dlq_name};
 use serde::Deserialize;
 
 /// What the dashboard reads.

@@ -15,9 +15,12 @@ use axum::routing::{any, get, post};
 use crate::dashboard::Dashboard;
 use crate::sync_args::{CrmTarget, SyncArgs};
 use relay_crm::CrmSink;
-use relay_embedded::{LocalDb, SqliteIdempotencyStore, SqliteMappings, SqliteQueue};
+use relay_embedded::LocalDb;
 use relay_events::EventFamily;
+use relay_idempotency::SqliteIdempotencyStore;
 use relay_ingest::{IngestConfig, IngestRequest, IngestService, StaticSecrets, parse_secret_list};
+use relay_mappings::SqliteMappings;
+use relay_queue::SqliteQueue;
 use relay_signature::{SchemePolicy, Verifier, WebhookSecret};
 use relay_sync::{ListEntriesHandler, NotesHandler, RecordsHandler, SyncContext, TasksHandler};
 

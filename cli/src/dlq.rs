@@ -21,8 +21,9 @@ use aws_sdk_sqs::types::{
     QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use indicatif::{ProgressBar, ProgressStyle};
-use relay_embedded::{LocalDb, SqliteQueue, dlq_name};
+use relay_embedded::LocalDb;
 use relay_events::EventFamily;
+use relay_queue::{SqliteQueue, dlq_name};
 use serde::Serialize;
 
 #[derive(Debug, clap::Args)]

@@ -26,9 +26,10 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::body::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
-use relay_embedded::{LocalDb, SqliteQueue};
+use relay_embedded::LocalDb;
 use relay_events::{Delivery, IdempotencyKey, QueuedEvent};
 use relay_ingest::parse_secret_list;
+use relay_queue::SqliteQueue;
 use relay_signature::{
     LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, SchemePolicy, WebhookSecret, sign_body,
 };

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use relay_embedded::{LocalDb, SqliteQueue};
+use relay_embedded::LocalDb;
+use relay_queue::SqliteQueue;
 
 #[derive(Debug, clap::Args)]
 pub struct QueuesArgs {

@@ -5,8 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use relay_embedded::{LocalDb, SqliteIdempotencyStore, SqliteQueue, dlq_name};
+use relay_embedded::LocalDb;
 use relay_events::EventFamily;
+use relay_idempotency::SqliteIdempotencyStore;
+use relay_queue::{SqliteQueue, dlq_name};
 use serde::Serialize;
 
 #[derive(Debug, clap::Args)]

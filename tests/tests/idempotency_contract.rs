@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use integration_tests::moto;
-use relay_embedded::{LocalDb, SqliteIdempotencyStore};
+use relay_embedded::LocalDb;
 use relay_events::{Delivery, IdempotencyKey};
+use relay_idempotency::SqliteIdempotencyStore;
 use relay_idempotency::{Claim, DynamoDbStore, IdempotencyStore, StoreError};
 
 const LEASE: Duration = Duration::from_secs(60);

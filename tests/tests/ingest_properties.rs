@@ -6,8 +6,10 @@ use http::{HeaderMap, HeaderValue, Method};
 use integration_tests::faults::ManualClock;
 use integration_tests::fixtures::{self, SECRET};
 use proptest::prelude::*;
-use relay_embedded::{LocalDb, SqliteIdempotencyStore, SqliteQueue};
+use relay_embedded::LocalDb;
+use relay_idempotency::SqliteIdempotencyStore;
 use relay_ingest::{IngestRequest, IngestService, StaticSecrets};
+use relay_queue::SqliteQueue;
 use relay_signature::{WebhookSecret, sign_body};
 
 type Local = IngestService<SqliteIdempotencyStore, SqliteQueue, StaticSecrets, ManualClock>;

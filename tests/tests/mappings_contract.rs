@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use integration_tests::moto;
 use relay_crm::{CrmId, CrmObject};
-use relay_embedded::{LocalDb, SqliteMappings};
+use relay_embedded::LocalDb;
+use relay_mappings::SqliteMappings;
 use relay_mappings::{DynamoDbMappings, IdMappings, Reservation};
 
 const T0: i64 = 1_763_000_000;

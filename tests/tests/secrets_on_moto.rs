@@ -6,8 +6,10 @@ use http::StatusCode;
 use integration_tests::faults::ManualClock;
 use integration_tests::fixtures::{self, body_only_headers, post};
 use integration_tests::moto;
-use relay_embedded::{LocalDb, SqliteIdempotencyStore, SqliteQueue};
+use relay_embedded::LocalDb;
+use relay_idempotency::SqliteIdempotencyStore;
 use relay_ingest::{IngestConfig, IngestService, SecretsManagerSource, VerifierSource};
+use relay_queue::SqliteQueue;
 use relay_signature::SchemePolicy;
 
 async fn secret_with(client: &aws_sdk_secretsmanager::Client, value: &str) -> String {

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use relay_attio::{AttioClient, AttioConfig};
 use relay_crm::{CrmId, CrmObject, HubSpotConfig, HubSpotSink};
-use relay_embedded::{LocalDb, SqliteMappings};
+use relay_embedded::LocalDb;
 use relay_events::{Delivery, IdempotencyKey, QueuedEvent};
 use relay_mappings::IdMappings;
+use relay_mappings::SqliteMappings;
 use relay_sync::{
     BatchHandler, Disposition, FieldMapping, InboundEvent, NotesHandler, RecordsHandler,
     SyncContext, TasksHandler,

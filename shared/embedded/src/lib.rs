@@ -1,26 +1,23 @@
-//! The embedded adapter set: everything ingest (and later the consumers) needs, in one SQLite
-//! file, so a newcomer runs the whole pipeline with no AWS account and no servers.
+//! The embedded database local runs keep everything in: one SQLite file, so a newcomer runs the
+//! whole pipeline with no AWS account and no servers.
 //!
-//! * [`SqliteIdempotencyStore`] — the same claim/complete/release rules as the DynamoDB table.
-//! * [`SqliteMappings`] — Attio id → CRM id, with the same create reservation as DynamoDB.
-//! * [`SqliteQueue`] — SQS-like queues: visibility timeout, receive count, and a dead-letter
-//!   queue per family after `max_receive_count` receives.
+//! This crate is only the shared connection and the file's schema. The adapters live beside
+//! their ports, each behind its crate's `sqlite` feature so the Lambda binaries never link
+//! SQLite:
 //!
-//! Both share one [`LocalDb`] connection; SQLite calls run on tokio's blocking pool.
+//! * `relay_idempotency::SqliteIdempotencyStore` — table `idempotency`: the same
+//!   claim/complete/release rules as the DynamoDB table.
+//! * `relay_queue::SqliteQueue` — table `messages`: SQS-like queues with visibility timeout,
+//!   receive count, and a dead-letter queue per family after `max_receive_count` receives.
+//! * `relay_mappings::SqliteMappings` — table `mappings`: Attio id → CRM id, with the same
+//!   create reservation as DynamoDB.
+//!
+//! They share one [`LocalDb`] connection; SQLite calls run on tokio's blocking pool.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
-
-mod idempotency;
-mod mappings;
-mod queue;
-
-pub use idempotency::{IdempotencyRow, SqliteIdempotencyStore};
-pub use mappings::SqliteMappings;
-pub use queue::{LocalMessage, ReceivedMessage, SqliteQueue, dlq_name};
 
 /// Why a local database call failed.
 #[derive(Debug, thiserror::Error)]
@@ -128,11 +125,4 @@ impl LocalDb {
         })
         .await?
     }
-}
-
-/// Milliseconds since the Unix epoch, the local queue's clock.
-pub(crate) fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -6,10 +6,13 @@
 //!   [`EventType::Unknown`] and is parked, never rejected.
 //! * [`EventFamily`] says which queue (and so which consumer) an event goes to.
 //! * [`IdempotencyKey`] identifies one delivery across Attio's retries.
-//! * [`QueuedEvent`] is the SQS message body the consumers read.
+//! * [`QueuedEvent`] is the SQS message body the consumers read; [`attribute`] names the SQS
+//!   message attributes set beside it.
+//! * [`clock`] is the relay's one reading of wall-clock time.
 //!
 //! Events carry ids only (no values, no timestamp, no event id): consumers fetch current state.
 
+pub mod clock;
 pub mod delivery;
 mod event_type;
 mod family;
@@ -20,4 +23,4 @@ pub use delivery::{Actor, Delivery, Event, ParseError, RecordPointer, Subject};
 pub use event_type::EventType;
 pub use family::EventFamily;
 pub use key::{IdempotencyKey, KeySource, MAX_HEADER_KEY_LEN};
-pub use message::{MessageAttributes, QueuedEvent};
+pub use message::{MessageAttributes, QueuedEvent, attribute};

@@ -21,6 +21,22 @@ pub struct QueuedEvent {
     pub event: Box<RawValue>,
 }
 
+/// Names of the SQS message attributes, in one place: ingest sets the first three on every
+/// message, consumers add the dead-letter ones when they give up on a message, and the CLI
+/// filters and shows by them.
+pub mod attribute {
+    pub const EVENT_TYPE: &str = "event_type";
+    pub const WORKSPACE_ID: &str = "workspace_id";
+    pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
+    /// Why a consumer dead-lettered the message (absent when SQS redrove it after
+    /// `maxReceiveCount`).
+    pub const FAILURE_REASON: &str = "failure_reason";
+    /// When the consumer dead-lettered it (unix seconds).
+    pub const FAILED_AT: &str = "failed_at";
+    /// The message id it had on the source queue.
+    pub const SOURCE_MESSAGE_ID: &str = "source_message_id";
+}
+
 /// Attributes sent alongside the body so operators can filter without parsing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageAttributes {

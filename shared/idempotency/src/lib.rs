@@ -18,9 +18,13 @@ pub use relay_events::IdempotencyKey;
 
 mod dynamodb;
 pub use dynamodb::{DynamoDbStore, KEY_ATTRIBUTE, TTL_ATTRIBUTE};
+#[cfg(any(test, feature = "sqlite"))]
+mod sqlite;
+#[cfg(any(test, feature = "sqlite"))]
+pub use sqlite::{IdempotencyRow, SqliteIdempotencyStore};
 
 /// Wall-clock seconds since the Unix epoch; passed in so tests control time.
-pub type UnixSeconds = i64;
+pub use relay_events::clock::UnixSeconds;
 
 /// Proof of ownership of a claimed key: only the owner may complete or release it, so a slow
 /// invocation whose lease expired cannot overwrite the state a retry has since written.

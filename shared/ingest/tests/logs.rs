@@ -5,8 +5,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, HeaderValue, Method};
-use relay_embedded::{LocalDb, SqliteIdempotencyStore, SqliteQueue};
+use relay_embedded::LocalDb;
+use relay_idempotency::SqliteIdempotencyStore;
 use relay_ingest::{IngestConfig, IngestRequest, IngestService, StaticSecrets};
+use relay_queue::SqliteQueue;
 use relay_signature::{SchemePolicy, Verifier, WebhookSecret, sign_body};
 
 const SECRET: &str = "whsec_log_test_secret_value";

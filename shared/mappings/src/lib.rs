@@ -17,9 +17,13 @@ use relay_crm::{CrmId, CrmObject};
 
 mod dynamodb;
 pub use dynamodb::{DynamoDbMappings, KEY_ATTRIBUTE};
+#[cfg(any(test, feature = "sqlite"))]
+mod sqlite;
+#[cfg(any(test, feature = "sqlite"))]
+pub use sqlite::SqliteMappings;
 
 /// Seconds since the Unix epoch.
-pub type UnixSeconds = i64;
+pub use relay_events::clock::UnixSeconds;
 
 /// The answer to "may I create this object?".
 #[derive(Debug, Clone, PartialEq, Eq)]

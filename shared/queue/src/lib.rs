@@ -13,6 +13,10 @@ use relay_events::{EventFamily, MessageAttributes, QueuedEvent};
 
 mod sqs;
 pub use sqs::{MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES, SqsQueue};
+#[cfg(any(test, feature = "sqlite"))]
+mod sqlite;
+#[cfg(any(test, feature = "sqlite"))]
+pub use sqlite::{LocalMessage, ReceivedMessage, SqliteQueue, dlq_name};
 
 /// One message ready to send.
 #[derive(Debug, Clone)]

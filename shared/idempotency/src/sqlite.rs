@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use relay_idempotency::{
+use crate::{
     Claim, ClaimToken, IdempotencyKey, IdempotencyStore, Status, StoreError, UnixSeconds, after,
 };
 use rusqlite::{OptionalExtension, params};
 
-use crate::{LocalDb, LocalDbError};
+use relay_embedded::{LocalDb, LocalDbError};
 
 /// The embedded idempotency store.
 #[derive(Debug, Clone)]

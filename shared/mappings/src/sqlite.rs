@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
+use crate::{IdMappings, MappingError, Reservation, UnixSeconds, mapping_key};
 use relay_crm::{CrmId, CrmObject};
-use relay_mappings::{IdMappings, MappingError, Reservation, UnixSeconds, mapping_key};
 use rusqlite::{OptionalExtension, params};
 
-use crate::{LocalDb, LocalDbError};
+use relay_embedded::{LocalDb, LocalDbError};
 
 #[derive(Debug, Clone)]
 pub struct SqliteMappings {

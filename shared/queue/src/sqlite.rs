@@ -6,11 +6,12 @@
 
 use std::time::Duration;
 
+use crate::{EventQueue, OutgoingMessage, QueueError};
 use relay_events::MessageAttributes;
-use relay_queue::{EventQueue, OutgoingMessage, QueueError};
 use rusqlite::params;
 
-use crate::{LocalDb, LocalDbError, now_millis};
+use relay_embedded::{LocalDb, LocalDbError};
+use relay_events::clock::unix_now_millis as now_millis;
 
 /// The dead-letter queue of a local queue.
 pub fn dlq_name(queue: &str) -> String {
