@@ -1,0 +1,27 @@
+//! Every end-to-end test of attio-relay, in one test binary (one link, one process; tests run
+//! in parallel threads and name their AWS resources uniquely, so they never share state).
+//!
+//! Shared setup lives in the `integration_tests` library (`tests/src`): moto clients and fresh
+//! resources, fault-injecting adapters, fixtures and signing, the Attio/HubSpot stand-ins, the
+//! SQS → Lambda event conversion. A module here holds only what its scenario needs.
+//!
+//! Run one area with a filter, e.g. `./scripts/test -p integration-tests -- pipeline_chaos`.
+
+// The receive path: ingest against moto, under faults, over random input.
+mod idempotency_contract;
+mod ingest_chaos;
+mod ingest_on_moto;
+mod ingest_properties;
+mod secrets_on_moto;
+mod sqs_protocol;
+
+// The sync path: consumers, mappings and the CRM stand-ins.
+mod consumer_batches;
+mod consumer_redrive;
+mod mappings_contract;
+mod sync_hubspot;
+
+// The whole pipeline, the built Lambda binaries, and the SAM template.
+mod lambda_watch;
+mod pipeline_chaos;
+mod template_consistency;
