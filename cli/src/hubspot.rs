@@ -17,11 +17,7 @@ pub enum HubSpotCommand {
         #[arg(long, env = "HUBSPOT_TOKEN", hide_env_values = true)]
         token: String,
         /// HubSpot API root.
-        #[arg(
-            long,
-            env = "HUBSPOT_API_URL",
-            default_value = "https://api.hubapi.com"
-        )]
+        #[arg(long, env = "HUBSPOT_API_URL", default_value = relay_crm::HUBSPOT_API_URL)]
         api_url: String,
     },
 }

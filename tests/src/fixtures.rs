@@ -13,6 +13,14 @@ pub const SECRET: &str = "whsec_fixture_current";
 /// A second valid secret, as during a rotation.
 pub const PREVIOUS_SECRET: &str = "whsec_fixture_previous";
 
+/// The ids in the Attio fixtures (`tests/fixtures/attio/` and `events/deliveries/`): the
+/// workspace, its `people` object, and Ada Lovelace, the person record.
+pub mod ids {
+    pub const WORKSPACE: &str = "a9f6fd20-80d5-4bd1-b8fe-60a7c5a9178a";
+    pub const PEOPLE: &str = "f436cad2-7090-4b86-8ae2-27260febbefe";
+    pub const ADA: &str = "443d9969-4842-451e-96bc-ffb9ad6744df";
+}
+
 /// The repository's `events/` folder.
 pub fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")

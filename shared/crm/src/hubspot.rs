@@ -24,6 +24,10 @@ use crate::{
 /// The unique HubSpot property holding the Attio record id; upserts are keyed on it.
 pub const ID_PROPERTY: &str = "attio_record_id";
 
+/// HubSpot's API root. The one place it is written: the CLI's `--hubspot-api-url` defaults and
+/// [`HubSpotConfig::new`] read it, and tests point `base_url` at a stand-in instead.
+pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
+
 /// HubSpot accepts at most 100 inputs per batch call.
 const BATCH_LIMIT: usize = 100;
 const WINDOW: Duration = Duration::from_secs(10);
@@ -56,7 +60,7 @@ impl std::fmt::Debug for HubSpotConfig {
 impl HubSpotConfig {
     pub fn new(token: impl Into<String>) -> Self {
         Self {
-            base_url: "https://api.hubapi.com".into(),
+            base_url: DEFAULT_BASE_URL.into(),
             token: token.into(),
             request_timeout: Duration::from_secs(10),
             max_wait: Duration::from_secs(20),

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 mod hubspot;
 mod outbox;
 
-pub use hubspot::{HubSpotConfig, HubSpotSink, ID_PROPERTY};
+pub use hubspot::{DEFAULT_BASE_URL as HUBSPOT_API_URL, HubSpotConfig, HubSpotSink, ID_PROPERTY};
 pub use outbox::{OutboxEntry, OutboxSink};
 
 /// The CRM object types attio-relay writes.

@@ -45,6 +45,17 @@ pub struct MessageAttributes {
     pub idempotency_key: String,
 }
 
+impl MessageAttributes {
+    /// The attributes as (SQS attribute name, value) pairs, in one order everywhere.
+    pub fn pairs(&self) -> [(&'static str, &str); 3] {
+        [
+            (attribute::EVENT_TYPE, &self.event_type),
+            (attribute::IDEMPOTENCY_KEY, &self.idempotency_key),
+            (attribute::WORKSPACE_ID, &self.workspace_id),
+        ]
+    }
+}
+
 impl QueuedEvent {
     pub const VERSION: u32 = 1;
 

@@ -106,32 +106,27 @@ fn string_attribute(value: &str) -> Result<MessageAttributeValue, aws_sdk_sqs::e
 fn entry(
     message: &OutgoingMessage,
 ) -> Result<SendMessageBatchRequestEntry, aws_sdk_sqs::error::BuildError> {
-    let attrs = &message.attributes;
     let mut builder = SendMessageBatchRequestEntry::builder()
         .id(&message.entry_id)
-        .message_body(&message.body)
-        .message_attributes("event_type", string_attribute(&attrs.event_type)?)
-        .message_attributes("idempotency_key", string_attribute(&attrs.idempotency_key)?);
+        .message_body(&message.body);
     // SQS refuses empty attribute values; the workspace id is always present on parsed events.
-    if !attrs.workspace_id.is_empty() {
-        builder =
-            builder.message_attributes("workspace_id", string_attribute(&attrs.workspace_id)?);
+    for (name, value) in message.attributes.pairs() {
+        if !value.is_empty() {
+            builder = builder.message_attributes(name, string_attribute(value)?);
+        }
     }
     builder.build()
 }
 
 /// Approximate size SQS counts for a message: body plus attribute names, types and values.
 pub(crate) fn message_bytes(message: &OutgoingMessage) -> usize {
-    let attrs = &message.attributes;
     message.body.len()
-        + [
-            ("event_type", &attrs.event_type),
-            ("idempotency_key", &attrs.idempotency_key),
-            ("workspace_id", &attrs.workspace_id),
-        ]
-        .iter()
-        .map(|(name, value)| name.len() + "String".len() + value.len())
-        .sum::<usize>()
+        + message
+            .attributes
+            .pairs()
+            .iter()
+            .map(|(name, value)| name.len() + "String".len() + value.len())
+            .sum::<usize>()
 }
 
 /// Splits one family's messages into batches within SQS's count and size limits.

@@ -18,14 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use integration_tests::fake_apis::{self, FakeAttio, FakeHubSpot, FaultDice};
+use integration_tests::fixtures::ids::{PEOPLE, WORKSPACE as WS};
 use integration_tests::fixtures::{self, SECRET};
 use integration_tests::moto;
 use relay_events::{Delivery, IdempotencyKey, QueuedEvent};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-const WS: &str = "a9f6fd20-80d5-4bd1-b8fe-60a7c5a9178a";
-const PEOPLE: &str = "f436cad2-7090-4b86-8ae2-27260febbefe";
 const ATTIO_TOKEN: &str = "attio-readiness-token";
 const HUBSPOT_TOKEN: &str = "hubspot-readiness-token";
 const FUNCTIONS: [&str; 5] = ["ingest", "records", "list-entries", "notes", "tasks"];

@@ -212,8 +212,7 @@ async fn the_ingest_binary_answers_a_function_url_request_and_queues_on_moto() {
     );
 }
 
-const PEOPLE: &str = "f436cad2-7090-4b86-8ae2-27260febbefe";
-const ADA: &str = "443d9969-4842-451e-96bc-ffb9ad6744df";
+use integration_tests::fixtures::ids::{ADA, PEOPLE};
 
 /// Stand-in Attio and HubSpot servers, a mappings table and a DLQ for the consumers.
 struct ConsumerApis {
