@@ -438,6 +438,7 @@ impl Respond for FakeHubSpot {
 
 /// Lets the caller keep a handle on a fake (its state, its counts) after wiremock takes the
 /// responder.
+#[derive(Debug)]
 pub struct SharedResponder<R>(pub Arc<R>);
 
 impl<R: Respond> Respond for SharedResponder<R> {

@@ -13,6 +13,7 @@ use crate::response::{IngestResponse, Outcome, Rejection};
 use crate::{IngestConfig, VerifierSource};
 
 /// The header Attio repeats unchanged on every retry of one message.
+#[derive(Debug)]
 pub struct IdempotencyHeader;
 
 impl IdempotencyHeader {

@@ -5,6 +5,7 @@ use relay_attio::{Value, ValueMap, current_values};
 use crate::AttributeSource;
 
 /// A record's (or list entry's) values, read as the field mapping asks.
+#[derive(Debug)]
 pub struct RecordValues<'a>(pub &'a ValueMap);
 
 impl AttributeSource for RecordValues<'_> {
