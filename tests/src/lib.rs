@@ -3,10 +3,13 @@
 //! * [`moto`]: AWS SDK clients pointed at the `moto_server` that `scripts/test` starts, and
 //!   fresh, uniquely named tables and queues per test so tests run in parallel.
 //! * [`faults`]: adapters that wrap the real ones and fail, hang or lose ownership on command.
+//! * [`fault_proxy`]: a loopback proxy before moto that fails one AWS operation, for tests of
+//!   the `attio-relay` binary.
 //! * [`fixtures`]: the sample deliveries in `events/` and Attio-style signing.
 //! * [`fake_apis`]: stateful Attio and HubSpot stand-ins on wiremock that fail at random.
 
 pub mod fake_apis;
+pub mod fault_proxy;
 pub mod faults;
 pub mod fixtures;
 pub mod moto;
