@@ -151,6 +151,8 @@ pub async fn replay(State(dashboard): State<Dashboard>, Form(form): Form<ReplayF
     else {
         return not_found();
     };
+    // The dashboard's admin is the local one: its replay is one transaction, so the SQS-only
+    // settings (visibility, journal, progress) have nothing to do.
     let request = ReplayRequest {
         selector: Selector {
             event_type: None,

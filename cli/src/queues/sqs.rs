@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -34,7 +35,8 @@ const FAILURE_ATTRIBUTES: [&str; 3] = ["failure_reason", "failed_at", "source_me
 #[derive(Debug, Clone)]
 pub struct SqsAdmin {
     sqs: Client,
-    config: SdkConfig,
+    /// Shared, not inline: the config is large and the admin is passed around by value.
+    config: Arc<SdkConfig>,
     prefix: String,
 }
 
@@ -112,7 +114,7 @@ impl SqsAdmin {
         let config = loader.load().await;
         Self {
             sqs: Client::new(&config),
-            config,
+            config: Arc::new(config),
             prefix,
         }
     }
