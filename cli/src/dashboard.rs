@@ -1,6 +1,9 @@
 //! The local dashboard at `/_relay` on the dev server: recent deliveries, where each one's
 //! events are (queued, synced, in a DLQ), and a replay button for every dead letter.
 //! Server-rendered HTML with plain forms: nothing to build, works without JavaScript.
+//!
+//! It reads and replays through the same [queue admin](crate::queues) as `dlq` and `status`,
+//! over the dev server's own queue.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -10,22 +13,26 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use relay_embedded::LocalDb;
-use relay_events::EventFamily;
 use relay_idempotency::SqliteIdempotencyStore;
-use relay_queue::{LocalMessage, SqliteQueue, dlq_name};
 use serde::Deserialize;
+
+use crate::queues::{LocalAdmin, QueueAdmin, QueueMessage, ReplayRequest, Selector, SqliteQueue};
+
+/// At most this many messages read per queue for one page: the page stays fast however full
+/// a local queue gets (the queued count comes from the depths, not from this).
+const PAGE_MAX: usize = 1000;
 
 /// What the dashboard reads.
 #[derive(Clone)]
 pub struct Dashboard {
-    pub queue: SqliteQueue,
+    pub queues: QueueAdmin,
     pub store: SqliteIdempotencyStore,
 }
 
 impl Dashboard {
     pub fn new(db: LocalDb, queue: SqliteQueue) -> Self {
         Self {
-            queue,
+            queues: QueueAdmin::Local(LocalAdmin::new(db.clone(), queue)),
             store: SqliteIdempotencyStore::new(db),
         }
     }
@@ -59,28 +66,20 @@ fn internal(err: impl std::fmt::Display) -> Response {
 
 /// `GET /_relay`.
 pub async fn page(State(dashboard): State<Dashboard>) -> Response {
-    let mut live: Vec<LocalMessage> = Vec::new();
-    let mut dead: Vec<LocalMessage> = Vec::new();
-    for family in EventFamily::ALL {
-        match dashboard.queue.peek(family.as_str()).await {
-            Ok(messages) => live.extend(messages),
-            Err(e) => return internal(e),
-        }
-        match dashboard.queue.peek(&dlq_name(family.as_str())).await {
-            Ok(messages) => dead.extend(messages),
-            Err(e) => return internal(e),
-        }
-    }
+    let (live, dead, queued) = match read_queues(&dashboard.queues).await {
+        Ok(read) => read,
+        Err(e) => return internal(e),
+    };
     let deliveries = match dashboard.store.recent(50).await {
         Ok(rows) => rows,
         Err(e) => return internal(e),
     };
     let mut per_key: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for m in &live {
-        per_key.entry(&m.attributes.idempotency_key).or_default().0 += 1;
+        per_key.entry(key_of(m)).or_default().0 += 1;
     }
     for m in &dead {
-        per_key.entry(&m.attributes.idempotency_key).or_default().1 += 1;
+        per_key.entry(key_of(m)).or_default().1 += 1;
     }
 
     let mut html = String::from(
@@ -115,8 +114,8 @@ pub async fn page(State(dashboard): State<Dashboard>) -> Response {
              <input type=\"hidden\" name=\"message_id\" value=\"{id}\"><button type=\"submit\">Replay</button></form></td></tr>",
             id = escape(&m.message_id),
             queue = escape(&m.queue),
-            event = escape(&m.attributes.event_type),
-            key = escape(&m.attributes.idempotency_key),
+            event = escape(m.event_type.as_deref().unwrap_or_default()),
+            key = escape(key_of(m)),
             reason = escape(m.failure_reason.as_deref().unwrap_or("received too often")),
         );
     }
@@ -125,8 +124,7 @@ pub async fn page(State(dashboard): State<Dashboard>) -> Response {
     }
     let _ = write!(
         html,
-        "</table><p>{} message(s) queued.</p></body></html>",
-        live.len()
+        "</table><p>{queued} message(s) queued.</p></body></html>"
     );
     Html(html).into_response()
 }
@@ -146,17 +144,62 @@ pub async fn replay(State(dashboard): State<Dashboard>, Form(form): Form<ReplayF
         )
             .into_response();
     }
-    match dashboard
-        .queue
-        .replay(&form.queue, &[form.message_id])
-        .await
-    {
-        Ok(0) => (
-            StatusCode::NOT_FOUND,
-            "no such dead letter (already replayed?)",
-        )
-            .into_response(),
+    let Some(pair) = dashboard
+        .queues
+        .pairs(None)
+        .into_iter()
+        .find(|pair| pair.dlq == form.queue)
+    else {
+        return not_found();
+    };
+    // The dashboard's admin is the local one: its replay is one transaction, so the SQS-only
+    // settings (visibility, journal, progress) have nothing to do.
+    let request = ReplayRequest {
+        selector: Selector {
+            event_type: None,
+            ids: [form.message_id].into(),
+        },
+        native: false,
+        visibility_timeout: 0,
+        journal_dir: std::path::Path::new(""),
+        progress: false,
+    };
+    match dashboard.queues.replay(&pair, &request).await {
+        Ok(replayed) if replayed.count() == 0 => not_found(),
         Ok(_) => Redirect::to("/_relay").into_response(),
         Err(e) => internal(e),
     }
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "no such dead letter (already replayed?)",
+    )
+        .into_response()
+}
+
+/// Every family's live and dead messages (each queue read up to [`PAGE_MAX`]), and how many
+/// are queued in all.
+async fn read_queues(
+    queues: &QueueAdmin,
+) -> anyhow::Result<(Vec<QueueMessage>, Vec<QueueMessage>, u64)> {
+    let (mut live, mut dead) = (Vec::new(), Vec::new());
+    let pairs = queues.pairs(None);
+    for pair in &pairs {
+        live.extend(queues.peek(&pair.source, PAGE_MAX, false).await?);
+        dead.extend(queues.peek(&pair.dlq, PAGE_MAX, false).await?);
+    }
+    let sources: Vec<String> = pairs.into_iter().map(|p| p.source).collect();
+    let queued = queues
+        .depths(&sources)
+        .await?
+        .iter()
+        .map(|d| d.visible)
+        .sum();
+    Ok((live, dead, queued))
+}
+
+fn key_of(message: &QueueMessage) -> &str {
+    message.idempotency_key.as_deref().unwrap_or_default()
 }

@@ -263,7 +263,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("Send a signed sample delivery from another terminal:");
     println!("  cargo run -p attio-relay -- send events/deliveries/record-updated.json");
     println!("Then see it on the local queue:");
-    println!("  cargo run -p attio-relay -- queues --show");
+    println!("  cargo run -p attio-relay -- status --local --show");
     println!("and what the consumers sent to the CRM:");
     println!("  cargo run -p attio-relay -- outbox");
 

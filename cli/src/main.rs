@@ -3,7 +3,7 @@
 //! ```text
 //! attio-relay dev                          # local server on embedded SQLite, prints its secret
 //! attio-relay send events/deliveries/record-updated.json
-//! attio-relay queues --show                # what landed on the local queues
+//! attio-relay status --local --show        # what landed on the local queues
 //! attio-relay outbox                       # what the consumers would have sent to HubSpot
 //! ```
 
@@ -43,8 +43,6 @@ enum Command {
     Dev(dev::DevArgs),
     /// Sign a delivery file the way Attio does and POST it to a relay.
     Send(send::SendArgs),
-    /// Show the local queues' depths and, with --show, their messages.
-    Queues(queues::QueuesArgs),
     /// Show the CRM calls the local consumers made to the outbox (when no HubSpot token is set).
     Outbox(outbox::OutboxArgs),
     /// Prepare HubSpot for syncing (create the attio_record_id property).
@@ -53,7 +51,8 @@ enum Command {
     Dlq(dlq::DlqArgs),
     /// Register, list, delete and rotate Attio webhooks; store their signing secrets.
     Webhooks(webhooks::WebhooksArgs),
-    /// Queue and DLQ depths, oldest message age, recent deliveries (AWS, or --local).
+    /// Queue and DLQ depths, oldest message age, recent deliveries (AWS, or --local; with
+    /// --local --show also every queued message).
     Status(status::StatusArgs),
     /// Full sync of one Attio object to the CRM, resumable, paced to leave room for live traffic.
     Backfill(backfill::BackfillArgs),
@@ -101,7 +100,6 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
         Command::Send(args) => send::run(args).await,
-        Command::Queues(args) => queues::run(args).await,
         Command::Outbox(args) => outbox::run(args),
         Command::Hubspot(args) => hubspot::run(args).await,
         Command::Dlq(args) => dlq::run(args).await,

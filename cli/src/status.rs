@@ -1,47 +1,35 @@
-//! `attio-relay status`: queue and DLQ depths, oldest message age, recent deliveries.
+//! `attio-relay status`: queue and DLQ depths, in-flight counts, oldest message age and the
+//! newest deliveries — of a stage on AWS, or of the local run (`--local`, which with `--show`
+//! also prints every queued message; this was `attio-relay queues`).
+//!
+//! Depths come from the [queue admin](crate::queues); the deliveries from the idempotency
+//! records of the same backend (the stage's DynamoDB table, or the local SQLite file).
 
-use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::BTreeMap;
 
-use anyhow::Context;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use relay_embedded::LocalDb;
-use relay_events::EventFamily;
 use relay_idempotency::SqliteIdempotencyStore;
-use relay_queue::{SqliteQueue, dlq_name};
 use serde::Serialize;
+
+use crate::queues::{Depth, QueueAdmin, QueueArgs, QueueMessage};
+
+/// At most this many messages per queue with --show.
+const SHOW_MAX: usize = 100;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// Stage whose queues and table to read (attio-relay-<stage>-...).
-    #[arg(long, default_value = "dev")]
-    pub stage: String,
-    /// Resource name prefix, instead of attio-relay-<stage>.
-    #[arg(long)]
-    pub prefix: Option<String>,
-    /// Endpoint for SQS and DynamoDB (an emulator).
-    #[arg(long, env = "AWS_ENDPOINT_URL")]
-    pub endpoint_url: Option<String>,
-    /// Read the local run (attio-relay dev) instead of AWS.
-    #[arg(long)]
-    pub local: bool,
-    #[arg(long, default_value_os_t = crate::default_data_dir(), env = "ATTIO_RELAY_DATA_DIR")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub queues: QueueArgs,
     /// How many recent idempotency records to show.
     #[arg(long, default_value_t = 10)]
     pub recent: usize,
+    /// Also print the messages on each local queue (up to 100 per queue): event type,
+    /// idempotency key, receive count, body. Local only: reading an SQS queue's messages
+    /// counts as a receive, which would push live messages toward their DLQ.
+    #[arg(long, requires = "local")]
+    pub show: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct QueueStatus {
-    queue: String,
-    visible: u64,
-    in_flight: u64,
-    /// Age of the oldest message (exact locally; the oldest of a sample on SQS).
-    oldest_age_secs: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,30 +41,47 @@ struct Delivery {
 
 #[derive(Debug, Serialize)]
 struct Status {
-    queues: Vec<QueueStatus>,
+    queues: Vec<Depth>,
     recent_deliveries: Vec<Delivery>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn age(sent_ms: i64) -> u64 {
-    u64::try_from((now_ms() - sent_ms).max(0) / 1000).unwrap_or(0)
+    /// With --show: each non-empty queue's messages, by queue name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<BTreeMap<String, Vec<QueueMessage>>>,
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let status = if args.local {
-        local(&args).await?
+    let admin = QueueAdmin::connect(&args.queues).await?;
+    let names: Vec<String> = admin
+        .pairs(None)
+        .into_iter()
+        .flat_map(|pair| [pair.source, pair.dlq])
+        .collect();
+    let queues = admin.depths(&names).await?;
+    let messages = if args.show {
+        let mut shown = BTreeMap::new();
+        for depth in queues.iter().filter(|d| d.visible > 0) {
+            shown.insert(
+                depth.queue.clone(),
+                admin.peek(&depth.queue, SHOW_MAX, true).await?,
+            );
+        }
+        Some(shown)
     } else {
-        aws(&args).await?
+        None
+    };
+    let status = Status {
+        queues,
+        recent_deliveries: recent_deliveries(&admin, args.recent).await?,
+        messages,
     };
     if args.json {
         println!("{}", serde_json::to_string(&status)?);
-        return Ok(());
+    } else {
+        print(&status);
     }
+    Ok(())
+}
+
+fn print(status: &Status) {
     println!(
         "{:<36} {:>8} {:>9} {:>12}",
         "queue", "visible", "in flight", "oldest"
@@ -90,6 +95,32 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
             q.queue, q.visible, q.in_flight, oldest
         );
     }
+    if let Some(messages) = &status.messages {
+        println!();
+        println!("messages:");
+        if messages.is_empty() {
+            println!("  (all queues are empty)");
+        }
+        // In the table's order, not the map's.
+        for q in status
+            .queues
+            .iter()
+            .filter(|q| messages.contains_key(&q.queue))
+        {
+            println!("{:<16} {} message(s)", q.queue, q.visible);
+            for message in &messages[&q.queue] {
+                println!(
+                    "  - {:<26} key={} receives={}",
+                    message.event_type.as_deref().unwrap_or("?"),
+                    message.idempotency_key.as_deref().unwrap_or("?"),
+                    message
+                        .receive_count
+                        .map_or_else(|| "?".to_owned(), |c| c.to_string()),
+                );
+                println!("    {}", message.body.as_deref().unwrap_or_default());
+            }
+        }
+    }
     println!();
     println!("recent deliveries:");
     for d in &status.recent_deliveries {
@@ -98,157 +129,54 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     if status.recent_deliveries.is_empty() {
         println!("  (none)");
     }
-    Ok(())
 }
 
-async fn local(args: &StatusArgs) -> anyhow::Result<Status> {
-    let path = crate::dev::database_file(&args.data_dir);
-    anyhow::ensure!(
-        path.exists(),
-        "{} does not exist: no local run here (see attio-relay dev)",
-        path.display()
-    );
-    let db = LocalDb::open(&path)?;
-    let queue = SqliteQueue::new(db.clone(), 5);
-    let depths = queue.depths().await?;
-    let oldest = queue.oldest().await?;
-    let mut queues = Vec::new();
-    for family in EventFamily::ALL {
-        for name in [family.as_str().to_owned(), dlq_name(family.as_str())] {
-            let visible = depths
+/// The newest `limit` idempotency records of the admin's backend, newest first.
+async fn recent_deliveries(admin: &QueueAdmin, limit: usize) -> anyhow::Result<Vec<Delivery>> {
+    match admin {
+        QueueAdmin::Local(local) => Ok(SqliteIdempotencyStore::new(local.db().clone())
+            .recent(limit)
+            .await?
+            .into_iter()
+            .map(|r| Delivery {
+                idempotency_key: r.key,
+                status: r.status,
+                created_at: r.created_at,
+            })
+            .collect()),
+        QueueAdmin::Sqs(sqs) => {
+            let table = format!("{}-idempotency", sqs.prefix());
+            let scan = aws_sdk_dynamodb::Client::new(sqs.config())
+                .scan()
+                .table_name(&table)
+                .limit(200)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("reading {table}: {}", e.into_service_error()))?;
+            let mut recent: Vec<Delivery> = scan
+                .items()
                 .iter()
-                .find(|(q, _)| *q == name)
-                .map_or(0, |(_, n)| *n);
-            queues.push(QueueStatus {
-                oldest_age_secs: oldest
-                    .iter()
-                    .find(|(q, _)| *q == name)
-                    .map(|(_, sent)| age(*sent)),
-                queue: name,
-                visible: u64::try_from(visible).unwrap_or(0),
-                in_flight: 0,
-            });
-        }
-    }
-    let recent = SqliteIdempotencyStore::new(db)
-        .recent(args.recent)
-        .await?
-        .into_iter()
-        .map(|r| Delivery {
-            idempotency_key: r.key,
-            status: r.status,
-            created_at: r.created_at,
-        })
-        .collect();
-    Ok(Status {
-        queues,
-        recent_deliveries: recent,
-    })
-}
-
-async fn aws(args: &StatusArgs) -> anyhow::Result<Status> {
-    let mut loader = aws_config::from_env();
-    if let Some(url) = &args.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    let config = loader.load().await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let prefix = args
-        .prefix
-        .clone()
-        .unwrap_or_else(|| format!("attio-relay-{}", args.stage));
-    let mut queues = Vec::new();
-    for family in EventFamily::ALL {
-        for name in [
-            format!("{prefix}-{family}"),
-            format!("{prefix}-{family}-dlq"),
-        ] {
-            let url = sqs
-                .get_queue_url()
-                .queue_name(&name)
-                .send()
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "queue {name}: {} (check --stage and AWS credentials)",
-                        e.into_service_error()
-                    )
-                })?
-                .queue_url
-                .context("no queue URL")?;
-            let attrs = sqs
-                .get_queue_attributes()
-                .queue_url(&url)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("reading {name}: {}", e.into_service_error()))?
-                .attributes
-                .unwrap_or_default();
-            let read =
-                |a: QueueAttributeName| attrs.get(&a).and_then(|v| v.parse().ok()).unwrap_or(0);
-            // SQS has no "oldest message" attribute; sample without consuming (visibility 0).
-            let sample = sqs
-                .receive_message()
-                .queue_url(&url)
-                .max_number_of_messages(10)
-                .visibility_timeout(0)
-                .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
-                .send()
-                .await
-                .ok()
-                .and_then(|o| o.messages)
-                .unwrap_or_default();
-            let oldest = sample
-                .iter()
-                .filter_map(|m| {
-                    m.attributes()
-                        .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+                .map(|item| {
+                    let s = |k: &str| {
+                        item.get(k)
+                            .and_then(|v| v.as_s().ok())
+                            .cloned()
+                            .unwrap_or_default()
+                    };
+                    Delivery {
+                        idempotency_key: s("idempotency_key"),
+                        status: s("status"),
+                        created_at: item
+                            .get("created_at")
+                            .and_then(|v| v.as_n().ok())
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0),
+                    }
                 })
-                .filter_map(|t| t.parse::<i64>().ok())
-                .min();
-            queues.push(QueueStatus {
-                queue: name,
-                visible: read(QueueAttributeName::ApproximateNumberOfMessages),
-                in_flight: read(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-                oldest_age_secs: oldest.map(age),
-            });
+                .collect();
+            recent.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+            recent.truncate(limit);
+            Ok(recent)
         }
     }
-    let table = format!("{prefix}-idempotency");
-    let scan = aws_sdk_dynamodb::Client::new(&config)
-        .scan()
-        .table_name(&table)
-        .limit(200)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading {table}: {}", e.into_service_error()))?;
-    let mut recent: Vec<Delivery> = scan
-        .items()
-        .iter()
-        .map(|item| {
-            let s = |k: &str| {
-                item.get(k)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            Delivery {
-                idempotency_key: s("idempotency_key"),
-                status: s("status"),
-                created_at: item
-                    .get("created_at")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0),
-            }
-        })
-        .collect();
-    recent.sort_by_key(|d| std::cmp::Reverse(d.created_at));
-    recent.truncate(args.recent);
-    Ok(Status {
-        queues,
-        recent_deliveries: recent,
-    })
 }

@@ -1,5 +1,5 @@
 //! The README's local run, as a newcomer does it: start `attio-relay dev`, `send` a sample
-//! delivery, and see it on the local queue with `queues --show`.
+//! delivery, and see it on the local queue with `status --local --show`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -97,13 +97,27 @@ fn a_sent_sample_lands_on_the_local_queue_once() {
         "{out}"
     );
 
-    let (ok, out) = run(&["queues", "--show", "--data-dir", data]);
+    let (ok, out) = run(&["status", "--local", "--show", "--data-dir", data]);
     assert!(ok, "{out}");
     assert!(
-        out.contains("records") && out.contains("1 message(s)"),
+        out.lines()
+            .any(|l| l.starts_with("records ") && l.ends_with(" 1 message(s)")),
         "{out}"
     );
     assert!(out.contains("record.updated"), "{out}");
+    assert!(out.contains("\"record_id\""), "the body is shown: {out}");
+
+    let (ok, out) = run(&["status", "--local", "--show", "--json", "--data-dir", data]);
+    assert!(ok, "{out}");
+    let status: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(
+        status["messages"]["records"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        status["recent_deliveries"][0]["status"], "COMPLETED",
+        "{status}"
+    );
 }
 
 #[test]
@@ -174,11 +188,14 @@ async fn a_sent_record_update_is_synced_to_the_local_outbox() {
             && outbox.contains("443d9969-4842-451e-96bc-ffb9ad6744df"),
         "{outbox}"
     );
-    let (_, queues) = run(&["queues", "--data-dir", &data]);
-    assert!(
-        !queues.contains("records "),
-        "the message was consumed: {queues}"
-    );
+    let (ok, status) = run(&["status", "--local", "--json", "--data-dir", &data]);
+    assert!(ok, "{status}");
+    let status: serde_json::Value = serde_json::from_str(status.trim()).expect("json");
+    let records = status["queues"]
+        .as_array()
+        .and_then(|queues| queues.iter().find(|q| q["queue"] == "records"))
+        .expect("the records queue is listed");
+    assert_eq!(records["visible"], 0, "the message was consumed: {status}");
     drop(child);
 }
 

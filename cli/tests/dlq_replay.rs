@@ -1,10 +1,15 @@
 //! `attio-relay dlq` against moto's SQS: a DLQ of 1,000 messages is replayed with none lost or
-//! duplicated even when the command dies halfway and is run again; list, show and purge.
+//! duplicated even when the command fails halfway and is run again; list, show and purge.
+//!
+//! The failure is injected from outside the binary: the first run talks to moto through a
+//! [`FaultProxy`] that fails `DeleteMessageBatch` after a number of calls.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::process::Command;
 
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use integration_tests::fault_proxy::{FaultProxy, FaultRule, ProxyFault};
 use integration_tests::moto;
 
 const BIN: &str = env!("CARGO_BIN_EXE_attio-relay");
@@ -65,9 +70,14 @@ async fn fill(sqs: &aws_sdk_sqs::Client, url: &str, count: usize) {
 }
 
 fn relay(args: &[&str]) -> (bool, String) {
+    relay_at(&moto::endpoint(), args)
+}
+
+/// Runs the CLI with `endpoint` as its AWS endpoint (moto, or a fault proxy before it).
+fn relay_at(endpoint: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(BIN)
         .args(args)
-        .args(["--endpoint-url", &moto::endpoint()])
+        .args(["--endpoint-url", endpoint])
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
@@ -106,20 +116,41 @@ async fn a_thousand_dead_letters_replay_once_even_when_the_first_run_dies() {
         "2",
     ];
 
-    // The first run dies after sending (and journalling) its 50th batch, before deleting it.
-    let mut dying = base.to_vec();
-    dying.extend(["--abort-after-batches", "50"]);
-    let (ok, out) = relay(&dying);
-    assert!(!ok, "the first run was meant to die: {out}");
+    // The first run fails after sending (and journalling) its 50th batch, before deleting it:
+    // the proxy lets 49 DeleteMessageBatch calls through and fails every later one (so the
+    // SDK's retries fail too).
+    let proxy = FaultProxy::start(
+        &moto::endpoint(),
+        FaultRule::after(
+            49,
+            "AmazonSQS.DeleteMessageBatch",
+            ProxyFault::InternalError,
+        ),
+    );
+    let (ok, out) = relay_at(proxy.endpoint(), &base);
+    assert!(!ok, "the first run was meant to fail: {out}");
+    assert!(out.contains("run the replay again"), "{out}");
+    assert_eq!(proxy.matched(), 49 + proxy.failed(), "{out}");
+    assert!(proxy.failed() >= 1, "the fault was injected: {out}");
+    drop(proxy);
+    let journal = Path::new(&data).join(format!("replay-journal-{prefix}-records-dlq.log"));
+    let journalled =
+        std::fs::read_to_string(&journal).expect("the journal outlives the failed run");
+    assert_eq!(
+        journalled.lines().collect::<HashSet<_>>().len(),
+        500,
+        "50 batches were sent and journalled"
+    );
 
-    // The second run waits for the dead run's in-flight batch, deletes it without resending,
-    // and replays the rest.
+    // The second run waits for the failed run's in-flight batch, deletes it without resending
+    // (the journal says it was sent), and replays the rest.
     let (ok, out) = relay(&base);
     assert!(ok, "{out}");
     let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("json summary");
     let summary = &summary[format!("{prefix}-records-dlq")];
     assert_eq!(summary["resumed"], 10, "{summary}");
     assert_eq!(summary["replayed"], 500, "{summary}");
+    assert!(!journal.exists(), "a finished replay clears its journal");
 
     let replayed = moto::drain(&config, &source).await;
     let numbers: HashSet<u64> = replayed

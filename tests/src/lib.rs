@@ -5,11 +5,14 @@
 //! * [`event_source`]: Lambda's SQS event source mapping, by hand: received messages → `SqsEvent`,
 //!   failures made visible again, the rest deleted.
 //! * [`faults`]: adapters that wrap the real ones and fail, hang or lose ownership on command.
+//! * [`fault_proxy`]: a loopback proxy before moto that fails one AWS operation, for tests of
+//!   the `attio-relay` binary.
 //! * [`fixtures`]: the sample deliveries in `events/` and Attio-style signing.
 //! * [`fake_apis`]: stateful Attio and HubSpot stand-ins on wiremock that fail at random.
 
 pub mod event_source;
 pub mod fake_apis;
+pub mod fault_proxy;
 pub mod faults;
 pub mod fixtures;
 pub mod moto;
