@@ -1,7 +1,6 @@
 //! `attio-relay send`: sign a delivery file the way Attio does and POST it.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use relay_ingest::parse_secret_list;
@@ -63,8 +62,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
             .post(&args.url)
             .header("content-type", "application/json");
         let signature = if args.timestamped {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-            let ts = i64::try_from(now)?;
+            let ts = relay_events::clock::unix_now();
             request = request.header(TIMESTAMP_HEADER, ts.to_string());
             sign_timestamped(&secret, ts, &body)
         } else {

@@ -279,11 +279,7 @@ pub(crate) fn age_secs(now_ms: i64, sent_ms: i64) -> u64 {
 }
 
 /// The wall clock in milliseconds since the epoch: the ages shown are relative to it.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub(crate) use relay_events::clock::unix_now_millis as now_ms;
 
 #[cfg(test)]
 mod tests {
