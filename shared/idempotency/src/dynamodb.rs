@@ -105,6 +105,42 @@ fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// The answer to a write conditioned on still owning `key`: a failed condition means another
+/// invocation took the key over ([`StoreError::NotOwner`]); anything else is the table failing.
+fn owner_only<E>(
+    result: Result<(), E>,
+    key: &IdempotencyKey,
+    operation: &'static str,
+) -> Result<(), StoreError>
+where
+    E: ConditionalCheck + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(()) => Ok(()),
+        Err(err) if err.is_conditional_check_failed() => Err(StoreError::NotOwner {
+            key: key.as_str().to_owned(),
+        }),
+        Err(other) => Err(StoreError::unavailable(operation, other)),
+    }
+}
+
+/// The two conditional writes' errors, as [`owner_only`] reads them.
+trait ConditionalCheck {
+    fn is_conditional_check_failed(&self) -> bool;
+}
+
+impl ConditionalCheck for aws_sdk_dynamodb::operation::update_item::UpdateItemError {
+    fn is_conditional_check_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionalCheck for aws_sdk_dynamodb::operation::delete_item::DeleteItemError {
+    fn is_conditional_check_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
 impl IdempotencyStore for DynamoDbStore {
     async fn claim(
         &self,
@@ -207,20 +243,11 @@ impl IdempotencyStore for DynamoDbStore {
             .expression_attribute_values(":owner", AttributeValue::S(token.as_str().to_owned()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Err(StoreError::NotOwner {
-                    key: key.as_str().to_owned(),
-                })
-            }
-            Err(other) => Err(StoreError::unavailable(
-                "UpdateItem",
-                other.into_service_error(),
-            )),
-        }
+        owner_only(
+            result.map(drop).map_err(SdkError::into_service_error),
+            key,
+            "UpdateItem",
+        )
     }
 
     async fn release(&self, key: &IdempotencyKey, token: &ClaimToken) -> Result<(), StoreError> {
@@ -239,19 +266,10 @@ impl IdempotencyStore for DynamoDbStore {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Err(StoreError::NotOwner {
-                    key: key.as_str().to_owned(),
-                })
-            }
-            Err(other) => Err(StoreError::unavailable(
-                "DeleteItem",
-                other.into_service_error(),
-            )),
-        }
+        owner_only(
+            result.map(drop).map_err(SdkError::into_service_error),
+            key,
+            "DeleteItem",
+        )
     }
 }
