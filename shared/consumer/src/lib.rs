@@ -1,9 +1,10 @@
 //! The part every consumer function shares: an SQS batch in, a partial batch response out.
 //!
-//! Messages whose body is not a [`QueuedEvent`] never reach the handler; they, and every
-//! message the handler marks [`Disposition::DeadLetter`], are sent to the dead-letter queue at
-//! once with a `failure_reason` attribute (so operators see why), then deleted from the source
-//! queue. [`Disposition::Retry`] messages are reported in `batchItemFailures`, so only they are
+//! Each body is parsed here, once, into the typed [`InboundEvent`] handlers read. Messages
+//! whose body is not a [`QueuedEvent`] (or whose event does not parse) never reach the handler;
+//! they, and every message the handler marks [`Disposition::DeadLetter`], are sent to the
+//! dead-letter queue at once with a `failure_reason` attribute (so operators see why), then
+//! deleted from the source queue. [`Disposition::Retry`] messages are reported in `batchItemFailures`, so only they are
 //! redelivered; SQS moves them to the DLQ after `maxReceiveCount`. If forwarding a dead letter
 //! fails, the message is retried instead: nothing is dropped.
 
@@ -48,6 +49,19 @@ impl RawMessage {
     }
 }
 
+/// Parses a message body once, into the typed event handlers read; `Err` is why it is
+/// dead-lettered. An envelope that parses around an event that does not is the handler's kind
+/// of unreadable message, with the handler's reason.
+fn parse(message: &RawMessage, handler: &impl BatchHandler) -> Result<InboundEvent, String> {
+    let queued = QueuedEvent::from_body(&message.body)
+        .map_err(|err| format!("message body is not a queued Attio event: {err}"))?;
+    let event_type = queued.event_type.clone();
+    InboundEvent::from_queued(message.message_id.clone(), queued).map_err(|err| {
+        tracing::warn!(message_id = %message.message_id, error = %err, "queued event does not parse");
+        handler.unreadable(&event_type)
+    })
+}
+
 /// Runs `handler` over raw messages and settles every message: returns the ids to retry.
 pub async fn settle(
     messages: Vec<RawMessage>,
@@ -57,16 +71,12 @@ pub async fn settle(
     let mut inbound = Vec::with_capacity(messages.len());
     let mut outcomes = Vec::with_capacity(messages.len());
     for message in &messages {
-        match QueuedEvent::from_body(&message.body) {
-            Ok(event) => inbound.push(InboundEvent {
-                message_id: message.message_id.clone(),
-                event,
-            }),
-            Err(err) => outcomes.push(MessageOutcome {
-                message_id: message.message_id.clone(),
-                disposition: Disposition::dead_letter(format!(
-                    "message body is not a queued Attio event: {err}"
-                )),
+        let id = &message.message_id;
+        match parse(message, handler) {
+            Ok(event) => inbound.push(event),
+            Err(reason) => outcomes.push(MessageOutcome {
+                message_id: id.clone(),
+                disposition: Disposition::DeadLetter { reason },
             }),
         }
     }

@@ -196,7 +196,7 @@ impl CrmSink for MemoryCrm {
             primary: primary.clone(),
             duplicate: duplicate.clone(),
         };
-        self.begin(CrmOp::Merge, call)?;
+        drop(self.begin(CrmOp::Merge, call)?);
         Ok(primary.clone())
     }
 }

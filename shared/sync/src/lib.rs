@@ -11,6 +11,7 @@
 //! | HubSpot 400, unmapped deal stage, unreadable message | `DeadLetter` | a configuration or data problem: sent to the DLQ at once with the reason, for an operator to fix and replay |
 
 mod backfill;
+mod batch;
 mod context;
 mod disposition;
 mod engagements;
@@ -23,10 +24,12 @@ mod records;
 mod tasks;
 
 pub use backfill::PageReport;
+pub use batch::RecordRef;
 pub use context::{CREATE_LEASE, StepError, SyncContext};
 pub use disposition::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
+pub use engagements::{Engagement, EngagementHandler};
 pub use field_mapping::{AttributeSource, FieldMapping, FieldMappingError};
 pub use list_entries::ListEntriesHandler;
-pub use notes::NotesHandler;
+pub use notes::{Notes, NotesHandler};
 pub use records::RecordsHandler;
-pub use tasks::TasksHandler;
+pub use tasks::{Tasks, TasksHandler};
