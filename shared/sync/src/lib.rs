@@ -33,3 +33,6 @@ pub use list_entries::ListEntriesHandler;
 pub use notes::{Notes, NotesHandler};
 pub use records::RecordsHandler;
 pub use tasks::{Tasks, TasksHandler};
+
+#[cfg(test)]
+mod tests;
