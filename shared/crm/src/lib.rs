@@ -23,7 +23,7 @@ mod memory;
 mod outbox;
 
 pub use hubspot::{HubSpotConfig, HubSpotSink, ID_PROPERTY};
-pub use memory::{CrmCall, CrmOp, MemoryCrm};
+pub use memory::{CrmOp, MemoryCrm};
 pub use outbox::{OutboxEntry, OutboxSink};
 
 /// The CRM object types attio-relay writes.

@@ -1,42 +1,14 @@
-//! A [`CrmSink`] in memory for tests of the sync handlers: records every call, hands out ids,
-//! and can be told to fail a call with a given [`CrmError`] or to refuse one input of a batch
-//! upsert as HubSpot's 207 does.
+//! A [`CrmSink`] in memory for tests of the sync handlers: logs every operation it makes as the
+//! [`OutboxEntry`] the outbox would write, hands out ids, and can be told to fail a call with a
+//! given [`CrmError`] or to refuse one input of a batch upsert as HubSpot's 207 does.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::{
-    Association, CrmError, CrmId, CrmObject, CrmSink, ItemFailure, Properties, RecordUpsert,
-    UpsertReport,
+    Association, CrmError, CrmId, CrmObject, CrmSink, ItemFailure, OutboxEntry, Properties,
+    RecordUpsert, UpsertReport,
 };
-
-/// One call the sink received.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CrmCall {
-    Upsert {
-        object: CrmObject,
-        records: Vec<RecordUpsert>,
-    },
-    Create {
-        object: CrmObject,
-        properties: Properties,
-        associations: Vec<Association>,
-    },
-    Update {
-        object: CrmObject,
-        id: CrmId,
-        properties: Properties,
-    },
-    Archive {
-        object: CrmObject,
-        id: CrmId,
-    },
-    Merge {
-        object: CrmObject,
-        primary: CrmId,
-        duplicate: CrmId,
-    },
-}
 
 /// The kinds of call, to choose which one fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,7 +27,8 @@ pub struct MemoryCrm {
 
 #[derive(Debug, Default)]
 struct State {
-    calls: Vec<CrmCall>,
+    /// Operations made, in order; a call told to fail made none.
+    done: Vec<OutboxEntry>,
     last_id: u64,
     /// Upserted records keep their id, as `attio_record_id` is HubSpot's unique key.
     record_ids: HashMap<(CrmObject, String), CrmId>,
@@ -96,15 +69,14 @@ impl MemoryCrm {
             .insert(attio_record_id.to_owned(), (message.to_owned(), permanent));
     }
 
-    /// Every call so far, in order (failed ones included).
-    pub fn calls(&self) -> Vec<CrmCall> {
-        self.state().calls.clone()
+    /// Every operation made so far, in order (calls told to fail made none).
+    pub fn calls(&self) -> Vec<OutboxEntry> {
+        self.state().done.clone()
     }
 
-    /// Logs `call`, then answers its queued failure, if any.
-    fn begin(&self, op: CrmOp, call: CrmCall) -> Result<MutexGuard<'_, State>, CrmError> {
+    /// The state for one call of kind `op`, or the failure queued for it.
+    fn begin(&self, op: CrmOp) -> Result<MutexGuard<'_, State>, CrmError> {
         let mut state = self.state();
-        state.calls.push(call);
         match state.failures.get_mut(&op).and_then(VecDeque::pop_front) {
             Some(error) => Err(error),
             None => Ok(state),
@@ -118,11 +90,11 @@ impl CrmSink for MemoryCrm {
         object: CrmObject,
         records: &[RecordUpsert],
     ) -> Result<UpsertReport, CrmError> {
-        let call = CrmCall::Upsert {
+        let mut state = self.begin(CrmOp::Upsert)?;
+        state.done.push(OutboxEntry::Upsert {
             object,
             records: records.to_vec(),
-        };
-        let mut state = self.begin(CrmOp::Upsert, call)?;
+        });
         let mut report = UpsertReport::default();
         for record in records {
             let attio_id = &record.attio_record_id;
@@ -154,12 +126,15 @@ impl CrmSink for MemoryCrm {
         properties: &Properties,
         associations: &[Association],
     ) -> Result<CrmId, CrmError> {
-        let call = CrmCall::Create {
+        let mut state = self.begin(CrmOp::Create)?;
+        let id = state.new_id();
+        state.done.push(OutboxEntry::Create {
             object,
+            id: id.clone(),
             properties: properties.clone(),
             associations: associations.to_vec(),
-        };
-        Ok(self.begin(CrmOp::Create, call)?.new_id())
+        });
+        Ok(id)
     }
 
     async fn update(
@@ -168,20 +143,20 @@ impl CrmSink for MemoryCrm {
         id: &CrmId,
         properties: &Properties,
     ) -> Result<(), CrmError> {
-        let call = CrmCall::Update {
+        self.begin(CrmOp::Update)?.done.push(OutboxEntry::Update {
             object,
             id: id.clone(),
             properties: properties.clone(),
-        };
-        self.begin(CrmOp::Update, call).map(drop)
+        });
+        Ok(())
     }
 
     async fn archive(&self, object: CrmObject, id: &CrmId) -> Result<(), CrmError> {
-        let call = CrmCall::Archive {
+        self.begin(CrmOp::Archive)?.done.push(OutboxEntry::Archive {
             object,
             id: id.clone(),
-        };
-        self.begin(CrmOp::Archive, call).map(drop)
+        });
+        Ok(())
     }
 
     /// The primary survives (HubSpot with Primary ID Preservation).
@@ -191,12 +166,11 @@ impl CrmSink for MemoryCrm {
         primary: &CrmId,
         duplicate: &CrmId,
     ) -> Result<CrmId, CrmError> {
-        let call = CrmCall::Merge {
+        self.begin(CrmOp::Merge)?.done.push(OutboxEntry::Merge {
             object,
             primary: primary.clone(),
             duplicate: duplicate.clone(),
-        };
-        drop(self.begin(CrmOp::Merge, call)?);
+        });
         Ok(primary.clone())
     }
 }
@@ -239,6 +213,7 @@ mod tests {
         assert!(crm.create(notes, &Properties::new(), &[]).await.is_err());
         let created = crm.create(notes, &Properties::new(), &[]).await;
         assert_ne!(created.expect("create"), first.ids["a"]);
-        assert_eq!(crm.calls().len(), 4);
+        // The failed create made nothing.
+        assert_eq!(crm.calls().len(), 3);
     }
 }

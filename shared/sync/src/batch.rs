@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use relay_events::{Event, EventType, RecordPointer};
+use relay_events::{Event, RecordPointer};
 
-use crate::{Disposition, InboundEvent, MessageOutcome};
+use crate::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
 
 /// A record by object (id or slug) and record id: what records are grouped by, and what a list
 /// entry, note or task points at.
@@ -69,20 +69,21 @@ impl Outcomes {
 }
 
 /// Groups a batch by the key `key_of` reads from each event, in first-seen order, folding each
-/// event into its group's work with `fold`. Events without a key are dead-lettered with
-/// `unreadable`'s reason.
+/// event into its group's work with `fold`. Events without a key are dead-lettered at once,
+/// with `handler`'s reason; the outcomes returned hold them, and the groups' outcomes go there.
 pub(crate) fn coalesce<K: Ord + Clone, W: Default>(
+    handler: &impl BatchHandler,
     events: &[InboundEvent],
-    outcomes: &mut Outcomes,
-    unreadable: impl Fn(&EventType) -> String,
     key_of: impl Fn(&Event) -> Option<K>,
     fold: impl Fn(&mut W, &Event),
-) -> Vec<Group<K, W>> {
+) -> (Vec<Group<K, W>>, Outcomes) {
+    let mut outcomes = Outcomes::default();
     let mut groups: Vec<Group<K, W>> = Vec::new();
     let mut index: BTreeMap<K, usize> = BTreeMap::new();
     for inbound in events {
         let Some(key) = key_of(&inbound.event) else {
-            outcomes.dead_letter(&inbound.message_id, unreadable(&inbound.event.event_type));
+            let reason = handler.unreadable(&inbound.event.event_type);
+            outcomes.dead_letter(&inbound.message_id, reason);
             continue;
         };
         let at = *index.entry(key.clone()).or_insert_with(|| {
@@ -97,5 +98,5 @@ pub(crate) fn coalesce<K: Ord + Clone, W: Default>(
         group.message_ids.push(inbound.message_id.clone());
         fold(&mut group.work, &inbound.event);
     }
-    groups
+    (groups, outcomes)
 }

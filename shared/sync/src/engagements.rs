@@ -15,7 +15,7 @@ use relay_crm::{Association, CrmError, CrmObject, CrmSink, Properties};
 use relay_events::{Event, EventType};
 use relay_mappings::{IdMappings, Reservation};
 
-use crate::batch::{Outcomes, RecordRef, coalesce};
+use crate::batch::{RecordRef, coalesce};
 use crate::context::{CREATE_LEASE, StepError, SyncContext, disposition, now};
 use crate::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
 
@@ -87,11 +87,9 @@ impl<E: Engagement, S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler
     for EngagementHandler<E, S, M, A>
 {
     async fn handle(&self, events: &[InboundEvent]) -> Vec<MessageOutcome> {
-        let mut outcomes = Outcomes::default();
-        let groups = coalesce(
+        let (groups, mut outcomes) = coalesce(
+            self,
             events,
-            &mut outcomes,
-            |t| self.unreadable(t),
             |e| E::id_of(e).map(str::to_owned),
             |deleted: &mut bool, e| *deleted |= E::is_delete(&e.event_type),
         );

@@ -1,7 +1,16 @@
 //! What the consumer functions do with queued Attio events.
 //!
-//! Events carry ids only, so every handler fetches current state from Attio and writes it to
-//! the CRM through the [`relay_crm::CrmSink`] port. Each message ends with a [`Disposition`]:
+//! Events carry ids only, so every handler fetches current state from Attio through the
+//! [`relay_attio::AttioApi`] port and writes it to the CRM through the [`relay_crm::CrmSink`]
+//! port, remembering CRM ids in [`relay_mappings::IdMappings`]; [`SyncContext`] holds the three.
+//! Each port has an in-memory adapter beside it, so every handler is tested without servers.
+//!
+//! Shape: a handler receives a batch of [`InboundEvent`]s (parsed once, by the consumer),
+//! groups it by what the events are about (`batch.rs`: a record, a parent record, a note or
+//! task id), does the work once per group, and gives each message its group's outcome.
+//! [`RecordsHandler`] batches the CRM upserts; [`ListEntriesHandler`] re-syncs parents;
+//! notes and tasks share [`EngagementHandler`], differing only by their [`Engagement`].
+//! Each message ends with a [`Disposition`]:
 //!
 //! | Outcome | Disposition | Why |
 //! |---|---|---|

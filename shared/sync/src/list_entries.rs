@@ -10,7 +10,7 @@ use relay_crm::CrmSink;
 use relay_events::Subject;
 use relay_mappings::IdMappings;
 
-use crate::batch::{Outcomes, RecordRef, coalesce};
+use crate::batch::{RecordRef, coalesce};
 use crate::context::{SyncContext, disposition};
 use crate::{BatchHandler, InboundEvent, MessageOutcome};
 
@@ -28,11 +28,9 @@ impl<S, M, A> ListEntriesHandler<S, M, A> {
 
 impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for ListEntriesHandler<S, M, A> {
     async fn handle(&self, events: &[InboundEvent]) -> Vec<MessageOutcome> {
-        let mut outcomes = Outcomes::default();
-        let groups = coalesce(
+        let (groups, mut outcomes) = coalesce(
+            self,
             events,
-            &mut outcomes,
-            |t| self.unreadable(t),
             |e| match &e.subject {
                 Subject::ListEntry {
                     parent: Some(parent),

@@ -172,14 +172,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
 
 impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for RecordsHandler<S, M, A> {
     async fn handle(&self, events: &[InboundEvent]) -> Vec<MessageOutcome> {
-        let mut outcomes = Outcomes::default();
-        let groups = coalesce(
-            events,
-            &mut outcomes,
-            |t| self.unreadable(t),
-            record_of,
-            RecordWork::fold,
-        );
+        let (groups, mut outcomes) = coalesce(self, events, record_of, RecordWork::fold);
 
         // Fetch and map every live record; deletes (and records Attio no longer has) archive.
         let mut upserts: BTreeMap<CrmObject, Vec<(RecordUpsert, RecordGroup)>> = BTreeMap::new();

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use relay_attio::AttioCall;
-use relay_crm::{Association, CrmCall, CrmError, CrmId, CrmObject, CrmOp, Properties};
+use relay_crm::{Association, CrmError, CrmId, CrmObject, CrmOp, OutboxEntry, Properties};
 use relay_mappings::{IdMappings, Reservation};
 use serde_json::{Value, json};
 
@@ -25,11 +25,11 @@ fn task_event(kind: &str) -> Value {
     json!({"event_type": kind, "id": {"workspace_id": WS, "task_id": TASK}, "actor": actor()})
 }
 
-fn creates(calls: &[CrmCall]) -> Vec<(Properties, Vec<Association>)> {
+fn creates(calls: &[OutboxEntry]) -> Vec<(Properties, Vec<Association>)> {
     calls
         .iter()
         .filter_map(|c| match c {
-            CrmCall::Create {
+            OutboxEntry::Create {
                 properties,
                 associations,
                 ..
@@ -94,7 +94,7 @@ async fn a_note_is_created_once_with_its_parent_then_updated() {
         1,
         "a retry must not create a second note"
     );
-    assert!(matches!(calls.last(), Some(CrmCall::Update { id, .. }) if *id == note_id));
+    assert!(matches!(calls.last(), Some(OutboxEntry::Update { id, .. }) if *id == note_id));
     let notes_read = ctx
         .attio
         .calls()
@@ -137,11 +137,11 @@ async fn deleted_notes_and_tasks_archive_their_copies_and_forget_them() {
     assert_eq!(
         archived,
         [
-            CrmCall::Archive {
+            OutboxEntry::Archive {
                 object: CrmObject::Notes,
                 id: CrmId("31".into())
             },
-            CrmCall::Archive {
+            OutboxEntry::Archive {
                 object: CrmObject::Tasks,
                 id: CrmId("32".into())
             },
@@ -181,11 +181,8 @@ async fn a_create_in_flight_elsewhere_is_retried_and_a_failed_create_releases_it
         .remove(CrmObject::Tasks, TASK)
         .await
         .expect("remove");
-    let unavailable = CrmError::Unavailable {
-        operation: "create tasks".into(),
-        message: "timeout".into(),
-    };
-    ctx.crm.fail_next(CrmOp::Create, unavailable);
+    ctx.crm
+        .fail_next(CrmOp::Create, crm_unavailable("create tasks"));
     assert!(is_retry(
         &by_message(handler.handle(&batch).await)["t"],
         "CRM:"
@@ -261,7 +258,7 @@ async fn task_completion_and_subject_reach_the_crm() {
     // The unmapped project is left out of the associations; the person is associated.
     assert_eq!(associations.len(), 1);
     assert_eq!(associations[0].to, CrmObject::Contacts);
-    let Some(CrmCall::Update { properties, .. }) = calls.last() else {
+    let Some(OutboxEntry::Update { properties, .. }) = calls.last() else {
         panic!("the completion is an update: {calls:?}");
     };
     assert_eq!(properties["hs_task_status"], "COMPLETED");

@@ -1,7 +1,7 @@
 //! The list-entries handler: each parent record re-synced once per batch.
 
 use relay_attio::AttioCall;
-use relay_crm::{CrmCall, CrmObject};
+use relay_crm::{CrmObject, OutboxEntry};
 use serde_json::{Value, json};
 
 use super::*;
@@ -24,11 +24,7 @@ fn entry_event(kind: &str, entry: &str, parent: Option<&str>) -> Value {
 
 #[tokio::test]
 async fn each_parent_is_resynced_once_per_batch() {
-    let ctx = context();
-    ctx.attio
-        .put_record("people", person(ADA, "ada@example.com", "Ada"));
-    ctx.attio
-        .put_record("people", person(GRACE, "grace@example.com", "Grace"));
+    let ctx = with_people();
     let batch = [
         inbound("a1", entry_event("list-entry.created", "e1", Some(ADA))),
         inbound("g1", entry_event("list-entry.updated", "e2", Some(GRACE))),
@@ -46,14 +42,8 @@ async fn each_parent_is_resynced_once_per_batch() {
         outcomes["x"],
         Disposition::dead_letter("list-entry.deleted does not carry the id this consumer needs")
     );
-    let fetches: Vec<_> = ctx
-        .attio
-        .calls()
-        .into_iter()
-        .filter(|c| matches!(c, AttioCall::Record { .. }))
-        .collect();
     assert_eq!(
-        fetches,
+        record_fetches(&ctx),
         [
             AttioCall::record("people", ADA),
             AttioCall::record("people", GRACE)
@@ -64,7 +54,7 @@ async fn each_parent_is_resynced_once_per_batch() {
         .calls()
         .into_iter()
         .map(|c| match c {
-            CrmCall::Upsert { object, records } => (object, records[0].attio_record_id.clone()),
+            OutboxEntry::Upsert { object, records } => (object, records[0].attio_record_id.clone()),
             other => panic!("only upserts expected: {other:?}"),
         })
         .collect();

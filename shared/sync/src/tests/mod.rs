@@ -8,8 +8,8 @@ mod records;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use relay_attio::{AttioError, MemoryAttio, Note, Record, Task};
-use relay_crm::{CrmCall, MemoryCrm};
+use relay_attio::{AttioCall, AttioError, MemoryAttio, Note, Record, Task};
+use relay_crm::{CrmError, MemoryCrm, OutboxEntry};
 use relay_events::{Delivery, IdempotencyKey, QueuedEvent};
 use relay_mappings::MemoryMappings;
 use serde_json::{Value, json};
@@ -38,6 +38,24 @@ pub fn context() -> Arc<Ctx> {
         MemoryMappings::new(),
         FieldMapping::default(),
     ))
+}
+
+/// [`context`] with Ada and Grace in Attio's people.
+pub fn with_people() -> Arc<Ctx> {
+    let ctx = context();
+    ctx.attio
+        .put_record("people", person(ADA, "ada@example.com", "Ada"));
+    ctx.attio
+        .put_record("people", person(GRACE, "grace@example.com", "Grace"));
+    ctx
+}
+
+/// The record reads made so far.
+pub fn record_fetches(ctx: &Ctx) -> Vec<AttioCall> {
+    let calls = ctx.attio.calls().into_iter();
+    calls
+        .filter(|c| matches!(c, AttioCall::Record { .. }))
+        .collect()
 }
 
 /// A message as ingest queues it and `relay_consumer::settle` parses it.
@@ -141,9 +159,16 @@ pub fn attio_api(status: u16, path: &str) -> AttioError {
     }
 }
 
-pub fn upserts(calls: &[CrmCall]) -> Vec<&CrmCall> {
+pub fn crm_unavailable(operation: &str) -> CrmError {
+    CrmError::Unavailable {
+        operation: operation.to_owned(),
+        message: "HTTP 502".into(),
+    }
+}
+
+pub fn upserts(calls: &[OutboxEntry]) -> Vec<&OutboxEntry> {
     calls
         .iter()
-        .filter(|c| matches!(c, CrmCall::Upsert { .. }))
+        .filter(|c| matches!(c, OutboxEntry::Upsert { .. }))
         .collect()
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use relay_attio::{AttioCall, AttioError};
-use relay_crm::{CrmCall, CrmError, CrmId, CrmObject, CrmOp};
+use relay_crm::{CrmError, CrmId, CrmObject, CrmOp, OutboxEntry};
 use relay_mappings::IdMappings;
 use serde_json::json;
 
@@ -17,11 +17,7 @@ fn contact(id: &str) -> CrmId {
 
 #[tokio::test]
 async fn many_events_of_one_record_cost_one_fetch_and_one_batched_upsert() {
-    let ctx = context();
-    ctx.attio
-        .put_record("people", person(ADA, "ada@example.com", "Ada"));
-    ctx.attio
-        .put_record("people", person(GRACE, "grace@example.com", "Grace"));
+    let ctx = with_people();
     let mut batch = vec![inbound("c", record_event("record.created", PEOPLE, ADA))];
     batch.extend((0..8).map(|i| {
         inbound(
@@ -38,21 +34,15 @@ async fn many_events_of_one_record_cost_one_fetch_and_one_batched_upsert() {
         outcomes.values().all(|d| *d == Disposition::Done),
         "{outcomes:?}"
     );
-    let fetches: Vec<_> = ctx
-        .attio
-        .calls()
-        .into_iter()
-        .filter(|c| matches!(c, AttioCall::Record { .. }))
-        .collect();
     assert_eq!(
-        fetches,
+        record_fetches(&ctx),
         [
             AttioCall::record("people", ADA),
             AttioCall::record("people", GRACE)
         ]
     );
     let calls = ctx.crm.calls();
-    let [CrmCall::Upsert { object, records }] = calls.as_slice() else {
+    let [OutboxEntry::Upsert { object, records }] = calls.as_slice() else {
         panic!("one upsert expected: {calls:?}");
     };
     assert_eq!(*object, CrmObject::Contacts);
@@ -94,7 +84,7 @@ async fn a_delete_archives_the_crm_copy_without_reading_attio() {
     );
     assert_eq!(
         ctx.crm.calls(),
-        [CrmCall::Archive {
+        [OutboxEntry::Archive {
             object: CrmObject::Contacts,
             id: contact("55")
         }]
@@ -123,7 +113,7 @@ async fn a_record_attio_answers_404_for_is_archived_not_retried() {
     assert_eq!(outcomes["u"], Disposition::Done);
     assert_eq!(
         ctx.crm.calls(),
-        [CrmCall::Archive {
+        [OutboxEntry::Archive {
             object: CrmObject::Contacts,
             id: contact("55")
         }]
@@ -170,7 +160,7 @@ async fn a_merge_merges_the_crm_copies_of_the_duplicates_into_the_survivor() {
         .calls()
         .into_iter()
         .filter_map(|c| match c {
-            CrmCall::Merge {
+            OutboxEntry::Merge {
                 primary, duplicate, ..
             } => Some((primary, duplicate)),
             _ => None,
@@ -218,11 +208,7 @@ async fn a_refused_input_fails_only_its_own_messages() {
 
 #[tokio::test]
 async fn attio_failures_are_retried_when_transient_and_dead_lettered_when_permanent() {
-    let ctx = context();
-    ctx.attio
-        .put_record("people", person(ADA, "ada@example.com", "Ada"));
-    ctx.attio
-        .put_record("people", person(GRACE, "grace@example.com", "Grace"));
+    let ctx = with_people();
     ctx.attio.fail_next(
         AttioCall::record("people", ADA),
         AttioError::RateLimited {
@@ -258,11 +244,8 @@ async fn crm_and_mapping_failures_are_classified_too() {
     let batch = [inbound("a", record_event("record.updated", PEOPLE, ADA))];
     let handler = RecordsHandler::new(ctx.clone());
 
-    let unavailable = CrmError::Unavailable {
-        operation: "batch upsert".into(),
-        message: "HTTP 502".into(),
-    };
-    ctx.crm.fail_next(CrmOp::Upsert, unavailable);
+    ctx.crm
+        .fail_next(CrmOp::Upsert, crm_unavailable("batch upsert"));
     assert!(is_retry(
         &by_message(handler.handle(&batch).await)["a"],
         "CRM:"
