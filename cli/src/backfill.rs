@@ -163,7 +163,7 @@ async fn walk<S: CrmSink, M: IdMappings>(
         .sort(serde_json::json!({"direction": "asc", "attribute": "created_at"}))
         .limit(args.page_size)
         .offset(state.offset);
-    let mut pages = ctx.attio.record_pages(&args.object, query);
+    let mut pages = ctx.attio.client().record_pages(&args.object, query);
     let progress = ProgressBar::new_spinner();
     progress.set_style(
         ProgressStyle::with_template("{spinner} {msg} {pos} records ({per_sec})")

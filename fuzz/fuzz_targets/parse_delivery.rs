@@ -76,7 +76,7 @@ fuzz_target!(|data: &[u8]| {
         );
 
         // The consumers read a queued event back with `Event::from_raw` (through
-        // `QueuedEvent::parse_event`, in relay_sync::records / engagements) and dead-letter it
+        // `QueuedEvent::parse_event`, once per message in relay_consumer::settle) and dead-letter it
         // when that fails: the raw text of an accepted event must read back as that same event.
         let same = Event::from_raw(event.raw()).unwrap_or_else(|err| {
             panic!(

@@ -29,20 +29,27 @@
 //! dead-lettering it. The breaker and the pacer live behind an `Arc`, shared by every clone of
 //! an [`AttioClient`]; [`SchemaCache`] turns the object ids in events into slugs with one request
 //! per object per TTL.
+//!
+//! The consumers reach Attio through the [`AttioApi`] port (the reads they make): the
+//! production adapter is [`CachedAttio`] (client plus schema cache); [`MemoryAttio`] holds
+//! everything in maps and can be told to fail a call, for handler tests without a server.
 
 mod breaker;
 mod client;
 mod config;
 mod error;
+mod memory;
 mod model;
 mod pacer;
 mod pages;
+mod port;
 mod schema;
 mod webhooks;
 
 pub use client::AttioClient;
 pub use config::{ApiToken, AttioConfig, DEFAULT_BASE_URL, RateLimit};
 pub use error::AttioError;
+pub use memory::{AttioCall, MemoryAttio};
 pub use model::{
     Actor, ActorReference, Assignee, Attribute, AttributeId, AttributeValue, Currency, Domain,
     EmailAddress, EntryId, Interaction, LinkedRecord, ListEntry, Location, Note, NoteId, NoteTag,
@@ -50,5 +57,6 @@ pub use model::{
     SelectOption, Status, Task, TaskId, Value, ValueMap, current_values,
 };
 pub use pages::{MAX_PAGE_SIZE, RecordPages, RecordQuery};
+pub use port::{AttioApi, CachedAttio};
 pub use schema::{DEFAULT_SCHEMA_TTL, SchemaCache};
 pub use webhooks::{Subscription, Webhook, WebhookId};

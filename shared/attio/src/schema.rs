@@ -170,7 +170,7 @@ where
 }
 
 /// True for the 8-4-4-4-12 hex form Attio uses for ids.
-fn looks_like_uuid(s: &str) -> bool {
+pub(crate) fn looks_like_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
         && groups

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use relay_attio::{AttioClient, AttioConfig};
+use relay_attio::{AttioClient, AttioConfig, CachedAttio};
 use relay_crm::{HubSpotConfig, HubSpotSink};
 use relay_mappings::DynamoDbMappings;
 use relay_sync::{BatchHandler, SyncContext};
@@ -14,7 +14,7 @@ use crate::settings::{ConsumerSettings, TokenSource};
 use crate::{SqsDeadLetters, handle_sqs_event};
 
 /// The context production consumers run with.
-pub type AwsContext = SyncContext<HubSpotSink, DynamoDbMappings>;
+pub type AwsContext = SyncContext<HubSpotSink, DynamoDbMappings, CachedAttio>;
 
 async fn resolve(
     source: &TokenSource,

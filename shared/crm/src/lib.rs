@@ -6,6 +6,8 @@
 //!   creating twice.
 //! * [`OutboxSink`] — appends the operations it would make to a JSONL file: the embedded
 //!   default, so a local run needs no HubSpot account and shows exactly what would be sent.
+//! * [`MemoryCrm`] — records every call in memory and fails the ones it is told to: for tests
+//!   of the sync handlers without a server.
 //!
 //! The port speaks in CRM terms (object types, property maps, ids); mapping Attio records to
 //! properties happens in the sync crate.
@@ -17,9 +19,11 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 mod hubspot;
+mod memory;
 mod outbox;
 
 pub use hubspot::{DEFAULT_BASE_URL as HUBSPOT_API_URL, HubSpotConfig, HubSpotSink, ID_PROPERTY};
+pub use memory::{CrmOp, MemoryCrm};
 pub use outbox::{OutboxEntry, OutboxSink};
 
 /// The CRM object types attio-relay writes.

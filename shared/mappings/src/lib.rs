@@ -16,7 +16,9 @@ use std::time::Duration;
 use relay_crm::{CrmId, CrmObject};
 
 mod dynamodb;
+mod memory;
 pub use dynamodb::{DynamoDbMappings, KEY_ATTRIBUTE};
+pub use memory::MemoryMappings;
 #[cfg(any(test, feature = "sqlite"))]
 mod sqlite;
 #[cfg(any(test, feature = "sqlite"))]
@@ -63,7 +65,8 @@ pub fn mapping_key(object: CrmObject, attio_id: &str) -> String {
     format!("{object}#{attio_id}")
 }
 
-/// Attio id → CRM id. Adapters: [`DynamoDbMappings`] and the SQLite one in `relay-embedded`.
+/// Attio id → CRM id. Adapters: [`DynamoDbMappings`], the SQLite one in `relay-embedded`, and
+/// [`MemoryMappings`] for tests.
 pub trait IdMappings: Send + Sync {
     fn get(
         &self,

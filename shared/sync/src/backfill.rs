@@ -18,7 +18,7 @@ pub struct PageReport {
     pub failed: Vec<(String, String)>,
 }
 
-impl<S: CrmSink, M: IdMappings> SyncContext<S, M> {
+impl<S: CrmSink, M: IdMappings, A> SyncContext<S, M, A> {
     /// Maps and upserts one page of records of object `slug`, and records their CRM ids.
     pub async fn sync_page(&self, slug: &str, records: &[Record]) -> Result<PageReport, StepError> {
         let mut report = PageReport::default();

@@ -1,9 +1,11 @@
-//! Everything a handler needs, shared by the four families.
+//! Everything a handler needs, shared by the four families: the Attio, CRM and mapping ports
+//! and the field mapping, plus the record steps several families take (sync one record,
+//! archive one, resolve an object's slug).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use relay_attio::{AttioClient, AttioError, SchemaCache};
+use relay_attio::{AttioApi, AttioClient, AttioError, CachedAttio};
 use relay_crm::{CrmError, CrmId, CrmObject, CrmSink, RecordUpsert};
 use relay_mappings::{IdMappings, MappingError};
 
@@ -13,11 +15,12 @@ use crate::{Disposition, FieldMapping};
 /// How long a note or task create is reserved against concurrent creators.
 pub const CREATE_LEASE: Duration = Duration::from_secs(120);
 
-/// The ports and configuration the handlers share.
+/// The ports and configuration the handlers share. `A` is the Attio port; it comes last, with
+/// the production adapter as its default, so `SyncContext<Sink, Mappings>` names what every
+/// binary runs and tests name [`relay_attio::MemoryAttio`] explicitly.
 #[derive(Debug)]
-pub struct SyncContext<S, M> {
-    pub attio: AttioClient,
-    pub schema: SchemaCache,
+pub struct SyncContext<S, M, A = CachedAttio> {
+    pub attio: A,
     pub crm: S,
     pub mappings: M,
     pub fields: Arc<FieldMapping>,
@@ -65,17 +68,31 @@ pub(crate) fn now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-impl<S: CrmSink, M: IdMappings> SyncContext<S, M> {
+/// The disposition of a step's messages: done, or what its error says.
+pub(crate) fn disposition(step: Result<(), StepError>) -> Disposition {
+    step.err().map_or(Disposition::Done, |StepError(d)| d)
+}
+
+impl<S, M> SyncContext<S, M> {
+    /// The production context: `attio` with its object slugs cached.
     pub fn new(attio: AttioClient, crm: S, mappings: M, fields: FieldMapping) -> Self {
+        Self::with_attio(CachedAttio::new(attio), crm, mappings, fields)
+    }
+}
+
+impl<S, M, A> SyncContext<S, M, A> {
+    /// A context over any Attio adapter (tests use `MemoryAttio`).
+    pub fn with_attio(attio: A, crm: S, mappings: M, fields: FieldMapping) -> Self {
         Self {
-            schema: SchemaCache::new(attio.clone()),
             attio,
             crm,
             mappings,
             fields: Arc::new(fields),
         }
     }
+}
 
+impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
     /// The CRM id of an Attio record, syncing it first when it never was (so a note or task
     /// can be associated with it). `None` when its object is not mapped.
     pub async fn ensure_record(
@@ -94,6 +111,7 @@ impl<S: CrmSink, M: IdMappings> SyncContext<S, M> {
     }
 
     /// Fetches a record and upserts it (used outside the records consumer's batched path).
+    /// A record Attio no longer has is archived.
     pub async fn resync_record(&self, object: &str, record_id: &str) -> Result<(), StepError> {
         let slug = self.slug(object).await?;
         self.sync_record(&slug, record_id).await.map(drop)
@@ -162,6 +180,6 @@ impl<S: CrmSink, M: IdMappings> SyncContext<S, M> {
     /// An object's slug from its id (events carry ids; the API and the mapping use slugs).
     /// Slugs pass through unchanged.
     pub async fn slug(&self, object: &str) -> Result<String, StepError> {
-        Ok(self.schema.slug_for(object).await?)
+        Ok(self.attio.object_slug(object).await?)
     }
 }

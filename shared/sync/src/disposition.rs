@@ -1,7 +1,7 @@
 use std::fmt;
 use std::future::Future;
 
-use relay_events::QueuedEvent;
+use relay_events::{Event, EventType, ParseError, QueuedEvent};
 
 /// How one queue message ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,15 +67,38 @@ pub struct MessageOutcome {
     pub disposition: Disposition,
 }
 
-/// One message of a batch, decoded.
+/// One message of a batch, parsed once (by `relay_consumer::settle`): handlers read the typed
+/// event and never parse the body again.
 #[derive(Debug, Clone)]
 pub struct InboundEvent {
     pub message_id: String,
-    pub event: QueuedEvent,
+    /// The envelope as queued: idempotency key, family, the event's JSON verbatim.
+    pub queued: QueuedEvent,
+    /// The event, typed.
+    pub event: Event,
+}
+
+impl InboundEvent {
+    /// Types the queued event; a body that does not parse is the caller's to dead-letter.
+    pub fn from_queued(message_id: String, queued: QueuedEvent) -> Result<Self, ParseError> {
+        let event = queued.parse_event()?;
+        Ok(Self {
+            message_id,
+            queued,
+            event,
+        })
+    }
 }
 
 /// A family's sync logic, over a whole batch so it can coalesce events.
 pub trait BatchHandler: Send + Sync {
     /// Returns one outcome per message id it was given.
     fn handle(&self, events: &[InboundEvent]) -> impl Future<Output = Vec<MessageOutcome>> + Send;
+
+    /// Why a message of type `event_type` that this handler cannot read is dead-lettered: its
+    /// event does not parse, or does not name what this family syncs. One text per handler,
+    /// whichever of the two it was, so operators see one reason for one problem.
+    fn unreadable(&self, event_type: &EventType) -> String {
+        format!("{event_type} does not carry the id this consumer needs")
+    }
 }

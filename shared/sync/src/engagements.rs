@@ -1,69 +1,107 @@
-//! Notes and tasks: HubSpot has no idempotent create for them, so the first event creates
-//! (under a reservation) and records the HubSpot id; every later event updates that id.
+//! Notes and tasks ("engagements"): HubSpot has no idempotent create for them, so the first
+//! event creates (under a reservation) and records the HubSpot id; every later event updates
+//! that id. Deletes, and reads Attio answers with 404, archive the copy.
+//!
+//! One handler, [`EngagementHandler`], does this for both; what differs — which events name
+//! which id, what to fetch, how it maps to CRM properties and which records it is linked to —
+//! is an [`Engagement`] (`notes.rs`, `tasks.rs`).
 
-use std::collections::BTreeMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
 
+use relay_attio::{AttioApi, AttioError, CachedAttio};
 use relay_crm::{Association, CrmError, CrmObject, CrmSink, Properties};
-use relay_events::Event;
+use relay_events::{Event, EventType};
 use relay_mappings::{IdMappings, Reservation};
 
-use crate::context::{CREATE_LEASE, StepError, SyncContext, now};
-use crate::{Disposition, InboundEvent, MessageOutcome};
+use crate::batch::{RecordRef, coalesce};
+use crate::context::{CREATE_LEASE, StepError, SyncContext, disposition, now};
+use crate::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
 
-/// Everything one batch says about one note or task.
-#[derive(Debug, Default)]
-pub(crate) struct EngagementWork {
-    pub message_ids: Vec<String>,
-    pub deleted: bool,
+/// What one kind of engagement needs from the shared handler.
+pub trait Engagement: Send + Sync + 'static {
+    /// The CRM object its copies are.
+    const OBJECT: CrmObject;
+
+    /// What Attio answers for one id.
+    type Source: Send;
+
+    /// The Attio id an event is about, when it is this kind's event.
+    fn id_of(event: &Event) -> Option<&str>;
+
+    /// True for the event type that deletes it.
+    fn is_delete(event_type: &EventType) -> bool;
+
+    /// Reads its current state.
+    fn fetch<A: AttioApi>(
+        attio: &A,
+        id: &str,
+    ) -> impl Future<Output = Result<Self::Source, AttioError>> + Send;
+
+    /// The CRM properties of its copy.
+    fn properties(source: &Self::Source) -> Properties;
+
+    /// The records its copy is associated with when created.
+    fn linked_records(source: &Self::Source) -> Vec<RecordRef>;
 }
 
-/// Groups a batch by the id `id_of` reads from each event, in first-seen order. Events it
-/// cannot read are dead-lettered.
-pub(crate) fn coalesce(
-    events: &[InboundEvent],
-    outcomes: &mut Vec<MessageOutcome>,
-    id_of: impl Fn(&Event) -> Option<String>,
-    is_delete: impl Fn(&Event) -> bool,
-) -> Vec<(String, EngagementWork)> {
-    let mut order = Vec::new();
-    let mut work: BTreeMap<String, EngagementWork> = BTreeMap::new();
-    for inbound in events {
-        let event = inbound.event.parse_event().ok();
-        let Some((event, id)) = event.and_then(|e| id_of(&e).map(|id| (e, id))) else {
-            outcomes.push(MessageOutcome {
-                message_id: inbound.message_id.clone(),
-                disposition: Disposition::dead_letter(format!(
-                    "{} does not carry the id this consumer needs",
-                    inbound.event.event_type
-                )),
-            });
-            continue;
-        };
-        if !work.contains_key(&id) {
-            order.push(id.clone());
+/// The consumer of one kind of engagement (see [`crate::NotesHandler`], [`crate::TasksHandler`]).
+#[derive(Debug)]
+pub struct EngagementHandler<E, S, M, A = CachedAttio> {
+    ctx: Arc<SyncContext<S, M, A>>,
+    kind: PhantomData<fn() -> E>,
+}
+
+impl<E, S, M, A> EngagementHandler<E, S, M, A> {
+    pub fn new(ctx: Arc<SyncContext<S, M, A>>) -> Self {
+        Self {
+            ctx,
+            kind: PhantomData,
         }
-        let entry = work.entry(id).or_default();
-        entry.message_ids.push(inbound.message_id.clone());
-        entry.deleted |= is_delete(&event);
     }
-    order
-        .into_iter()
-        .filter_map(|id| work.remove(&id).map(|w| (id, w)))
-        .collect()
 }
 
-pub(crate) fn settle(
-    outcomes: &mut Vec<MessageOutcome>,
-    work: &EngagementWork,
-    disposition: Disposition,
-) {
-    outcomes.extend(work.message_ids.iter().map(|id| MessageOutcome {
-        message_id: id.clone(),
-        disposition: disposition.clone(),
-    }));
+impl<E: Engagement, S: CrmSink, M: IdMappings, A: AttioApi> EngagementHandler<E, S, M, A> {
+    async fn sync(&self, id: &str, deleted: bool) -> Result<(), StepError> {
+        if deleted {
+            return self.ctx.archive_engagement(E::OBJECT, id).await;
+        }
+        let source = match E::fetch(&self.ctx.attio, id).await {
+            Ok(source) => source,
+            Err(AttioError::NotFound { .. }) => {
+                return self.ctx.archive_engagement(E::OBJECT, id).await;
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let linked = E::linked_records(&source);
+        self.ctx
+            .write_engagement(E::OBJECT, id, &E::properties(&source), || {
+                self.ctx.associations_for(&linked)
+            })
+            .await
+    }
 }
 
-impl<S: CrmSink, M: IdMappings> SyncContext<S, M> {
+impl<E: Engagement, S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler
+    for EngagementHandler<E, S, M, A>
+{
+    async fn handle(&self, events: &[InboundEvent]) -> Vec<MessageOutcome> {
+        let (groups, mut outcomes) = coalesce(
+            self,
+            events,
+            |e| E::id_of(e).map(str::to_owned),
+            |deleted: &mut bool, e| *deleted |= E::is_delete(&e.event_type),
+        );
+        for group in groups {
+            let result = self.sync(&group.key, group.work).await;
+            outcomes.settle(&group, &disposition(result));
+        }
+        outcomes.into_vec()
+    }
+}
+
+impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
     /// Creates the CRM copy once (with associations from `associations`), or updates it.
     pub(crate) async fn write_engagement<F, Fut>(
         &self,
@@ -133,11 +171,14 @@ impl<S: CrmSink, M: IdMappings> SyncContext<S, M> {
     /// The CRM associations for records a note or task belongs to; unmapped objects are skipped.
     pub(crate) async fn associations_for(
         &self,
-        records: &[(String, String)],
+        records: &[RecordRef],
     ) -> Result<Vec<Association>, StepError> {
         let mut out = Vec::new();
-        for (object, record_id) in records {
-            if let Some((to, id)) = self.ensure_record(object, record_id).await? {
+        for record in records {
+            if let Some((to, id)) = self
+                .ensure_record(&record.object, &record.record_id)
+                .await?
+            {
                 out.push(Association { to, id });
             }
         }

@@ -1,7 +1,16 @@
 //! What the consumer functions do with queued Attio events.
 //!
-//! Events carry ids only, so every handler fetches current state from Attio and writes it to
-//! the CRM through the [`relay_crm::CrmSink`] port. Each message ends with a [`Disposition`]:
+//! Events carry ids only, so every handler fetches current state from Attio through the
+//! [`relay_attio::AttioApi`] port and writes it to the CRM through the [`relay_crm::CrmSink`]
+//! port, remembering CRM ids in [`relay_mappings::IdMappings`]; [`SyncContext`] holds the three.
+//! Each port has an in-memory adapter beside it, so every handler is tested without servers.
+//!
+//! Shape: a handler receives a batch of [`InboundEvent`]s (parsed once, by the consumer),
+//! groups it by what the events are about (`batch.rs`: a record, a parent record, a note or
+//! task id), does the work once per group, and gives each message its group's outcome.
+//! [`RecordsHandler`] batches the CRM upserts; [`ListEntriesHandler`] re-syncs parents;
+//! notes and tasks share [`EngagementHandler`], differing only by their [`Engagement`].
+//! Each message ends with a [`Disposition`]:
 //!
 //! | Outcome | Disposition | Why |
 //! |---|---|---|
@@ -11,6 +20,7 @@
 //! | HubSpot 400, unmapped deal stage, unreadable message | `DeadLetter` | a configuration or data problem: sent to the DLQ at once with the reason, for an operator to fix and replay |
 
 mod backfill;
+mod batch;
 mod context;
 mod disposition;
 mod engagements;
@@ -23,10 +33,15 @@ mod records;
 mod tasks;
 
 pub use backfill::PageReport;
+pub use batch::RecordRef;
 pub use context::{CREATE_LEASE, StepError, SyncContext};
 pub use disposition::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
+pub use engagements::{Engagement, EngagementHandler};
 pub use field_mapping::{AttributeSource, FieldMapping, FieldMappingError};
 pub use list_entries::ListEntriesHandler;
-pub use notes::NotesHandler;
+pub use notes::{Notes, NotesHandler};
 pub use records::RecordsHandler;
-pub use tasks::TasksHandler;
+pub use tasks::{Tasks, TasksHandler};
+
+#[cfg(test)]
+mod tests;

@@ -1,77 +1,52 @@
 //! note.* and note-content.updated events → HubSpot notes associated with the parent record.
 
-use std::sync::Arc;
+use relay_attio::{AttioApi, AttioError, CachedAttio, Note};
+use relay_crm::{CrmObject, Properties};
+use relay_events::{Event, EventType, Subject};
 
-use relay_attio::AttioError;
-use relay_crm::{CrmObject, CrmSink, Properties};
-use relay_events::{EventType, Subject};
-use relay_mappings::IdMappings;
+use crate::batch::RecordRef;
+use crate::engagements::{Engagement, EngagementHandler};
 
-use crate::context::{StepError, SyncContext};
-use crate::engagements::{coalesce, settle};
-use crate::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
+/// Notes, for [`EngagementHandler`].
+#[derive(Debug)]
+pub struct Notes;
 
 /// The notes consumer.
-#[derive(Debug)]
-pub struct NotesHandler<S, M> {
-    ctx: Arc<SyncContext<S, M>>,
-}
+pub type NotesHandler<S, M, A = CachedAttio> = EngagementHandler<Notes, S, M, A>;
 
-impl<S, M> NotesHandler<S, M> {
-    pub fn new(ctx: Arc<SyncContext<S, M>>) -> Self {
-        Self { ctx }
-    }
-}
+impl Engagement for Notes {
+    const OBJECT: CrmObject = CrmObject::Notes;
+    type Source = Note;
 
-impl<S: CrmSink, M: IdMappings> NotesHandler<S, M> {
-    async fn sync(&self, note_id: &str, deleted: bool) -> Result<(), StepError> {
-        if deleted {
-            return self.ctx.archive_engagement(CrmObject::Notes, note_id).await;
+    fn id_of(event: &Event) -> Option<&str> {
+        match &event.subject {
+            Subject::Note { note_id, .. } => Some(note_id),
+            _ => None,
         }
-        let note = match self.ctx.attio.get_note(note_id).await {
-            Ok(note) => note,
-            Err(AttioError::NotFound { .. }) => {
-                return self.ctx.archive_engagement(CrmObject::Notes, note_id).await;
-            }
-            Err(err) => return Err(err.into()),
-        };
+    }
+
+    fn is_delete(event_type: &EventType) -> bool {
+        *event_type == EventType::NoteDeleted
+    }
+
+    async fn fetch<A: AttioApi>(attio: &A, id: &str) -> Result<Note, AttioError> {
+        attio.get_note(id).await
+    }
+
+    /// The title, when there is one, heads the body.
+    fn properties(note: &Note) -> Properties {
         let body = match note.title.trim() {
             "" => note.content_plaintext.clone(),
             title => format!("{title}\n\n{}", note.content_plaintext),
         };
-        let properties: Properties = [
+        [
             ("hs_note_body".to_owned(), body),
             ("hs_timestamp".to_owned(), note.created_at.clone()),
         ]
-        .into();
-        let parent = vec![(note.parent_object.clone(), note.parent_record_id.clone())];
-        self.ctx
-            .write_engagement(CrmObject::Notes, note_id, &properties, || {
-                self.ctx.associations_for(&parent)
-            })
-            .await
+        .into()
     }
-}
 
-impl<S: CrmSink, M: IdMappings> BatchHandler for NotesHandler<S, M> {
-    async fn handle(&self, events: &[InboundEvent]) -> Vec<MessageOutcome> {
-        let mut outcomes = Vec::new();
-        let groups = coalesce(
-            events,
-            &mut outcomes,
-            |e| match &e.subject {
-                Subject::Note { note_id, .. } => Some(note_id.clone()),
-                _ => None,
-            },
-            |e| e.event_type == EventType::NoteDeleted,
-        );
-        for (note_id, work) in groups {
-            let disposition = match self.sync(&note_id, work.deleted).await {
-                Ok(()) => Disposition::Done,
-                Err(StepError(d)) => d,
-            };
-            settle(&mut outcomes, &work, disposition);
-        }
-        outcomes
+    fn linked_records(note: &Note) -> Vec<RecordRef> {
+        vec![RecordRef::new(&note.parent_object, &note.parent_record_id)]
     }
 }

@@ -4,85 +4,109 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use relay_attio::AttioError;
+use relay_attio::{AttioApi, AttioError, CachedAttio};
 use relay_crm::{CrmObject, CrmSink, RecordUpsert};
-use relay_events::Subject;
+use relay_events::{Event, EventType, Subject};
 use relay_mappings::IdMappings;
 
-use crate::context::{StepError, SyncContext};
+use crate::batch::{Group, Outcomes, RecordRef, coalesce};
+use crate::context::{StepError, SyncContext, disposition};
 use crate::record_source::RecordValues;
 use crate::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
 
 /// Everything one batch says about one record.
 #[derive(Debug, Default)]
 struct RecordWork {
-    message_ids: Vec<String>,
     deleted: bool,
     /// Records merged into this one (they no longer exist in Attio).
     merged_duplicates: Vec<String>,
 }
 
-/// The records consumer.
-#[derive(Debug)]
-pub struct RecordsHandler<S, M> {
-    ctx: Arc<SyncContext<S, M>>,
+impl RecordWork {
+    fn fold(&mut self, event: &Event) {
+        match &event.subject {
+            Subject::MergedRecord { duplicate, .. } => {
+                self.merged_duplicates.push(duplicate.record_id.clone());
+            }
+            _ => self.deleted |= event.event_type == EventType::RecordDeleted,
+        }
+    }
 }
 
-impl<S, M> RecordsHandler<S, M> {
-    pub fn new(ctx: Arc<SyncContext<S, M>>) -> Self {
+/// The record an event is about: the merged-into record for a merge.
+fn record_of(event: &Event) -> Option<RecordRef> {
+    match &event.subject {
+        Subject::Record {
+            object_id,
+            record_id,
+            ..
+        }
+        | Subject::MergedRecord {
+            object_id,
+            record_id,
+            ..
+        } => Some(RecordRef::new(object_id, record_id)),
+        _ => None,
+    }
+}
+
+type RecordGroup = Group<RecordRef, RecordWork>;
+
+/// The records consumer.
+#[derive(Debug)]
+pub struct RecordsHandler<S, M, A = CachedAttio> {
+    ctx: Arc<SyncContext<S, M, A>>,
+}
+
+impl<S, M, A> RecordsHandler<S, M, A> {
+    pub fn new(ctx: Arc<SyncContext<S, M, A>>) -> Self {
         Self { ctx }
     }
 }
 
-/// Groups a batch by (object id, record id), in first-seen order.
-fn coalesce(
-    events: &[InboundEvent],
-    outcomes: &mut Vec<MessageOutcome>,
-) -> Vec<((String, String), RecordWork)> {
-    let mut order: Vec<(String, String)> = Vec::new();
-    let mut work: BTreeMap<(String, String), RecordWork> = BTreeMap::new();
-    for inbound in events {
-        let subject = inbound.event.parse_event().ok().map(|e| e.subject);
-        let (key, deleted, duplicate) = match subject {
-            Some(Subject::Record {
-                object_id,
-                record_id,
-                ..
-            }) => {
-                let deleted = inbound.event.event_type == relay_events::EventType::RecordDeleted;
-                ((object_id, record_id), deleted, None)
-            }
-            Some(Subject::MergedRecord {
-                object_id,
-                record_id,
-                duplicate,
-            }) => ((object_id, record_id), false, Some(duplicate.record_id)),
-            _ => {
-                outcomes.push(MessageOutcome {
-                    message_id: inbound.message_id.clone(),
-                    disposition: Disposition::dead_letter(format!(
-                        "{} is not a record event with object_id and record_id",
-                        inbound.event.event_type
-                    )),
-                });
-                continue;
-            }
+impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
+    /// Fetches and maps one live record; `None` when there is nothing to upsert (unmapped
+    /// object, deleted record — whose CRM copy this archives).
+    async fn prepare(
+        &self,
+        record: &RecordRef,
+        work: &RecordWork,
+    ) -> Result<Option<(CrmObject, RecordUpsert)>, StepError> {
+        let record_id = &record.record_id;
+        let slug = self.ctx.slug(&record.object).await?;
+        let Some(crm_object) = self.ctx.fields.crm_object(&slug) else {
+            tracing::debug!(object = %slug, "object is not mapped to the CRM; skipping");
+            return Ok(None);
         };
-        if !work.contains_key(&key) {
-            order.push(key.clone());
+        if work.deleted {
+            self.ctx.archive_record(crm_object, record_id).await?;
+            return Ok(None);
         }
-        let entry = work.entry(key).or_default();
-        entry.message_ids.push(inbound.message_id.clone());
-        entry.deleted |= deleted;
-        entry.merged_duplicates.extend(duplicate);
+        let fetched = match self.ctx.attio.get_record(&slug, record_id).await {
+            Ok(fetched) => fetched,
+            Err(AttioError::NotFound { .. }) => {
+                tracing::info!(record_id, "record no longer exists in Attio; archiving");
+                self.ctx.archive_record(crm_object, record_id).await?;
+                return Ok(None);
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let mapped =
+            self.ctx
+                .fields
+                .map_record(&slug, record_id, &RecordValues(&fetched.values))?;
+        Ok(mapped.map(|(crm_object, properties)| {
+            let attio_record_id = record_id.clone();
+            (
+                crm_object,
+                RecordUpsert {
+                    attio_record_id,
+                    properties,
+                },
+            )
+        }))
     }
-    order
-        .into_iter()
-        .filter_map(|key| work.remove(&key).map(|w| (key, w)))
-        .collect()
-}
 
-impl<S: CrmSink, M: IdMappings> RecordsHandler<S, M> {
     /// Merges the CRM copies of records Attio merged into `record_id`.
     async fn merge_duplicates(
         &self,
@@ -103,101 +127,73 @@ impl<S: CrmSink, M: IdMappings> RecordsHandler<S, M> {
         }
         Ok(())
     }
+
+    /// One batched upsert of `items`, then each accepted record's mapping and merges.
+    async fn upsert(
+        &self,
+        crm_object: CrmObject,
+        items: Vec<(RecordUpsert, RecordGroup)>,
+        outcomes: &mut Outcomes,
+    ) {
+        let inputs: Vec<RecordUpsert> = items.iter().map(|(u, _)| u.clone()).collect();
+        let report = match self.ctx.crm.upsert_records(crm_object, &inputs).await {
+            Ok(report) => report,
+            Err(err) => {
+                let StepError(disposition) = err.into();
+                for (_, group) in &items {
+                    outcomes.settle(group, &disposition);
+                }
+                return;
+            }
+        };
+        for (upsert, group) in &items {
+            let record_id = &upsert.attio_record_id;
+            let refused = report
+                .failures
+                .iter()
+                .find(|f| &f.attio_record_id == record_id);
+            let outcome = if let Some(failure) = refused {
+                Disposition::for_refused(failure)
+            } else if let Some(id) = report.ids.get(record_id) {
+                let step = async {
+                    self.ctx.mappings.put(crm_object, record_id, id).await?;
+                    let duplicates = &group.work.merged_duplicates;
+                    self.merge_duplicates(crm_object, record_id, duplicates)
+                        .await
+                };
+                disposition(step.await)
+            } else {
+                Disposition::retry(format!("CRM returned no id for record {record_id}"))
+            };
+            outcomes.settle(group, &outcome);
+        }
+    }
 }
 
-impl<S: CrmSink, M: IdMappings> BatchHandler for RecordsHandler<S, M> {
+impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for RecordsHandler<S, M, A> {
     async fn handle(&self, events: &[InboundEvent]) -> Vec<MessageOutcome> {
-        let mut outcomes = Vec::new();
-        let groups = coalesce(events, &mut outcomes);
-        let settle =
-            |outcomes: &mut Vec<MessageOutcome>, work: &RecordWork, disposition: &Disposition| {
-                outcomes.extend(work.message_ids.iter().map(|id| MessageOutcome {
-                    message_id: id.clone(),
-                    disposition: disposition.clone(),
-                }));
-            };
+        let (groups, mut outcomes) = coalesce(self, events, record_of, RecordWork::fold);
 
         // Fetch and map every live record; deletes (and records Attio no longer has) archive.
-        let mut upserts: BTreeMap<CrmObject, Vec<(RecordUpsert, RecordWork)>> = BTreeMap::new();
-        for ((object_id, record_id), work) in groups {
-            let step: Result<Option<(CrmObject, RecordUpsert)>, StepError> = async {
-                let slug = self.ctx.slug(&object_id).await?;
-                let Some(crm_object) = self.ctx.fields.crm_object(&slug) else {
-                    tracing::debug!(object = %slug, "object is not mapped to the CRM; skipping");
-                    return Ok(None);
-                };
-                if work.deleted {
-                    self.ctx.archive_record(crm_object, &record_id).await?;
-                    return Ok(None);
-                }
-                let record = match self.ctx.attio.get_record(&slug, &record_id).await {
-                    Ok(record) => record,
-                    Err(AttioError::NotFound { .. }) => {
-                        tracing::info!(record_id, "record no longer exists in Attio; archiving");
-                        self.ctx.archive_record(crm_object, &record_id).await?;
-                        return Ok(None);
-                    }
-                    Err(err) => return Err(err.into()),
-                };
-                let mapped =
-                    self.ctx
-                        .fields
-                        .map_record(&slug, &record_id, &RecordValues(&record.values))?;
-                Ok(mapped.map(|(crm_object, properties)| {
-                    (
-                        crm_object,
-                        RecordUpsert {
-                            attio_record_id: record_id.clone(),
-                            properties,
-                        },
-                    )
-                }))
-            }
-            .await;
-            match step {
+        let mut upserts: BTreeMap<CrmObject, Vec<(RecordUpsert, RecordGroup)>> = BTreeMap::new();
+        for group in groups {
+            match self.prepare(&group.key, &group.work).await {
                 Ok(Some((crm_object, upsert))) => {
-                    upserts.entry(crm_object).or_default().push((upsert, work))
+                    upserts.entry(crm_object).or_default().push((upsert, group));
                 }
-                Ok(None) => settle(&mut outcomes, &work, &Disposition::Done),
-                Err(StepError(disposition)) => settle(&mut outcomes, &work, &disposition),
+                Ok(None) => outcomes.settle(&group, &Disposition::Done),
+                Err(StepError(d)) => outcomes.settle(&group, &d),
             }
         }
 
         // One batched upsert per CRM object type, then mappings and merges.
         for (crm_object, items) in upserts {
-            let inputs: Vec<RecordUpsert> = items.iter().map(|(u, _)| u.clone()).collect();
-            let report = match self.ctx.crm.upsert_records(crm_object, &inputs).await {
-                Ok(report) => report,
-                Err(err) => {
-                    let StepError(disposition) = err.into();
-                    for (_, work) in &items {
-                        settle(&mut outcomes, work, &disposition);
-                    }
-                    continue;
-                }
-            };
-            for (upsert, work) in &items {
-                let record_id = &upsert.attio_record_id;
-                let disposition = if let Some(failure) = report
-                    .failures
-                    .iter()
-                    .find(|f| &f.attio_record_id == record_id)
-                {
-                    Disposition::for_refused(failure)
-                } else if let Some(id) = report.ids.get(record_id) {
-                    let step: Result<(), StepError> = async {
-                        self.ctx.mappings.put(crm_object, record_id, id).await?;
-                        self.merge_duplicates(crm_object, record_id, &work.merged_duplicates)
-                            .await
-                    }
-                    .await;
-                    step.err().map_or(Disposition::Done, |StepError(d)| d)
-                } else {
-                    Disposition::retry(format!("CRM returned no id for record {record_id}"))
-                };
-                settle(&mut outcomes, work, &disposition);
-            }
+            self.upsert(crm_object, items, &mut outcomes).await;
         }
-        outcomes
+        outcomes.into_vec()
+    }
+
+    fn unreadable(&self, event_type: &EventType) -> String {
+        format!("{event_type} is not a record event with object_id and record_id")
     }
 }

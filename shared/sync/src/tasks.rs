@@ -1,44 +1,44 @@
 //! task.* events → HubSpot tasks. There is no `task.completed` event: completion is a
 //! `task.updated` whose task now has `is_completed: true`, read here from the API.
 
-use std::sync::Arc;
+use relay_attio::{AttioApi, AttioError, CachedAttio, Task};
+use relay_crm::{CrmObject, Properties};
+use relay_events::{Event, EventType, Subject};
 
-use relay_attio::AttioError;
-use relay_crm::{CrmObject, CrmSink, Properties};
-use relay_events::{EventType, Subject};
-use relay_mappings::IdMappings;
-
-use crate::context::{StepError, SyncContext};
-use crate::engagements::{coalesce, settle};
-use crate::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
+use crate::batch::RecordRef;
+use crate::engagements::{Engagement, EngagementHandler};
 
 /// HubSpot limits a task subject's length; longer content stays whole in the body.
 const SUBJECT_CHARS: usize = 200;
 
-/// The tasks consumer.
+/// Tasks, for [`EngagementHandler`].
 #[derive(Debug)]
-pub struct TasksHandler<S, M> {
-    ctx: Arc<SyncContext<S, M>>,
-}
+pub struct Tasks;
 
-impl<S, M> TasksHandler<S, M> {
-    pub fn new(ctx: Arc<SyncContext<S, M>>) -> Self {
-        Self { ctx }
-    }
-}
+/// The tasks consumer.
+pub type TasksHandler<S, M, A = CachedAttio> = EngagementHandler<Tasks, S, M, A>;
 
-impl<S: CrmSink, M: IdMappings> TasksHandler<S, M> {
-    async fn sync(&self, task_id: &str, deleted: bool) -> Result<(), StepError> {
-        if deleted {
-            return self.ctx.archive_engagement(CrmObject::Tasks, task_id).await;
+impl Engagement for Tasks {
+    const OBJECT: CrmObject = CrmObject::Tasks;
+    type Source = Task;
+
+    fn id_of(event: &Event) -> Option<&str> {
+        match &event.subject {
+            Subject::Task { task_id } => Some(task_id),
+            _ => None,
         }
-        let task = match self.ctx.attio.get_task(task_id).await {
-            Ok(task) => task,
-            Err(AttioError::NotFound { .. }) => {
-                return self.ctx.archive_engagement(CrmObject::Tasks, task_id).await;
-            }
-            Err(err) => return Err(err.into()),
-        };
+    }
+
+    fn is_delete(event_type: &EventType) -> bool {
+        *event_type == EventType::TaskDeleted
+    }
+
+    async fn fetch<A: AttioApi>(attio: &A, id: &str) -> Result<Task, AttioError> {
+        attio.get_task(id).await
+    }
+
+    /// The subject is the first line; due at the deadline, else when it was created.
+    fn properties(task: &Task) -> Properties {
         let subject: String = task
             .content_plaintext
             .lines()
@@ -52,7 +52,7 @@ impl<S: CrmSink, M: IdMappings> TasksHandler<S, M> {
         } else {
             "NOT_STARTED"
         };
-        let properties: Properties = [
+        [
             ("hs_task_subject".to_owned(), subject),
             ("hs_task_body".to_owned(), task.content_plaintext.clone()),
             ("hs_task_status".to_owned(), status.to_owned()),
@@ -63,39 +63,13 @@ impl<S: CrmSink, M: IdMappings> TasksHandler<S, M> {
                     .unwrap_or_else(|| task.created_at.clone()),
             ),
         ]
-        .into();
-        let linked: Vec<(String, String)> = task
-            .linked_records
-            .iter()
-            .map(|l| (l.target_object_id.clone(), l.target_record_id.clone()))
-            .collect();
-        self.ctx
-            .write_engagement(CrmObject::Tasks, task_id, &properties, || {
-                self.ctx.associations_for(&linked)
-            })
-            .await
+        .into()
     }
-}
 
-impl<S: CrmSink, M: IdMappings> BatchHandler for TasksHandler<S, M> {
-    async fn handle(&self, events: &[InboundEvent]) -> Vec<MessageOutcome> {
-        let mut outcomes = Vec::new();
-        let groups = coalesce(
-            events,
-            &mut outcomes,
-            |e| match &e.subject {
-                Subject::Task { task_id } => Some(task_id.clone()),
-                _ => None,
-            },
-            |e| e.event_type == EventType::TaskDeleted,
-        );
-        for (task_id, work) in groups {
-            let disposition = match self.sync(&task_id, work.deleted).await {
-                Ok(()) => Disposition::Done,
-                Err(StepError(d)) => d,
-            };
-            settle(&mut outcomes, &work, disposition);
-        }
-        outcomes
+    fn linked_records(task: &Task) -> Vec<RecordRef> {
+        task.linked_records
+            .iter()
+            .map(|l| RecordRef::new(&l.target_object_id, &l.target_record_id))
+            .collect()
     }
 }

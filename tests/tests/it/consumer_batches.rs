@@ -20,7 +20,7 @@ impl BatchHandler for ByTaskId {
         events
             .iter()
             .map(|e| {
-                let raw = e.event.event.get();
+                let raw = e.queued.event.get();
                 let disposition = if raw.contains("\"poison\"") {
                     Disposition::dead_letter("HubSpot refused: VALIDATION_ERROR")
                 } else if raw.contains("\"flaky\"") {

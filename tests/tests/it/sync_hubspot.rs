@@ -107,10 +107,8 @@ fn inbound(message_id: &str, event: Value) -> InboundEvent {
     let raw = serde_json::to_vec(&event).expect("json");
     let delivery = Delivery::parse(&raw).expect("event");
     let key = IdempotencyKey::for_delivery(Some(message_id), &delivery, None);
-    InboundEvent {
-        message_id: message_id.to_owned(),
-        event: QueuedEvent::new(&key, None, 0, 1_763_000_000, &delivery.events[0]),
-    }
+    let queued = QueuedEvent::new(&key, None, 0, 1_763_000_000, &delivery.events[0]);
+    InboundEvent::from_queued(message_id.to_owned(), queued).expect("event parses")
 }
 
 fn record_event(kind: &str, attribute: Option<&str>) -> Value {

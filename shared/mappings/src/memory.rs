@@ -1,0 +1,165 @@
+//! [`IdMappings`] in a map, with the DynamoDB adapter's reservation rule, for tests of the sync
+//! handlers without a store. Clones share the map, as clones of the real adapters share a table.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use relay_crm::{CrmId, CrmObject};
+
+use crate::{IdMappings, MappingError, Reservation, UnixSeconds, mapping_key};
+
+#[derive(Debug, Clone, Default)]
+pub struct MemoryMappings {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: HashMap<String, Entry>,
+    /// Calls left to fail before the store answers again.
+    failures: usize,
+}
+
+/// One item: a CRM id once created; a reservation while a create is in flight.
+#[derive(Debug, Clone, Default)]
+struct Entry {
+    crm_id: Option<CrmId>,
+    reserved_until: Option<UnixSeconds>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("MemoryMappings was told to fail this call")]
+struct Injected;
+
+impl MemoryMappings {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next `calls` calls fail as an unavailable store does.
+    pub fn fail_next(&self, calls: usize) {
+        self.state().failures += calls;
+    }
+
+    /// Takes the state for one call of `operation`, or its injected failure.
+    fn call(&self, operation: &'static str) -> Result<MutexGuard<'_, State>, MappingError> {
+        let mut state = self.state();
+        if state.failures > 0 {
+            state.failures -= 1;
+            return Err(MappingError::unavailable(operation, Injected));
+        }
+        Ok(state)
+    }
+}
+
+impl IdMappings for MemoryMappings {
+    async fn get(&self, object: CrmObject, attio_id: &str) -> Result<Option<CrmId>, MappingError> {
+        let state = self.call("get")?;
+        Ok(state
+            .entries
+            .get(&mapping_key(object, attio_id))
+            .and_then(|e| e.crm_id.clone()))
+    }
+
+    /// Same condition as DynamoDB's: the item is absent, or has no CRM id and its
+    /// reservation lapsed before `now`.
+    async fn reserve(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        now: UnixSeconds,
+        lease: Duration,
+    ) -> Result<Reservation, MappingError> {
+        let until = now.saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX));
+        let mut state = self.call("reserve")?;
+        let entry = state
+            .entries
+            .entry(mapping_key(object, attio_id))
+            .or_default();
+        Ok(match (&entry.crm_id, entry.reserved_until) {
+            (Some(id), _) => Reservation::Mapped(id.clone()),
+            (None, Some(reserved)) if reserved >= now => Reservation::Busy,
+            (None, _) => {
+                entry.reserved_until = Some(until);
+                Reservation::Reserved
+            }
+        })
+    }
+
+    async fn put(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        crm_id: &CrmId,
+    ) -> Result<(), MappingError> {
+        let entry = Entry {
+            crm_id: Some(crm_id.clone()),
+            reserved_until: None,
+        };
+        self.call("put")?
+            .entries
+            .insert(mapping_key(object, attio_id), entry);
+        Ok(())
+    }
+
+    async fn remove(&self, object: CrmObject, attio_id: &str) -> Result<(), MappingError> {
+        self.call("remove")?
+            .entries
+            .remove(&mapping_key(object, attio_id));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: Duration = Duration::from_secs(120);
+
+    #[tokio::test]
+    async fn reservations_follow_the_dynamodb_rule() {
+        let m = MemoryMappings::new();
+        let n = CrmObject::Notes;
+        assert_eq!(
+            m.reserve(n, "a", 1000, LEASE).await.ok(),
+            Some(Reservation::Reserved)
+        );
+        // Held until 1120 inclusive, as `reserved_until < :now` is the takeover condition.
+        assert_eq!(
+            m.reserve(n, "a", 1120, LEASE).await.ok(),
+            Some(Reservation::Busy)
+        );
+        assert_eq!(
+            m.reserve(n, "a", 1121, LEASE).await.ok(),
+            Some(Reservation::Reserved)
+        );
+        m.put(n, "a", &CrmId("7".into())).await.expect("put");
+        assert_eq!(
+            m.reserve(n, "a", 9999, LEASE).await.ok(),
+            Some(Reservation::Mapped(CrmId("7".into())))
+        );
+        // Keys are per CRM object.
+        assert_eq!(m.get(CrmObject::Tasks, "a").await.ok(), Some(None));
+        m.clone().remove(n, "a").await.expect("remove");
+        assert_eq!(m.get(n, "a").await.ok(), Some(None));
+    }
+
+    #[tokio::test]
+    async fn injected_failures_are_unavailable_then_the_store_answers() {
+        let m = MemoryMappings::new();
+        m.fail_next(1);
+        assert!(matches!(
+            m.get(CrmObject::Contacts, "r").await,
+            Err(MappingError::Unavailable {
+                operation: "get",
+                ..
+            })
+        ));
+        assert_eq!(m.get(CrmObject::Contacts, "r").await.ok(), Some(None));
+    }
+}

@@ -1,0 +1,277 @@
+//! Notes and tasks through the one engagement handler: created once then updated, archived on
+//! delete, retried while another invocation creates, completion carried to the CRM.
+
+use std::time::Duration;
+
+use relay_attio::AttioCall;
+use relay_crm::{Association, CrmError, CrmId, CrmObject, CrmOp, OutboxEntry, Properties};
+use relay_mappings::{IdMappings, Reservation};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::context::now;
+use crate::{BatchHandler, CREATE_LEASE, NotesHandler, TasksHandler};
+
+const NOTE: &str = "ff3f3bd4-40f4-4f80-8187-cd02385af424";
+const TASK: &str = "649e34f4-c39a-4f4d-99ef-48a36bef8f04";
+
+fn note_event(kind: &str) -> Value {
+    json!({"event_type": kind,
+        "id": {"workspace_id": WS, "note_id": NOTE},
+        "parent_object_id": PEOPLE, "parent_record_id": ADA, "actor": actor()})
+}
+
+fn task_event(kind: &str) -> Value {
+    json!({"event_type": kind, "id": {"workspace_id": WS, "task_id": TASK}, "actor": actor()})
+}
+
+fn creates(calls: &[OutboxEntry]) -> Vec<(Properties, Vec<Association>)> {
+    calls
+        .iter()
+        .filter_map(|c| match c {
+            OutboxEntry::Create {
+                properties,
+                associations,
+                ..
+            } => Some((properties.clone(), associations.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_note_is_created_once_with_its_parent_then_updated() {
+    let ctx = context();
+    ctx.attio.put_note(note(NOTE, "people", ADA));
+    ctx.attio
+        .put_record("people", person(ADA, "ada@example.com", "Ada"));
+    let handler = NotesHandler::new(ctx.clone());
+
+    let first = [
+        inbound("c", note_event("note.created")),
+        inbound("u", note_event("note-content.updated")),
+    ];
+    let outcomes = by_message(handler.handle(&first).await);
+    assert!(
+        outcomes.values().all(|d| *d == Disposition::Done),
+        "{outcomes:?}"
+    );
+    let calls = ctx.crm.calls();
+    let created = creates(&calls);
+    assert_eq!(created.len(), 1, "{calls:?}");
+    let (properties, associations) = &created[0];
+    assert_eq!(
+        properties["hs_note_body"],
+        "Call notes\n\nDiscussed the engine."
+    );
+    assert_eq!(properties["hs_timestamp"], "2026-11-03T10:00:00Z");
+    // The parent was never synced: it is upserted first so the note can point at it.
+    assert_eq!(upserts(&calls).len(), 1);
+    let parent = ctx
+        .mappings
+        .get(CrmObject::Contacts, ADA)
+        .await
+        .expect("get");
+    assert_eq!(
+        associations,
+        &[Association {
+            to: CrmObject::Contacts,
+            id: parent.expect("parent mapped")
+        }]
+    );
+    let note_id = ctx.mappings.get(CrmObject::Notes, NOTE).await.expect("get");
+    let note_id = note_id.expect("the note's HubSpot id is kept");
+
+    let retried = by_message(
+        handler
+            .handle(&[inbound("r", note_event("note.updated"))])
+            .await,
+    );
+    assert_eq!(retried["r"], Disposition::Done);
+    let calls = ctx.crm.calls();
+    assert_eq!(
+        creates(&calls).len(),
+        1,
+        "a retry must not create a second note"
+    );
+    assert!(matches!(calls.last(), Some(OutboxEntry::Update { id, .. }) if *id == note_id));
+    let notes_read = ctx
+        .attio
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, AttioCall::Note(_)))
+        .count();
+    assert_eq!(notes_read, 2, "one read per batch");
+}
+
+#[tokio::test]
+async fn deleted_notes_and_tasks_archive_their_copies_and_forget_them() {
+    let ctx = context();
+    for (object, id, crm) in [
+        (CrmObject::Notes, NOTE, "31"),
+        (CrmObject::Tasks, TASK, "32"),
+    ] {
+        let crm = CrmId(crm.into());
+        ctx.mappings.put(object, id, &crm).await.expect("put");
+    }
+    let notes = NotesHandler::new(ctx.clone());
+    let tasks = TasksHandler::new(ctx.clone());
+    // An update in the same batch as the delete is moot.
+    let note_batch = [
+        inbound("nu", note_event("note.updated")),
+        inbound("nd", note_event("note.deleted")),
+    ];
+    assert!(
+        by_message(notes.handle(&note_batch).await)
+            .values()
+            .all(|d| *d == Disposition::Done)
+    );
+    // A task Attio answers 404 for was deleted too.
+    let task_batch = [inbound("tu", task_event("task.updated"))];
+    assert_eq!(
+        by_message(tasks.handle(&task_batch).await)["tu"],
+        Disposition::Done
+    );
+
+    let archived: Vec<_> = ctx.crm.calls();
+    assert_eq!(
+        archived,
+        [
+            OutboxEntry::Archive {
+                object: CrmObject::Notes,
+                id: CrmId("31".into())
+            },
+            OutboxEntry::Archive {
+                object: CrmObject::Tasks,
+                id: CrmId("32".into())
+            },
+        ]
+    );
+    assert_eq!(
+        ctx.mappings.get(CrmObject::Notes, NOTE).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        ctx.mappings.get(CrmObject::Tasks, TASK).await.expect("get"),
+        None
+    );
+    assert_eq!(ctx.attio.calls(), [AttioCall::Task(TASK.into())]);
+}
+
+#[tokio::test]
+async fn a_create_in_flight_elsewhere_is_retried_and_a_failed_create_releases_its_claim() {
+    let ctx = context();
+    ctx.attio.put_task(task(TASK, "Call Ada", false, &[]));
+    let handler = TasksHandler::new(ctx.clone());
+    let batch = [inbound("t", task_event("task.created"))];
+    let held = ctx
+        .mappings
+        .reserve(CrmObject::Tasks, TASK, now(), CREATE_LEASE);
+    assert_eq!(held.await.expect("reserve"), Reservation::Reserved);
+
+    let busy = by_message(handler.handle(&batch).await);
+    assert!(
+        is_retry(&busy["t"], "being created by another invocation"),
+        "{busy:?}"
+    );
+    assert!(ctx.crm.calls().is_empty());
+
+    // The other creator's lease lapses; this create fails, and gives its claim back.
+    ctx.mappings
+        .remove(CrmObject::Tasks, TASK)
+        .await
+        .expect("remove");
+    ctx.crm
+        .fail_next(CrmOp::Create, crm_unavailable("create tasks"));
+    assert!(is_retry(
+        &by_message(handler.handle(&batch).await)["t"],
+        "CRM:"
+    ));
+    let claim = ctx
+        .mappings
+        .reserve(CrmObject::Tasks, TASK, now(), Duration::ZERO);
+    assert_eq!(claim.await.expect("reserve"), Reservation::Reserved);
+}
+
+#[tokio::test]
+async fn an_update_of_a_copy_deleted_in_the_crm_forgets_it_so_the_retry_recreates() {
+    let ctx = context();
+    ctx.attio.put_task(task(TASK, "Call Ada", false, &[]));
+    let copy = CrmId("40".into());
+    ctx.mappings
+        .put(CrmObject::Tasks, TASK, &copy)
+        .await
+        .expect("put");
+    let gone = CrmError::NotFound {
+        operation: "update tasks".into(),
+    };
+    ctx.crm.fail_next(CrmOp::Update, gone);
+    let batch = [inbound("t", task_event("task.updated"))];
+
+    let outcome = by_message(TasksHandler::new(ctx.clone()).handle(&batch).await);
+
+    assert!(
+        is_retry(&outcome["t"], "HubSpot tasks 40 was deleted; recreating"),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        ctx.mappings.get(CrmObject::Tasks, TASK).await.expect("get"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn task_completion_and_subject_reach_the_crm() {
+    let ctx = context();
+    let long_first_line = "x".repeat(250);
+    let content = format!("{long_first_line}\nsecond line");
+    ctx.attio.put_task(task(
+        TASK,
+        &content,
+        false,
+        &[(PROJECTS, "p1"), (PEOPLE, ADA)],
+    ));
+    ctx.attio
+        .put_record("people", person(ADA, "ada@example.com", "Ada"));
+    let handler = TasksHandler::new(ctx.clone());
+    let batch = [inbound("t", task_event("task.created"))];
+    assert_eq!(
+        by_message(handler.handle(&batch).await)["t"],
+        Disposition::Done
+    );
+
+    ctx.attio
+        .put_task(task(TASK, &content, true, &[(PEOPLE, ADA)]));
+    let batch = [inbound("done", task_event("task.updated"))];
+    assert_eq!(
+        by_message(handler.handle(&batch).await)["done"],
+        Disposition::Done
+    );
+
+    let calls = ctx.crm.calls();
+    let created = creates(&calls);
+    let (properties, associations) = &created[0];
+    assert_eq!(properties["hs_task_status"], "NOT_STARTED");
+    assert_eq!(properties["hs_task_subject"].chars().count(), 200);
+    assert_eq!(properties["hs_task_body"], content);
+    assert_eq!(properties["hs_timestamp"], "2026-11-04T08:00:00Z");
+    // The unmapped project is left out of the associations; the person is associated.
+    assert_eq!(associations.len(), 1);
+    assert_eq!(associations[0].to, CrmObject::Contacts);
+    let Some(OutboxEntry::Update { properties, .. }) = calls.last() else {
+        panic!("the completion is an update: {calls:?}");
+    };
+    assert_eq!(properties["hs_task_status"], "COMPLETED");
+}
+
+#[tokio::test]
+async fn events_without_the_id_are_dead_lettered() {
+    let ctx = context();
+    let batch = [inbound("r", record_event("record.created", PEOPLE, ADA))];
+    let outcome = by_message(NotesHandler::new(ctx.clone()).handle(&batch).await);
+    assert_eq!(
+        outcome["r"],
+        Disposition::dead_letter("record.created does not carry the id this consumer needs")
+    );
+    assert!(ctx.attio.calls().is_empty() && ctx.crm.calls().is_empty());
+}
