@@ -70,12 +70,12 @@ impl EventSource {
         }
     }
 
-    /// Receives up to ten messages with their system and message attributes.
-    pub async fn receive(&self) -> Vec<Message> {
+    /// Receives up to `max` (1 to 10) messages with their system and message attributes.
+    pub async fn receive(&self, max: i32) -> Vec<Message> {
         self.sqs
             .receive_message()
             .queue_url(&self.url)
-            .max_number_of_messages(10)
+            .max_number_of_messages(max)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
             .send()

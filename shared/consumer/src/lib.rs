@@ -129,7 +129,7 @@ mod tests {
     use std::sync::Mutex;
 
     use aws_lambda_events::event::sqs::SqsMessage;
-    use relay_events::{Delivery, IdempotencyKey, Subject};
+    use relay_events::Subject;
 
     use super::*;
 
@@ -190,9 +190,9 @@ mod tests {
         let event = format!(
             r#"{{"event_type":"task.updated","id":{{"workspace_id":"ws","task_id":"{task_id}"}},"actor":{{"type":"system","id":null}}}}"#
         );
-        let delivery = Delivery::parse(event.as_bytes()).expect("delivery");
-        let key = IdempotencyKey::for_delivery(Some(task_id), &delivery, None);
-        QueuedEvent::new(&key, None, 0, 1_763_000_000, &delivery.events[0]).to_body()
+        QueuedEvent::first_of(event.as_bytes(), task_id, 1_763_000_000)
+            .expect("event")
+            .to_body()
     }
 
     fn raw(id: &str, body: String) -> RawMessage {

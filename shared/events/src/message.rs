@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::{Event, EventFamily, EventType, IdempotencyKey};
+use crate::{Delivery, Event, EventFamily, EventType, IdempotencyKey, ParseError};
 
 /// The body of one queue message: one Attio event plus where it came from.
 ///
@@ -78,6 +78,22 @@ impl QueuedEvent {
         }
     }
 
+    /// The message ingest queues for the first event of `body` (a delivery or a bare event)
+    /// when the request carried `Idempotency-Key: header_key`: for tools and tests that feed a
+    /// consumer without going through ingest.
+    pub fn first_of(body: &[u8], header_key: &str, received_at: i64) -> Result<Self, ParseError> {
+        let delivery = Delivery::parse(body)?;
+        let key = IdempotencyKey::for_delivery(Some(header_key), &delivery, None);
+        let event = delivery.events.first().ok_or(ParseError::NoEvents)?;
+        Ok(Self::new(
+            &key,
+            delivery.webhook_id.as_deref(),
+            0,
+            received_at,
+            event,
+        ))
+    }
+
     /// The JSON text sent as the message body.
     pub fn to_body(&self) -> String {
         // Serialising owned strings, numbers and an already-valid RawValue cannot fail.
@@ -102,9 +118,7 @@ mod tests {
     #[test]
     fn the_body_round_trips_and_keeps_the_event_verbatim() {
         let raw = r#"{"event_type":"task.created","id":{"workspace_id":"ws","task_id":"t"},"actor":{"type":"api-token","id":"k"}}"#;
-        let delivery = Delivery::parse(raw.as_bytes()).unwrap();
-        let key = IdempotencyKey::for_delivery(Some("k1"), &delivery, None);
-        let queued = QueuedEvent::new(&key, None, 0, 1_763_000_000, &delivery.events[0]);
+        let queued = QueuedEvent::first_of(raw.as_bytes(), "k1", 1_763_000_000).unwrap();
         let back = QueuedEvent::from_body(&queued.to_body()).unwrap();
         assert_eq!(back.event.get(), raw);
         assert_eq!(back.family, EventFamily::Tasks);

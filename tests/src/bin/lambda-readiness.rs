@@ -21,7 +21,7 @@ use integration_tests::fake_apis::{self, FakeAttio, FakeHubSpot, FaultDice};
 use integration_tests::fixtures::ids::{PEOPLE, WORKSPACE as WS};
 use integration_tests::fixtures::{self, SECRET};
 use integration_tests::moto;
-use relay_events::{Delivery, IdempotencyKey, QueuedEvent};
+use relay_events::QueuedEvent;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -96,15 +96,8 @@ fn uuid() -> String {
 fn sqs_event(event: Value) -> Value {
     let body = serde_json::to_vec(&json!({"webhook_id": uuid(), "events": [event]}))
         .expect("delivery serialises");
-    let delivery = Delivery::parse(&body).expect("the readiness delivery parses");
-    let key = IdempotencyKey::for_delivery(Some(&uuid()), &delivery, None);
-    let queued = QueuedEvent::new(
-        &key,
-        delivery.webhook_id.as_deref(),
-        0,
-        1_763_000_000,
-        &delivery.events[0],
-    );
+    let queued = QueuedEvent::first_of(&body, &uuid(), 1_763_000_000)
+        .expect("the readiness delivery parses");
     json!({"Records": [{
         "messageId": uuid(),
         "receiptHandle": "readiness",

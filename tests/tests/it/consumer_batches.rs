@@ -1,15 +1,13 @@
 //! The shared consumer glue against moto's SQS: only retried messages are reported as batch
 //! failures, dead letters reach the DLQ at once with their reason, nothing is dropped.
-
-use std::collections::HashMap;
-
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsEvent;
+use integration_tests::event_source::sqs_message;
 use integration_tests::moto;
 use relay_consumer::{
     BatchHandler, DeadLetterError, DeadLetters, InboundEvent, RawMessage, SqsDeadLetters,
     handle_sqs_event,
 };
-use relay_events::{Delivery, EventFamily, IdempotencyKey, QueuedEvent};
+use relay_events::{EventFamily, QueuedEvent};
 use relay_sync::{Disposition, MessageOutcome};
 
 /// Decides each message by its event's task id: "ok", "flaky" (retry) or "poison" (dead letter).
@@ -41,17 +39,9 @@ fn queued(task_id: &str) -> String {
     let body = format!(
         r#"{{"event_type":"task.updated","id":{{"workspace_id":"ws","task_id":"{task_id}"}},"actor":{{"type":"system","id":null}}}}"#
     );
-    let delivery = Delivery::parse(body.as_bytes()).expect("delivery");
-    let key = IdempotencyKey::for_delivery(Some(task_id), &delivery, None);
-    QueuedEvent::new(&key, None, 0, 1_763_000_000, &delivery.events[0]).to_body()
-}
-
-fn sqs_message(id: &str, body: String) -> SqsMessage {
-    let mut message = SqsMessage::default();
-    message.message_id = Some(id.to_owned());
-    message.body = Some(body);
-    message.attributes = HashMap::from([("ApproximateReceiveCount".to_owned(), "1".to_owned())]);
-    message
+    QueuedEvent::first_of(body.as_bytes(), task_id, 1_763_000_000)
+        .expect("event")
+        .to_body()
 }
 
 #[tokio::test]
@@ -63,10 +53,10 @@ async fn a_batch_reports_only_its_retries_and_forwards_dead_letters_with_reasons
 
     let mut event = SqsEvent::default();
     event.records = vec![
-        sqs_message("m-ok", queued("ok")),
-        sqs_message("m-flaky", queued("flaky")),
-        sqs_message("m-poison", queued("poison")),
-        sqs_message("m-garbage", "{not json".to_owned()),
+        sqs_message("m-ok", queued("ok"), Some(1)),
+        sqs_message("m-flaky", queued("flaky"), Some(1)),
+        sqs_message("m-poison", queued("poison"), Some(1)),
+        sqs_message("m-garbage", "{not json", Some(1)),
     ];
     let response = handle_sqs_event(event, &ByTaskId, &dead_letters).await;
     let failed: Vec<_> = response

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use integration_tests::event_source::{self, EventSource};
+use integration_tests::fixtures::ids::{ADA, PEOPLE, WORKSPACE as WS};
 use integration_tests::moto;
 use relay_attio::{AttioClient, AttioConfig};
 use relay_consumer::{SqsDeadLetters, handle_sqs_event};
 use relay_crm::{HubSpotConfig, HubSpotSink};
 use relay_embedded::LocalDb;
-use relay_events::{Delivery, EventFamily, IdempotencyKey, QueuedEvent};
+use relay_events::{EventFamily, QueuedEvent};
 use relay_mappings::SqliteMappings;
 use relay_queue::{EventQueue, OutgoingMessage, SqsQueue};
 use relay_sync::{FieldMapping, RecordsHandler, SyncContext};
@@ -20,9 +20,6 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const WS: &str = "a9f6fd20-80d5-4bd1-b8fe-60a7c5a9178a";
-const PEOPLE: &str = "f436cad2-7090-4b86-8ae2-27260febbefe";
-const ADA: &str = "443d9969-4842-451e-96bc-ffb9ad6744df";
 const BROKEN: &str = "00000000-0000-4000-8000-00000000dead";
 
 fn fixture(name: &str) -> serde_json::Value {
@@ -33,10 +30,9 @@ fn message(record_id: &str, attribute: &str) -> OutgoingMessage {
     let raw = json!({"event_type": "record.updated",
                      "id": {"workspace_id": WS, "object_id": PEOPLE, "record_id": record_id, "attribute_id": attribute},
                      "actor": {"type": "system", "id": null}});
-    let delivery = Delivery::parse(&serde_json::to_vec(&raw).expect("json")).expect("event");
-    let key =
-        IdempotencyKey::for_delivery(Some(&format!("{record_id}-{attribute}")), &delivery, None);
-    let queued = QueuedEvent::new(&key, None, 0, 1_763_000_000, &delivery.events[0]);
+    let raw = serde_json::to_vec(&raw).expect("json");
+    let key = format!("{record_id}-{attribute}");
+    let queued = QueuedEvent::first_of(&raw, &key, 1_763_000_000).expect("event");
     let mut message = OutgoingMessage::new(&queued, WS);
     message.entry_id = format!("{record_id}-{attribute}");
     message
@@ -109,58 +105,20 @@ async fn a_poison_message_alone_fails_and_reaches_the_dlq_after_max_receive_coun
     // The event source mapping: receive a batch, invoke, delete what succeeded, and let the
     // failed ones become visible again.
     let mut failures_per_round = Vec::new();
+    let source = EventSource::new(sqs.clone(), &url);
     for _ in 0..6 {
-        let received = sqs
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(10)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .expect("receive")
-            .messages
-            .unwrap_or_default();
+        let received = source.receive(10).await;
         if received.is_empty() {
             break;
         }
-        let mut event = SqsEvent::default();
-        event.records = received
-            .iter()
-            .map(|m| {
-                let mut sqs_message = SqsMessage::default();
-                sqs_message.message_id = m.message_id.clone();
-                sqs_message.receipt_handle = m.receipt_handle.clone();
-                sqs_message.body = m.body.clone();
-                sqs_message
-            })
-            .collect();
+        let event = event_source::sqs_event(&received, true);
         let response = handle_sqs_event(event, &handler, &dead_letters).await;
         let failed: Vec<String> = response
             .batch_item_failures
             .iter()
             .map(|f| f.item_identifier.clone())
             .collect();
-        for m in &received {
-            let id = m.message_id.clone().unwrap_or_default();
-            let receipt = m.receipt_handle.clone().unwrap_or_default();
-            if failed.contains(&id) {
-                sqs.change_message_visibility()
-                    .queue_url(&url)
-                    .receipt_handle(receipt)
-                    .visibility_timeout(0)
-                    .send()
-                    .await
-                    .expect("release");
-            } else {
-                sqs.delete_message()
-                    .queue_url(&url)
-                    .receipt_handle(receipt)
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-        }
+        source.settle(&received, Some(&failed)).await;
         failures_per_round.push(failed.len());
     }
 
@@ -172,18 +130,5 @@ async fn a_poison_message_alone_fails_and_reaches_the_dlq_after_max_receive_coun
     let dead = moto::drain(&config, &dlq).await;
     assert_eq!(dead.len(), 1, "redrive moved it after maxReceiveCount");
     assert!(dead[0].body.contains(BROKEN));
-    let depth = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .send()
-        .await
-        .expect("attributes");
-    assert_eq!(
-        depth
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
-            .map(String::as_str),
-        Some("0")
-    );
+    assert_eq!(source.depth().await, 0, "nothing left on the source queue");
 }

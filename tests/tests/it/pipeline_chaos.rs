@@ -20,11 +20,11 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use http::StatusCode;
+use integration_tests::event_source::{self, EventSource};
 use integration_tests::fake_apis::{self, FakeAttio, FakeHubSpot, FaultDice};
 use integration_tests::faults::{self, FaultyQueue, FaultyStore, ManualClock};
+use integration_tests::fixtures::ids::{PEOPLE, WORKSPACE as WS};
 use integration_tests::fixtures::{self, SECRET, body_only_headers, post, with_key};
 use integration_tests::moto;
 use relay_attio::{AttioClient, AttioConfig};
@@ -37,8 +37,6 @@ use relay_queue::SqsQueue;
 use relay_sync::{FieldMapping, NotesHandler, RecordsHandler, SyncContext, TasksHandler};
 use serde_json::json;
 
-const WS: &str = "a9f6fd20-80d5-4bd1-b8fe-60a7c5a9178a";
-const PEOPLE: &str = "f436cad2-7090-4b86-8ae2-27260febbefe";
 const PEOPLE_COUNT: usize = 60;
 const NOTE_COUNT: usize = 30;
 const TASK_COUNT: usize = 30;
@@ -245,48 +243,24 @@ async fn drive_consumer<H: BatchHandler>(
 ) {
     let sqs = aws_sdk_sqs::Client::new(config);
     let dead_letters = SqsDeadLetters::new(sqs.clone(), dlq);
+    let source = EventSource::new(sqs, url);
     let mut rng = fastrand::Rng::with_seed(seed);
     for _ in 0..400 {
-        let received = sqs
-            .receive_message()
-            .queue_url(url)
-            // Lambda's batches vary in size with the queue's depth.
-            .max_number_of_messages(rng.i32(1..=10))
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .expect("receive")
-            .messages
-            .unwrap_or_default();
+        // Lambda's batches vary in size with the queue's depth.
+        let received = source.receive(rng.i32(1..=10)).await;
         if received.is_empty() {
-            if depth(&sqs, url).await == 0 {
+            if source.depth().await == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
-        let mut event = SqsEvent::default();
-        event.records = received
+        let redelivered = received
             .iter()
-            .map(|m| {
-                let mut message = SqsMessage::default();
-                message.message_id = m.message_id.clone();
-                message.receipt_handle = m.receipt_handle.clone();
-                message.body = m.body.clone();
-                if let Some(count) = m
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                {
-                    if count != "1" {
-                        counts.redeliveries.fetch_add(1, Ordering::SeqCst);
-                    }
-                    message
-                        .attributes
-                        .insert("ApproximateReceiveCount".into(), count.clone());
-                }
-                message
-            })
-            .collect();
+            .filter(|m| event_source::received_count(m).is_some_and(|c| c != "1"))
+            .count();
+        counts.redeliveries.fetch_add(redelivered, Ordering::SeqCst);
+        let event = event_source::sqs_event(&received, true);
         counts.invocations.fetch_add(1, Ordering::SeqCst);
         let invocation = handle_sqs_event(event, handler, &dead_letters);
         let failed: Option<Vec<String>> = if rng.f64() < 0.05 {
@@ -317,50 +291,9 @@ async fn drive_consumer<H: BatchHandler>(
             counts.consumers_killed.fetch_add(1, Ordering::SeqCst);
             mapping_clock.fetch_add(VISIBILITY_TIMEOUT_SECS + 1, Ordering::SeqCst);
         }
-        for m in &received {
-            let id = m.message_id.clone().unwrap_or_default();
-            let receipt = m.receipt_handle.clone().unwrap_or_default();
-            let retry = failed.as_ref().is_none_or(|f| f.contains(&id));
-            if retry {
-                sqs.change_message_visibility()
-                    .queue_url(url)
-                    .receipt_handle(receipt)
-                    .visibility_timeout(0)
-                    .send()
-                    .await
-                    .expect("release");
-            } else {
-                sqs.delete_message()
-                    .queue_url(url)
-                    .receipt_handle(receipt)
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-        }
+        source.settle(&received, failed.as_deref()).await;
     }
     panic!("the {url} queue never drained");
-}
-
-/// Visible plus in-flight messages.
-async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .expect("queue attributes")
-        .attributes
-        .unwrap_or_default();
-    [
-        QueueAttributeName::ApproximateNumberOfMessages,
-        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-    ]
-    .iter()
-    .filter_map(|name| attributes.get(name).and_then(|v| v.parse::<usize>().ok()))
-    .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -484,7 +417,7 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
             .iter()
             .map(|m| {
                 m.attributes
-                    .get("failure_reason")
+                    .get(relay_events::attribute::FAILURE_REASON)
                     .cloned()
                     .unwrap_or_default()
             })
@@ -495,7 +428,7 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
             dead.len()
         );
         assert_eq!(
-            depth(&sqs, &url(family)).await,
+            EventSource::new(sqs.clone(), url(family)).depth().await,
             0,
             "{family} queue is empty"
         );

@@ -8,7 +8,7 @@ use std::time::Duration;
 use relay_attio::{AttioClient, AttioConfig};
 use relay_crm::{CrmId, CrmObject, HubSpotConfig, HubSpotSink};
 use relay_embedded::LocalDb;
-use relay_events::{Delivery, IdempotencyKey, QueuedEvent};
+use relay_events::QueuedEvent;
 use relay_mappings::IdMappings;
 use relay_mappings::SqliteMappings;
 use relay_sync::{
@@ -19,9 +19,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const WS: &str = "a9f6fd20-80d5-4bd1-b8fe-60a7c5a9178a";
-const PEOPLE: &str = "f436cad2-7090-4b86-8ae2-27260febbefe";
-const ADA: &str = "443d9969-4842-451e-96bc-ffb9ad6744df";
+use integration_tests::fixtures::ids::{ADA, PEOPLE, WORKSPACE as WS};
 const NOTE: &str = "ff3f3bd4-40f4-4f80-8187-cd02385af424";
 const TASK: &str = "649e34f4-c39a-4f4d-99ef-48a36bef8f04";
 
@@ -105,9 +103,7 @@ impl Apis {
 /// A queued message as ingest writes it, for one Attio event.
 fn inbound(message_id: &str, event: Value) -> InboundEvent {
     let raw = serde_json::to_vec(&event).expect("json");
-    let delivery = Delivery::parse(&raw).expect("event");
-    let key = IdempotencyKey::for_delivery(Some(message_id), &delivery, None);
-    let queued = QueuedEvent::new(&key, None, 0, 1_763_000_000, &delivery.events[0]);
+    let queued = QueuedEvent::first_of(&raw, message_id, 1_763_000_000).expect("event");
     InboundEvent::from_queued(message_id.to_owned(), queued).expect("event parses")
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use relay_attio::{AttioCall, AttioError, MemoryAttio, Note, Record, Task};
 use relay_crm::{CrmError, MemoryCrm, OutboxEntry};
-use relay_events::{Delivery, IdempotencyKey, QueuedEvent};
+use relay_events::QueuedEvent;
 use relay_mappings::MemoryMappings;
 use serde_json::{Value, json};
 
@@ -61,9 +61,7 @@ pub fn record_fetches(ctx: &Ctx) -> Vec<AttioCall> {
 /// A message as ingest queues it and `relay_consumer::settle` parses it.
 pub fn inbound(message_id: &str, event: Value) -> InboundEvent {
     let raw = serde_json::to_vec(&event).expect("json");
-    let delivery = Delivery::parse(&raw).expect("delivery");
-    let key = IdempotencyKey::for_delivery(Some(message_id), &delivery, None);
-    let queued = QueuedEvent::new(&key, None, 0, 1_763_000_000, &delivery.events[0]);
+    let queued = QueuedEvent::first_of(&raw, message_id, 1_763_000_000).expect("event");
     InboundEvent::from_queued(message_id.to_owned(), queued).expect("event parses")
 }
 
