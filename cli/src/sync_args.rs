@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use relay_attio::{AttioClient, AttioConfig, RateLimit};
 use relay_crm::{HubSpotConfig, HubSpotSink, OutboxSink};
 use relay_sync::FieldMapping;
@@ -22,11 +21,7 @@ pub struct SyncArgs {
     #[arg(long, env = "HUBSPOT_TOKEN", hide_env_values = true)]
     pub hubspot_token: Option<String>,
     /// HubSpot API root.
-    #[arg(
-        long,
-        env = "HUBSPOT_API_URL",
-        default_value = "https://api.hubapi.com"
-    )]
+    #[arg(long, env = "HUBSPOT_API_URL", default_value = relay_crm::HUBSPOT_API_URL)]
     pub hubspot_api_url: String,
     /// Field mapping TOML (Attio attributes -> HubSpot properties); default: the built-in one.
     #[arg(long, env = "FIELD_MAPPING_FILE")]
@@ -41,14 +36,7 @@ pub enum CrmTarget {
 
 impl SyncArgs {
     pub fn fields(&self) -> anyhow::Result<FieldMapping> {
-        match &self.field_mapping {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                Ok(FieldMapping::from_toml(&text)?)
-            }
-            None => Ok(FieldMapping::default()),
-        }
+        Ok(FieldMapping::load(None, self.field_mapping.as_deref())?)
     }
 
     /// The Attio client for `token`, paced to `read_rate` when given.

@@ -35,8 +35,6 @@ pub struct ConsumerSettings {
 pub enum SettingsError {
     #[error("{0}")]
     Missing(String),
-    #[error("cannot read FIELD_MAPPING_FILE {path}: {message}")]
-    MappingFile { path: String, message: String },
     #[error("field mapping: {0}")]
     Mapping(#[from] relay_sync::FieldMappingError),
 }
@@ -68,18 +66,12 @@ impl ConsumerSettings {
                 "set ATTIO_API_TOKEN_SECRET_ARN (Secrets Manager) or ATTIO_API_TOKEN: consumers read current state from the Attio API".into(),
             )
         })?;
-        let field_mapping = match (get("FIELD_MAPPING"), get("FIELD_MAPPING_FILE")) {
-            (Some(inline), _) => FieldMapping::from_toml(&inline)?,
-            (None, Some(path)) => {
-                let text =
-                    std::fs::read_to_string(&path).map_err(|e| SettingsError::MappingFile {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })?;
-                FieldMapping::from_toml(&text)?
-            }
-            (None, None) => FieldMapping::default(),
-        };
+        let field_mapping = FieldMapping::load(
+            get("FIELD_MAPPING").as_deref(),
+            get("FIELD_MAPPING_FILE")
+                .as_deref()
+                .map(std::path::Path::new),
+        )?;
         Ok(Self {
             attio_token,
             hubspot_token: token(&lookup, "HUBSPOT_TOKEN", "HUBSPOT_TOKEN_SECRET_ARN"),

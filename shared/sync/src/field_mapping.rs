@@ -48,6 +48,8 @@ pub struct FieldMapping {
 pub enum FieldMappingError {
     #[error("field mapping is not valid TOML: {0}")]
     Syntax(String),
+    #[error("cannot read FIELD_MAPPING_FILE {path}: {message}")]
+    Unreadable { path: String, message: String },
     #[error("objects.{object}.crm_object = {value:?}: use contacts, companies or deals")]
     UnknownCrmObject { object: String, value: String },
     #[error(
@@ -70,6 +72,27 @@ impl Default for FieldMapping {
 }
 
 impl FieldMapping {
+    /// The mapping a deployment configured, read once at start-up: inline TOML
+    /// (`FIELD_MAPPING`) wins over a file (`FIELD_MAPPING_FILE`); neither means the built-in
+    /// default.
+    pub fn load(
+        inline: Option<&str>,
+        file: Option<&std::path::Path>,
+    ) -> Result<Self, FieldMappingError> {
+        match (inline, file) {
+            (Some(text), _) => Self::from_toml(text),
+            (None, Some(path)) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| FieldMappingError::Unreadable {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?;
+                Self::from_toml(&text)
+            }
+            (None, None) => Ok(Self::default()),
+        }
+    }
+
     pub fn from_toml(text: &str) -> Result<Self, FieldMappingError> {
         let mapping: Self =
             toml::from_str(text).map_err(|e| FieldMappingError::Syntax(e.to_string()))?;
@@ -210,5 +233,23 @@ mod tests {
             FieldMapping::from_toml("objects = 3"),
             Err(FieldMappingError::Syntax(_))
         ));
+    }
+
+    #[test]
+    fn inline_mapping_wins_over_the_file_and_an_unreadable_file_names_its_path() {
+        let inline = "[objects.people]\ncrm_object = \"contacts\"\n";
+        let missing = std::path::Path::new("/nonexistent/mapping.toml");
+        let mapping = FieldMapping::load(Some(inline), Some(missing)).unwrap();
+        assert_eq!(mapping.objects.len(), 1);
+        assert_eq!(
+            FieldMapping::load(None, None).unwrap(),
+            FieldMapping::default()
+        );
+        let err = FieldMapping::load(None, Some(missing)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read FIELD_MAPPING_FILE /nonexistent/mapping.toml: "),
+            "{err}"
+        );
     }
 }
