@@ -12,14 +12,9 @@ use serde::de::{DeserializeOwned, Deserializer, Error as _};
 /// Attribute values by attribute slug; each slug holds its history, current values included.
 pub type ValueMap = BTreeMap<String, Vec<AttributeValue>>;
 
-/// Who did something: `workspace-member`, `api-token`, `system` (no id), `app`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-pub struct Actor {
-    #[serde(rename = "type", default)]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub id: Option<String>,
-}
+/// Who did something: `workspace-member`, `api-token`, `system` (no id), `app` — the same shape
+/// in API answers as in webhook events.
+pub use relay_events::Actor;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct RecordId {
