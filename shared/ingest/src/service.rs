@@ -247,3 +247,6 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
