@@ -118,3 +118,45 @@ async fn read_back(
     }
     Ok((counts, messages))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relay_embedded::LocalDb;
+    use relay_events::IdempotencyKey;
+    use relay_queue::{EventQueue, OutgoingMessage};
+    use relay_signature::WebhookSecret;
+
+    use crate::sample::Sample;
+
+    #[tokio::test]
+    async fn missing_and_repeated_deliveries_are_counted() {
+        let sample = Sample::load(None).unwrap();
+        let secret = WebhookSecret::new("s").unwrap();
+        let prepared = sample.prepare(&secret, 3, "verify").unwrap();
+        let queue = SqliteQueue::new(LocalDb::in_memory().unwrap(), 3);
+        let event = &sample.delivery.events[0];
+        let message = |index: usize| {
+            let key = IdempotencyKey::for_delivery(
+                Some(&prepared[index].header_key),
+                &sample.delivery,
+                None,
+            );
+            let queued = relay_events::QueuedEvent::new(&key, None, 0, 0, event);
+            OutgoingMessage::new(&queued, &event.workspace_id)
+        };
+        // Delivery 0 queued twice, 1 never, 2 queued but never acknowledged.
+        queue.send(&[message(0)]).await.unwrap();
+        queue.send(&[message(0)]).await.unwrap();
+        queue.send(&[message(2)]).await.unwrap();
+
+        let v = verify(&queue, &prepared, 1, &[0, 1]).await.unwrap();
+
+        assert!(v.checked);
+        assert_eq!(v.queued_messages, Some(3));
+        assert_eq!(v.queued_deliveries, Some(2));
+        assert_eq!(v.lost, Some(1), "delivery 1 was acknowledged, not queued");
+        assert_eq!(v.duplicates_queued, Some(1), "delivery 0");
+        assert_eq!(v.queued_unacknowledged, Some(1), "delivery 2");
+    }
+}
