@@ -43,9 +43,6 @@ pub struct BackfillArgs {
     /// Folder for the saved sync state (and local mappings and outbox).
     #[arg(long, default_value_os_t = crate::default_data_dir(), env = "ATTIO_RELAY_DATA_DIR")]
     pub data_dir: PathBuf,
-    /// Test hook: abort after saving this many pages (a killed run).
-    #[arg(long, hide = true)]
-    pub abort_after_pages: Option<usize>,
 }
 
 /// Where a backfill of one object stands; saved after every page.
@@ -171,7 +168,6 @@ async fn walk<S: CrmSink, M: IdMappings>(
     );
     progress.set_message(format!("backfilling {}", args.object));
     progress.set_position(state.records_synced);
-    let mut pages_done = 0;
     while let Some(records) = pages.next_page().await? {
         let report = ctx
             .sync_page(&args.object, &records)
@@ -190,10 +186,6 @@ async fn walk<S: CrmSink, M: IdMappings>(
         state.records_failed += report.failed.len() as u64;
         save(&path, &state)?;
         progress.set_position(state.records_synced);
-        pages_done += 1;
-        if args.abort_after_pages.is_some_and(|n| pages_done >= n) {
-            std::process::abort();
-        }
     }
     progress.finish_and_clear();
     let summary = format!(

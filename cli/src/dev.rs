@@ -6,11 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 
 use crate::dashboard::Dashboard;
 use crate::sync_args::{CrmTarget, SyncArgs};
@@ -18,7 +14,8 @@ use relay_crm::CrmSink;
 use relay_embedded::LocalDb;
 use relay_events::EventFamily;
 use relay_idempotency::SqliteIdempotencyStore;
-use relay_ingest::{IngestConfig, IngestRequest, IngestService, StaticSecrets, parse_secret_list};
+use relay_ingest::http::Transport;
+use relay_ingest::{IngestConfig, IngestService, StaticSecrets, parse_secret_list};
 use relay_mappings::SqliteMappings;
 use relay_queue::SqliteQueue;
 use relay_signature::{SchemePolicy, Verifier, WebhookSecret};
@@ -177,55 +174,16 @@ where
     ));
 }
 
-/// The dev server's routes: any POST is a delivery; GET /healthz answers "ok".
+/// The dev server's routes: the shared ingest adapter (any other path is a delivery), plus
+/// GET /healthz answering "ok" and the dashboard.
 pub fn router(service: Arc<LocalIngest>, dashboard: Dashboard) -> Router {
-    // Bodies a little over the limit still reach the handler, which answers with its JSON 413.
-    let transport_limit = service.config().max_body_bytes.saturating_mul(4);
     let pages = Router::new()
         .route("/_relay", get(crate::dashboard::page))
         .route("/_relay/replay", post(crate::dashboard::replay))
         .with_state(dashboard);
-    Router::new()
+    relay_ingest::http::router(service, Transport::Socket)
         .route("/healthz", get(|| async { "ok" }))
-        .fallback(any(ingest))
-        .layer(DefaultBodyLimit::max(transport_limit))
-        .with_state(service)
         .merge(pages)
-}
-
-async fn ingest(
-    State(service): State<Arc<LocalIngest>>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let answer = service
-        .handle(IngestRequest {
-            method: &method,
-            headers: &headers,
-            body: &body,
-        })
-        .await;
-    let mut response = (
-        answer.status,
-        [(header::CONTENT_TYPE, "application/json")],
-        answer.body,
-    )
-        .into_response();
-    if let Some(secs) = answer.retry_after_secs {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, secs.into());
-    }
-    if let Some(allow) = answer.allow {
-        response
-            .headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
-    }
-    if answer.status == StatusCode::OK {
-        tracing::debug!("answered 200");
-    }
-    response
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {

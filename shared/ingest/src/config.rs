@@ -1,9 +1,12 @@
-//! Ingest settings, read from environment variables (see the README's configuration table).
+//! Ingest settings, read from environment variables (see the README's configuration table):
+//! one typed load per container, so a missing or malformed variable stops the function at
+//! start-up with a message that names it, instead of failing a delivery later.
 
 use std::time::Duration;
 
+use relay_queue::QueueUrls;
 use relay_signature::{
-    DEFAULT_FUTURE_SKEW_SECS, DEFAULT_TOLERANCE_SECS, SchemePolicy, WebhookSecret,
+    DEFAULT_FUTURE_SKEW_SECS, DEFAULT_TOLERANCE_SECS, SchemePolicy, Verifier, WebhookSecret,
 };
 
 /// Limits and retention for the handler itself.
@@ -44,7 +47,7 @@ pub enum SecretsConfig {
     },
 }
 
-/// Everything ingest reads from the environment, except the AWS adapters' names.
+/// Everything the ingest function reads from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub ingest: IngestConfig,
@@ -52,6 +55,10 @@ pub struct Settings {
     pub policy: SchemePolicy,
     pub tolerance_secs: u64,
     pub future_skew_secs: u64,
+    /// The DynamoDB idempotency table (`IDEMPOTENCY_TABLE`).
+    pub idempotency_table: String,
+    /// Every family's SQS queue URL (`RECORDS_QUEUE_URL`, ...).
+    pub queues: QueueUrls,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,8 +74,14 @@ pub enum ConfigError {
          ATTIO_WEBHOOK_SECRETS (comma-separated, for local runs)"
     )]
     NoSecrets,
-    #[error("{0} is required")]
-    Missing(&'static str),
+    #[error("{name} is required: {what}")]
+    Missing {
+        name: &'static str,
+        what: &'static str,
+    },
+    /// A queue URL is missing; the message lists every one to set.
+    #[error("{0}")]
+    Queues(String),
 }
 
 impl Settings {
@@ -128,27 +141,59 @@ impl Settings {
                 expected,
             })?,
         };
+        let tolerance_secs = number("SIGNATURE_TOLERANCE_SECS", DEFAULT_TOLERANCE_SECS)?;
+        let future_skew_secs = number("SIGNATURE_FUTURE_SKEW_SECS", DEFAULT_FUTURE_SKEW_SECS)?;
+        let idempotency_table = get("IDEMPOTENCY_TABLE").ok_or(ConfigError::Missing {
+            name: "IDEMPOTENCY_TABLE",
+            what: "the DynamoDB idempotency table name",
+        })?;
+        let queues = QueueUrls::from_lookup(&lookup).map_err(ConfigError::Queues)?;
         Ok(Self {
             ingest,
             secrets,
             policy,
-            tolerance_secs: number("SIGNATURE_TOLERANCE_SECS", DEFAULT_TOLERANCE_SECS)?,
-            future_skew_secs: number("SIGNATURE_FUTURE_SKEW_SECS", DEFAULT_FUTURE_SKEW_SECS)?,
+            tolerance_secs,
+            future_skew_secs,
+            idempotency_table,
+            queues,
         })
+    }
+
+    /// A verifier over `secrets` with the configured scheme policy and clock tolerances.
+    pub fn verifier(&self, secrets: Vec<WebhookSecret>) -> Verifier {
+        Verifier::new(secrets, self.policy)
+            .with_tolerance_secs(self.tolerance_secs)
+            .with_future_skew_secs(self.future_skew_secs)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use relay_events::EventFamily;
     use std::collections::HashMap;
 
-    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = pairs
+    /// The AWS names every deployment sets, so each test states only what it is about.
+    fn deployed(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = EventFamily::ALL
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|&f| {
+                let name = QueueUrls::env_var(f);
+                (name.to_owned(), format!("https://sqs.local/{name}"))
+            })
             .collect();
+        all.push(("IDEMPOTENCY_TABLE".into(), "keys".into()));
+        all.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        all
+    }
+
+    fn from(pairs: Vec<(String, String)>) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs.into_iter().collect();
         Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        from(deployed(pairs))
     }
 
     #[test]
@@ -158,6 +203,11 @@ mod tests {
         assert_eq!(s.policy, SchemePolicy::AcceptEither);
         assert_eq!(s.tolerance_secs, 300);
         assert!(matches!(s.secrets, SecretsConfig::Inline(ref list) if list.len() == 2));
+        assert_eq!(s.idempotency_table, "keys");
+        assert_eq!(
+            s.queues.get(EventFamily::Tasks),
+            Some("https://sqs.local/TASKS_QUEUE_URL")
+        );
     }
 
     #[test]
@@ -187,5 +237,49 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("timestamped"), "{err}");
+    }
+
+    #[test]
+    fn missing_aws_names_are_named() {
+        let without = |name: &str| {
+            let pairs = deployed(&[("ATTIO_WEBHOOK_SECRETS", "a")])
+                .into_iter()
+                .filter(|(k, _)| k != name)
+                .collect();
+            from(pairs).unwrap_err().to_string()
+        };
+        let err = without("IDEMPOTENCY_TABLE");
+        assert!(
+            err.contains("IDEMPOTENCY_TABLE is required") && err.contains("DynamoDB"),
+            "{err}"
+        );
+        let err = without("NOTES_QUEUE_URL");
+        assert!(err.contains("set NOTES_QUEUE_URL"), "{err}");
+        assert!(
+            !err.contains("RECORDS_QUEUE_URL"),
+            "only what is missing: {err}"
+        );
+    }
+
+    #[test]
+    fn the_verifier_gets_the_configured_policy_and_tolerance() {
+        let s = settings(&[
+            ("ATTIO_WEBHOOK_SECRETS", "a"),
+            ("SIGNATURE_POLICY", "timestamped"),
+            ("SIGNATURE_TOLERANCE_SECS", "1000"),
+        ])
+        .unwrap();
+        let secret = WebhookSecret::new("a").unwrap();
+        let verifier = s.verifier(vec![secret.clone()]);
+        assert_eq!(verifier.policy(), SchemePolicy::RequireTimestamped);
+        let body = b"{}";
+        let signature = relay_signature::sign_timestamped(&secret, 0, body);
+        let signed = relay_signature::SignedRequest {
+            signature: Some(&signature),
+            timestamp: Some("0"),
+            body,
+        };
+        assert!(verifier.verify(&signed, 999).is_ok(), "within 1000 s");
+        assert!(verifier.verify(&signed, 1001).is_err(), "past 1000 s");
     }
 }

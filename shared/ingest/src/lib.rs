@@ -1,5 +1,6 @@
-//! The ingest handler, independent of how requests arrive (Lambda Function URL, API Gateway
-//! HTTP API, or the local dev server all adapt to [`IngestRequest`]).
+//! The ingest handler, independent of how requests arrive, and its one HTTP adapter
+//! ([`http::router`]) that the Lambda (Function URL, API Gateway HTTP API) and the local dev
+//! server both serve.
 //!
 //! For each request, in order — and the order is the safety argument:
 //!
@@ -18,13 +19,17 @@
 //! which Attio's retry queues the events. No path marks a key completed for unqueued events.
 
 mod config;
+pub mod http;
 mod response;
 mod secrets;
 mod service;
+#[cfg(test)]
+mod testing;
 
 pub use config::{ConfigError, IngestConfig, SecretsConfig, Settings};
 pub use response::{IngestResponse, Outcome, Rejection};
 pub use secrets::{
-    SecretError, SecretsManagerSource, StaticSecrets, VerifierSource, parse_secret_list,
+    SecretError, SecretsManagerSource, StaticSecrets, VerifierSource, WebhookSecrets,
+    parse_secret_list,
 };
 pub use service::{Clock, IdempotencyHeader, IngestRequest, IngestService, SystemClock};

@@ -1,5 +1,8 @@
 //! Where the verifier's secrets come from: inline (local runs) or AWS Secrets Manager, cached
 //! per container and re-read periodically so a rotation reaches warm containers.
+//!
+//! [`WebhookSecrets`] is whichever of the two the settings name, as one type, so the ingest
+//! function builds its service on one path whatever the configuration.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use relay_signature::{SchemePolicy, Verifier, WebhookSecret};
 use tokio::sync::Mutex;
+
+use crate::{SecretsConfig, Settings};
 
 /// Provides the verifier for the next request.
 pub trait VerifierSource: Send + Sync {
@@ -152,6 +157,47 @@ impl VerifierSource for SecretsManagerSource {
     }
 }
 
+/// The secrets source the settings configure: fixed secrets or Secrets Manager.
+#[derive(Debug)]
+pub enum WebhookSecrets {
+    Static(StaticSecrets),
+    SecretsManager(SecretsManagerSource),
+}
+
+impl WebhookSecrets {
+    /// The source `settings` name. `secrets_manager` builds the client only when a secret ARN
+    /// is configured, so local runs with inline secrets never construct one.
+    pub fn from_settings(
+        settings: &Settings,
+        secrets_manager: impl FnOnce() -> aws_sdk_secretsmanager::Client,
+    ) -> Self {
+        match &settings.secrets {
+            SecretsConfig::Inline(secrets) => {
+                Self::Static(StaticSecrets::new(settings.verifier(secrets.clone())))
+            }
+            SecretsConfig::SecretsManager { secret_id, refresh } => {
+                Self::SecretsManager(SecretsManagerSource::new(
+                    secrets_manager(),
+                    secret_id.clone(),
+                    *refresh,
+                    settings.policy,
+                    settings.tolerance_secs,
+                    settings.future_skew_secs,
+                ))
+            }
+        }
+    }
+}
+
+impl VerifierSource for WebhookSecrets {
+    async fn verifier(&self) -> Result<Arc<Verifier>, SecretError> {
+        match self {
+            Self::Static(source) => source.verifier().await,
+            Self::SecretsManager(source) => source.verifier().await,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +219,30 @@ mod tests {
         }
         assert_eq!(parse_secret_list(r#""only""#).len(), 1);
         assert!(parse_secret_list(r#"{"secrets": []}"#).is_empty());
+    }
+
+    #[tokio::test]
+    async fn inline_settings_need_no_secrets_manager_client() {
+        let map: std::collections::HashMap<String, String> = [
+            ("ATTIO_WEBHOOK_SECRETS", "a"),
+            ("IDEMPOTENCY_TABLE", "keys"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .chain(relay_events::EventFamily::ALL.map(|f| {
+            (
+                relay_queue::QueueUrls::env_var(f).to_owned(),
+                "q".to_owned(),
+            )
+        }))
+        .collect();
+        let settings = Settings::from_lookup(|name| map.get(name).cloned()).unwrap();
+        let source = WebhookSecrets::from_settings(&settings, || {
+            panic!("no Secrets Manager client for inline secrets")
+        });
+        assert!(matches!(source, WebhookSecrets::Static(_)));
+        let verifier = source.verifier().await.unwrap();
+        assert_eq!(verifier.secret_count(), 1);
+        assert_eq!(verifier.policy(), settings.policy);
     }
 }

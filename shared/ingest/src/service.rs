@@ -248,3 +248,6 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

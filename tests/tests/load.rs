@@ -1,14 +1,14 @@
-//! `attio-relay load` as a user runs it: a small bounded load on the in-process dev server,
-//! judged on its JSON summary. No timing thresholds: speed is what the benchmarks measure;
-//! here it is that nothing is lost, nothing is queued twice, and duplicates are recognised.
+//! The `load` tool as a user runs it: a small bounded load on the in-process server, judged on
+//! its JSON summary. No timing thresholds: speed is what the benchmarks measure; here it is
+//! that nothing is lost, nothing is queued twice, and duplicates are recognised.
 
+use std::path::PathBuf;
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_attio-relay");
+const LOAD: &str = env!("CARGO_BIN_EXE_load");
 
 fn load(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .arg("load")
+    let out = Command::new(LOAD)
         .args(args)
         .output()
         .expect("run attio-relay load");
@@ -144,6 +144,40 @@ impl Drop for Server {
     }
 }
 
+/// The `attio-relay` CLI binary of this workspace, built (or found up to date) by cargo: it is
+/// another package's binary, so cargo does not build it for this crate's tests.
+fn attio_relay() -> PathBuf {
+    let test_exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/load-<hash>: the CLI lands in target/<profile>/.
+    let profile_dir = test_exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut build = Command::new(cargo);
+    build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+        "build",
+        "--quiet",
+        "-p",
+        "attio-relay",
+        "--bin",
+        "attio-relay",
+    ]);
+    if profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release")
+    {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build -p attio-relay");
+    assert!(status.success(), "cargo build -p attio-relay failed");
+    let bin = profile_dir.join(format!("attio-relay{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} was not built", bin.display());
+    bin
+}
+
+/// The real `attio-relay dev` (not a stand-in): this keeps the data folder layout the tool
+/// reads through --data-dir (the dev secret and SQLite file names) in step with the CLI.
 #[test]
 fn a_running_dev_server_is_loaded_and_verified_through_its_data_dir() {
     use std::io::{BufRead, BufReader};
@@ -151,7 +185,7 @@ fn a_running_dev_server_is_loaded_and_verified_through_its_data_dir() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf8 path");
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(attio_relay())
         .args(["dev", "--addr", "127.0.0.1:0", "--data-dir", data])
         .env_remove("ATTIO_API_TOKEN")
         .env_remove("ATTIO_WEBHOOK_SECRETS")
