@@ -21,7 +21,8 @@ mod consumer_redrive;
 mod mappings_contract;
 mod sync_hubspot;
 
-// The whole pipeline, the built Lambda binaries, and the SAM template.
+// The whole pipeline, the built Lambda binaries, the load tool, and the SAM template.
 mod lambda_watch;
+mod load_tool;
 mod pipeline_chaos;
 mod template_consistency;
