@@ -2,6 +2,7 @@
 //!
 //! * [`moto`]: AWS SDK clients pointed at the `moto_server` that `scripts/test` starts, and
 //!   fresh, uniquely named tables and queues per test so tests run in parallel.
+//! * [`cli`]: the workspace's binaries run as a user runs them, `attio-relay dev` as a server.
 //! * [`event_source`]: Lambda's SQS event source mapping, by hand: received messages → `SqsEvent`,
 //!   failures made visible again, the rest deleted.
 //! * [`faults`]: adapters that wrap the real ones and fail, hang or lose ownership on command.
@@ -10,6 +11,7 @@
 //! * [`fixtures`]: the sample deliveries in `events/` and Attio-style signing.
 //! * [`fake_apis`]: stateful Attio and HubSpot stand-ins on wiremock that fail at random.
 
+pub mod cli;
 pub mod event_source;
 pub mod fake_apis;
 pub mod fault_proxy;
