@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -59,9 +58,7 @@ pub struct SyncState {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    u64::try_from(relay_events::clock::unix_now()).unwrap_or(0)
 }
 
 fn state_file(data_dir: &Path, object: &str) -> PathBuf {

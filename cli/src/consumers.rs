@@ -52,21 +52,13 @@ pub async fn run_batch(
         .map(|r| RawMessage {
             message_id: r.message.message_id.clone(),
             body: r.message.body.clone(),
-            attributes: [
-                (
-                    "event_type".to_owned(),
-                    r.message.attributes.event_type.clone(),
-                ),
-                (
-                    "workspace_id".to_owned(),
-                    r.message.attributes.workspace_id.clone(),
-                ),
-                (
-                    "idempotency_key".to_owned(),
-                    r.message.attributes.idempotency_key.clone(),
-                ),
-            ]
-            .into(),
+            attributes: r
+                .message
+                .attributes
+                .pairs()
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect(),
             receive_count: r.message.receive_count,
         })
         .collect();

@@ -164,7 +164,7 @@ async fn recent_deliveries(admin: &QueueAdmin, limit: usize) -> anyhow::Result<V
                             .unwrap_or_default()
                     };
                     Delivery {
-                        idempotency_key: s("idempotency_key"),
+                        idempotency_key: s(relay_idempotency::KEY_ATTRIBUTE),
                         status: s("status"),
                         created_at: item
                             .get("created_at")

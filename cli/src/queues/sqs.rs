@@ -22,7 +22,7 @@ use aws_sdk_sqs::types::{
     QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use indicatif::{ProgressBar, ProgressStyle};
-use relay_events::EventFamily;
+use relay_events::{EventFamily, attribute};
 use serde::Serialize;
 
 use super::journal::Journal;
@@ -30,7 +30,11 @@ use super::{Depth, Purged, QueueMessage, QueuePair, ReplayRequest, Selector, age
 
 /// Message attributes a consumer adds when it dead-letters a message; a replayed copy drops
 /// them so it does not look failed already.
-const FAILURE_ATTRIBUTES: [&str; 3] = ["failure_reason", "failed_at", "source_message_id"];
+const FAILURE_ATTRIBUTES: [&str; 3] = [
+    attribute::FAILURE_REASON,
+    attribute::FAILED_AT,
+    attribute::SOURCE_MESSAGE_ID,
+];
 
 #[derive(Debug, Clone)]
 pub struct SqsAdmin {
@@ -64,7 +68,7 @@ impl fmt::Display for JournalledReplay {
     }
 }
 
-fn attribute(message: &Message, name: &str) -> Option<String> {
+fn message_attribute(message: &Message, name: &str) -> Option<String> {
     message
         .message_attributes()
         .and_then(|a| a.get(name))
@@ -78,11 +82,11 @@ fn shown(queue: &str, message: &Message, with_body: bool) -> QueueMessage {
     QueueMessage {
         queue: queue.to_owned(),
         message_id: message.message_id().unwrap_or_default().to_owned(),
-        event_type: attribute(message, "event_type"),
-        idempotency_key: attribute(message, "idempotency_key"),
+        event_type: message_attribute(message, attribute::EVENT_TYPE),
+        idempotency_key: message_attribute(message, attribute::IDEMPOTENCY_KEY),
         receive_count: system(MessageSystemAttributeName::ApproximateReceiveCount)
             .and_then(|c| c.parse().ok()),
-        failure_reason: attribute(message, "failure_reason"),
+        failure_reason: message_attribute(message, attribute::FAILURE_REASON),
         sent_at: system(MessageSystemAttributeName::SentTimestamp),
         body: with_body.then(|| message.body().unwrap_or_default().to_owned()),
     }
@@ -91,7 +95,7 @@ fn shown(queue: &str, message: &Message, with_body: bool) -> QueueMessage {
 fn selected(selector: &Selector, message: &Message) -> bool {
     selector.matches(
         message.message_id(),
-        attribute(message, "event_type").as_deref(),
+        message_attribute(message, attribute::EVENT_TYPE).as_deref(),
     )
 }
 

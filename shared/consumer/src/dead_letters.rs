@@ -1,9 +1,9 @@
 //! Forwarding a message to its dead-letter queue, with why.
 
 use std::future::Future;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_sqs::types::MessageAttributeValue;
+use relay_events::attribute;
 
 use crate::RawMessage;
 
@@ -52,17 +52,15 @@ fn text(value: &str) -> Result<MessageAttributeValue, DeadLetterError> {
 impl DeadLetters for SqsDeadLetters {
     async fn forward(&self, message: &RawMessage, reason: &str) -> Result<(), DeadLetterError> {
         let reason: String = reason.chars().take(MAX_REASON).collect();
-        let failed_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let failed_at = relay_events::clock::unix_now();
         let mut request = self
             .client
             .send_message()
             .queue_url(&self.dlq_url)
             .message_body(&message.body)
-            .message_attributes("failure_reason", text(&reason)?)
-            .message_attributes("failed_at", text(&failed_at.to_string())?)
-            .message_attributes("source_message_id", text(&message.message_id)?);
+            .message_attributes(attribute::FAILURE_REASON, text(&reason)?)
+            .message_attributes(attribute::FAILED_AT, text(&failed_at.to_string())?)
+            .message_attributes(attribute::SOURCE_MESSAGE_ID, text(&message.message_id)?);
         for (name, value) in message.attributes.iter().filter(|(_, v)| !v.is_empty()) {
             request = request.message_attributes(name, text(value)?);
         }

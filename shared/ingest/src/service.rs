@@ -1,7 +1,6 @@
 //! [`IngestService`]: the steps of the crate docs, over the store, queue and secrets ports.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Method};
 use relay_events::{Delivery, EventFamily, IdempotencyKey, KeySource, QueuedEvent};
@@ -20,22 +19,9 @@ impl IdempotencyHeader {
     pub const NAME: &'static str = "idempotency-key";
 }
 
-/// Wall-clock seconds; a port so tests can step past leases and tolerances.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> i64;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-    }
-}
+/// Wall-clock seconds, a port so tests can step past leases and tolerances: the relay's one
+/// clock, re-exported where ingest's callers look for it.
+pub use relay_events::clock::{Clock, SystemClock};
 
 /// A request as received: method, headers, and the raw body bytes (already base64-decoded by
 /// the transport, never re-serialised).

@@ -3,7 +3,7 @@
 //! archive one, resolve an object's slug).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use relay_attio::{AttioApi, AttioClient, AttioError, CachedAttio};
 use relay_crm::{CrmError, CrmId, CrmObject, CrmSink, RecordUpsert};
@@ -62,11 +62,8 @@ impl From<crate::FieldMappingError> for StepError {
     }
 }
 
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+/// The reservation clock: a create lease is measured in wall-clock seconds.
+pub(crate) use relay_events::clock::unix_now as now;
 
 /// The disposition of a step's messages: done, or what its error says.
 pub(crate) fn disposition(step: Result<(), StepError>) -> Disposition {
