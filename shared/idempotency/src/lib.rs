@@ -9,6 +9,10 @@
 //! One conditional write decides who owns a key:
 //! `attribute_not_exists OR expired OR (IN_PROGRESS AND lease expired)`. Expiry is checked in
 //! the condition itself because DynamoDB deletes TTL'd items lazily (and moto never does).
+//!
+//! Adapters: [`DynamoDbStore`] in Lambda; `SqliteIdempotencyStore` (feature `sqlite`) for local
+//! runs, with the same rule as one upsert. `tests/tests/it/idempotency_contract.rs` holds both
+//! to one contract.
 
 use std::fmt;
 use std::future::Future;

@@ -9,6 +9,9 @@
 //!
 //! Records are upserted on `attio_record_id` and need no guard, but their HubSpot ids are
 //! stored too: notes and tasks are associated with, and deletes and merges applied to, them.
+//!
+//! Adapters: [`DynamoDbMappings`] in Lambda, `SqliteMappings` (feature `sqlite`) for local runs,
+//! [`MemoryMappings`] for unit tests — one reservation rule in all three.
 
 use std::future::Future;
 use std::time::Duration;

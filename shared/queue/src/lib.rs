@@ -5,6 +5,9 @@
 //! delivery's key and answers 5xx: Attio's retry then re-sends the whole delivery. Messages that
 //! were accepted before the failure are sent again on that retry — delivery is at-least-once
 //! and consumers are idempotent — but nothing is ever marked done without being queued.
+//!
+//! Adapters: [`SqsQueue`] in Lambda; `SqliteQueue` (feature `sqlite`) for local runs, with the
+//! same visibility timeout, receive count and dead-letter queue semantics as SQS.
 
 use std::collections::BTreeMap;
 use std::future::Future;
