@@ -106,6 +106,17 @@ pub async fn table_items(config: &SdkConfig, table: &str) -> Vec<(String, String
         .collect()
 }
 
+/// Creates a plain queue named `name` (no redrive policy); returns its URL.
+pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    sqs.create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("create queue on moto")
+        .queue_url
+        .expect("queue url")
+}
+
 /// Five queues, each with a DLQ and a redrive policy, as in the SAM template.
 #[derive(Debug, Clone)]
 pub struct TestQueues {

@@ -6,24 +6,21 @@
 //! run stops with its position saved after page one.
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use integration_tests::cli::Output;
+use integration_tests::fixtures;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-const BIN: &str = env!("CARGO_BIN_EXE_attio-relay");
+use crate::relay;
+
 const TOTAL: u64 = 1120;
 
 fn person(n: u64) -> Value {
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/attio/person.json"),
-    )
-    .expect("fixture");
-    let mut record: Value = serde_json::from_str::<Value>(&text).expect("json")["data"].clone();
+    let mut record = fixtures::attio("person.json")["data"].clone();
     record["id"]["record_id"] = json!(format!("rec-{n:05}"));
     record["values"]["email_addresses"][0]["email_address"] = json!(format!("p{n}@example.com"));
     record
@@ -60,14 +57,12 @@ fn upsert(req: &Request) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({ "results": results }))
 }
 
-fn backfill(
-    attio: &MockServer,
-    hubspot: &MockServer,
-    data: &str,
-    extra: &[&str],
-) -> (bool, String) {
-    let out = Command::new(BIN)
-        .args([
+fn backfill(attio: &MockServer, hubspot: &MockServer, data: &str) -> Output {
+    relay()
+        .env("ATTIO_API_TOKEN", "attio-token")
+        .env("HUBSPOT_TOKEN", "hubspot-token")
+        .without("MAPPINGS_TABLE")
+        .run(&[
             "backfill",
             "--object",
             "people",
@@ -75,27 +70,11 @@ fn backfill(
             data,
             "--rate",
             "1000",
-        ])
-        .args([
             "--attio-api-url",
             &format!("{}/v2", attio.uri()),
             "--hubspot-api-url",
             &hubspot.uri(),
         ])
-        .args(extra)
-        .env("ATTIO_API_TOKEN", "attio-token")
-        .env("HUBSPOT_TOKEN", "hubspot-token")
-        .env_remove("MAPPINGS_TABLE")
-        .output()
-        .expect("run");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -117,8 +96,12 @@ async fn an_interrupted_backfill_resumes_and_syncs_every_record_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf8");
 
-    let (ok, out) = backfill(&attio, &hubspot, data, &[]);
-    assert!(!ok, "the first run was meant to fail on page two: {out}");
+    let run = backfill(&attio, &hubspot, data);
+    let out = run.text();
+    assert!(
+        !run.ok,
+        "the first run was meant to fail on page two: {out}"
+    );
     assert!(
         !fail_second_page.load(Ordering::SeqCst),
         "the fault fired: {out}"
@@ -132,18 +115,16 @@ async fn an_interrupted_backfill_resumes_and_syncs_every_record_once() {
         500,
         "only page one reached HubSpot"
     );
-    let state: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("backfill-people.json")).expect("state"),
-    )
-    .expect("json");
+    let state = saved_state(dir.path());
     assert_eq!(
         (state["offset"].as_u64(), state["records_synced"].as_u64()),
         (Some(500), Some(500)),
         "{state}"
     );
 
-    let (ok, out) = backfill(&attio, &hubspot, data, &[]);
-    assert!(ok, "{out}");
+    let run = backfill(&attio, &hubspot, data);
+    let out = run.text();
+    assert!(run.ok, "{out}");
     assert!(out.contains("resuming people at record 500"), "{out}");
     assert!(out.contains("1120 record(s) synced, 0 failed"), "{out}");
 
@@ -174,12 +155,15 @@ async fn an_interrupted_backfill_resumes_and_syncs_every_record_once() {
     assert_eq!((inputs.len(), seen.len()), (1120, 1120));
     assert!(seen.contains("rec-00000") && seen.contains("rec-01119"));
 
-    let state: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("backfill-people.json")).expect("state"),
-    )
-    .expect("json");
+    let state = saved_state(dir.path());
     assert_eq!(state["offset"], 0, "a finished walk starts over next time");
     assert!(state["last_full_sync"].as_u64().is_some());
+}
+
+/// The position the backfill saved in its data folder.
+fn saved_state(data_dir: &std::path::Path) -> Value {
+    let bytes = std::fs::read(data_dir.join("backfill-people.json")).expect("state");
+    serde_json::from_slice(&bytes).expect("json")
 }
 
 /// The Attio record id of every upsert input HubSpot received, in order; checks each batch's

@@ -1,77 +1,34 @@
 //! The README's local run, as a newcomer does it: start `attio-relay dev`, `send` a sample
 //! delivery, and see it on the local queue with `status --local --show`.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 
-const BIN: &str = env!("CARGO_BIN_EXE_attio-relay");
+use integration_tests::cli::DevServer;
+use integration_tests::fixtures::{self, ids};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
-struct Server(Child);
+use crate::{relay, repo_file};
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn repo_file(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-        .display()
-        .to_string()
-}
-
-/// Starts the dev server on a free port; returns it and its base URL from its first line.
-fn start(data_dir: &Path) -> (Server, String) {
-    let mut child = Command::new(BIN)
-        .args(["dev", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start attio-relay dev");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut reader = BufReader::new(stdout);
-    let mut first = String::new();
-    reader.read_line(&mut first).expect("first line");
-    // Keep reading so the server never writes to a closed pipe.
-    std::thread::spawn(move || reader.lines().for_each(drop));
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {first:?}"))
-        .to_owned();
-    (Server(child), url)
-}
-
+/// The CLI's output as (exit 0, everything it printed).
 fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run attio-relay");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let out = relay().run(args);
+    (out.ok, out.text())
 }
 
 #[test]
 fn a_sent_sample_lands_on_the_local_queue_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf8 path");
-    let (_server, url) = start(dir.path());
+    let server = relay().start_dev(dir.path(), &[]);
+    let url = &server.url;
     let sample = repo_file("events/deliveries/record-updated.json");
 
     let (ok, out) = run(&[
         "send",
         &sample,
         "--url",
-        &url,
+        url,
         "--data-dir",
         data,
         "--times",
@@ -85,7 +42,7 @@ fn a_sent_sample_lands_on_the_local_queue_once() {
         "send",
         &sample,
         "--url",
-        &url,
+        url,
         "--data-dir",
         data,
         "--secret",
@@ -142,37 +99,20 @@ fn send_without_a_running_server_says_what_to_do() {
 /// stand-in Attio, and the local outbox as the CRM.
 #[tokio::test]
 async fn a_sent_record_update_is_synced_to_the_local_outbox() {
-    use wiremock::matchers::{header, method, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-
     let attio = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v2/objects/f436cad2-7090-4b86-8ae2-27260febbefe"))
-        .and(header("authorization", "Bearer attio-dev-token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("people-object.json")))
-        .mount(&attio)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(
-            "/v2/objects/people/records/443d9969-4842-451e-96bc-ffb9ad6744df",
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("person.json")))
+    people_object(&attio, "attio-dev-token").await;
+    ada()
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixtures::attio("person.json")))
         .expect(1)
         .mount(&attio)
         .await;
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().to_str().expect("utf8 path").to_owned();
-    let (child, url) = spawn_dev(&data, "attio-dev-token", &attio).await;
-
-    let sample = repo_file("events/deliveries/record-updated.json");
-    let (ok, out) = run(&["send", &sample, "--url", &url, "--data-dir", &data]);
-    assert!(ok, "{out}");
+    let (server, dir) = dev_with_the_sample_sent(&attio, "attio-dev-token");
+    let data = dir.path().to_str().expect("utf8 path");
 
     // The consumer polls the local queue; wait for its upsert to reach the outbox.
     let mut outbox = String::new();
     for _ in 0..100 {
-        let (_, text) = run(&["outbox", "--json", "--data-dir", &data]);
+        let (_, text) = run(&["outbox", "--json", "--data-dir", data]);
         if text.contains("\"op\":\"upsert\"") {
             outbox = text;
             break;
@@ -188,7 +128,7 @@ async fn a_sent_record_update_is_synced_to_the_local_outbox() {
             && outbox.contains("443d9969-4842-451e-96bc-ffb9ad6744df"),
         "{outbox}"
     );
-    let (ok, status) = run(&["status", "--local", "--json", "--data-dir", &data]);
+    let (ok, status) = run(&["status", "--local", "--json", "--data-dir", data]);
     assert!(ok, "{status}");
     let status: serde_json::Value = serde_json::from_str(status.trim()).expect("json");
     let records = status["queues"]
@@ -196,69 +136,51 @@ async fn a_sent_record_update_is_synced_to_the_local_outbox() {
         .and_then(|queues| queues.iter().find(|q| q["queue"] == "records"))
         .expect("the records queue is listed");
     assert_eq!(records["visible"], 0, "the message was consumed: {status}");
-    drop(child);
+    drop(server);
 }
 
-fn fixture(name: &str) -> serde_json::Value {
-    integration_tests::fixtures::attio(name)
+/// Answers Attio's `people` object (the consumer reads it to map a person), for `token` only.
+async fn people_object(attio: &MockServer, token: &str) {
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/objects/{}", ids::PEOPLE)))
+        .and(header("authorization", format!("Bearer {token}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixtures::attio("people-object.json")))
+        .mount(attio)
+        .await;
 }
 
-/// Starts `attio-relay dev` with its consumers on against a stand-in Attio; returns the
-/// process (killed on drop) and its URL from its first line.
-async fn spawn_dev(
-    data: &str,
-    token: &str,
-    attio: &wiremock::MockServer,
-) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["dev", "--addr", "127.0.0.1:0", "--data-dir", data])
-        .args([
+/// A request for the sample's person record (Ada), to be answered by the test.
+fn ada() -> wiremock::MockBuilder {
+    Mock::given(method("GET")).and(path(format!("/v2/objects/people/records/{}", ids::ADA)))
+}
+
+/// Starts `attio-relay dev` with its consumers on against the stand-in Attio (and no HubSpot:
+/// the local outbox is the CRM) in a new data folder, and sends it the sample record update.
+fn dev_with_the_sample_sent(attio: &MockServer, token: &str) -> (DevServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = relay().without("HUBSPOT_TOKEN").start_dev(
+        dir.path(),
+        &[
             "--attio-token",
             token,
             "--attio-api-url",
             &format!("{}/v2", attio.uri()),
-        ])
-        .env_remove("HUBSPOT_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start dev");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let first = lines.next_line().await.expect("read").expect("first line");
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("url")
-        .to_owned();
-    // Keep reading so the server never writes to a closed pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
+        ],
+    );
+    let data = dir.path().to_str().expect("utf8 path");
+    let sample = repo_file("events/deliveries/record-updated.json");
+    let (ok, out) = run(&["send", &sample, "--url", &server.url, "--data-dir", data]);
+    assert!(ok, "{out}");
+    (server, dir)
 }
 
 /// A dev server whose consumer finds the sample record refused once (a dead letter) and then
-/// readable; returns the server, its URL, its data folder and the stand-in Attio.
-async fn dev_with_one_dead_letter() -> (
-    tokio::process::Child,
-    String,
-    tempfile::TempDir,
-    wiremock::MockServer,
-) {
-    use wiremock::matchers::{method, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-
+/// readable; returns the server, its data folder and the stand-in Attio.
+async fn dev_with_one_dead_letter() -> (DevServer, tempfile::TempDir, MockServer) {
     let attio = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v2/objects/f436cad2-7090-4b86-8ae2-27260febbefe"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("people-object.json")))
-        .mount(&attio)
-        .await;
+    people_object(&attio, "t").await;
     // First a permanent refusal (a dead letter), then the record.
-    Mock::given(method("GET"))
-        .and(path(
-            "/v2/objects/people/records/443d9969-4842-451e-96bc-ffb9ad6744df",
-        ))
+    ada()
         .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
             "status_code": 400, "type": "invalid_request_error", "code": "validation_type",
             "message": "record is being migrated"})))
@@ -266,23 +188,13 @@ async fn dev_with_one_dead_letter() -> (
         .with_priority(1)
         .mount(&attio)
         .await;
-    Mock::given(method("GET"))
-        .and(path(
-            "/v2/objects/people/records/443d9969-4842-451e-96bc-ffb9ad6744df",
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("person.json")))
+    ada()
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixtures::attio("person.json")))
         .with_priority(2)
         .mount(&attio)
         .await;
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().to_str().expect("utf8 path").to_owned();
-    let (child, url) = spawn_dev(&data, "t", &attio).await;
-
-    let sample = repo_file("events/deliveries/record-updated.json");
-    let (ok, out) = run(&["send", &sample, "--url", &url, "--data-dir", &data]);
-    assert!(ok, "{out}");
-    (child, url, dir, attio)
+    let (server, dir) = dev_with_the_sample_sent(&attio, "t");
+    (server, dir, attio)
 }
 
 /// Fetches `url` until its body contains `needle` (the consumers run in the background).
@@ -309,7 +221,8 @@ async fn wait_for(client: &reqwest::Client, url: &str, needle: &str) -> String {
 /// consumer then syncs it.
 #[tokio::test]
 async fn the_dashboard_shows_and_replays_a_dead_letter() {
-    let (child, url, dir, _attio) = dev_with_one_dead_letter().await;
+    let (server, dir, _attio) = dev_with_one_dead_letter().await;
+    let url = &server.url;
     let data = dir.path().to_str().expect("utf8");
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -350,7 +263,7 @@ async fn the_dashboard_shows_and_replays_a_dead_letter() {
     );
     let (_, outbox) = run(&["outbox", "--json", "--data-dir", data]);
     assert!(outbox.contains("\"op\":\"upsert\""), "{outbox}");
-    drop(child);
+    drop(server);
 }
 
 /// A W3C WebDriver session on chromedriver (Debian's chromium-driver), spoken over plain HTTP.
@@ -472,7 +385,8 @@ impl Browser {
 /// The same, as a person would do it: in headless Chromium, the Replay button is clicked.
 #[tokio::test]
 async fn in_a_real_browser_the_replay_button_sends_a_dead_letter_back() {
-    let (child, url, dir, _attio) = dev_with_one_dead_letter().await;
+    let (server, dir, _attio) = dev_with_one_dead_letter().await;
+    let url = &server.url;
     let client = reqwest::Client::new();
     let dashboard = format!("{url}_relay");
     wait_for(&client, &dashboard, "data-message-id").await;
@@ -502,7 +416,7 @@ async fn in_a_real_browser_the_replay_button_sends_a_dead_letter_back() {
         let _ = std::fs::write(path, base64_decode(png));
     }
     drop(browser);
-    drop(child);
+    drop(server);
 }
 
 /// Standard base64, for the optional screenshot.

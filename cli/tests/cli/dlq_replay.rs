@@ -6,13 +6,13 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Command;
 
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use integration_tests::fault_proxy::{FaultProxy, FaultRule, ProxyFault};
 use integration_tests::moto;
 
-const BIN: &str = env!("CARGO_BIN_EXE_attio-relay");
+use crate::relay_on;
+
 
 fn text(value: &str) -> MessageAttributeValue {
     MessageAttributeValue::builder()
@@ -22,20 +22,37 @@ fn text(value: &str) -> MessageAttributeValue {
         .expect("attribute")
 }
 
-async fn queues(sqs: &aws_sdk_sqs::Client, prefix: &str) -> (String, String) {
-    let mut urls = Vec::new();
-    for name in [format!("{prefix}-records"), format!("{prefix}-records-dlq")] {
-        urls.push(
-            sqs.create_queue()
-                .queue_name(name)
-                .send()
-                .await
-                .expect("queue")
-                .queue_url
-                .expect("url"),
-        );
+/// A records queue and its DLQ, named after a fresh prefix, with `count` dead letters on the
+/// DLQ; and a data folder for the CLI's journal.
+struct DeadLetters {
+    config: aws_config::SdkConfig,
+    prefix: String,
+    source: String,
+    dlq: String,
+    data: tempfile::TempDir,
+}
+
+impl DeadLetters {
+    async fn new(prefix: &str, count: usize) -> Self {
+        let config = moto::sdk_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let prefix = moto::unique(prefix);
+        let source = moto::create_queue(&sqs, &format!("{prefix}-records")).await;
+        let dlq = moto::create_queue(&sqs, &format!("{prefix}-records-dlq")).await;
+        fill(&sqs, &dlq, count).await;
+        let data = tempfile::tempdir().expect("tempdir");
+        Self {
+            config,
+            prefix,
+            source,
+            dlq,
+            data,
+        }
     }
-    (urls[0].clone(), urls[1].clone())
+
+    fn data_dir(&self) -> &str {
+        self.data.path().to_str().expect("utf8")
+    }
 }
 
 async fn fill(sqs: &aws_sdk_sqs::Client, url: &str, count: usize) {
@@ -69,48 +86,29 @@ async fn fill(sqs: &aws_sdk_sqs::Client, url: &str, count: usize) {
     }
 }
 
+/// Runs the CLI against `endpoint` (moto, or a fault proxy before it): (exit 0, all it printed).
+fn relay_at(endpoint: &str, args: &[&str]) -> (bool, String) {
+    let out = relay_on(endpoint).run(args);
+    (out.ok, out.text())
+}
+
 fn relay(args: &[&str]) -> (bool, String) {
     relay_at(&moto::endpoint(), args)
 }
 
-/// Runs the CLI with `endpoint` as its AWS endpoint (moto, or a fault proxy before it).
-fn relay_at(endpoint: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .args(["--endpoint-url", endpoint])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .expect("run attio-relay");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_dead_letters_replay_once_even_when_the_first_run_dies() {
-    let config = moto::sdk_config().await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let prefix = moto::unique("replay");
-    let (source, dlq) = queues(&sqs, &prefix).await;
-    fill(&sqs, &dlq, 1000).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let data = data.path().to_str().expect("utf8").to_owned();
+    let queues = DeadLetters::new("replay", 1000).await;
+    let (config, prefix, data) = (&queues.config, &queues.prefix, queues.data_dir());
     let base = [
         "dlq",
         "replay",
         "--family",
         "records",
         "--queue-prefix",
-        &prefix,
+        prefix,
         "--data-dir",
-        &data,
+        data,
         "--json",
         "--visibility-timeout",
         "2",
@@ -133,7 +131,7 @@ async fn a_thousand_dead_letters_replay_once_even_when_the_first_run_dies() {
     assert_eq!(proxy.matched(), 49 + proxy.failed(), "{out}");
     assert!(proxy.failed() >= 1, "the fault was injected: {out}");
     drop(proxy);
-    let journal = Path::new(&data).join(format!("replay-journal-{prefix}-records-dlq.log"));
+    let journal = Path::new(data).join(format!("replay-journal-{prefix}-records-dlq.log"));
     let journalled =
         std::fs::read_to_string(&journal).expect("the journal outlives the failed run");
     assert_eq!(
@@ -152,7 +150,7 @@ async fn a_thousand_dead_letters_replay_once_even_when_the_first_run_dies() {
     assert_eq!(summary["replayed"], 500, "{summary}");
     assert!(!journal.exists(), "a finished replay clears its journal");
 
-    let replayed = moto::drain(&config, &source).await;
+    let replayed = moto::drain(config, &queues.source).await;
     let numbers: HashSet<u64> = replayed
         .iter()
         .map(|m| {
@@ -173,25 +171,20 @@ async fn a_thousand_dead_letters_replay_once_even_when_the_first_run_dies() {
             .iter()
             .all(|m| !m.attributes.contains_key("failure_reason"))
     );
-    assert!(moto::drain(&config, &dlq).await.is_empty());
+    assert!(moto::drain(config, &queues.dlq).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn list_show_filtered_replay_and_purge() {
-    let config = moto::sdk_config().await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let prefix = moto::unique("ops");
-    let (source, dlq) = queues(&sqs, &prefix).await;
-    fill(&sqs, &dlq, 201).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let data = data.path().to_str().expect("utf8").to_owned();
+    let queues = DeadLetters::new("ops", 201).await;
+    let (config, prefix, data) = (&queues.config, &queues.prefix, queues.data_dir());
     let common = [
         "--family",
         "records",
         "--queue-prefix",
-        prefix.as_str(),
+        prefix,
         "--data-dir",
-        data.as_str(),
+        data,
     ];
 
     let (ok, out) = relay(&[&["dlq", "list", "--json", "--max", "500"][..], &common[..]].concat());
@@ -221,7 +214,7 @@ async fn list_show_filtered_replay_and_purge() {
         .concat(),
     );
     assert!(ok, "{out}");
-    assert_eq!(moto::drain(&config, &source).await.len(), 3);
+    assert_eq!(moto::drain(config, &queues.source).await.len(), 3);
 
     let (ok, out) = relay(&[&["dlq", "purge"][..], &common[..]].concat());
     assert!(
@@ -230,5 +223,5 @@ async fn list_show_filtered_replay_and_purge() {
     );
     let (ok, out) = relay(&[&["dlq", "purge", "--yes"][..], &common[..]].concat());
     assert!(ok, "{out}");
-    assert!(moto::drain(&config, &dlq).await.is_empty());
+    assert!(moto::drain(config, &queues.dlq).await.is_empty());
 }

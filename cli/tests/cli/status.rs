@@ -1,10 +1,8 @@
 //! `attio-relay status` against moto: depths, in-flight counts, oldest age, recent deliveries.
 
-use std::process::Command;
-
 use integration_tests::moto;
 
-const BIN: &str = env!("CARGO_BIN_EXE_attio-relay");
+use crate::relay_on_moto;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_reads_every_queue_and_the_idempotency_table() {
@@ -17,16 +15,8 @@ async fn status_reads_every_queue_and_the_idempotency_table() {
             format!("{prefix}-{family}"),
             format!("{prefix}-{family}-dlq"),
         ] {
-            urls.push((
-                name.clone(),
-                sqs.create_queue()
-                    .queue_name(name)
-                    .send()
-                    .await
-                    .expect("queue")
-                    .queue_url
-                    .expect("url"),
-            ));
+            let url = moto::create_queue(&sqs, &name).await;
+            urls.push((name, url));
         }
     }
     let notes_dlq = urls
@@ -67,26 +57,9 @@ async fn status_reads_every_queue_and_the_idempotency_table() {
             .expect("put");
     }
 
-    let out = Command::new(BIN)
-        .args([
-            "status",
-            "--prefix",
-            &prefix,
-            "--json",
-            "--endpoint-url",
-            &moto::endpoint(),
-        ])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .expect("run");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = relay_on_moto().run(&["status", "--prefix", &prefix, "--json"]);
+    assert!(out.ok, "{}", out.text());
+    let text = out.stdout;
     let status: serde_json::Value = serde_json::from_str(text.trim()).expect("json");
     let queues = status["queues"].as_array().expect("queues");
     assert_eq!(queues.len(), 10);

@@ -1,39 +1,21 @@
 //! `attio-relay webhooks` against a wiremock Attio that checks the exact requests Attio
 //! documents, and moto's Secrets Manager holding the signing secrets.
 
-use std::process::Command;
-
 use integration_tests::moto;
 use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const BIN: &str = env!("CARGO_BIN_EXE_attio-relay");
+use crate::relay_on_moto;
 
-fn relay(attio: &MockServer, args: &[&str]) -> (bool, String) {
-    let out = Command::new(BIN)
-        .args(["webhooks"])
-        .args(args)
-        .args([
-            "--api-url",
-            &format!("{}/v2", attio.uri()),
-            "--endpoint-url",
-            &moto::endpoint(),
-        ])
+/// Runs `attio-relay webhooks <args>` against the stand-in Attio and moto's Secrets Manager:
+/// (exit 0, all it printed).
+fn webhooks(attio: &MockServer, args: &[&str]) -> (bool, String) {
+    let api_url = format!("{}/v2", attio.uri());
+    let out = relay_on_moto()
         .env("ATTIO_API_TOKEN", "attio-admin-token")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .expect("run attio-relay");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+        .run(&[&["webhooks"][..], args, &["--api-url", &api_url][..]].concat());
+    (out.ok, out.text())
 }
 
 fn created(id: &str, secret: &str, subscriptions: serde_json::Value) -> ResponseTemplate {
@@ -96,7 +78,7 @@ filter = { "$and" = [{ field = "id.list_id", operator = "equals", value = "7fb3a
 "#,
     )
     .expect("write");
-    let (ok, out) = relay(
+    let (ok, out) = webhooks(
         &attio,
         &[
             "create",
@@ -155,14 +137,14 @@ async fn list_delete_and_a_default_create_that_prints_the_secret() {
         .mount(&attio)
         .await;
 
-    let (ok, out) = relay(&attio, &["list"]);
+    let (ok, out) = webhooks(&attio, &["list"]);
     assert!(
         ok && out.contains("wh-1") && out.contains("note.created"),
         "{out}"
     );
-    let (ok, out) = relay(&attio, &["delete", "wh-1"]);
+    let (ok, out) = webhooks(&attio, &["delete", "wh-1"]);
     assert!(ok && out.contains("deleted webhook wh-1"), "{out}");
-    let (ok, out) = relay(
+    let (ok, out) = webhooks(
         &attio,
         &[
             "create",

@@ -2,21 +2,13 @@
 //! its JSON summary. No timing thresholds: speed is what the benchmarks measure; here it is
 //! that nothing is lost, nothing is queued twice, and duplicates are recognised.
 
-use std::path::PathBuf;
-use std::process::Command;
+use integration_tests::cli::{Cli, workspace_binary};
 
 const LOAD: &str = env!("CARGO_BIN_EXE_load");
 
 fn load(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(LOAD)
-        .args(args)
-        .output()
-        .expect("run attio-relay load");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = Cli::new(LOAD).run(args);
+    (out.ok, out.stdout, out.stderr)
 }
 
 #[test]
@@ -134,80 +126,21 @@ fn a_url_without_a_running_relay_fails_and_says_so() {
     assert_eq!(summary["ok"], false, "{summary:#}");
 }
 
-/// Kills the dev server started by a test, whatever the test's outcome.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The `attio-relay` CLI binary of this workspace, built (or found up to date) by cargo: it is
-/// another package's binary, so cargo does not build it for this crate's tests.
-fn attio_relay() -> PathBuf {
-    let test_exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/load-<hash>: the CLI lands in target/<profile>/.
-    let profile_dir = test_exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut build = Command::new(cargo);
-    build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-        "build",
-        "--quiet",
-        "-p",
-        "attio-relay",
-        "--bin",
-        "attio-relay",
-    ]);
-    if profile_dir
-        .file_name()
-        .is_some_and(|name| name == "release")
-    {
-        build.arg("--release");
-    }
-    let status = build.status().expect("run cargo build -p attio-relay");
-    assert!(status.success(), "cargo build -p attio-relay failed");
-    let bin = profile_dir.join(format!("attio-relay{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} was not built", bin.display());
-    bin
-}
-
 /// The real `attio-relay dev` (not a stand-in): this keeps the data folder layout the tool
 /// reads through --data-dir (the dev secret and SQLite file names) in step with the CLI.
 #[test]
 fn a_running_dev_server_is_loaded_and_verified_through_its_data_dir() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf8 path");
-    let mut child = Command::new(attio_relay())
-        .args(["dev", "--addr", "127.0.0.1:0", "--data-dir", data])
-        .env_remove("ATTIO_API_TOKEN")
-        .env_remove("ATTIO_WEBHOOK_SECRETS")
-        .env_remove("SIGNATURE_POLICY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start attio-relay dev");
-    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-    let _server = Server(child);
-    let mut first = String::new();
-    reader.read_line(&mut first).expect("first line");
-    std::thread::spawn(move || reader.lines().for_each(drop));
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {first:?}"))
-        .to_owned();
+    let server = Cli::new(workspace_binary("attio-relay", "attio-relay"))
+        .without("ATTIO_API_TOKEN")
+        .without("ATTIO_WEBHOOK_SECRETS")
+        .without("SIGNATURE_POLICY")
+        .start_dev(dir.path(), &[]);
 
     let (ok, stdout, stderr) = load(&[
         "--url",
-        &url,
+        &server.url,
         "--data-dir",
         data,
         "--deliveries",
