@@ -144,7 +144,9 @@ async fn people_object(attio: &MockServer, token: &str) {
     Mock::given(method("GET"))
         .and(path(format!("/v2/objects/{}", ids::PEOPLE)))
         .and(header("authorization", format!("Bearer {token}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixtures::attio("people-object.json")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixtures::attio("people-object.json")),
+        )
         .mount(attio)
         .await;
 }

@@ -13,7 +13,6 @@ use integration_tests::moto;
 
 use crate::relay_on;
 
-
 fn text(value: &str) -> MessageAttributeValue {
     MessageAttributeValue::builder()
         .data_type("String")
