@@ -192,6 +192,11 @@ impl<S> FaultyStore<S> {
             release: FaultPlan::new(),
         }
     }
+
+    /// Faults injected so far, over claim, complete and release.
+    pub fn injected(&self) -> usize {
+        self.claim.injected() + self.complete.injected() + self.release.injected()
+    }
 }
 
 impl<S: IdempotencyStore> IdempotencyStore for FaultyStore<S> {

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use http::{HeaderMap, HeaderValue, Method};
-use relay_ingest::{IngestConfig, IngestRequest, IngestService, StaticSecrets};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use relay_ingest::{IngestConfig, IngestRequest, IngestResponse, IngestService, StaticSecrets};
 use relay_signature::{SchemePolicy, Verifier, WebhookSecret, sign_body, sign_timestamped};
 
 use crate::faults::ManualClock;
@@ -58,32 +58,31 @@ pub fn secret(value: &str) -> WebhookSecret {
 /// Headers for Attio's body-only scheme (both header names, as Attio sends).
 pub fn body_only_headers(secret_value: &str, body: &[u8]) -> HeaderMap {
     let signature = sign_body(&secret(secret_value), body);
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    headers.insert(
-        "attio-signature",
-        HeaderValue::from_str(&signature).expect("hex"),
-    );
-    headers.insert(
-        "x-attio-signature",
-        HeaderValue::from_str(&signature).expect("hex"),
-    );
-    headers
+    signed_json(&[
+        ("attio-signature", &signature),
+        ("x-attio-signature", &signature),
+    ])
 }
 
 /// Headers for the timestamped scheme.
 pub fn timestamped_headers(secret_value: &str, timestamp: i64, body: &[u8]) -> HeaderMap {
     let signature = sign_timestamped(&secret(secret_value), timestamp, body);
+    signed_json(&[
+        ("attio-signature", &signature),
+        ("x-attio-timestamp", &timestamp.to_string()),
+    ])
+}
+
+/// A JSON content type and the given signature headers.
+fn signed_json(signature_headers: &[(&'static str, &str)]) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
-    headers.insert(
-        "attio-signature",
-        HeaderValue::from_str(&signature).expect("hex"),
-    );
-    headers.insert(
-        "x-attio-timestamp",
-        HeaderValue::from_str(&timestamp.to_string()).expect("digits"),
-    );
+    for (name, value) in signature_headers {
+        headers.insert(
+            *name,
+            HeaderValue::from_str(value).expect("ascii header value"),
+        );
+    }
     headers
 }
 
@@ -104,6 +103,17 @@ pub fn post<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> IngestRequest<'a> {
         headers,
         body,
     }
+}
+
+/// Asserts that ingest answered 503 (Attio retries the delivery later), with the body it
+/// answered when it did not.
+pub fn assert_retry_later(response: &IngestResponse) {
+    assert_eq!(
+        response.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        response.body
+    );
 }
 
 /// Verifier with both fixture secrets, accepting either scheme.
@@ -137,4 +147,23 @@ pub fn attio(name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Serves the Attio fixtures on a stand-in Attio: the `people` object (which the consumers read
+/// to map a person, any number of times) and Ada's record, which must be read exactly `reads`
+/// times.
+pub async fn mount_people_and_ada(server: &wiremock::MockServer, reads: u64) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/objects/{}", ids::PEOPLE)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(attio("people-object.json")))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/objects/people/records/{}", ids::ADA)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(attio("person.json")))
+        .expect(reads)
+        .mount(server)
+        .await;
 }

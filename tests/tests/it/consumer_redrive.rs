@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integration_tests::event_source::{self, EventSource};
-use integration_tests::fixtures::ids::{ADA, PEOPLE, WORKSPACE as WS};
+use integration_tests::fixtures::{
+    self,
+    ids::{ADA, PEOPLE, WORKSPACE as WS},
+};
 use integration_tests::moto;
 use relay_attio::{AttioClient, AttioConfig};
 use relay_consumer::{SqsDeadLetters, handle_sqs_event};
@@ -21,10 +24,6 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const BROKEN: &str = "00000000-0000-4000-8000-00000000dead";
-
-fn fixture(name: &str) -> serde_json::Value {
-    integration_tests::fixtures::attio(name)
-}
 
 fn message(record_id: &str, attribute: &str) -> OutgoingMessage {
     let raw = json!({"event_type": "record.updated",
@@ -52,17 +51,7 @@ async fn a_poison_message_alone_fails_and_reaches_the_dlq_after_max_receive_coun
 
     let attio = MockServer::start().await;
     let hubspot = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(format!("/v2/objects/{PEOPLE}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("people-object.json")))
-        .mount(&attio)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/v2/objects/people/records/{ADA}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("person.json")))
-        .expect(1)
-        .mount(&attio)
-        .await;
+    fixtures::mount_people_and_ada(&attio, 1).await;
     Mock::given(method("GET"))
         .and(path(format!("/v2/objects/people/records/{BROKEN}")))
         .respond_with(ResponseTemplate::new(500).set_body_json(json!({

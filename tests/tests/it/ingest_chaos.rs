@@ -20,14 +20,6 @@ async fn random_faults_never_lose_a_delivery() {
     let table = moto::fresh_table(&config).await;
     let queues = moto::fresh_queues(&config, 3).await;
     let (store, queue) = faults::randomly_faulty_aws(&config, &table, queues.urls.clone(), 0.10, 1);
-    let (plans, queue_plan) = (
-        [
-            store.claim.clone(),
-            store.complete.clone(),
-            store.release.clone(),
-        ],
-        queue.plan.clone(),
-    );
     let clock = ManualClock::now_real();
     let service = Arc::new(fixtures::service(store, queue, clock.clone()));
 
@@ -110,7 +102,7 @@ async fn random_faults_never_lose_a_delivery() {
         }
         duplicates += got.saturating_sub(expected);
     }
-    let faults: usize = plans.iter().map(|p| p.injected()).sum::<usize>() + queue_plan.injected();
+    let faults = service.store().injected() + service.queue().plan.injected();
     println!(
         "chaos: deliveries={DELIVERIES} attempts={attempts} acknowledged={} faults_injected={faults} duplicates_sent={duplicates} lost={lost}",
         acknowledged.iter().filter(|a| **a).count()

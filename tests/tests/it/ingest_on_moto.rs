@@ -52,6 +52,26 @@ impl Harness {
         }
     }
 
+    /// The status ingest answers a delivery with.
+    async fn status(&self, headers: &HeaderMap, body: &[u8]) -> StatusCode {
+        self.send(headers, body).await.0
+    }
+
+    /// Sends a delivery and asserts it is accepted with `outcome` (`queued` or `duplicate`).
+    async fn accepted_as(&self, headers: &HeaderMap, body: &[u8], outcome: &str) {
+        let (status, json) = self.send(headers, body).await;
+        assert_eq!(
+            (status, json["status"].as_str()),
+            (StatusCode::OK, Some(outcome)),
+            "{json}"
+        );
+    }
+
+    /// How many messages are on `family`'s queue (drained).
+    async fn queued_on(&self, family: EventFamily) -> usize {
+        self.drain().await[&family].len()
+    }
+
     async fn send(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, serde_json::Value) {
         let response = self.service.handle(post(headers, body)).await;
         let json = serde_json::from_str(&response.body).expect("responses are JSON");
@@ -72,11 +92,18 @@ impl Harness {
     }
 }
 
+/// The sample delivery `name`, signed with the fixture secret and sent with Attio's
+/// `Idempotency-Key` header `key`.
+fn keyed(name: &str, key: &str) -> (Vec<u8>, HeaderMap) {
+    let body = fixtures::delivery(name);
+    let headers = with_key(body_only_headers(SECRET, &body), key);
+    (body, headers)
+}
+
 #[tokio::test]
 async fn a_valid_delivery_is_queued_once_on_its_family_queue() {
     let h = Harness::new().await;
-    let body = fixtures::delivery("record-updated");
-    let headers = with_key(body_only_headers(SECRET, &body), "attio-msg-1");
+    let (body, headers) = keyed("record-updated", "attio-msg-1");
 
     let (status, json) = h.send(&headers, &body).await;
     assert_eq!(status, StatusCode::OK, "{json}");
@@ -138,11 +165,7 @@ async fn five_concurrent_copies_of_one_delivery_queue_it_once() {
         // Attio retries the 409s later: they now see the completed key.
         for status in &statuses {
             if *status == StatusCode::CONFLICT {
-                let (retry, json) = h.send(&headers, &body).await;
-                assert_eq!(
-                    (retry, json["status"].as_str()),
-                    (StatusCode::OK, Some("duplicate"))
-                );
+                h.accepted_as(&headers, &body, "duplicate").await;
             }
         }
         let queued = h.drain().await;
@@ -378,20 +401,15 @@ async fn timestamped_deliveries_are_accepted_and_deduplicated() {
     let h = Harness::new().await;
     let body = fixtures::delivery("note-created");
     let headers = timestamped_headers(SECRET, h.clock.get() - 5, &body);
-    assert_eq!(h.send(&headers, &body).await.0, StatusCode::OK);
-    let (status, json) = h.send(&headers, &body).await;
-    assert_eq!(
-        (status, json["status"].as_str()),
-        (StatusCode::OK, Some("duplicate"))
-    );
-    assert_eq!(h.drain().await[&EventFamily::Notes].len(), 1);
+    assert_eq!(h.status(&headers, &body).await, StatusCode::OK);
+    h.accepted_as(&headers, &body, "duplicate").await;
+    assert_eq!(h.queued_on(EventFamily::Notes).await, 1);
 }
 
 #[tokio::test]
 async fn an_sqs_failure_after_the_claim_answers_503_releases_the_key_and_the_retry_queues_once() {
     let h = Harness::new().await;
-    let body = fixtures::delivery("task-updated");
-    let headers = with_key(body_only_headers(SECRET, &body), "attio-sqs-down");
+    let (body, headers) = keyed("task-updated", "attio-sqs-down");
 
     h.service.queue().plan.then(Fault::Fail);
     let (status, json) = h.send(&headers, &body).await;
@@ -403,24 +421,19 @@ async fn an_sqs_failure_after_the_claim_answers_503_releases_the_key_and_the_ret
     );
     assert_eq!(h.total_queued().await, 0);
 
-    let (status, json) = h.send(&headers, &body).await;
-    assert_eq!(
-        (status, json["status"].as_str()),
-        (StatusCode::OK, Some("queued"))
-    );
-    assert_eq!(h.drain().await[&EventFamily::Tasks].len(), 1);
+    h.accepted_as(&headers, &body, "queued").await;
+    assert_eq!(h.queued_on(EventFamily::Tasks).await, 1);
 }
 
 #[tokio::test]
 async fn a_failure_to_release_still_answers_503_and_the_retry_succeeds_after_the_lease() {
     let h = Harness::new().await;
-    let body = fixtures::delivery("task-created");
-    let headers = with_key(body_only_headers(SECRET, &body), "attio-release-fails");
+    let (body, headers) = keyed("task-created", "attio-release-fails");
     h.service.queue().plan.then(Fault::Fail);
     h.service.store().release.then(Fault::Fail);
 
     assert_eq!(
-        h.send(&headers, &body).await.0,
+        h.status(&headers, &body).await,
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(
@@ -428,20 +441,19 @@ async fn a_failure_to_release_still_answers_503_and_the_retry_succeeds_after_the
         vec![("h:attio-release-fails".into(), "IN_PROGRESS".into())]
     );
     assert_eq!(
-        h.send(&headers, &body).await.0,
+        h.status(&headers, &body).await,
         StatusCode::CONFLICT,
         "lease still live"
     );
     h.clock.advance(61);
-    assert_eq!(h.send(&headers, &body).await.0, StatusCode::OK);
-    assert_eq!(h.drain().await[&EventFamily::Tasks].len(), 1);
+    assert_eq!(h.status(&headers, &body).await, StatusCode::OK);
+    assert_eq!(h.queued_on(EventFamily::Tasks).await, 1);
 }
 
 #[tokio::test]
 async fn a_crash_between_claim_and_send_is_recovered_after_the_lease() {
     let h = Harness::new().await;
-    let body = fixtures::delivery("record-created");
-    let headers = with_key(body_only_headers(SECRET, &body), "attio-crash");
+    let (body, headers) = keyed("record-created", "attio-crash");
 
     // The first invocation claims the key, then dies inside the SQS call.
     h.service.queue().plan.then(Fault::Hang);
@@ -466,12 +478,8 @@ async fn a_crash_between_claim_and_send_is_recovered_after_the_lease() {
 
     // After the lease, the retry owns the key and queues the event once.
     h.clock.advance(61);
-    let (status, json) = h.send(&headers, &body).await;
-    assert_eq!(
-        (status, json["status"].as_str()),
-        (StatusCode::OK, Some("queued"))
-    );
-    assert_eq!(h.drain().await[&EventFamily::Records].len(), 1);
+    h.accepted_as(&headers, &body, "queued").await;
+    assert_eq!(h.queued_on(EventFamily::Records).await, 1);
     assert_eq!(
         h.items().await,
         vec![("h:attio-crash".into(), "COMPLETED".into())]
@@ -485,11 +493,11 @@ async fn a_dynamodb_failure_answers_503_and_queues_nothing() {
     let headers = body_only_headers(SECRET, &body);
     h.service.store().claim.then(Fault::Fail);
     assert_eq!(
-        h.send(&headers, &body).await.0,
+        h.status(&headers, &body).await,
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(h.total_queued().await, 0);
-    assert_eq!(h.send(&headers, &body).await.0, StatusCode::OK);
+    assert_eq!(h.status(&headers, &body).await, StatusCode::OK);
     assert_eq!(h.total_queued().await, 1);
 }
 
@@ -506,12 +514,7 @@ async fn a_missing_table_is_a_503_from_the_real_protocol() {
     let response = service
         .handle(post(&body_only_headers(SECRET, &body), &body))
         .await;
-    assert_eq!(
-        response.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        response.body
-    );
+    fixtures::assert_retry_later(&response);
     let queued: usize = moto::drain_all(&config, &queues.urls)
         .await
         .values()
@@ -538,37 +541,23 @@ async fn a_missing_queue_is_a_503_and_releases_the_key() {
     let response = service
         .handle(post(&body_only_headers(SECRET, &body), &body))
         .await;
-    assert_eq!(
-        response.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        response.body
-    );
+    fixtures::assert_retry_later(&response);
     assert!(moto::table_items(&config, &table).await.is_empty());
 }
 
 #[tokio::test]
 async fn a_failed_completion_still_answers_200_because_the_events_are_queued() {
     let h = Harness::new().await;
-    let body = fixtures::delivery("list-entry-created");
-    let headers = with_key(body_only_headers(SECRET, &body), "attio-complete-fails");
+    let (body, headers) = keyed("list-entry-created", "attio-complete-fails");
     h.service.store().complete.then(Fault::Fail);
 
-    let (status, json) = h.send(&headers, &body).await;
-    assert_eq!(
-        (status, json["status"].as_str()),
-        (StatusCode::OK, Some("queued"))
-    );
-    assert_eq!(
-        h.drain().await[&EventFamily::ListEntries].len(),
-        1,
-        "not lost"
-    );
+    h.accepted_as(&headers, &body, "queued").await;
+    assert_eq!(h.queued_on(EventFamily::ListEntries).await, 1, "not lost");
     // The key stays leased, then a retry may queue again: a duplicate, never a loss.
-    assert_eq!(h.send(&headers, &body).await.0, StatusCode::CONFLICT);
+    assert_eq!(h.status(&headers, &body).await, StatusCode::CONFLICT);
     h.clock.advance(61);
-    assert_eq!(h.send(&headers, &body).await.0, StatusCode::OK);
-    assert_eq!(h.drain().await[&EventFamily::ListEntries].len(), 1);
+    assert_eq!(h.status(&headers, &body).await, StatusCode::OK);
+    assert_eq!(h.queued_on(EventFamily::ListEntries).await, 1);
     assert_eq!(
         h.items().await,
         vec![("h:attio-complete-fails".into(), "COMPLETED".into())]
@@ -578,16 +567,15 @@ async fn a_failed_completion_still_answers_200_because_the_events_are_queued() {
 #[tokio::test]
 async fn an_sqs_answer_lost_after_the_send_is_retried_as_a_duplicate_not_a_loss() {
     let h = Harness::new().await;
-    let body = fixtures::delivery("note-updated");
-    let headers = with_key(body_only_headers(SECRET, &body), "attio-answer-lost");
+    let (body, headers) = keyed("note-updated", "attio-answer-lost");
     h.service.queue().plan.then(Fault::FailAfter);
     assert_eq!(
-        h.send(&headers, &body).await.0,
+        h.status(&headers, &body).await,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    assert_eq!(h.send(&headers, &body).await.0, StatusCode::OK);
+    assert_eq!(h.status(&headers, &body).await, StatusCode::OK);
     // At-least-once: the event is there (twice); consumers are idempotent.
-    assert_eq!(h.drain().await[&EventFamily::Notes].len(), 2);
+    assert_eq!(h.queued_on(EventFamily::Notes).await, 2);
 }
 
 #[tokio::test]
@@ -603,5 +591,5 @@ async fn a_rotated_secret_and_the_previous_one_are_both_accepted() {
             StatusCode::OK
         );
     }
-    assert_eq!(h.drain().await[&EventFamily::Tasks].len(), 2);
+    assert_eq!(h.queued_on(EventFamily::Tasks).await, 2);
 }

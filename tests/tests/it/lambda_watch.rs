@@ -212,7 +212,7 @@ async fn the_ingest_binary_answers_a_function_url_request_and_queues_on_moto() {
     );
 }
 
-use integration_tests::fixtures::ids::{ADA, PEOPLE};
+use integration_tests::fixtures::ids::ADA;
 
 /// Stand-in Attio and HubSpot servers, a mappings table and a DLQ for the consumers.
 struct ConsumerApis {
@@ -226,19 +226,8 @@ impl ConsumerApis {
     async fn start(config: &aws_config::SdkConfig) -> Self {
         use wiremock::matchers::{method, path};
         use wiremock::{Mock, MockServer, ResponseTemplate};
-        let fixture = integration_tests::fixtures::attio;
         let attio = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path(format!("/v2/objects/{PEOPLE}")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(fixture("people-object.json")))
-            .mount(&attio)
-            .await;
-        Mock::given(method("GET"))
-            .and(path(format!("/v2/objects/people/records/{ADA}")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(fixture("person.json")))
-            .expect(1)
-            .mount(&attio)
-            .await;
+        fixtures::mount_people_and_ada(&attio, 1).await;
         let hubspot = MockServer::start().await;
         Mock::given(method("POST"))
             .and(path("/crm/v3/objects/contacts/batch/upsert"))

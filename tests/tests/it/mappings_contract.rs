@@ -12,29 +12,25 @@ use relay_mappings::{DynamoDbMappings, IdMappings, Reservation};
 const T0: i64 = 1_763_000_000;
 const LEASE: Duration = Duration::from_secs(30);
 
+/// A note's reservation at `at`, with the test's lease.
+async fn reserve(store: &impl IdMappings, note_id: &str, at: i64) -> Reservation {
+    store
+        .reserve(CrmObject::Notes, note_id, at, LEASE)
+        .await
+        .expect("reserve")
+}
+
 async fn contract(store: impl IdMappings) {
     let note = CrmObject::Notes;
     assert_eq!(store.get(note, "n1").await.expect("get"), None);
-    assert_eq!(
-        store.reserve(note, "n1", T0, LEASE).await.expect("reserve"),
-        Reservation::Reserved
-    );
-    assert_eq!(
-        store
-            .reserve(note, "n1", T0 + 1, LEASE)
-            .await
-            .expect("reserve"),
-        Reservation::Busy
-    );
+    assert_eq!(reserve(&store, "n1", T0).await, Reservation::Reserved);
+    assert_eq!(reserve(&store, "n1", T0 + 1).await, Reservation::Busy);
     store
         .put(note, "n1", &CrmId("hs-1".into()))
         .await
         .expect("put");
     assert_eq!(
-        store
-            .reserve(note, "n1", T0 + 2, LEASE)
-            .await
-            .expect("reserve"),
+        reserve(&store, "n1", T0 + 2).await,
         Reservation::Mapped(CrmId("hs-1".into()))
     );
     assert_eq!(
@@ -45,17 +41,8 @@ async fn contract(store: impl IdMappings) {
     assert_eq!(store.get(CrmObject::Tasks, "n1").await.expect("get"), None);
 
     // A creator that crashed holds the reservation only until its lease ends.
-    assert_eq!(
-        store.reserve(note, "n2", T0, LEASE).await.expect("reserve"),
-        Reservation::Reserved
-    );
-    assert_eq!(
-        store
-            .reserve(note, "n2", T0 + 31, LEASE)
-            .await
-            .expect("reserve"),
-        Reservation::Reserved
-    );
+    assert_eq!(reserve(&store, "n2", T0).await, Reservation::Reserved);
+    assert_eq!(reserve(&store, "n2", T0 + 31).await, Reservation::Reserved);
 
     store.remove(note, "n1").await.expect("remove");
     assert_eq!(store.get(note, "n1").await.expect("get"), None);

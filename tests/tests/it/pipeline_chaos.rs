@@ -308,12 +308,6 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
     // Ingest with faults in DynamoDB and SQS.
     let (store, queue) =
         faults::randomly_faulty_aws(&config, &table, queues.urls.clone(), 0.10, 21);
-    let aws_plans = [
-        store.claim.clone(),
-        store.complete.clone(),
-        store.release.clone(),
-        queue.plan.clone(),
-    ];
     let clock = ManualClock::now_real();
     let service = Arc::new(fixtures::service(store, queue, clock.clone()));
     let counts = Counts::default();
@@ -501,7 +495,7 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
         }
     }
     let explained = state.lost_create_answers + counts.consumers_killed.load(Ordering::SeqCst);
-    let aws_faults: usize = aws_plans.iter().map(|p| p.injected()).sum();
+    let aws_faults = service.store().injected() + service.queue().plan.injected();
     println!(
         "pipeline chaos: deliveries={} ingest_attempts={} ingest_killed={} aws_faults_injected={aws_faults} \
          attio_faults_injected={} hubspot_faults_injected={} consumer_invocations={} consumers_killed={} \

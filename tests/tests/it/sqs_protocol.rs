@@ -9,6 +9,7 @@ use integration_tests::moto;
 use relay_embedded::LocalDb;
 use relay_events::EventFamily;
 use relay_idempotency::SqliteIdempotencyStore;
+use relay_ingest::IngestResponse;
 use relay_queue::{QueueUrls, SqsQueue};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
@@ -72,25 +73,39 @@ async fn entry_ids(server: &MockServer) -> Vec<Vec<String>> {
         .collect()
 }
 
-async fn setup(server: &MockServer) -> (SqsQueue, SqliteIdempotencyStore) {
+/// A SendMessageBatch call to the SQS stand-in, to be answered by the test.
+fn send_batch() -> wiremock::MockBuilder {
+    Mock::given(method("POST")).and(header("x-amz-target", TARGET))
+}
+
+/// Sends [`three_updates`] (with Attio's `Idempotency-Key` when `key` is given) through an
+/// ingest service whose queue is the SQS stand-in; returns its answer and its idempotency
+/// store.
+async fn deliver(
+    server: &MockServer,
+    key: Option<&str>,
+) -> (IngestResponse, SqliteIdempotencyStore) {
     let config = moto::sdk_config_for(&server.uri()).await;
     let url = format!("{}/123456789012/records", server.uri());
     let queue = SqsQueue::new(
         aws_sdk_sqs::Client::new(&config),
         QueueUrls::new().with(EventFamily::Records, url),
     );
-    (
-        queue,
-        SqliteIdempotencyStore::new(LocalDb::in_memory().expect("sqlite")),
-    )
+    let store = SqliteIdempotencyStore::new(LocalDb::in_memory().expect("sqlite"));
+    let service = fixtures::service(store.clone(), queue, ManualClock::now_real());
+    let body = three_updates();
+    let mut headers = body_only_headers(SECRET, &body);
+    if let Some(key) = key {
+        headers = with_key(headers, key);
+    }
+    (service.handle(post(&headers, &body)).await, store)
 }
 
 #[tokio::test]
 async fn only_the_failed_entries_of_a_partial_batch_are_sent_again() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
+    send_batch()
         .and(path("/"))
-        .and(header("x-amz-target", TARGET))
         .respond_with(batch_response(
             &["event-0", "event-2"],
             &[("event-1", false)],
@@ -99,22 +114,13 @@ async fn only_the_failed_entries_of_a_partial_batch_are_sent_again() {
         .with_priority(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(header("x-amz-target", TARGET))
+    send_batch()
         .respond_with(batch_response(&["event-1"], &[]))
         .with_priority(2)
         .mount(&server)
         .await;
 
-    let (queue, store) = setup(&server).await;
-    let service = fixtures::service(store, queue, ManualClock::now_real());
-    let body = three_updates();
-    let response = service
-        .handle(post(
-            &with_key(body_only_headers(SECRET, &body), "k-partial"),
-            &body,
-        ))
-        .await;
+    let (response, _) = deliver(&server, Some("k-partial")).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     assert_eq!(
         entry_ids(&server).await,
@@ -155,29 +161,15 @@ async fn only_the_failed_entries_of_a_partial_batch_are_sent_again() {
 #[tokio::test]
 async fn a_sender_fault_is_not_retried_and_the_delivery_is_not_marked_done() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(header("x-amz-target", TARGET))
+    send_batch()
         .respond_with(batch_response(
             &["event-0", "event-2"],
             &[("event-1", true)],
         ))
         .mount(&server)
         .await;
-    let (queue, store) = setup(&server).await;
-    let service = fixtures::service(store.clone(), queue, ManualClock::now_real());
-    let body = three_updates();
-    let response = service
-        .handle(post(
-            &with_key(body_only_headers(SECRET, &body), "k-sender"),
-            &body,
-        ))
-        .await;
-    assert_eq!(
-        response.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        response.body
-    );
+    let (response, store) = deliver(&server, Some("k-sender")).await;
+    fixtures::assert_retry_later(&response);
     assert_eq!(
         entry_ids(&server).await.len(),
         1,
@@ -192,20 +184,14 @@ async fn a_sender_fault_is_not_retried_and_the_delivery_is_not_marked_done() {
 #[tokio::test]
 async fn a_batch_that_keeps_failing_gives_up_after_three_attempts() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(header("x-amz-target", TARGET))
+    send_batch()
         .respond_with(batch_response(
             &["event-0"],
             &[("event-1", false), ("event-2", false)],
         ))
         .mount(&server)
         .await;
-    let (queue, store) = setup(&server).await;
-    let service = fixtures::service(store.clone(), queue, ManualClock::now_real());
-    let body = three_updates();
-    let response = service
-        .handle(post(&body_only_headers(SECRET, &body), &body))
-        .await;
+    let (response, store) = deliver(&server, None).await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         entry_ids(&server).await,

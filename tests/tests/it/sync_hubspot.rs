@@ -67,12 +67,45 @@ impl Apis {
     }
 
     async fn mount_person(&self, times: u64) {
+        self.mount_attio_fixture(
+            &format!("/v2/objects/people/records/{ADA}"),
+            "person.json",
+            times,
+        )
+        .await;
+    }
+
+    /// Attio answers GET `path` with `tests/fixtures/attio/<fixture>`, `times` times.
+    async fn mount_attio_fixture(&self, path_: &str, fixture_name: &str, times: u64) {
         Mock::given(method("GET"))
-            .and(path(format!("/v2/objects/people/records/{ADA}")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(fixture("person.json")))
+            .and(path(path_))
+            .respond_with(ResponseTemplate::new(200).set_body_json(fixture(fixture_name)))
             .expect(times)
             .mount(&self.attio)
             .await;
+    }
+
+    /// HubSpot archives the object at `path` (a DELETE), exactly once.
+    async fn mount_archive(&self, path_: &str) {
+        Mock::given(method("DELETE"))
+            .and(path(path_))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1)
+            .mount(&self.hubspot)
+            .await;
+    }
+
+    /// A mapping from the Attio id to the HubSpot id, as an earlier sync left it.
+    async fn seed(&self, object: CrmObject, attio_id: &str, crm_id: &str) {
+        self.mappings
+            .put(object, attio_id, &CrmId(crm_id.into()))
+            .await
+            .expect("seed");
+    }
+
+    /// The HubSpot id the mappings hold for the Attio id.
+    async fn mapped(&self, object: CrmObject, attio_id: &str) -> Option<CrmId> {
+        self.mappings.get(object, attio_id).await.expect("get")
     }
 
     async fn mount_contact_upsert(&self, times: u64) {
@@ -139,10 +172,7 @@ async fn ten_updates_of_one_record_cost_one_fetch_and_one_upsert() {
         .collect();
     all_done(&handler.handle(&batch).await, 10);
     assert_eq!(
-        apis.mappings
-            .get(CrmObject::Contacts, ADA)
-            .await
-            .expect("mapping"),
+        apis.mapped(CrmObject::Contacts, ADA).await,
         Some(CrmId("901".into()))
     );
 }
@@ -150,16 +180,8 @@ async fn ten_updates_of_one_record_cost_one_fetch_and_one_upsert() {
 #[tokio::test]
 async fn a_deleted_record_archives_its_hubspot_copy() {
     let apis = Apis::start().await;
-    apis.mappings
-        .put(CrmObject::Contacts, ADA, &CrmId("901".into()))
-        .await
-        .expect("seed");
-    Mock::given(method("DELETE"))
-        .and(path("/crm/v3/objects/contacts/901"))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&apis.hubspot)
-        .await;
+    apis.seed(CrmObject::Contacts, ADA, "901").await;
+    apis.mount_archive("/crm/v3/objects/contacts/901").await;
     let handler = RecordsHandler::new(apis.ctx());
     all_done(
         &handler
@@ -167,13 +189,7 @@ async fn a_deleted_record_archives_its_hubspot_copy() {
             .await,
         1,
     );
-    assert_eq!(
-        apis.mappings
-            .get(CrmObject::Contacts, ADA)
-            .await
-            .expect("get"),
-        None
-    );
+    assert_eq!(apis.mapped(CrmObject::Contacts, ADA).await, None);
 }
 
 #[tokio::test]
@@ -181,10 +197,7 @@ async fn a_merged_record_merges_the_hubspot_duplicate_into_the_survivor() {
     let apis = Apis::start().await;
     apis.mount_person(1).await;
     apis.mount_contact_upsert(1).await;
-    apis.mappings
-        .put(CrmObject::Contacts, "dup-record", &CrmId("777".into()))
-        .await
-        .expect("seed");
+    apis.seed(CrmObject::Contacts, "dup-record", "777").await;
     Mock::given(method("POST"))
         .and(path("/crm/v3/objects/contacts/merge"))
         .and(body_json(
@@ -199,13 +212,7 @@ async fn a_merged_record_merges_the_hubspot_duplicate_into_the_survivor() {
     event["duplicate_record_id"] = json!("dup-record");
     let handler = RecordsHandler::new(apis.ctx());
     all_done(&handler.handle(&[inbound("m1", event)]).await, 1);
-    assert_eq!(
-        apis.mappings
-            .get(CrmObject::Contacts, "dup-record")
-            .await
-            .expect("get"),
-        None
-    );
+    assert_eq!(apis.mapped(CrmObject::Contacts, "dup-record").await, None);
 }
 
 #[tokio::test]
@@ -213,11 +220,7 @@ async fn a_note_is_created_once_with_its_parent_and_updated_on_retry() {
     let apis = Apis::start().await;
     apis.mount_person(1).await;
     apis.mount_contact_upsert(1).await;
-    Mock::given(method("GET"))
-        .and(path(format!("/v2/notes/{NOTE}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("note.json")))
-        .expect(2)
-        .mount(&apis.attio)
+    apis.mount_attio_fixture(&format!("/v2/notes/{NOTE}"), "note.json", 2)
         .await;
     let properties = json!({
         "hs_note_body": "Intro call\n\nWants the analytical engine in Q1.",
@@ -250,10 +253,7 @@ async fn a_note_is_created_once_with_its_parent_and_updated_on_retry() {
     // SQS redelivers the same event (at-least-once): it updates, it does not create again.
     all_done(&handler.handle(&[inbound("m1", event)]).await, 1);
     assert_eq!(
-        apis.mappings
-            .get(CrmObject::Notes, NOTE)
-            .await
-            .expect("get"),
+        apis.mapped(CrmObject::Notes, NOTE).await,
         Some(CrmId("n-55".into()))
     );
 }
@@ -261,15 +261,8 @@ async fn a_note_is_created_once_with_its_parent_and_updated_on_retry() {
 #[tokio::test]
 async fn a_completed_task_becomes_a_completed_hubspot_task() {
     let apis = Apis::start().await;
-    apis.mappings
-        .put(CrmObject::Contacts, ADA, &CrmId("901".into()))
-        .await
-        .expect("seed");
-    Mock::given(method("GET"))
-        .and(path(format!("/v2/tasks/{TASK}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("task.json")))
-        .expect(1)
-        .mount(&apis.attio)
+    apis.seed(CrmObject::Contacts, ADA, "901").await;
+    apis.mount_attio_fixture(&format!("/v2/tasks/{TASK}"), "task.json", 1)
         .await;
     Mock::given(method("POST"))
         .and(path("/crm/v3/objects/tasks"))
@@ -296,10 +289,7 @@ async fn a_completed_task_becomes_a_completed_hubspot_task() {
 #[tokio::test]
 async fn a_record_attio_no_longer_has_is_archived_not_retried() {
     let apis = Apis::start().await;
-    apis.mappings
-        .put(CrmObject::Contacts, ADA, &CrmId("901".into()))
-        .await
-        .expect("seed");
+    apis.seed(CrmObject::Contacts, ADA, "901").await;
     Mock::given(method("GET"))
         .and(path(format!("/v2/objects/people/records/{ADA}")))
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({
@@ -308,12 +298,7 @@ async fn a_record_attio_no_longer_has_is_archived_not_retried() {
         .expect(1)
         .mount(&apis.attio)
         .await;
-    Mock::given(method("DELETE"))
-        .and(path("/crm/v3/objects/contacts/901"))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&apis.hubspot)
-        .await;
+    apis.mount_archive("/crm/v3/objects/contacts/901").await;
     let handler = RecordsHandler::new(apis.ctx());
     all_done(
         &handler
@@ -382,22 +367,10 @@ async fn list_entry_events_resync_their_parent_record_once_per_batch() {
 #[tokio::test]
 async fn deleted_notes_and_tasks_archive_their_hubspot_copies() {
     let apis = Apis::start().await;
-    apis.mappings
-        .put(CrmObject::Notes, NOTE, &CrmId("n-55".into()))
-        .await
-        .expect("seed");
-    apis.mappings
-        .put(CrmObject::Tasks, TASK, &CrmId("t-9".into()))
-        .await
-        .expect("seed");
-    for path_ in ["/crm/v3/objects/notes/n-55", "/crm/v3/objects/tasks/t-9"] {
-        Mock::given(method("DELETE"))
-            .and(path(path_))
-            .respond_with(ResponseTemplate::new(204))
-            .expect(1)
-            .mount(&apis.hubspot)
-            .await;
-    }
+    apis.seed(CrmObject::Notes, NOTE, "n-55").await;
+    apis.seed(CrmObject::Tasks, TASK, "t-9").await;
+    apis.mount_archive("/crm/v3/objects/notes/n-55").await;
+    apis.mount_archive("/crm/v3/objects/tasks/t-9").await;
     let note = json!({"event_type": "note.deleted", "id": {"workspace_id": WS, "note_id": NOTE},
                       "parent_object_id": PEOPLE, "parent_record_id": ADA,
                       "actor": {"type": "workspace-member", "id": "m"}});
@@ -415,18 +388,6 @@ async fn deleted_notes_and_tasks_archive_their_hubspot_copies() {
             .await,
         1,
     );
-    assert_eq!(
-        apis.mappings
-            .get(CrmObject::Notes, NOTE)
-            .await
-            .expect("get"),
-        None
-    );
-    assert_eq!(
-        apis.mappings
-            .get(CrmObject::Tasks, TASK)
-            .await
-            .expect("get"),
-        None
-    );
+    assert_eq!(apis.mapped(CrmObject::Notes, NOTE).await, None);
+    assert_eq!(apis.mapped(CrmObject::Tasks, TASK).await, None);
 }
