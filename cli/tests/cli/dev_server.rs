@@ -16,38 +16,27 @@ fn run(args: &[&str]) -> (bool, String) {
     (out.ok, out.text())
 }
 
+/// `send`s the sample record update to `url`, with the data folder `data` (where the dev
+/// server keeps its signing secret), then `extra`.
+fn send_sample(url: &str, data: &str, extra: &[&str]) -> (bool, String) {
+    let sample = repo_file("events/deliveries/record-updated.json");
+    let args = ["send", &sample, "--url", url, "--data-dir", data];
+    run(&[&args[..], extra].concat())
+}
+
 #[test]
 fn a_sent_sample_lands_on_the_local_queue_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf8 path");
     let server = relay().start_dev(dir.path(), &[]);
     let url = &server.url;
-    let sample = repo_file("events/deliveries/record-updated.json");
 
-    let (ok, out) = run(&[
-        "send",
-        &sample,
-        "--url",
-        url,
-        "--data-dir",
-        data,
-        "--times",
-        "3",
-    ]);
+    let (ok, out) = send_sample(url, data, &["--times", "3"]);
     assert!(ok, "{out}");
     assert_eq!(out.matches("\"status\":\"queued\"").count(), 1, "{out}");
     assert_eq!(out.matches("\"status\":\"duplicate\"").count(), 2, "{out}");
 
-    let (ok, out) = run(&[
-        "send",
-        &sample,
-        "--url",
-        url,
-        "--data-dir",
-        data,
-        "--secret",
-        "wrong",
-    ]);
+    let (ok, out) = send_sample(url, data, &["--secret", "wrong"]);
     assert!(!ok, "a refused delivery fails the command: {out}");
     assert!(
         out.contains("401") && out.contains("signature_mismatch"),
@@ -80,17 +69,8 @@ fn a_sent_sample_lands_on_the_local_queue_once() {
 #[test]
 fn send_without_a_running_server_says_what_to_do() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sample = repo_file("events/deliveries/record-updated.json");
-    let (ok, out) = run(&[
-        "send",
-        &sample,
-        "--url",
-        "http://127.0.0.1:9/",
-        "--secret",
-        "s",
-        "--data-dir",
-        dir.path().to_str().expect("utf8"),
-    ]);
+    let data = dir.path().to_str().expect("utf8");
+    let (ok, out) = send_sample("http://127.0.0.1:9/", data, &["--secret", "s"]);
     assert!(!ok);
     assert!(out.contains("attio-relay dev"), "{out}");
 }
@@ -170,8 +150,7 @@ fn dev_with_the_sample_sent(attio: &MockServer, token: &str) -> (DevServer, temp
         ],
     );
     let data = dir.path().to_str().expect("utf8 path");
-    let sample = repo_file("events/deliveries/record-updated.json");
-    let (ok, out) = run(&["send", &sample, "--url", &server.url, "--data-dir", data]);
+    let (ok, out) = send_sample(&server.url, data, &[]);
     assert!(ok, "{out}");
     (server, dir)
 }

@@ -52,6 +52,26 @@ impl DeadLetters {
     fn data_dir(&self) -> &str {
         self.data.path().to_str().expect("utf8")
     }
+
+    /// Runs `attio-relay dlq <command>` on these queues, then `extra`, through `endpoint`
+    /// (moto, or a fault proxy before it): (exit 0, all it printed).
+    fn dlq_at(&self, endpoint: &str, command: &str, extra: &[&str]) -> (bool, String) {
+        let on_these = [
+            "--family",
+            "records",
+            "--queue-prefix",
+            &self.prefix,
+            "--data-dir",
+            self.data_dir(),
+        ];
+        let out = relay_on(endpoint).run(&[&["dlq", command][..], &on_these, extra].concat());
+        (out.ok, out.text())
+    }
+
+    /// The same against moto.
+    fn dlq(&self, command: &str, extra: &[&str]) -> (bool, String) {
+        self.dlq_at(&moto::endpoint(), command, extra)
+    }
 }
 
 async fn fill(sqs: &aws_sdk_sqs::Client, url: &str, count: usize) {
@@ -85,33 +105,11 @@ async fn fill(sqs: &aws_sdk_sqs::Client, url: &str, count: usize) {
     }
 }
 
-/// Runs the CLI against `endpoint` (moto, or a fault proxy before it): (exit 0, all it printed).
-fn relay_at(endpoint: &str, args: &[&str]) -> (bool, String) {
-    let out = relay_on(endpoint).run(args);
-    (out.ok, out.text())
-}
-
-fn relay(args: &[&str]) -> (bool, String) {
-    relay_at(&moto::endpoint(), args)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_dead_letters_replay_once_even_when_the_first_run_dies() {
     let queues = DeadLetters::new("replay", 1000).await;
     let (config, prefix, data) = (&queues.config, &queues.prefix, queues.data_dir());
-    let base = [
-        "dlq",
-        "replay",
-        "--family",
-        "records",
-        "--queue-prefix",
-        prefix,
-        "--data-dir",
-        data,
-        "--json",
-        "--visibility-timeout",
-        "2",
-    ];
+    let replay = ["--json", "--visibility-timeout", "2"];
 
     // The first run fails after sending (and journalling) its 50th batch, before deleting it:
     // the proxy lets 49 DeleteMessageBatch calls through and fails every later one (so the
@@ -124,7 +122,7 @@ async fn a_thousand_dead_letters_replay_once_even_when_the_first_run_dies() {
             ProxyFault::InternalError,
         ),
     );
-    let (ok, out) = relay_at(proxy.endpoint(), &base);
+    let (ok, out) = queues.dlq_at(proxy.endpoint(), "replay", &replay);
     assert!(!ok, "the first run was meant to fail: {out}");
     assert!(out.contains("run the replay again"), "{out}");
     assert_eq!(proxy.matched(), 49 + proxy.failed(), "{out}");
@@ -141,7 +139,7 @@ async fn a_thousand_dead_letters_replay_once_even_when_the_first_run_dies() {
 
     // The second run waits for the failed run's in-flight batch, deletes it without resending
     // (the journal says it was sent), and replays the rest.
-    let (ok, out) = relay(&base);
+    let (ok, out) = queues.dlq("replay", &replay);
     assert!(ok, "{out}");
     let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("json summary");
     let summary = &summary[format!("{prefix}-records-dlq")];
@@ -176,17 +174,9 @@ async fn a_thousand_dead_letters_replay_once_even_when_the_first_run_dies() {
 #[tokio::test(flavor = "multi_thread")]
 async fn list_show_filtered_replay_and_purge() {
     let queues = DeadLetters::new("ops", 201).await;
-    let (config, prefix, data) = (&queues.config, &queues.prefix, queues.data_dir());
-    let common = [
-        "--family",
-        "records",
-        "--queue-prefix",
-        prefix,
-        "--data-dir",
-        data,
-    ];
+    let (config, prefix) = (&queues.config, &queues.prefix);
 
-    let (ok, out) = relay(&[&["dlq", "list", "--json", "--max", "500"][..], &common[..]].concat());
+    let (ok, out) = queues.dlq("list", &["--json", "--max", "500"]);
     assert!(ok, "{out}");
     let listed: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
     let letters = listed[format!("{prefix}-records-dlq")]
@@ -201,26 +191,20 @@ async fn list_show_filtered_replay_and_purge() {
     );
     let id = letters[0]["message_id"].as_str().expect("id").to_owned();
 
-    let (ok, out) = relay(&[&["dlq", "show", &id][..], &common[..]].concat());
+    let (ok, out) = queues.dlq("show", &[&id]);
     assert!(ok && out.contains("\"body\"") && out.contains(&id), "{out}");
 
     // Only the three record.deleted events (n = 0, 100, 200) go back.
-    let (ok, out) = relay(
-        &[
-            &["dlq", "replay", "--event-type", "record.deleted", "--json"][..],
-            &common[..],
-        ]
-        .concat(),
-    );
+    let (ok, out) = queues.dlq("replay", &["--event-type", "record.deleted", "--json"]);
     assert!(ok, "{out}");
     assert_eq!(moto::drain(config, &queues.source).await.len(), 3);
 
-    let (ok, out) = relay(&[&["dlq", "purge"][..], &common[..]].concat());
+    let (ok, out) = queues.dlq("purge", &[]);
     assert!(
         !ok && out.contains("--yes"),
         "purge asks for confirmation: {out}"
     );
-    let (ok, out) = relay(&[&["dlq", "purge", "--yes"][..], &common[..]].concat());
+    let (ok, out) = queues.dlq("purge", &["--yes"]);
     assert!(ok, "{out}");
     assert!(moto::drain(config, &queues.dlq).await.is_empty());
 }
