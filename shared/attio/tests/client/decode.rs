@@ -5,16 +5,13 @@ use super::*;
 #[tokio::test]
 async fn get_record_decodes_every_value_type_and_keeps_unknown_ones() {
     let server = MockServer::start().await;
-    attio("GET", &format!("/v2/objects/people/records/{RECORD_ID}"))
-        .respond_with(json_response(200, fixture("record-every-type.json")))
+    get_the_record()
+        .respond_with(every_type_record())
         .expect(1)
         .mount(&server)
         .await;
 
-    let record = client(&server)
-        .get_record("people", RECORD_ID)
-        .await
-        .expect("record");
+    let record = read_the_record(&server).await.expect("record");
 
     assert_eq!(record.record_id(), RECORD_ID);
     assert_eq!(record.object_id(), PEOPLE_ID);
@@ -303,7 +300,7 @@ async fn assert_record_puts_the_values_with_the_matching_attribute() {
         .and(query_param("matching_attribute", "email_addresses"))
         .and(header("content-type", "application/json"))
         .and(body_json(json!({"data": {"values": values}})))
-        .respond_with(json_response(200, fixture("record-every-type.json")))
+        .respond_with(every_type_record())
         .expect(1)
         .mount(&server)
         .await;

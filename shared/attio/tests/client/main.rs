@@ -51,6 +51,23 @@ pub(crate) fn attio(verb: &str, route: &str) -> MockBuilder {
         .and(header("accept", "application/json"))
 }
 
+/// Attio's GET of the fixture person record ([`RECORD_ID`]), to be answered by the test.
+pub(crate) fn get_the_record() -> MockBuilder {
+    attio("GET", &format!("/v2/objects/people/records/{RECORD_ID}"))
+}
+
+/// Attio's answer holding `record-every-type.json`, a record with every value type.
+pub(crate) fn every_type_record() -> ResponseTemplate {
+    json_response(200, fixture("record-every-type.json"))
+}
+
+/// Reads the fixture person record with a client on `server`.
+pub(crate) async fn read_the_record(
+    server: &MockServer,
+) -> Result<relay_attio::Record, AttioError> {
+    client(server).get_record("people", RECORD_ID).await
+}
+
 pub(crate) fn json_response(status: u16, body: Json) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(body)
 }

@@ -153,21 +153,20 @@ async fn a_retry_after_in_seconds_is_understood() {
 #[tokio::test]
 async fn server_errors_are_retried_until_success() {
     let server = MockServer::start().await;
-    attio("GET", &format!("/v2/objects/people/records/{RECORD_ID}"))
+    get_the_record()
         .respond_with(attio_error(500, "internal_error", "Something went wrong"))
         .up_to_n_times(2)
         .with_priority(1)
         .expect(2)
         .mount(&server)
         .await;
-    attio("GET", &format!("/v2/objects/people/records/{RECORD_ID}"))
-        .respond_with(json_response(200, fixture("record-every-type.json")))
+    get_the_record()
+        .respond_with(every_type_record())
         .expect(1)
         .mount(&server)
         .await;
 
-    let record = client(&server)
-        .get_record("people", RECORD_ID)
+    let record = read_the_record(&server)
         .await
         .expect("third attempt succeeds");
     assert_eq!(record.record_id(), RECORD_ID);
@@ -192,7 +191,7 @@ async fn a_write_conflict_is_retried() {
         .await;
     attio("PUT", "/v2/objects/companies/records")
         .and(body_json(json!({"data": {"values": values}})))
-        .respond_with(json_response(200, fixture("record-every-type.json")))
+        .respond_with(every_type_record())
         .expect(1)
         .mount(&server)
         .await;
@@ -268,7 +267,7 @@ async fn the_circuit_opens_after_five_failed_calls_and_fails_fast() {
         .mount(&server)
         .await;
     attio("GET", "/v2/objects/companies/records/c1")
-        .respond_with(json_response(200, fixture("record-every-type.json")))
+        .respond_with(every_type_record())
         .expect(1)
         .mount(&server)
         .await;
@@ -313,7 +312,7 @@ async fn one_call_exhausting_its_retries_does_not_open_the_circuit() {
         .mount(&server)
         .await;
     attio("GET", &format!("/v2/objects/{PEOPLE_ID}/records/fine"))
-        .respond_with(json_response(200, fixture("record-every-type.json")))
+        .respond_with(every_type_record())
         .expect(1)
         .mount(&server)
         .await;
