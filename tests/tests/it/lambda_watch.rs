@@ -114,22 +114,25 @@ async fn the_ingest_binary_answers_a_function_url_request_and_queues_on_moto() {
     let body = fixtures::delivery("record-updated");
     let headers = body_only_headers(SECRET, &body);
 
-    // The first request waits for cargo lambda to build and start the function.
+    // Wait for cargo lambda to build and start the function with a request that changes
+    // nothing (a GET, answered 405 by the handler), so the delivery itself is sent exactly once:
+    // resending it after a slow build would rightly be answered `duplicate`.
     let deadline = Instant::now() + Duration::from_secs(600);
-    let response = loop {
-        let mut request = client.post(&url).body(body.clone());
-        for (name, value) in &headers {
-            request = request.header(name.as_str(), value.as_bytes());
-        }
-        match request.send().await {
-            Ok(response) => break response,
-            Err(err) if Instant::now() < deadline => {
-                let _ = err;
+    loop {
+        match client.get(&url).send().await {
+            Ok(response) if response.status() == 405 => break,
+            Ok(_) | Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
+            Ok(response) => panic!("the function never started: {}", response.status()),
             Err(err) => panic!("cargo lambda watch never answered: {err}"),
         }
-    };
+    }
+    let mut request = client.post(&url).body(body.clone());
+    for (name, value) in &headers {
+        request = request.header(name.as_str(), value.as_bytes());
+    }
+    let response = request.send().await.expect("the delivery is answered");
     let status = response.status();
     let text = response.text().await.expect("body");
     assert_eq!(status, 200, "{text}");
