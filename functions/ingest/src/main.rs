@@ -1,14 +1,14 @@
 //! The ingest Lambda: [`relay_ingest::IngestService`] over DynamoDB, SQS and the configured
-//! webhook secrets, served through the shared HTTP adapter ([`relay_ingest::http::router`]).
+//! webhook secrets, answered through the shared HTTP adapter ([`relay_ingest::http::respond`]).
 //! Configuration is read once per container.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
-use lambda_http::Error;
+use lambda_http::{Body, Error, Request, service_fn};
 use relay_idempotency::DynamoDbStore;
-use relay_ingest::http::{Transport, router};
+use relay_ingest::http::respond;
 use relay_ingest::{IngestService, Settings, WebhookSecrets};
 use relay_queue::SqsQueue;
 
@@ -39,6 +39,21 @@ async fn main() -> Result<(), Error> {
         WebhookSecrets::from_settings(&settings, || aws_sdk_secretsmanager::Client::new(&aws)),
         settings.ingest,
     );
-    // Lambda hands over the whole body: every size reaches the handler and its JSON 413.
-    lambda_http::run(router(Arc::new(service), Transport::Buffered)).await
+    // Lambda hands over the whole body (already base64-decoded): every size reaches the handler
+    // and its JSON 413.
+    let service = Arc::new(service);
+    lambda_http::run(service_fn(move |request: Request| {
+        let service = Arc::clone(&service);
+        async move {
+            let response = respond(
+                &service,
+                request.method(),
+                request.headers(),
+                request.body(),
+            )
+            .await;
+            Ok::<_, Error>(response.map(Body::from))
+        }
+    }))
+    .await
 }

@@ -1,42 +1,28 @@
-//! The one HTTP adapter for [`IngestService`]: an axum [`Router`] that answers every path with
-//! the ingest handler.
-//!
-//! The Lambda serves it through `lambda_http::run(router)`; the dev server and the load tool
-//! serve it on a socket with `axum::serve`, merged with their own routes. So the mapping of an
-//! [`IngestResponse`] to status, JSON body, `content-type`, `retry-after` and `allow` exists
-//! once, and every transport answers byte for byte alike.
-//!
-//! Only the body limit differs by transport ([`Transport`]): Lambda has the whole body in memory
-//! before the function runs, while a socket server must not read an arbitrarily large body to
-//! then refuse it.
-//!
-//! Why axum in the Lambda rather than one plain function over `http` types: the router costs
-//! the release `ingest` binary 87,560 bytes (7,238,168 → 7,325,728, shipped profile, x86_64),
-//! and gives the Lambda and the socket servers literally the same service, tested in-crate with
-//! `tower::ServiceExt::oneshot`.
+//! The ingest routes for socket servers (the dev server, the load tool): axum over [`respond`].
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use relay_idempotency::IdempotencyStore;
 use relay_queue::EventQueue;
 
-use crate::{Clock, IngestRequest, IngestResponse, IngestService, VerifierSource};
+use super::respond;
+use crate::{Clock, IngestService, VerifierSource};
 
 /// How the request body reaches the router, which decides who refuses an oversized body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
-    /// The platform buffered the whole body before the handler runs (Lambda, at most 6 MB):
-    /// reading it costs nothing more, so every size reaches the handler and gets its JSON 413.
+    /// The whole body is in memory before the handler runs (as in Lambda): every size reaches
+    /// the handler and gets its JSON 413.
     Buffered,
-    /// A socket (the dev server, the load tool). Bodies up to [`SOCKET_BODY_FACTOR`] times
-    /// `MAX_BODY_BYTES` still reach the handler and get its JSON 413; larger ones are refused by
-    /// axum with a plain 413 before they are read into memory.
+    /// A socket. Bodies up to [`SOCKET_BODY_FACTOR`] times `MAX_BODY_BYTES` still reach the
+    /// handler and get its JSON 413; larger ones are refused by axum with a plain 413 before
+    /// they are read into memory.
     Socket,
 }
 
@@ -81,39 +67,17 @@ where
     V: VerifierSource,
     C: Clock,
 {
-    service
-        .handle(IngestRequest {
-            method: &method,
-            headers: &headers,
-            body: &body,
-        })
+    respond(&service, &method, &headers, &body)
         .await
+        .map(Body::from)
         .into_response()
-}
-
-impl IntoResponse for IngestResponse {
-    fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            [(header::CONTENT_TYPE, "application/json")],
-            self.body,
-        )
-            .into_response();
-        let headers = response.headers_mut();
-        if let Some(secs) = self.retry_after_secs {
-            headers.insert(header::RETRY_AFTER, secs.into());
-        }
-        if let Some(allow) = self.allow {
-            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-        }
-        response
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::body::Body;
+    use axum::http::header;
     use axum::http::{Request, StatusCode};
     use tower::ServiceExt;
 
