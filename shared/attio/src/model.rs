@@ -143,10 +143,33 @@ pub struct SelectOption {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Currency {
+    /// The amount. Attio documents a number (<https://docs.attio.com/docs/attribute-types/attribute-types-currency>,
+    /// up to four decimal places); a decimal string is accepted too, as some answers carry one.
+    #[serde(deserialize_with = "number_or_decimal_string")]
     pub currency_value: f64,
     /// ISO 4217; `None` when the attribute has no currency set.
     #[serde(default)]
     pub currency_code: Option<String>,
+}
+
+/// A JSON number, or a string holding a plain decimal number (`"1500.25"`); not `"€1,500"`.
+fn number_or_decimal_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Number(n) => n.as_f64().ok_or_else(|| D::Error::custom("amount")),
+        serde_json::Value::String(text) => {
+            let text = text.trim();
+            let plain = text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+            match text.parse::<f64>() {
+                Ok(n) if plain && n.is_finite() => Ok(n),
+                _ => Err(D::Error::custom(format!(
+                    "{text:?} is not a decimal amount"
+                ))),
+            }
+        }
+        other => Err(D::Error::custom(format!("{other} is not an amount"))),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -46,6 +46,18 @@ pub trait Engagement: Send + Sync + 'static {
     fn linked_records(source: &Self::Source) -> Vec<RecordRef>;
 }
 
+/// `hs_timestamp` from an Attio date or timestamp: epoch milliseconds, which HubSpot accepts
+/// ("a Unix timestamp in milliseconds or UTC format",
+/// <https://developers.hubspot.com/docs/api/crm/notes>). Text that is neither is passed on as
+/// it is, and logged: HubSpot then refuses it with its own reason, which dead-letters the
+/// message for an operator instead of inventing a time.
+pub(crate) fn timestamp(attio: &str) -> String {
+    crate::formats::hubspot_timestamp(attio).unwrap_or_else(|| {
+        tracing::warn!(value = attio, "Attio time is not ISO 8601; sent as it is");
+        attio.to_owned()
+    })
+}
+
 /// The consumer of one kind of engagement (see [`crate::NotesHandler`], [`crate::TasksHandler`]).
 #[derive(Debug)]
 pub struct EngagementHandler<E, S, M, A = CachedAttio> {

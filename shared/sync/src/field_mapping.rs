@@ -6,34 +6,72 @@ use std::collections::BTreeMap;
 use relay_crm::{CrmObject, Properties};
 use serde::Deserialize;
 
+pub use crate::property_spec::{Format, Pick, PropertySpec};
+
 /// Reads current attribute values from an Attio record (or list entry) as text.
 pub trait AttributeSource {
     /// The first current value of `slug` as text; `field` picks a sub-field (e.g. a personal
-    /// name's `first_name`).
+    /// name's `first_name`, a status's `id`).
     fn text(&self, slug: &str, field: Option<&str>) -> Option<String>;
+
+    /// Every current value of `slug` as text, in Attio's order (multi-valued attributes such as
+    /// `email_addresses` and `domains`). Sources with single values need not implement it.
+    fn texts(&self, slug: &str, field: Option<&str>) -> Vec<String> {
+        self.text(slug, field).into_iter().collect()
+    }
 }
 
-/// Deal stages: an Attio status/select title → a HubSpot pipeline stage id.
+/// Deal stages: an Attio status (by id, or by title) → a HubSpot pipeline and stage id.
+///
+/// HubSpot wants internal ids for both ("you must use the internal ID of a deal stage or
+/// pipeline", <https://developers.hubspot.com/docs/api/crm/deals>). Attio status ids survive a
+/// rename of the status, titles do not, so ids are looked up first; titles keep older mapping
+/// files working. A map entry is a stage id in `pipeline`, or `{ pipeline, stage }` for a stage
+/// of another pipeline — several HubSpot pipelines from one Attio attribute.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct StageMapping {
     /// The Attio attribute holding the stage (e.g. `stage`).
     pub attribute: String,
-    /// HubSpot pipeline id (`default` for the default sales pipeline).
+    /// HubSpot pipeline id (`default` for the default sales pipeline) of entries that name only
+    /// a stage, and of `default_stage`.
     pub pipeline: String,
     /// Used when the record has no stage yet.
     pub default_stage: Option<String>,
-    /// Attio stage title → HubSpot stage id.
+    /// Attio status id or title → HubSpot stage.
     #[serde(default)]
-    pub map: BTreeMap<String, String>,
+    pub map: BTreeMap<String, StageTarget>,
+}
+
+/// Where one Attio stage lands in HubSpot.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum StageTarget {
+    /// A stage id of the mapping's `pipeline`.
+    Stage(String),
+    /// A stage id of another pipeline.
+    InPipeline { pipeline: String, stage: String },
+}
+
+impl StageMapping {
+    /// The (pipeline, stage) for an Attio status id or title: the id wins.
+    fn resolve(&self, id: Option<&str>, title: Option<&str>) -> Option<(&str, &str)> {
+        let target = id
+            .and_then(|id| self.map.get(id))
+            .or_else(|| title.and_then(|title| self.map.get(title)))?;
+        Some(match target {
+            StageTarget::Stage(stage) => (self.pipeline.as_str(), stage.as_str()),
+            StageTarget::InPipeline { pipeline, stage } => (pipeline.as_str(), stage.as_str()),
+        })
+    }
 }
 
 /// How one Attio object is written to the CRM.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ObjectMapping {
     pub crm_object: String,
-    /// CRM property → Attio `slug` or `slug.field`.
+    /// CRM property → where its value comes from (see [`PropertySpec`]).
     #[serde(default)]
-    pub properties: BTreeMap<String, String>,
+    pub properties: BTreeMap<String, PropertySpec>,
     #[serde(default)]
     pub stage: Option<StageMapping>,
 }
@@ -53,12 +91,24 @@ pub enum FieldMappingError {
     #[error("objects.{object}.crm_object = {value:?}: use contacts, companies or deals")]
     UnknownCrmObject { object: String, value: String },
     #[error(
-        "Attio {object} record {record_id} has stage {title:?}, which objects.{object}.stage.map does not name; add it to the field mapping"
+        "Attio {object} record {record_id} has stage {title:?} (status id {id:?}), which objects.{object}.stage.map does not name; add its id or title to the field mapping"
     )]
     UnmappedStage {
         object: String,
         record_id: String,
-        title: String,
+        title: Option<String>,
+        id: Option<String>,
+    },
+    /// The value itself is left out: it may be personal data, and the record names it.
+    #[error(
+        "Attio {object} record {record_id}: {attribute} has a value that is not {format}, as objects.{object}.properties.{property} asks; fix the value in Attio or the property's format"
+    )]
+    Unformattable {
+        object: String,
+        record_id: String,
+        property: String,
+        attribute: String,
+        format: Format,
     },
 }
 
@@ -132,30 +182,39 @@ impl FieldMapping {
         };
         let mut properties = Properties::new();
         for (property, spec) in &mapping.properties {
-            let (slug, field) = match spec.split_once('.') {
-                Some((slug, field)) => (slug, Some(field)),
-                None => (spec.as_str(), None),
-            };
-            if let Some(value) = source.text(slug, field) {
+            let value = spec
+                .value(source)
+                .map_err(|format| FieldMappingError::Unformattable {
+                    object: object_slug.to_owned(),
+                    record_id: record_id.to_owned(),
+                    property: property.clone(),
+                    attribute: spec.attribute.clone(),
+                    format,
+                })?;
+            if let Some(value) = value {
                 properties.insert(property.clone(), value);
             }
         }
         if let Some(stage) = &mapping.stage {
-            let stage_id = match source.text(&stage.attribute, None) {
-                Some(title) => stage.map.get(&title).cloned().ok_or_else(|| {
-                    FieldMappingError::UnmappedStage {
+            let id = source.text(&stage.attribute, Some("id"));
+            let title = source.text(&stage.attribute, None);
+            let (pipeline, stage_id) = if id.is_none() && title.is_none() {
+                match &stage.default_stage {
+                    Some(default) => (stage.pipeline.as_str(), default.as_str()),
+                    None => return Ok(Some((crm_object, properties))),
+                }
+            } else {
+                stage
+                    .resolve(id.as_deref(), title.as_deref())
+                    .ok_or_else(|| FieldMappingError::UnmappedStage {
                         object: object_slug.to_owned(),
                         record_id: record_id.to_owned(),
-                        title,
-                    }
-                })?,
-                None => match &stage.default_stage {
-                    Some(default) => default.clone(),
-                    None => return Ok(Some((crm_object, properties))),
-                },
+                        title: title.clone(),
+                        id: id.clone(),
+                    })?
             };
-            properties.insert("pipeline".into(), stage.pipeline.clone());
-            properties.insert("dealstage".into(), stage_id);
+            properties.insert("pipeline".into(), pipeline.to_owned());
+            properties.insert("dealstage".into(), stage_id.to_owned());
         }
         Ok(Some((crm_object, properties)))
     }

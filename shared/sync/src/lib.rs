@@ -25,8 +25,10 @@ mod context;
 mod disposition;
 mod engagements;
 pub mod field_mapping;
+pub mod formats;
 mod list_entries;
 mod notes;
+mod property_spec;
 mod record_source;
 pub use record_source::RecordValues;
 mod records;
@@ -37,7 +39,10 @@ pub use batch::RecordRef;
 pub use context::{CREATE_LEASE, StepError, SyncContext};
 pub use disposition::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
 pub use engagements::{Engagement, EngagementHandler};
-pub use field_mapping::{AttributeSource, FieldMapping, FieldMappingError};
+pub use field_mapping::{
+    AttributeSource, FieldMapping, FieldMappingError, Format, Pick, PropertySpec, StageMapping,
+    StageTarget,
+};
 pub use list_entries::ListEntriesHandler;
 pub use notes::{Notes, NotesHandler};
 pub use records::RecordsHandler;

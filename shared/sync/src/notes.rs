@@ -5,7 +5,8 @@ use relay_crm::{CrmObject, Properties};
 use relay_events::{Event, EventType, Subject};
 
 use crate::batch::RecordRef;
-use crate::engagements::{Engagement, EngagementHandler};
+use crate::engagements::{Engagement, EngagementHandler, timestamp};
+use crate::formats;
 
 /// Notes, for [`EngagementHandler`].
 #[derive(Debug)]
@@ -33,15 +34,19 @@ impl Engagement for Notes {
         attio.get_note(id).await
     }
 
-    /// The title, when there is one, heads the body.
+    /// The body as HTML (HubSpot renders `hs_note_body` as HTML): the title in bold, then the
+    /// plaintext with its line breaks; cut to HubSpot's limit with a marker. The time as epoch
+    /// milliseconds: Attio's nine fractional digits are not HubSpot's ISO format.
     fn properties(note: &Note) -> Properties {
-        let body = match note.title.trim() {
-            "" => note.content_plaintext.clone(),
-            title => format!("{title}\n\n{}", note.content_plaintext),
-        };
+        let body = formats::html_body(
+            &note.title,
+            &note.content_plaintext,
+            formats::HUBSPOT_BODY_LIMIT,
+            "full note in Attio",
+        );
         [
             ("hs_note_body".to_owned(), body),
-            ("hs_timestamp".to_owned(), note.created_at.clone()),
+            ("hs_timestamp".to_owned(), timestamp(&note.created_at)),
         ]
         .into()
     }

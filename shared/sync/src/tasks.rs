@@ -6,7 +6,8 @@ use relay_crm::{CrmObject, Properties};
 use relay_events::{Event, EventType, Subject};
 
 use crate::batch::RecordRef;
-use crate::engagements::{Engagement, EngagementHandler};
+use crate::engagements::{Engagement, EngagementHandler, timestamp};
+use crate::formats;
 
 /// HubSpot limits a task subject's length; longer content stays whole in the body.
 const SUBJECT_CHARS: usize = 200;
@@ -37,7 +38,9 @@ impl Engagement for Tasks {
         attio.get_task(id).await
     }
 
-    /// The subject is the first line; due at the deadline, else when it was created.
+    /// The subject is the first line, as plain text; the body is the whole content as HTML
+    /// (HubSpot stores task bodies as HTML, as its API answers show). Due at the deadline —
+    /// which Attio may give as a date only — else when it was created, in epoch milliseconds.
     fn properties(task: &Task) -> Properties {
         let subject: String = task
             .content_plaintext
@@ -52,16 +55,18 @@ impl Engagement for Tasks {
         } else {
             "NOT_STARTED"
         };
+        let body = formats::html_body(
+            "",
+            &task.content_plaintext,
+            formats::HUBSPOT_BODY_LIMIT,
+            "full task in Attio",
+        );
+        let due = task.deadline_at.as_deref().unwrap_or(&task.created_at);
         [
             ("hs_task_subject".to_owned(), subject),
-            ("hs_task_body".to_owned(), task.content_plaintext.clone()),
+            ("hs_task_body".to_owned(), body),
             ("hs_task_status".to_owned(), status.to_owned()),
-            (
-                "hs_timestamp".to_owned(),
-                task.deadline_at
-                    .clone()
-                    .unwrap_or_else(|| task.created_at.clone()),
-            ),
+            ("hs_timestamp".to_owned(), timestamp(due)),
         ]
         .into()
     }

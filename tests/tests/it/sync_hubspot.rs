@@ -223,8 +223,8 @@ async fn a_note_is_created_once_with_its_parent_and_updated_on_retry() {
     apis.mount_attio_fixture(&format!("/v2/notes/{NOTE}"), "note.json", 2)
         .await;
     let properties = json!({
-        "hs_note_body": "Intro call\n\nWants the analytical engine in Q1.",
-        "hs_timestamp": "2026-11-20T10:00:00.000000000Z"
+        "hs_note_body": "<p><strong>Intro call</strong></p><p>Wants the analytical engine in Q1.</p>",
+        "hs_timestamp": "1795168800000"
     });
     Mock::given(method("POST"))
         .and(path("/crm/v3/objects/notes"))
@@ -269,9 +269,9 @@ async fn a_completed_task_becomes_a_completed_hubspot_task() {
         .and(body_json(json!({
             "properties": {
                 "hs_task_subject": "Send the engine spec",
-                "hs_task_body": "Send the engine spec\nInclude the difference engine appendix.",
+                "hs_task_body": "<p>Send the engine spec<br>Include the difference engine appendix.</p>",
                 "hs_task_status": "COMPLETED",
-                "hs_timestamp": "2026-11-30T17:00:00.000000000Z"
+                "hs_timestamp": "1796058000000"
             },
             "associations": [{"to": {"id": "901"},
                               "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 204}]}]

@@ -60,11 +60,12 @@ async fn a_note_is_created_once_with_its_parent_then_updated() {
     let created = creates(&calls);
     assert_eq!(created.len(), 1, "{calls:?}");
     let (properties, associations) = &created[0];
+    // HTML with the title in bold; the time in epoch milliseconds (2026-11-03T10:00:00Z).
     assert_eq!(
         properties["hs_note_body"],
-        "Call notes\n\nDiscussed the engine."
+        "<p><strong>Call notes</strong></p><p>Discussed the engine.</p>"
     );
-    assert_eq!(properties["hs_timestamp"], "2026-11-03T10:00:00Z");
+    assert_eq!(properties["hs_timestamp"], "1793700000000");
     // The parent was never synced: it is upserted first so the note can point at it.
     assert_eq!(upserts(&calls).len(), 1);
     let parent = ctx
@@ -253,8 +254,12 @@ async fn task_completion_and_subject_reach_the_crm() {
     let (properties, associations) = &created[0];
     assert_eq!(properties["hs_task_status"], "NOT_STARTED");
     assert_eq!(properties["hs_task_subject"].chars().count(), 200);
-    assert_eq!(properties["hs_task_body"], content);
-    assert_eq!(properties["hs_timestamp"], "2026-11-04T08:00:00Z");
+    assert_eq!(
+        properties["hs_task_body"],
+        format!("<p>{long_first_line}<br>second line</p>")
+    );
+    // No deadline: due when created (2026-11-04T08:00:00Z), in epoch milliseconds.
+    assert_eq!(properties["hs_timestamp"], "1793779200000");
     // The unmapped project is left out of the associations; the person is associated.
     assert_eq!(associations.len(), 1);
     assert_eq!(associations[0].to, CrmObject::Contacts);
@@ -262,6 +267,28 @@ async fn task_completion_and_subject_reach_the_crm() {
         panic!("the completion is an update: {calls:?}");
     };
     assert_eq!(properties["hs_task_status"], "COMPLETED");
+}
+
+#[tokio::test]
+async fn a_date_only_deadline_is_due_at_midnight_utc_and_markup_is_escaped() {
+    let ctx = context();
+    let mut due = task(TASK, "Review <contract> & sign\nby Friday", false, &[]);
+    due.deadline_at = Some("2026-12-01".into());
+    ctx.attio.put_task(due);
+    let handler = TasksHandler::new(ctx.clone());
+    let batch = [inbound("t", task_event("task.created"))];
+    assert_eq!(
+        by_message(handler.handle(&batch).await)["t"],
+        Disposition::Done
+    );
+    let calls = ctx.crm.calls();
+    let (properties, _) = &creates(&calls)[0];
+    assert_eq!(properties["hs_timestamp"], "1796083200000");
+    assert_eq!(properties["hs_task_subject"], "Review <contract> & sign");
+    assert_eq!(
+        properties["hs_task_body"],
+        "<p>Review &lt;contract&gt; &amp; sign<br>by Friday</p>"
+    );
 }
 
 #[tokio::test]

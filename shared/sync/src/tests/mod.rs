@@ -2,6 +2,8 @@
 //! `MemoryMappings`, checking the calls each batch makes and each message's disposition.
 
 mod engagements;
+mod field_formats;
+mod formats;
 mod list_entries;
 mod records;
 
