@@ -83,11 +83,11 @@ impl State {
         id: Option<&CrmId>,
         properties: &Properties,
     ) -> Option<(CrmId, String)> {
-        if let Some(value) = properties.get(ID_PROPERTY).filter(|v| !v.is_empty()) {
-            if let Some(other) = self.holder(object, ID_PROPERTY, value, id) {
-                let message = format!("{ID_PROPERTY} {value} is already used by object {other}");
-                return Some((other, message));
-            }
+        if let Some(value) = properties.get(ID_PROPERTY).filter(|v| !v.is_empty())
+            && let Some(other) = self.holder(object, ID_PROPERTY, value, id)
+        {
+            let message = format!("{ID_PROPERTY} {value} is already used by object {other}");
+            return Some((other, message));
         }
         let email = properties.get("email").filter(|v| !v.is_empty());
         match (object, email) {

@@ -182,12 +182,12 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
             (Some(existing), CrmObject::Contacts) => existing,
             _ => return Err(StepError(Disposition::for_refused(failure))),
         };
-        if let Some(mapped) = self.mappings.get(crm_object, ours).await? {
-            if &mapped != existing {
-                return Err(StepError(Disposition::dead_letter(format!(
-                    "Attio record {ours} is synced to HubSpot contact {mapped}, and its email is now held by HubSpot contact {existing} (HubSpot allows one contact per email): merge contacts {mapped} and {existing} in HubSpot (keep {mapped}), or change the email in Attio, then replay this message"
-                ))));
-            }
+        if let Some(mapped) = self.mappings.get(crm_object, ours).await?
+            && &mapped != existing
+        {
+            return Err(StepError(Disposition::dead_letter(format!(
+                "Attio record {ours} is synced to HubSpot contact {mapped}, and its email is now held by HubSpot contact {existing} (HubSpot allows one contact per email): merge contacts {mapped} and {existing} in HubSpot (keep {mapped}), or change the email in Attio, then replay this message"
+            ))));
         }
         let Some(held) = self.crm.read(crm_object, existing, &[ID_PROPERTY]).await? else {
             return Err(StepError(Disposition::retry(format!(
