@@ -60,6 +60,7 @@ pub async fn run_batch(
                 .map(|(name, value)| (name.to_owned(), value.to_owned()))
                 .collect(),
             receive_count: r.message.receive_count,
+            receipt_handle: None,
         })
         .collect();
     let retry = settle(

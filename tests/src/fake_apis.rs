@@ -3,8 +3,10 @@
 //! The plain wiremock mocks in the other tests check one exact request each; a chaos run sends
 //! hundreds, so these fakes check every request's shape as it comes (token, path, body) and keep
 //! the state a real service would: Attio serves the current record, note or task for any id the
-//! test registered; HubSpot upserts contacts by `attio_record_id`, creates, updates and archives
-//! notes and tasks, and remembers every write. Anything they do not recognise is recorded in
+//! test registered; HubSpot upserts contacts by `attio_record_id`, keeps contact emails unique
+//! as HubSpot does (a second contact for an email is refused with `CONFLICT` "Contact already
+//! exists. Existing ID: N", per input, by `objectWriteTraceId`), serves and patches contacts by
+//! id (adoption), creates, updates and archives notes and tasks, and remembers every write. Anything they do not recognise is recorded in
 //! `unexpected` and answered 400, so the run fails loudly instead of passing by accident.
 //!
 //! Faults come from a seeded [`FaultDice`]: rate limits, 5xx answers, answers slower than the
@@ -141,9 +143,20 @@ impl FakeAttio {
         format!("title-{person_id}")
     }
 
+    /// The email the fake gives a person: one per person, as HubSpot needs (emails are unique
+    /// there), so a test can seed a portal that already holds some of them.
+    pub fn email(person_id: &str) -> String {
+        format!("{person_id}@analytical.example")
+    }
+
     fn person(&self, id: &str) -> Value {
         let mut person = self.person.clone();
         person["data"]["id"]["record_id"] = json!(id);
+        if let Some(email) = person["data"]["values"]["email_addresses"][0].as_object_mut() {
+            email.insert("email_address".into(), json!(Self::email(id)));
+            email.insert("original_email_address".into(), json!(Self::email(id)));
+            email.insert("email_local_specifier".into(), json!(id));
+        }
         if let Some(title) = person["data"]["values"]["job_title"][0].as_object_mut() {
             title.insert("value".into(), json!(Self::job_title(id)));
         }
@@ -233,6 +246,9 @@ pub struct StoredObject {
 pub struct HubSpotState {
     /// Contacts by `attio_record_id`.
     pub contacts: BTreeMap<String, StoredObject>,
+    /// Contacts without an `attio_record_id` (there before the relay), by HubSpot id, until
+    /// the relay adopts them.
+    pub unowned_contacts: BTreeMap<String, StoredObject>,
     /// Notes and tasks by HubSpot id.
     pub engagements: BTreeMap<String, StoredObject>,
     /// Creates that happened but whose answer the client never saw: each may leave a duplicate.
@@ -245,6 +261,32 @@ impl HubSpotState {
     fn new_id(&mut self) -> String {
         self.next_id += 1;
         format!("{}", 7_000 + self.next_id)
+    }
+
+    /// The contact (owned or not) holding `email`, other than the one with HubSpot id `except`.
+    fn email_holder(&self, email: &str, except: Option<&str>) -> Option<String> {
+        self.contacts
+            .values()
+            .chain(self.unowned_contacts.values())
+            .filter(|c| Some(c.id.as_str()) != except)
+            .find(|c| {
+                c.properties
+                    .get("email")
+                    .and_then(Value::as_str)
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
+            .map(|c| c.id.clone())
+    }
+
+    /// A contact by HubSpot id: (its `attio_record_id` key when owned, the object).
+    fn contact_by_id(&mut self, id: &str) -> Option<(Option<String>, &mut StoredObject)> {
+        if self.unowned_contacts.contains_key(id) {
+            return self.unowned_contacts.get_mut(id).map(|c| (None, c));
+        }
+        self.contacts
+            .iter_mut()
+            .find(|(_, c)| c.id == id)
+            .map(|(attio, c)| (Some(attio.clone()), c))
     }
 
     /// The live notes or tasks whose text mentions `attio_id`.
@@ -286,17 +328,38 @@ impl FakeHubSpot {
         }
     }
 
+    /// Puts a contact in the portal as if created by hand before the relay ran; returns its id.
+    pub fn seed_contact(&self, email: &str) -> String {
+        let mut state = self.state.lock().expect("hubspot state");
+        let id = state.new_id();
+        let properties = json!({"email": email, "lifecyclestage": "lead"});
+        state.unowned_contacts.insert(
+            id.clone(),
+            StoredObject {
+                object: "contacts".into(),
+                id: id.clone(),
+                properties: properties.as_object().cloned().unwrap_or_default(),
+                ..StoredObject::default()
+            },
+        );
+        id
+    }
+
     fn apply(&self, state: &mut HubSpotState, request: &Request) -> Outcome {
         let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
         let segments: Vec<&str> = request.url.path().trim_matches('/').split('/').collect();
         match (request.method.as_str(), segments.as_slice()) {
             ("POST", ["crm", "v3", "objects", "contacts", "batch", "upsert"]) => {
-                let mut results = Vec::new();
+                let (mut results, mut errors) = (Vec::new(), Vec::new());
                 for input in body["inputs"].as_array().into_iter().flatten() {
-                    let (Some(attio_id), Some(properties)) =
-                        (input["id"].as_str(), input["properties"].as_object())
-                    else {
-                        return Outcome::Reject("upsert input without id or properties".into());
+                    let (Some(attio_id), Some(properties), Some(trace)) = (
+                        input["id"].as_str(),
+                        input["properties"].as_object(),
+                        input["objectWriteTraceId"].as_str(),
+                    ) else {
+                        return Outcome::Reject(
+                            "upsert input without id, properties or objectWriteTraceId".into(),
+                        );
                     };
                     if input["idProperty"] != "attio_record_id"
                         || properties.get("attio_record_id") != Some(&json!(attio_id))
@@ -305,21 +368,85 @@ impl FakeHubSpot {
                             "upsert not keyed on attio_record_id: {input}"
                         ));
                     }
-                    let id = match state.contacts.get(attio_id) {
-                        Some(existing) => existing.id.clone(),
-                        None => state.new_id(),
-                    };
+                    let current = state.contacts.get(attio_id).map(|c| c.id.clone());
+                    let email = properties.get("email").and_then(Value::as_str);
+                    let holder = email.and_then(|e| state.email_holder(e, current.as_deref()));
+                    if let Some(existing) = holder {
+                        errors.push(json!({"status": "error", "category": "CONFLICT",
+                            "message": format!("Contact already exists. Existing ID: {existing}"),
+                            "context": {"objectWriteTraceId": [trace], "existingId": [existing]}}));
+                        continue;
+                    }
+                    let id = current.unwrap_or_else(|| state.new_id());
                     let contact = state.contacts.entry(attio_id.to_owned()).or_default();
                     contact.object = "contacts".into();
                     contact.id = id.clone();
                     contact.properties.extend(properties.clone());
                     contact.writes += 1;
-                    results.push(json!({"id": id, "properties": {"attio_record_id": attio_id}}));
+                    results.push(json!({"id": id, "objectWriteTraceId": trace}));
                 }
-                Outcome::Answer(
-                    ResponseTemplate::new(200)
-                        .set_body_json(json!({"status": "COMPLETE", "results": results})),
-                )
+                let status = if errors.is_empty() { 200 } else { 207 };
+                Outcome::Answer(ResponseTemplate::new(status).set_body_json(json!({
+                    "status": "COMPLETE", "results": results,
+                    "numErrors": errors.len(), "errors": errors})))
+            }
+            ("GET", ["crm", "v3", "objects", "contacts", id]) => {
+                let wanted: Vec<String> = request
+                    .url
+                    .query_pairs()
+                    .filter(|(k, _)| k == "properties")
+                    .flat_map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+                    .collect();
+                match state.contact_by_id(id) {
+                    Some((_, contact)) => {
+                        let properties: Map<String, Value> = contact
+                            .properties
+                            .iter()
+                            .filter(|(k, _)| wanted.contains(k))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        Outcome::Answer(
+                            ResponseTemplate::new(200)
+                                .set_body_json(json!({"id": id, "properties": properties})),
+                        )
+                    }
+                    None => Outcome::Answer(ResponseTemplate::new(404).set_body_json(
+                        json!({"status": "error", "category": "OBJECT_NOT_FOUND", "message": "Object not found"}),
+                    )),
+                }
+            }
+            ("PATCH", ["crm", "v3", "objects", "contacts", id]) => {
+                let Some(properties) = body["properties"].as_object().cloned() else {
+                    return Outcome::Reject("update without properties".into());
+                };
+                let email = properties.get("email").and_then(Value::as_str);
+                if let Some(existing) = email.and_then(|e| state.email_holder(e, Some(id))) {
+                    return Outcome::Answer(ResponseTemplate::new(409).set_body_json(json!({
+                        "status": "error", "category": "CONFLICT",
+                        "message": format!("Contact already exists. Existing ID: {existing}")})));
+                }
+                let claim = properties.get("attio_record_id").and_then(Value::as_str);
+                let Some((owner, contact)) = state.contact_by_id(id) else {
+                    return Outcome::Answer(ResponseTemplate::new(404).set_body_json(
+                        json!({"status": "error", "category": "OBJECT_NOT_FOUND", "message": "Object not found"}),
+                    ));
+                };
+                contact.properties.extend(properties.clone());
+                contact.writes += 1;
+                // attio_record_id is unique: claiming it files the contact under it.
+                if let Some(claim) = claim.filter(|c| owner.as_deref() != Some(*c)) {
+                    if state.contacts.contains_key(claim) {
+                        return Outcome::Reject(format!("attio_record_id {claim} claimed twice"));
+                    }
+                    let moved = match owner {
+                        Some(old) => state.contacts.remove(&old),
+                        None => state.unowned_contacts.remove(*id),
+                    };
+                    if let Some(moved) = moved {
+                        state.contacts.insert(claim.to_owned(), moved);
+                    }
+                }
+                Outcome::Answer(ResponseTemplate::new(200).set_body_json(json!({"id": id})))
             }
             ("POST", ["crm", "v3", "objects", object @ ("notes" | "tasks")]) => {
                 let expected_type = if *object == "notes" { 202 } else { 204 };

@@ -1,6 +1,8 @@
-//! Forwarding a message to its dead-letter queue, with why.
+//! Forwarding a message to its dead-letter queue, with why; and holding one back (a long
+//! visibility timeout) while the CRM refuses the relay's credentials.
 
 use std::future::Future;
+use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 use relay_events::attribute;
@@ -11,22 +13,40 @@ use crate::RawMessage;
 pub enum DeadLetterError {
     #[error("sending to the dead-letter queue failed: {0}")]
     Send(Box<dyn std::error::Error + Send + Sync>),
+    #[error("holding the message failed: {0}")]
+    Hold(String),
 }
 
-/// Where permanently failing messages go.
+/// Where messages go that leave the normal retry cycle: permanently failing ones to the DLQ,
+/// and ones held back while the CRM refuses the credentials.
 pub trait DeadLetters: Send + Sync {
     fn forward(
         &self,
         message: &RawMessage,
         reason: &str,
     ) -> impl Future<Output = Result<(), DeadLetterError>> + Send;
+
+    /// Keeps `message` invisible for `duration` (it is also reported as a batch failure, so
+    /// it is not deleted). Queues that cannot do this say so; the message then comes back
+    /// after the queue's own visibility timeout, like any retry.
+    fn hold(
+        &self,
+        message: &RawMessage,
+        duration: Duration,
+    ) -> impl Future<Output = Result<(), DeadLetterError>> + Send {
+        let _ = (message, duration);
+        std::future::ready(Err(DeadLetterError::Hold(
+            "this queue cannot hold messages".into(),
+        )))
+    }
 }
 
-/// The family's SQS dead-letter queue.
+/// The family's SQS dead-letter queue (and, for holds, its source queue).
 #[derive(Debug, Clone)]
 pub struct SqsDeadLetters {
     client: aws_sdk_sqs::Client,
     dlq_url: String,
+    source_queue_url: Option<String>,
 }
 
 impl SqsDeadLetters {
@@ -34,7 +54,14 @@ impl SqsDeadLetters {
         Self {
             client,
             dlq_url: dlq_url.into(),
+            source_queue_url: None,
         }
+    }
+
+    /// The queue the messages are received from: `ChangeMessageVisibility` needs its URL.
+    pub fn with_source_queue(mut self, url: impl Into<String>) -> Self {
+        self.source_queue_url = Some(url.into());
+        self
     }
 }
 
@@ -68,6 +95,24 @@ impl DeadLetters for SqsDeadLetters {
             .send()
             .await
             .map_err(|e| DeadLetterError::Send(e.into_service_error().into()))?;
+        Ok(())
+    }
+
+    async fn hold(&self, message: &RawMessage, duration: Duration) -> Result<(), DeadLetterError> {
+        let (Some(queue), Some(receipt)) = (&self.source_queue_url, &message.receipt_handle) else {
+            return Err(DeadLetterError::Hold(
+                "no SOURCE_QUEUE_URL or receipt handle to change the visibility with".into(),
+            ));
+        };
+        let secs = i32::try_from(duration.as_secs()).unwrap_or(i32::MAX);
+        self.client
+            .change_message_visibility()
+            .queue_url(queue)
+            .receipt_handle(receipt)
+            .visibility_timeout(secs)
+            .send()
+            .await
+            .map_err(|e| DeadLetterError::Hold(e.into_service_error().to_string()))?;
         Ok(())
     }
 }

@@ -74,7 +74,14 @@ where
         settings.field_mapping,
     ));
     let handler = Arc::new(make(ctx));
-    let dead_letters = Arc::new(SqsDeadLetters::new(aws_sdk_sqs::Client::new(&aws), dlq));
+    let mut dead_letters = SqsDeadLetters::new(aws_sdk_sqs::Client::new(&aws), dlq);
+    match &settings.source_queue_url {
+        Some(url) => dead_letters = dead_letters.with_source_queue(url),
+        None => tracing::warn!(
+            "SOURCE_QUEUE_URL is not set: messages the CRM refuses the token for are retried after the visibility timeout instead of held"
+        ),
+    }
+    let dead_letters = Arc::new(dead_letters);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let (handler, dead_letters) = (Arc::clone(&handler), Arc::clone(&dead_letters));
         async move {

@@ -7,8 +7,16 @@
 //! deleted from the source queue. [`Disposition::Retry`] messages are reported in `batchItemFailures`, so only they are
 //! redelivered; SQS moves them to the DLQ after `maxReceiveCount`. If forwarding a dead letter
 //! fails, the message is retried instead: nothing is dropped.
+//!
+//! [`Disposition::Hold`] (HubSpot refused the token or a scope: 401/403) is a retry with a long,
+//! growing wait: the message is made invisible for [`hold_for`] its receive count (15 min,
+//! doubling, at most just under SQS's 12 h limit) and reported in `batchItemFailures`, and a
+//! `crm_auth_failure` log line feeds the template's alarm. So a bad token neither dead-letters
+//! every message at once nor burns the receives in minutes; once the operator fixes it, held
+//! messages sync on their next receive. If the wait cannot be set, it is a plain retry.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use relay_events::QueuedEvent;
@@ -22,12 +30,31 @@ pub use dead_letters::{DeadLetterError, DeadLetters, SqsDeadLetters};
 pub use settings::{ConsumerSettings, SettingsError, TokenSource};
 
 /// A raw message as received, kept for forwarding to the DLQ unchanged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawMessage {
     pub message_id: String,
     pub body: String,
     pub attributes: BTreeMap<String, String>,
     pub receive_count: u32,
+    /// What SQS needs to change this receipt's visibility (a [`Disposition::Hold`]).
+    pub receipt_handle: Option<String>,
+}
+
+/// The first hold of a message whose CRM refused the token: long enough for an operator to
+/// react to the alarm, short enough that a quick fix shows quickly.
+pub const FIRST_HOLD: Duration = Duration::from_secs(15 * 60);
+
+/// The longest hold: SQS refuses a visibility timeout beyond 12 hours counted from the receive
+/// (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html);
+/// ten minutes less leaves room for the time the function already ran.
+pub const MAX_HOLD: Duration = Duration::from_secs(12 * 3600 - 600);
+
+/// How long a held message stays invisible on its `receive_count`-th receive: 15 min, 30 min,
+/// 1 h, 2 h, ... capped at [`MAX_HOLD`]. With the template's 5 receives a message waits about
+/// 7¾ hours for the token to be fixed before it reaches the DLQ, from where it can be replayed.
+pub fn hold_for(receive_count: u32) -> Duration {
+    let doublings = receive_count.saturating_sub(1).min(16);
+    FIRST_HOLD.saturating_mul(1 << doublings).min(MAX_HOLD)
 }
 
 impl RawMessage {
@@ -35,6 +62,7 @@ impl RawMessage {
         Self {
             message_id: message.message_id.clone().unwrap_or_default(),
             body: message.body.clone().unwrap_or_default(),
+            receipt_handle: message.receipt_handle.clone(),
             attributes: message
                 .message_attributes
                 .iter()
@@ -97,6 +125,22 @@ pub async fn settle(
                 tracing::warn!(message_id = %message.message_id, receive_count = message.receive_count, reason, "message will be retried");
                 retry.push(message.message_id.clone());
             }
+            Disposition::Hold { reason } => {
+                let hold = hold_for(message.receive_count);
+                // The metric filter in infra/template.yaml counts these lines: keep `event`.
+                tracing::error!(
+                    event = "crm_auth_failure",
+                    message_id = %message.message_id,
+                    receive_count = message.receive_count,
+                    hold_secs = hold.as_secs(),
+                    reason,
+                    "CRM refused the credentials; holding the message"
+                );
+                if let Err(err) = dead_letters.hold(message, hold).await {
+                    tracing::warn!(message_id = %message.message_id, error = %err, "could not hold the message; it returns after the queue's visibility timeout");
+                }
+                retry.push(message.message_id.clone());
+            }
             Disposition::DeadLetter { reason } => {
                 tracing::error!(message_id = %message.message_id, reason, "message sent to the dead-letter queue");
                 if let Err(err) = dead_letters.forward(message, &reason).await {
@@ -153,6 +197,7 @@ mod tests {
                     "ok" => Disposition::Done,
                     "flaky" => Disposition::retry("Attio 503"),
                     "poison" => Disposition::dead_letter("HubSpot refused: VALIDATION_ERROR"),
+                    "locked-out" => Disposition::hold("HubSpot: HTTP 401 INVALID_AUTHENTICATION"),
                     _ => continue,
                 };
                 outcomes.push(MessageOutcome {
@@ -168,11 +213,12 @@ mod tests {
         }
     }
 
-    /// Records what it forwards; refuses everything when `broken`.
+    /// Records what it forwards and holds; refuses everything when `broken`.
     #[derive(Default)]
     struct Dlq {
         broken: bool,
         sent: Mutex<Vec<(String, String)>>,
+        held: Mutex<Vec<(String, Duration)>>,
     }
 
     impl DeadLetters for Dlq {
@@ -182,6 +228,28 @@ mod tests {
             }
             let sent = (message.message_id.clone(), reason.to_owned());
             self.sent.lock().expect("lock").push(sent);
+            Ok(())
+        }
+
+        async fn hold(
+            &self,
+            message: &RawMessage,
+            duration: Duration,
+        ) -> Result<(), DeadLetterError> {
+            if self.broken {
+                return Err(DeadLetterError::Hold("SQS unreachable".into()));
+            }
+            let held = (message.message_id.clone(), duration);
+            self.held.lock().expect("lock").push(held);
+            Ok(())
+        }
+    }
+
+    /// A queue that cannot hold: the trait's default.
+    struct PlainDlq;
+
+    impl DeadLetters for PlainDlq {
+        async fn forward(&self, _: &RawMessage, _: &str) -> Result<(), DeadLetterError> {
             Ok(())
         }
     }
@@ -201,7 +269,63 @@ mod tests {
             body,
             attributes: BTreeMap::new(),
             receive_count: 1,
+            receipt_handle: Some(format!("receipt-{id}")),
         }
+    }
+
+    #[test]
+    fn holds_start_at_15_minutes_double_per_receive_and_stay_under_sqs_12_hours() {
+        let minutes = |n: u32| hold_for(n).as_secs() / 60;
+        assert_eq!([1, 2, 3, 4, 5, 6].map(minutes), [15, 30, 60, 120, 240, 480]);
+        assert_eq!(hold_for(7), MAX_HOLD);
+        assert_eq!(hold_for(u32::MAX), MAX_HOLD);
+        assert_eq!(hold_for(0), FIRST_HOLD);
+        assert!(MAX_HOLD < Duration::from_secs(43_200));
+    }
+
+    #[tokio::test]
+    async fn held_messages_are_hidden_for_their_hold_and_reported_as_failures_not_dead_lettered() {
+        let dlq = Dlq::default();
+        let mut third = raw("h3", body("locked-out"));
+        third.receive_count = 3;
+        let messages = vec![raw("h1", body("locked-out")), third, raw("ok", body("ok"))];
+
+        let retry = settle(messages, &ByTaskId::default(), &dlq).await;
+
+        assert_eq!(retry, ["h1", "h3"]);
+        assert!(
+            dlq.sent.into_inner().expect("lock").is_empty(),
+            "nothing dead-lettered"
+        );
+        assert_eq!(
+            dlq.held.into_inner().expect("lock"),
+            [
+                ("h1".to_owned(), Duration::from_secs(15 * 60)),
+                ("h3".to_owned(), Duration::from_secs(60 * 60))
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hold_that_cannot_be_set_is_still_a_retry() {
+        let broken = Dlq {
+            broken: true,
+            ..Dlq::default()
+        };
+        let retry = settle(
+            vec![raw("h", body("locked-out"))],
+            &ByTaskId::default(),
+            &broken,
+        )
+        .await;
+        assert_eq!(retry, ["h"]);
+        let retry = settle(
+            vec![raw("h", body("locked-out"))],
+            &ByTaskId::default(),
+            &PlainDlq,
+        )
+        .await;
+        assert_eq!(retry, ["h"]);
     }
 
     #[tokio::test]
@@ -279,6 +403,7 @@ mod tests {
         let mut message = SqsMessage::default();
         message.message_id = Some(id.to_owned());
         message.body = Some(body);
+        message.receipt_handle = Some(format!("receipt-{id}"));
         message.attributes = HashMap::from([("ApproximateReceiveCount".into(), "3".into())]);
         message
     }
@@ -304,5 +429,6 @@ mod tests {
         assert_eq!(dlq.sent.into_inner().expect("lock").len(), 1);
         let message = RawMessage::from_sqs(&sqs_message("a", body("ok")));
         assert_eq!(message.receive_count, 3);
+        assert_eq!(message.receipt_handle.as_deref(), Some("receipt-a"));
     }
 }

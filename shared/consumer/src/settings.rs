@@ -29,6 +29,8 @@ pub struct ConsumerSettings {
     pub field_mapping: FieldMapping,
     pub mappings_table: Option<String>,
     pub dead_letter_queue_url: Option<String>,
+    /// The queue this consumer receives from; needed to hold messages (401/403 from the CRM).
+    pub source_queue_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,6 +82,7 @@ impl ConsumerSettings {
             field_mapping,
             mappings_table: get("MAPPINGS_TABLE"),
             dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL"),
+            source_queue_url: get("SOURCE_QUEUE_URL"),
         })
     }
 }

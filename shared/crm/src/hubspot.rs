@@ -3,8 +3,23 @@
 //! Rate limits: HubSpot allows 100–190 requests per 10 s per portal. A limiter shared by every
 //! clone of the sink keeps this container under `requests_per_10s`; a 429 is waited out
 //! (`Retry-After`, else one window of the named policy) while the call's wait budget lasts,
-//! and a `DAILY` limit is returned at once so the message goes back to SQS. 5xx and network
-//! errors are retried with backoff; other 4xx are not.
+//! and a `DAILY` limit is returned at once so the message goes back to SQS. 5xx, network
+//! errors and 423 (a lock HubSpot holds for about 2 s) are retried with backoff; other 4xx are
+//! not, and classify themselves by status and `category` ([`crate::classify`]).
+//!
+//! Batch upserts send each input with an `objectWriteTraceId` (its position in the batch) and
+//! read every result and error back by it, so one refused input fails only its own record
+//! (https://developers.hubspot.com/docs/api-reference/error-handling, "Multi-status errors":
+//! errors carry `context.objectWriteTraceId: ["<id>"]`). A whole-call refusal of a batch of
+//! several inputs, or errors without a trace id, are isolated by sending the unsettled inputs
+//! one by one, so one bad input never fails its neighbours.
+//!
+//! Contacts are unique by email: creating (or upserting on `attio_record_id`) a contact whose
+//! email another contact holds answers `CONFLICT` "Contact already exists. Existing ID: N",
+//! with `context.existingId`. That input is reported with [`ItemFailure::existing`] set, and the
+//! sync crate adopts the existing contact instead of creating a second one. Companies have no
+//! unique domain in HubSpot and never conflict; the adapter never searches (search is
+//! eventually consistent and limited to a few requests per second).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,8 +32,8 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::{
-    Association, CrmError, CrmId, CrmObject, CrmSink, ItemFailure, Properties, RecordUpsert,
-    UpsertReport,
+    Association, CrmError, CrmId, CrmObject, CrmSink, ErrorClass, ItemFailure, Properties,
+    RecordUpsert, UpsertReport, classify,
 };
 
 /// The unique HubSpot property holding the Attio record id; upserts are keyed on it.
@@ -31,6 +46,8 @@ pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
 /// HubSpot accepts at most 100 inputs per batch call.
 const BATCH_LIMIT: usize = 100;
 const WINDOW: Duration = Duration::from_secs(10);
+/// "Locks will last for 2 seconds" (423; https://developers.hubspot.com/docs/api-reference/error-handling).
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// HubSpot connection settings.
 #[derive(Clone)]
@@ -124,6 +141,73 @@ struct ErrorBody {
     policy_name: Option<String>,
 }
 
+/// A refusal read from an error object: HubSpot's whole-call error body and each entry of a
+/// batch's `errors` have the same shape (`status`, `category`, `message`, `context`).
+fn refusal(status: u16, error: &Value) -> (Option<String>, String, ErrorClass, Option<CrmId>) {
+    let category = error["category"].as_str().map(str::to_owned);
+    let mut message = error["message"].as_str().unwrap_or("").to_owned();
+    if message.is_empty() {
+        message = format!("HTTP {status}");
+    }
+    let class = if status == 207 || status < 300 {
+        // A per-input error of a multi-status answer: its category says what it is.
+        match category.as_deref() {
+            Some(c) => classify(400, Some(c)),
+            None => ErrorClass::Transient,
+        }
+    } else {
+        classify(status, category.as_deref())
+    };
+    let existing = (category.as_deref() == Some("CONFLICT"))
+        .then(|| existing_id(error))
+        .flatten();
+    (category, message, class, existing)
+}
+
+/// The id of the object holding a unique value, from a `CONFLICT` error: `context.existingId`
+/// when present, else the documented message "Contact already exists. Existing ID: N".
+fn existing_id(error: &Value) -> Option<CrmId> {
+    let from_context = error["context"]["existingId"]
+        .as_array()
+        .and_then(|ids| ids.first())
+        .and_then(|id| {
+            id.as_str()
+                .map(str::to_owned)
+                .or_else(|| id.as_u64().map(|n| n.to_string()))
+        });
+    from_context
+        .or_else(|| {
+            let message = error["message"].as_str()?;
+            let (_, tail) = message.split_once("Existing ID:")?;
+            let digits: String = tail
+                .trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            (!digits.is_empty()).then_some(digits)
+        })
+        .map(CrmId)
+}
+
+/// The input positions an error or result names in `objectWriteTraceId` (an array on errors'
+/// `context`, a string on results).
+fn trace_indices(value: &Value, inputs: usize) -> Vec<usize> {
+    let traces: Vec<&Value> = match (
+        &value["objectWriteTraceId"],
+        &value["context"]["objectWriteTraceId"],
+    ) {
+        (Value::String(_), _) => vec![&value["objectWriteTraceId"]],
+        (_, Value::Array(items)) => items.iter().collect(),
+        (_, Value::String(_)) => vec![&value["context"]["objectWriteTraceId"]],
+        _ => Vec::new(),
+    };
+    traces
+        .into_iter()
+        .filter_map(|t| t.as_str()?.parse::<usize>().ok())
+        .filter(|i| *i < inputs)
+        .collect()
+}
+
 impl HubSpotSink {
     pub fn new(config: HubSpotConfig) -> Result<Self, CrmError> {
         let http = reqwest::Client::builder()
@@ -143,6 +227,28 @@ impl HubSpotSink {
     /// Sends one request with rate limiting and retries; returns the status and JSON body
     /// (`Value::Null` when empty). 404 is returned to the caller, other 4xx become errors.
     async fn call(
+        &self,
+        operation: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), CrmError> {
+        let (status, json) = self.call_raw(operation, method, path, body).await?;
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            return Ok((status, json));
+        }
+        let error: ErrorBody = serde_json::from_value(json).unwrap_or_default();
+        Err(CrmError::Rejected {
+            operation: operation.to_owned(),
+            status: status.as_u16(),
+            category: error.category,
+            message: error.message,
+        })
+    }
+
+    /// [`Self::call`] that hands every final answer back, 4xx included (a batch upsert reads
+    /// the refusal's `context` to find the input and the existing object).
+    async fn call_raw(
         &self,
         operation: &str,
         method: Method,
@@ -184,7 +290,9 @@ impl HubSpotSink {
                     } else {
                         serde_json::from_str(&text).unwrap_or(Value::String(text))
                     };
-                    if status.is_success() || status == StatusCode::NOT_FOUND {
+                    let locked = status == StatusCode::LOCKED;
+                    let transient = classify(status.as_u16(), None) == ErrorClass::Transient;
+                    if status.is_success() || (status.is_client_error() && !transient) {
                         return Ok((status, json));
                     }
                     let error: ErrorBody = serde_json::from_value(json.clone()).unwrap_or_default();
@@ -202,18 +310,13 @@ impl HubSpotSink {
                             return Err(limited);
                         }
                         (Some(wait), limited)
-                    } else if status.is_server_error() {
+                    } else {
+                        // 5xx, 408, 423 (HubSpot's locks last 2 s), 477 (with Retry-After).
+                        let floor = if locked { LOCK_WAIT } else { backoff };
                         (
-                            Some(backoff),
+                            Some(retry_after.unwrap_or(floor).max(floor)),
                             unavailable(format!("HTTP {status}: {}", error.message)),
                         )
-                    } else {
-                        return Err(CrmError::Rejected {
-                            operation: operation.to_owned(),
-                            status: status.as_u16(),
-                            category: error.category,
-                            message: error.message,
-                        });
                     }
                 }
             };
@@ -231,6 +334,9 @@ impl HubSpotSink {
         }
     }
 
+    /// Upserts one batch (at most [`BATCH_LIMIT`] inputs) and records every input's outcome in
+    /// `report`. Only failures of the whole call that no input can escape (rate limit, 5xx,
+    /// bad token) are returned as errors.
     async fn upsert_batch(
         &self,
         object: CrmObject,
@@ -239,62 +345,139 @@ impl HubSpotSink {
     ) -> Result<(), CrmError> {
         let inputs: Vec<Value> = batch
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(trace, r)| {
                 let mut properties = r.properties.clone();
                 properties.insert(ID_PROPERTY.into(), r.attio_record_id.clone());
-                json!({"id": r.attio_record_id, "idProperty": ID_PROPERTY, "properties": properties})
+                json!({
+                    "id": r.attio_record_id,
+                    "idProperty": ID_PROPERTY,
+                    "objectWriteTraceId": trace.to_string(),
+                    "properties": properties
+                })
             })
             .collect();
         let operation = format!("{object} batch upsert");
-        let (_, body) = self
-            .call(
+        let (status, body) = self
+            .call_raw(
                 &operation,
                 Method::POST,
                 &format!("/crm/v3/objects/{object}/batch/upsert"),
                 Some(&json!({"inputs": inputs})),
             )
             .await?;
+        if !status.is_success() {
+            let (category, message, class, existing) = refusal(status.as_u16(), &body);
+            if class != ErrorClass::Permanent {
+                return Err(CrmError::Rejected {
+                    operation,
+                    status: status.as_u16(),
+                    category,
+                    message,
+                });
+            }
+            if let [only] = batch {
+                report.failures.push(ItemFailure {
+                    attio_record_id: only.attio_record_id.clone(),
+                    category,
+                    message,
+                    class,
+                    existing,
+                });
+                return Ok(());
+            }
+            // Which input was refused is not said: send each alone so only it fails.
+            tracing::info!(%object, inputs = batch.len(), category = ?category, "batch refused as a whole; isolating its inputs");
+            return self.upsert_singly(object, batch, report).await;
+        }
+
+        let mut settled = vec![false; batch.len()];
         for result in body["results"].as_array().into_iter().flatten() {
-            let (Some(id), Some(attio)) = (
-                result["id"].as_str(),
-                result["properties"][ID_PROPERTY].as_str(),
-            ) else {
+            let Some(id) = result["id"].as_str() else {
                 continue;
             };
-            report.ids.insert(attio.to_owned(), CrmId(id.to_owned()));
-        }
-        let errors: Vec<(String, bool)> = body["errors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| {
-                let category = e["category"].as_str().unwrap_or("");
-                let permanent = matches!(
-                    category,
-                    "VALIDATION_ERROR"
-                        | "INVALID_PARAMS"
-                        | "OBJECT_NOT_FOUND"
-                        | "PROPERTY_DOESNT_EXIST"
+            let mut at = trace_indices(result, batch.len());
+            if at.is_empty() {
+                // No trace id echoed: fall back to the unique id property HubSpot returns.
+                let echoed = result["properties"][ID_PROPERTY].as_str();
+                at.extend(
+                    batch
+                        .iter()
+                        .position(|r| Some(r.attio_record_id.as_str()) == echoed),
                 );
-                (
-                    format!("{category}: {}", e["message"].as_str().unwrap_or("")),
-                    permanent,
-                )
-            })
-            .collect();
-        for record in batch {
-            if report.ids.contains_key(&record.attio_record_id) {
+            }
+            for i in at {
+                report
+                    .ids
+                    .insert(batch[i].attio_record_id.clone(), CrmId(id.to_owned()));
+                settled[i] = true;
+            }
+        }
+        let mut untraced = Vec::new();
+        for error in body["errors"].as_array().into_iter().flatten() {
+            let (category, message, class, existing) = refusal(status.as_u16(), error);
+            let at = trace_indices(error, batch.len());
+            if at.is_empty() {
+                untraced.push((category, message, class, existing));
                 continue;
             }
-            let (message, permanent) = errors
-                .first()
-                .cloned()
-                .unwrap_or_else(|| ("HubSpot returned no result for this input".into(), false));
-            report.failures.push(ItemFailure {
-                attio_record_id: record.attio_record_id.clone(),
-                message,
-                permanent,
-            });
+            for i in at {
+                report.failures.push(ItemFailure {
+                    attio_record_id: batch[i].attio_record_id.clone(),
+                    category: category.clone(),
+                    message: message.clone(),
+                    class,
+                    existing: existing.clone(),
+                });
+                settled[i] = true;
+            }
+        }
+        let unsettled: Vec<RecordUpsert> = batch
+            .iter()
+            .zip(&settled)
+            .filter(|(_, done)| !**done)
+            .map(|(r, _)| r.clone())
+            .collect();
+        match (unsettled.as_slice(), untraced.len()) {
+            ([], _) => {}
+            ([only], 1) => {
+                let (category, message, class, existing) = untraced.remove(0);
+                report.failures.push(ItemFailure {
+                    attio_record_id: only.attio_record_id.clone(),
+                    category,
+                    message,
+                    class,
+                    existing,
+                });
+            }
+            (several, n) if n > 0 && batch.len() > 1 => {
+                self.upsert_singly(object, several, report).await?;
+            }
+            (rest, _) => {
+                for r in rest {
+                    report.failures.push(ItemFailure {
+                        attio_record_id: r.attio_record_id.clone(),
+                        category: None,
+                        message: "HubSpot returned no result for this input".into(),
+                        class: ErrorClass::Transient,
+                        existing: None,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Upserts each input in its own call: how a refusal that names no input is pinned on the
+    /// input that caused it.
+    async fn upsert_singly(
+        &self,
+        object: CrmObject,
+        inputs: &[RecordUpsert],
+        report: &mut UpsertReport,
+    ) -> Result<(), CrmError> {
+        for input in inputs {
+            Box::pin(self.upsert_batch(object, std::slice::from_ref(input), report)).await?;
         }
         Ok(())
     }
@@ -439,6 +622,34 @@ impl CrmSink for HubSpotSink {
             return Err(CrmError::NotFound { operation });
         }
         Ok(())
+    }
+
+    async fn read(
+        &self,
+        object: CrmObject,
+        id: &CrmId,
+        properties: &[&str],
+    ) -> Result<Option<Properties>, CrmError> {
+        let (status, body) = self
+            .call(
+                &format!("read {object}"),
+                Method::GET,
+                &format!(
+                    "/crm/v3/objects/{object}/{id}?properties={}",
+                    properties.join(",")
+                ),
+                None,
+            )
+            .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let values = body["properties"].as_object().into_iter().flatten();
+        Ok(Some(
+            values
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect(),
+        ))
     }
 
     async fn archive(&self, object: CrmObject, id: &CrmId) -> Result<(), CrmError> {

@@ -9,6 +9,9 @@
 //! * [`MemoryCrm`] — records every call in memory and fails the ones it is told to: for tests
 //!   of the sync handlers without a server.
 //!
+//! Errors classify themselves ([`ErrorClass`]): transient, permanent, or an authentication
+//! failure that no retry fixes until an operator replaces the token or adds a scope.
+//!
 //! The port speaks in CRM terms (object types, property maps, ids); mapping Attio records to
 //! properties happens in the sync crate.
 
@@ -96,13 +99,39 @@ pub struct Association {
     pub id: CrmId,
 }
 
+/// What retrying a failed call or input can achieve; the sync crate turns it into the
+/// message's disposition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Rate limits, 5xx, timeouts, locks: the same request may succeed later.
+    Transient,
+    /// The CRM refused the data itself (validation, unknown property, conflict that cannot be
+    /// resolved): the same request fails again until an operator changes something.
+    Permanent,
+    /// 401/403: the token is wrong, expired or lacks a scope. Every call fails the same way
+    /// until an operator fixes the credentials, so retrying quickly only burns receives, and
+    /// dead-lettering at once would flood the DLQ with messages that are fine.
+    Auth,
+}
+
 /// One input of a batch the CRM refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemFailure {
     pub attio_record_id: String,
+    /// The CRM's error category (HubSpot: `VALIDATION_ERROR`, `CONFLICT`, ...), when given.
+    pub category: Option<String>,
     pub message: String,
+    pub class: ErrorClass,
+    /// For a uniqueness conflict (a contact with this email exists): the object that holds
+    /// the value, so the caller can adopt it instead of creating a second one.
+    pub existing: Option<CrmId>,
+}
+
+impl ItemFailure {
     /// True when retrying the same input cannot succeed (validation, unknown property).
-    pub permanent: bool,
+    pub fn is_permanent(&self) -> bool {
+        self.class == ErrorClass::Permanent
+    }
 }
 
 /// What a batch upsert did: the CRM id of every accepted input, and the refused ones.
@@ -121,7 +150,10 @@ pub enum CrmError {
         retry_after_secs: u64,
     },
     /// The CRM refused the request itself (bad token, bad property, bad association).
-    #[error("CRM refused {operation}: HTTP {status}: {message}")]
+    #[error(
+        "CRM refused {operation}: HTTP {status}{}: {message}",
+        category_suffix(category)
+    )]
     Rejected {
         operation: String,
         status: u16,
@@ -138,14 +170,55 @@ pub enum CrmError {
     Outbox(#[from] std::io::Error),
 }
 
+fn category_suffix(category: &Option<String>) -> String {
+    category
+        .as_deref()
+        .map(|c| format!(" {c}"))
+        .unwrap_or_default()
+}
+
+/// Classifies a refusal by HTTP status and HubSpot `category`
+/// (https://developers.hubspot.com/docs/api-reference/error-handling): 401/403 and the
+/// authentication categories are [`ErrorClass::Auth`]; 408, 423 (a lock that lasts about 2 s),
+/// 429, 477 (portal migration in progress) and 5xx are transient; every other 4xx —
+/// `VALIDATION_ERROR`, `CONFLICT`, `OBJECT_NOT_FOUND`, `INVALID_PARAMS`, ... — is permanent.
+pub fn classify(status: u16, category: Option<&str>) -> ErrorClass {
+    const AUTH_CATEGORIES: [&str; 4] = [
+        "INVALID_AUTHENTICATION",
+        "EXPIRED_AUTHENTICATION",
+        "MISSING_SCOPES",
+        "REVOKED_AUTHENTICATION",
+    ];
+    const TRANSIENT_CATEGORIES: [&str; 2] = ["RATE_LIMITS", "LOCKED"];
+    if matches!(status, 401 | 403) || category.is_some_and(|c| AUTH_CATEGORIES.contains(&c)) {
+        ErrorClass::Auth
+    } else if matches!(status, 408 | 423 | 429 | 477)
+        || status >= 500
+        || category.is_some_and(|c| TRANSIENT_CATEGORIES.contains(&c))
+    {
+        ErrorClass::Transient
+    } else {
+        ErrorClass::Permanent
+    }
+}
+
 impl CrmError {
+    /// Whether retrying can help, and how long the wait should be.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Rejected {
+                status, category, ..
+            } => classify(*status, category.as_deref()),
+            Self::NotFound { .. } => ErrorClass::Permanent,
+            Self::RateLimited { .. } | Self::Unavailable { .. } | Self::Outbox(_) => {
+                ErrorClass::Transient
+            }
+        }
+    }
+
     /// True when retrying the same request cannot succeed.
     pub fn is_permanent(&self) -> bool {
-        match self {
-            Self::Rejected { status, .. } => !matches!(status, 401 | 403 | 408 | 409 | 423),
-            Self::NotFound { .. } => true,
-            Self::RateLimited { .. } | Self::Unavailable { .. } | Self::Outbox(_) => false,
-        }
+        self.class() == ErrorClass::Permanent
     }
 }
 
@@ -173,6 +246,15 @@ pub trait CrmSink: Send + Sync {
         id: &CrmId,
         properties: &Properties,
     ) -> impl Future<Output = Result<(), CrmError>> + Send;
+
+    /// Reads the named properties of one object; `None` when it does not exist. Adoption
+    /// reads an existing contact's `attio_record_id` before claiming it.
+    fn read(
+        &self,
+        object: CrmObject,
+        id: &CrmId,
+        properties: &[&str],
+    ) -> impl Future<Output = Result<Option<Properties>, CrmError>> + Send;
 
     /// Archives (soft-deletes) an object; archiving a missing object succeeds.
     fn archive(

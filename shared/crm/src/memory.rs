@@ -1,13 +1,19 @@
 //! A [`CrmSink`] in memory for tests of the sync handlers: logs every operation it makes as the
 //! [`OutboxEntry`] the outbox would write, hands out ids, and can be told to fail a call with a
 //! given [`CrmError`] or to refuse one input of a batch upsert as HubSpot's 207 does.
+//!
+//! It keeps the objects it holds, so it behaves like a portal where it matters for the sync:
+//! `attio_record_id` is unique (an upsert on it updates), and contact emails are unique — an
+//! upsert or update that would give a second contact an existing email is refused with
+//! HubSpot's `CONFLICT` "Contact already exists. Existing ID: N". [`MemoryCrm::seed`] fills
+//! the portal beforehand (contacts that existed before the first sync).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::{
-    Association, CrmError, CrmId, CrmObject, CrmSink, ItemFailure, OutboxEntry, Properties,
-    RecordUpsert, UpsertReport,
+    Association, CrmError, CrmId, CrmObject, CrmSink, ErrorClass, ID_PROPERTY, ItemFailure,
+    OutboxEntry, Properties, RecordUpsert, UpsertReport,
 };
 
 /// The kinds of call, to choose which one fails.
@@ -15,6 +21,7 @@ use crate::{
 pub enum CrmOp {
     Upsert,
     Create,
+    Read,
     Update,
     Archive,
     Merge,
@@ -30,17 +37,65 @@ struct State {
     /// Operations made, in order; a call told to fail made none.
     done: Vec<OutboxEntry>,
     last_id: u64,
-    /// Upserted records keep their id, as `attio_record_id` is HubSpot's unique key.
-    record_ids: HashMap<(CrmObject, String), CrmId>,
+    /// Every object the portal holds, with its properties.
+    objects: BTreeMap<(CrmObject, CrmId), Properties>,
     failures: HashMap<CrmOp, VecDeque<CrmError>>,
-    /// Inputs refused in every upsert, by Attio record id: (message, permanent).
-    refused: HashMap<String, (String, bool)>,
+    /// Inputs refused in every upsert, by Attio record id: (message, class).
+    refused: HashMap<String, (String, ErrorClass)>,
+}
+
+/// HubSpot's answer to a second contact with an existing email.
+fn email_conflict(existing: &CrmId) -> String {
+    format!("Contact already exists. Existing ID: {existing}")
 }
 
 impl State {
     fn new_id(&mut self) -> CrmId {
         self.last_id += 1;
         CrmId(self.last_id.to_string())
+    }
+
+    /// The object of type `object` whose `property` is `value` (emails compare without case),
+    /// other than `except`.
+    fn holder(
+        &self,
+        object: CrmObject,
+        property: &str,
+        value: &str,
+        except: Option<&CrmId>,
+    ) -> Option<CrmId> {
+        self.objects
+            .iter()
+            .find(|((o, id), props)| {
+                *o == object
+                    && Some(id) != except
+                    && props
+                        .get(property)
+                        .is_some_and(|v| v.eq_ignore_ascii_case(value))
+            })
+            .map(|((_, id), _)| id.clone())
+    }
+
+    /// The object that already holds a unique value `properties` would write onto `id`.
+    fn unique_clash(
+        &self,
+        object: CrmObject,
+        id: Option<&CrmId>,
+        properties: &Properties,
+    ) -> Option<(CrmId, String)> {
+        if let Some(value) = properties.get(ID_PROPERTY).filter(|v| !v.is_empty())
+            && let Some(other) = self.holder(object, ID_PROPERTY, value, id)
+        {
+            let message = format!("{ID_PROPERTY} {value} is already used by object {other}");
+            return Some((other, message));
+        }
+        let email = properties.get("email").filter(|v| !v.is_empty());
+        match (object, email) {
+            (CrmObject::Contacts, Some(email)) => self
+                .holder(object, "email", email, id)
+                .map(|other| (other.clone(), email_conflict(&other))),
+            _ => None,
+        }
     }
 }
 
@@ -64,9 +119,33 @@ impl MemoryCrm {
 
     /// Every upsert refuses the input for `attio_record_id`, as a per-item failure.
     pub fn refuse(&self, attio_record_id: &str, message: &str, permanent: bool) {
+        let class = if permanent {
+            ErrorClass::Permanent
+        } else {
+            ErrorClass::Transient
+        };
         self.state()
             .refused
-            .insert(attio_record_id.to_owned(), (message.to_owned(), permanent));
+            .insert(attio_record_id.to_owned(), (message.to_owned(), class));
+    }
+
+    /// Puts an object in the portal without logging an operation: data that was there before
+    /// the relay (a contact created by hand, an import). Returns its id.
+    pub fn seed(&self, object: CrmObject, properties: Properties) -> CrmId {
+        let mut state = self.state();
+        let id = state.new_id();
+        state.objects.insert((object, id.clone()), properties);
+        id
+    }
+
+    /// Every object of type `object` the portal holds, by id.
+    pub fn objects(&self, object: CrmObject) -> BTreeMap<CrmId, Properties> {
+        self.state()
+            .objects
+            .iter()
+            .filter(|((o, _), _)| *o == object)
+            .map(|((_, id), props)| (id.clone(), props.clone()))
+            .collect()
     }
 
     /// Every operation made so far, in order (calls told to fail made none).
@@ -98,23 +177,35 @@ impl CrmSink for MemoryCrm {
         let mut report = UpsertReport::default();
         for record in records {
             let attio_id = &record.attio_record_id;
-            if let Some((message, permanent)) = state.refused.get(attio_id) {
+            if let Some((message, class)) = state.refused.get(attio_id) {
                 report.failures.push(ItemFailure {
                     attio_record_id: attio_id.clone(),
+                    category: None,
                     message: message.clone(),
-                    permanent: *permanent,
+                    class: *class,
+                    existing: None,
                 });
                 continue;
             }
-            let key = (object, attio_id.clone());
-            let id = match state.record_ids.get(&key) {
-                Some(id) => id.clone(),
-                None => {
-                    let id = state.new_id();
-                    state.record_ids.insert(key, id.clone());
-                    id
-                }
-            };
+            let mut properties = record.properties.clone();
+            properties.insert(ID_PROPERTY.into(), attio_id.clone());
+            let id = state.holder(object, ID_PROPERTY, attio_id, None);
+            if let Some((other, message)) = state.unique_clash(object, id.as_ref(), &properties) {
+                report.failures.push(ItemFailure {
+                    attio_record_id: attio_id.clone(),
+                    category: Some("CONFLICT".into()),
+                    message,
+                    class: ErrorClass::Permanent,
+                    existing: Some(other),
+                });
+                continue;
+            }
+            let id = id.unwrap_or_else(|| state.new_id());
+            state
+                .objects
+                .entry((object, id.clone()))
+                .or_default()
+                .extend(properties);
             report.ids.insert(attio_id.clone(), id);
         }
         Ok(report)
@@ -127,7 +218,13 @@ impl CrmSink for MemoryCrm {
         associations: &[Association],
     ) -> Result<CrmId, CrmError> {
         let mut state = self.begin(CrmOp::Create)?;
+        if let Some((_, message)) = state.unique_clash(object, None, properties) {
+            return Err(conflict(format!("create {object}"), message));
+        }
         let id = state.new_id();
+        state
+            .objects
+            .insert((object, id.clone()), properties.clone());
         state.done.push(OutboxEntry::Create {
             object,
             id: id.clone(),
@@ -137,13 +234,23 @@ impl CrmSink for MemoryCrm {
         Ok(id)
     }
 
+    /// Updates (or, for an id it never saw, starts holding) the object.
     async fn update(
         &self,
         object: CrmObject,
         id: &CrmId,
         properties: &Properties,
     ) -> Result<(), CrmError> {
-        self.begin(CrmOp::Update)?.done.push(OutboxEntry::Update {
+        let mut state = self.begin(CrmOp::Update)?;
+        if let Some((_, message)) = state.unique_clash(object, Some(id), properties) {
+            return Err(conflict(format!("update {object}"), message));
+        }
+        state
+            .objects
+            .entry((object, id.clone()))
+            .or_default()
+            .extend(properties.clone());
+        state.done.push(OutboxEntry::Update {
             object,
             id: id.clone(),
             properties: properties.clone(),
@@ -151,27 +258,56 @@ impl CrmSink for MemoryCrm {
         Ok(())
     }
 
+    async fn read(
+        &self,
+        object: CrmObject,
+        id: &CrmId,
+        properties: &[&str],
+    ) -> Result<Option<Properties>, CrmError> {
+        let state = self.begin(CrmOp::Read)?;
+        Ok(state.objects.get(&(object, id.clone())).map(|held| {
+            held.iter()
+                .filter(|(k, _)| properties.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }))
+    }
+
     async fn archive(&self, object: CrmObject, id: &CrmId) -> Result<(), CrmError> {
-        self.begin(CrmOp::Archive)?.done.push(OutboxEntry::Archive {
+        let mut state = self.begin(CrmOp::Archive)?;
+        state.objects.remove(&(object, id.clone()));
+        state.done.push(OutboxEntry::Archive {
             object,
             id: id.clone(),
         });
         Ok(())
     }
 
-    /// The primary survives (HubSpot with Primary ID Preservation).
+    /// The primary survives (HubSpot with Primary ID Preservation); the duplicate is gone.
     async fn merge(
         &self,
         object: CrmObject,
         primary: &CrmId,
         duplicate: &CrmId,
     ) -> Result<CrmId, CrmError> {
-        self.begin(CrmOp::Merge)?.done.push(OutboxEntry::Merge {
+        let mut state = self.begin(CrmOp::Merge)?;
+        state.objects.remove(&(object, duplicate.clone()));
+        state.done.push(OutboxEntry::Merge {
             object,
             primary: primary.clone(),
             duplicate: duplicate.clone(),
         });
         Ok(primary.clone())
+    }
+}
+
+/// HubSpot's 409 for a write that would duplicate a unique value.
+fn conflict(operation: String, message: String) -> CrmError {
+    CrmError::Rejected {
+        operation,
+        status: 409,
+        category: Some("CONFLICT".into()),
+        message,
     }
 }
 
@@ -215,5 +351,70 @@ mod tests {
         assert_ne!(created.expect("create"), first.ids["a"]);
         // The failed create made nothing.
         assert_eq!(crm.calls().len(), 3);
+    }
+
+    fn with_email(id: &str, email: &str) -> RecordUpsert {
+        RecordUpsert {
+            attio_record_id: id.into(),
+            properties: [("email".to_owned(), email.to_owned())].into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_contact_for_an_existing_email_is_refused_as_hubspot_does() {
+        let crm = MemoryCrm::new();
+        let existing = crm.seed(
+            CrmObject::Contacts,
+            [("email".to_owned(), "Ada@Example.com".to_owned())].into(),
+        );
+        let report = crm
+            .upsert_records(
+                CrmObject::Contacts,
+                &[
+                    with_email("a", "ada@example.com"),
+                    with_email("b", "b@example.com"),
+                ],
+            )
+            .await
+            .expect("upsert");
+        assert_eq!(report.ids.len(), 1, "{report:?}");
+        let refused = &report.failures[0];
+        assert_eq!(refused.attio_record_id, "a");
+        assert_eq!(refused.existing.as_ref(), Some(&existing));
+        assert_eq!(
+            refused.message,
+            format!("Contact already exists. Existing ID: {existing}")
+        );
+        assert_eq!(refused.category.as_deref(), Some("CONFLICT"));
+        // Adopting it by id works; a create with the same email does not.
+        let adopt: Properties = [(ID_PROPERTY.to_owned(), "a".to_owned())].into();
+        crm.update(CrmObject::Contacts, &existing, &adopt)
+            .await
+            .expect("adopt");
+        let again = crm
+            .upsert_records(CrmObject::Contacts, &[with_email("a", "ada@example.com")])
+            .await
+            .expect("upsert");
+        assert_eq!(again.ids["a"], existing);
+        let err = crm
+            .create(
+                CrmObject::Contacts,
+                &[("email".to_owned(), "b@example.com".to_owned())].into(),
+                &[],
+            )
+            .await
+            .expect_err("duplicate email");
+        assert_eq!(err.class(), ErrorClass::Permanent);
+        assert_eq!(crm.objects(CrmObject::Contacts).len(), 2);
+        // Companies have no unique domain.
+        let domain = |id: &str| RecordUpsert {
+            attio_record_id: id.into(),
+            properties: [("domain".to_owned(), "example.com".to_owned())].into(),
+        };
+        let companies = crm
+            .upsert_records(CrmObject::Companies, &[domain("c1"), domain("c2")])
+            .await
+            .expect("upsert");
+        assert_eq!(companies.ids.len(), 2);
     }
 }

@@ -149,6 +149,16 @@ impl CrmSink for OutboxSink {
         .await
     }
 
+    /// The outbox keeps no objects to read; it never reports a conflict, so nothing adopts.
+    async fn read(
+        &self,
+        _object: CrmObject,
+        _id: &CrmId,
+        _properties: &[&str],
+    ) -> Result<Option<Properties>, CrmError> {
+        Ok(None)
+    }
+
     async fn archive(&self, object: CrmObject, id: &CrmId) -> Result<(), CrmError> {
         self.append(&OutboxEntry::Archive {
             object,

@@ -1,13 +1,15 @@
-//! The HubSpot adapter against a wiremock HubSpot that checks the exact requests.
+//! The HubSpot adapter against a wiremock HubSpot that checks the exact requests and answers as
+//! HubSpot's docs say (multi-status errors keyed by `objectWriteTraceId`, the email conflict,
+//! 401/403 bodies).
 
 use std::time::Duration;
 
 use relay_crm::{
-    Association, CrmError, CrmId, CrmObject, CrmSink, HubSpotConfig, HubSpotSink, Properties,
-    RecordUpsert,
+    Association, CrmError, CrmId, CrmObject, CrmSink, ErrorClass, HubSpotConfig, HubSpotSink,
+    Properties, RecordUpsert,
 };
 use serde_json::{Value, json};
-use wiremock::matchers::{body_json, header, method, path};
+use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn sink(server: &MockServer) -> HubSpotSink {
@@ -47,6 +49,7 @@ async fn upserts_are_keyed_on_attio_record_id_with_the_exact_body() {
         .and(body_json(json!({"inputs": [{
             "id": "rec-1",
             "idProperty": "attio_record_id",
+            "objectWriteTraceId": "0",
             "properties": {"email": "ada@example.com", "attio_record_id": "rec-1"}
         }]})))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -102,35 +105,259 @@ async fn more_than_100_inputs_are_split_into_batches_of_100() {
     assert_eq!(sizes, vec![100, 50]);
 }
 
+/// A HubSpot batch upsert as the docs describe it: each input carries an `objectWriteTraceId`;
+/// inputs whose email another contact holds are refused with `CONFLICT` "Contact already
+/// exists. Existing ID: N" and `context.existingId`, invalid emails with `VALIDATION_ERROR`;
+/// every error names its input in `context.objectWriteTraceId`, every result in
+/// `objectWriteTraceId` (and, as real results do, without echoing our properties). 207 when
+/// some inputs failed. https://developers.hubspot.com/docs/api-reference/error-handling
+fn portal_upsert(
+    existing: &'static [(&'static str, &'static str)],
+) -> impl Fn(&wiremock::Request) -> ResponseTemplate {
+    move |req: &wiremock::Request| {
+        let body: Value = serde_json::from_slice(&req.body).expect("json");
+        let (mut results, mut errors) = (Vec::new(), Vec::new());
+        for (n, input) in body["inputs"]
+            .as_array()
+            .expect("inputs")
+            .iter()
+            .enumerate()
+        {
+            let trace = input["objectWriteTraceId"]
+                .as_str()
+                .expect("every input is traced");
+            let email = input["properties"]["email"].as_str().unwrap_or("");
+            if let Some((id, _)) = existing.iter().find(|(_, e)| *e == email) {
+                errors.push(json!({"status": "error", "category": "CONFLICT",
+                    "message": format!("Contact already exists. Existing ID: {id}"),
+                    "context": {"objectWriteTraceId": [trace], "existingId": [id]}}));
+            } else if !email.contains('@') {
+                errors.push(json!({"status": "error", "category": "VALIDATION_ERROR",
+                    "message": "Property values were not valid: email",
+                    "context": {"objectWriteTraceId": [trace]}}));
+            } else {
+                results.push(json!({"id": format!("90{n}"), "objectWriteTraceId": trace,
+                    "properties": {"hs_object_id": format!("90{n}")}, "new": true}));
+            }
+        }
+        let status = if errors.is_empty() { 200 } else { 207 };
+        ResponseTemplate::new(status).set_body_json(json!({
+            "status": "COMPLETE", "results": results, "numErrors": errors.len(), "errors": errors}))
+    }
+}
+
 #[tokio::test]
-async fn a_207_reports_the_refused_inputs_with_their_reason() {
+async fn a_207_fails_only_the_inputs_its_errors_name_by_trace_id() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/crm/v3/objects/contacts/batch/upsert"))
-        .respond_with(ResponseTemplate::new(207).set_body_json(json!({
-            "status": "COMPLETE",
-            "results": [result("901", "ok-1")],
-            "numErrors": 1,
-            "errors": [{"status": "error", "category": "VALIDATION_ERROR",
-                        "message": "Property values were not valid: email", "context": {}}]
-        })))
+        .respond_with(portal_upsert(&[("5101", "ada@example.com")]))
+        .expect(1)
         .mount(&server)
         .await;
     let report = sink(&server)
         .upsert_records(
             CrmObject::Contacts,
             &[
-                record("ok-1", "a@example.com"),
+                record("taken-1", "ada@example.com"),
+                record("ok-1", "grace@example.com"),
                 record("bad-1", "not-an-email"),
+                record("ok-2", "linus@example.com"),
             ],
         )
         .await
         .expect("upsert");
-    assert_eq!(report.ids.len(), 1);
+    assert_eq!(report.ids["ok-1"], CrmId("901".into()));
+    assert_eq!(report.ids["ok-2"], CrmId("903".into()));
+    assert_eq!(report.ids.len(), 2);
+    let failure = |id: &str| {
+        report
+            .failures
+            .iter()
+            .find(|f| f.attio_record_id == id)
+            .unwrap_or_else(|| panic!("{id} not refused: {report:?}"))
+    };
+    let bad = failure("bad-1");
+    assert_eq!(bad.class, ErrorClass::Permanent);
+    assert_eq!(bad.category.as_deref(), Some("VALIDATION_ERROR"));
+    assert!(bad.existing.is_none());
+    let taken = failure("taken-1");
+    assert_eq!(taken.category.as_deref(), Some("CONFLICT"));
+    assert_eq!(taken.existing, Some(CrmId("5101".into())));
+    assert_eq!(report.failures.len(), 2);
+    let sent = bodies(&server).await;
+    let traces: Vec<&str> = sent[0]["inputs"]
+        .as_array()
+        .expect("inputs")
+        .iter()
+        .map(|i| i["objectWriteTraceId"].as_str().expect("trace"))
+        .collect();
+    assert_eq!(traces, ["0", "1", "2", "3"]);
+}
+
+#[tokio::test]
+async fn a_create_with_an_existing_email_answers_the_documented_conflict() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+            "status": "error", "category": "CONFLICT",
+            "message": "Contact already exists. Existing ID: 5101",
+            "correlationId": "7fb83cfe-cddc-452c-a990-d90f81515f6b"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let props: Properties = [("email".to_owned(), "ada@example.com".to_owned())].into();
+    let err = sink(&server)
+        .create(CrmObject::Contacts, &props, &[])
+        .await
+        .expect_err("conflict");
+    assert_eq!(err.class(), ErrorClass::Permanent, "{err}");
+    assert!(err.to_string().contains("CONFLICT"), "{err}");
+}
+
+#[tokio::test]
+async fn a_batch_refused_as_a_whole_is_split_so_only_the_bad_input_fails() {
+    let server = MockServer::start().await;
+    // Some answers name no input: a 409 for the whole batch when one email is taken.
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts/batch/upsert"))
+        .respond_with(|req: &wiremock::Request| {
+            let body: Value = serde_json::from_slice(&req.body).expect("json");
+            let inputs = body["inputs"].as_array().expect("inputs");
+            if inputs
+                .iter()
+                .any(|i| i["properties"]["email"] == "ada@example.com")
+            {
+                return ResponseTemplate::new(409).set_body_json(json!({
+                    "status": "error", "category": "CONFLICT",
+                    "message": "Contact already exists. Existing ID: 5101"}));
+            }
+            let results: Vec<Value> = inputs
+                .iter()
+                .map(|i| json!({"id": "902", "objectWriteTraceId": i["objectWriteTraceId"]}))
+                .collect();
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"status": "COMPLETE", "results": results}))
+        })
+        .expect(3)
+        .mount(&server)
+        .await;
+    let report = sink(&server)
+        .upsert_records(
+            CrmObject::Contacts,
+            &[
+                record("taken", "ada@example.com"),
+                record("fine", "grace@example.com"),
+            ],
+        )
+        .await
+        .expect("upsert");
+    assert_eq!(report.ids["fine"], CrmId("902".into()));
     assert_eq!(report.failures.len(), 1);
-    assert_eq!(report.failures[0].attio_record_id, "bad-1");
-    assert!(report.failures[0].permanent);
-    assert!(report.failures[0].message.contains("VALIDATION_ERROR"));
+    assert_eq!(report.failures[0].attio_record_id, "taken");
+    assert_eq!(report.failures[0].existing, Some(CrmId("5101".into())));
+}
+
+#[tokio::test]
+async fn bad_tokens_and_missing_scopes_are_auth_failures_and_not_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts/batch/upsert"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "status": "error",
+            "message": "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+            "correlationId": "a1b2c3d4-e5f6-7890-abcd-ef1234567890",
+            "category": "INVALID_AUTHENTICATION"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/notes"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "status": "error",
+            "message": "This app hasn't been granted all required scopes to make this call.",
+            "category": "MISSING_SCOPES",
+            "errors": [{"message": "One or more of the following scopes are required.",
+                        "context": {"requiredGranularScopes": ["crm.objects.contacts.write"]}}]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sink = sink(&server);
+    let err = sink
+        .upsert_records(CrmObject::Contacts, &[record("a", "a@example.com")])
+        .await
+        .expect_err("401 fails the whole call");
+    assert_eq!(err.class(), ErrorClass::Auth, "{err}");
+    assert!(!err.is_permanent());
+    let err = sink
+        .create(CrmObject::Notes, &Properties::new(), &[])
+        .await
+        .expect_err("403");
+    assert_eq!(err.class(), ErrorClass::Auth, "{err}");
+    assert!(err.to_string().contains("MISSING_SCOPES"), "{err}");
+}
+
+#[tokio::test]
+async fn a_locked_answer_is_retried_after_the_two_second_lock() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/crm/v3/objects/companies/8"))
+        .respond_with(ResponseTemplate::new(423).set_body_json(json!({
+            "status": "error", "category": "LOCKED", "message": "locked"})))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/crm/v3/objects/companies/8"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "8"})))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let started = std::time::Instant::now();
+    sink(&server)
+        .update(CrmObject::Companies, &CrmId("8".into()), &Properties::new())
+        .await
+        .expect("updated after the lock");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn read_returns_the_asked_properties_or_none_when_missing() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/crm/v3/objects/contacts/5101"))
+        .and(query_param("properties", "attio_record_id,email"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "5101",
+            "properties": {"attio_record_id": "rec-9", "email": "ada@example.com", "hs_object_id": "5101", "phone": null}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/crm/v3/objects/contacts/404"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "status": "error", "category": "OBJECT_NOT_FOUND", "message": "Object not found."})))
+        .mount(&server)
+        .await;
+    let sink = sink(&server);
+    let props = sink
+        .read(
+            CrmObject::Contacts,
+            &CrmId("5101".into()),
+            &["attio_record_id", "email"],
+        )
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(props["attio_record_id"], "rec-9");
+    assert!(!props.contains_key("phone"));
+    let gone = sink
+        .read(CrmObject::Contacts, &CrmId("404".into()), &["email"])
+        .await
+        .expect("read");
+    assert!(gone.is_none());
 }
 
 #[tokio::test]

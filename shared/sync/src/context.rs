@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use relay_attio::{AttioApi, AttioClient, AttioError, CachedAttio};
-use relay_crm::{CrmError, CrmId, CrmObject, CrmSink, RecordUpsert};
+use relay_crm::{CrmError, CrmId, CrmObject, CrmSink, ID_PROPERTY, ItemFailure, RecordUpsert};
 use relay_mappings::{IdMappings, MappingError};
 
 use crate::record_source::RecordValues;
@@ -42,11 +42,7 @@ impl From<AttioError> for StepError {
 
 impl From<CrmError> for StepError {
     fn from(err: CrmError) -> Self {
-        Self(if err.is_permanent() {
-            Disposition::dead_letter(format!("CRM: {err}"))
-        } else {
-            Disposition::retry(format!("CRM: {err}"))
-        })
+        Self(Disposition::for_class(err.class(), format!("CRM: {err}")))
     }
 }
 
@@ -141,12 +137,17 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
                 crm_object,
                 &[RecordUpsert {
                     attio_record_id: record_id.to_owned(),
-                    properties,
+                    properties: properties.clone(),
                 }],
             )
             .await?;
         if let Some(failure) = report.failures.first() {
-            return Err(StepError(Disposition::for_refused(failure)));
+            let upsert = RecordUpsert {
+                attio_record_id: record_id.to_owned(),
+                properties,
+            };
+            let id = self.adopt(crm_object, &upsert, failure, &[]).await?;
+            return Ok(Some((crm_object, id)));
         }
         let id =
             report.ids.get(record_id).cloned().ok_or_else(|| {
@@ -154,6 +155,57 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
             })?;
         self.mappings.put(crm_object, record_id, &id).await?;
         Ok(Some((crm_object, id)))
+    }
+
+    /// Resolves an upsert the CRM refused. A contact refused because another contact already
+    /// has its email (HubSpot's unique key for contacts) is adopted: that contact is updated
+    /// with the mapped properties and `attio_record_id`, and mapped, so later syncs upsert it
+    /// and no second contact is ever created. It is not adopted — the message is dead-lettered
+    /// with what to do — when it already belongs to another Attio record (two people share the
+    /// email), or when this record is synced to a different contact already (its new email
+    /// collides with another contact). A contact that belongs to one of `merged` (records
+    /// Attio merged into this one) is taken over: it is the same person. Any other refusal is
+    /// classified as the CRM said. Returns the adopted contact's id.
+    ///
+    /// Companies are never adopted: domain is not unique in HubSpot, so their upsert never
+    /// conflicts, and matching by domain would need the search API, which is eventually
+    /// consistent (search-then-write races) and limited to a few requests per second.
+    pub(crate) async fn adopt(
+        &self,
+        crm_object: CrmObject,
+        upsert: &RecordUpsert,
+        failure: &ItemFailure,
+        merged: &[String],
+    ) -> Result<CrmId, StepError> {
+        let ours = &upsert.attio_record_id;
+        let existing = match (&failure.existing, crm_object) {
+            (Some(existing), CrmObject::Contacts) => existing,
+            _ => return Err(StepError(Disposition::for_refused(failure))),
+        };
+        if let Some(mapped) = self.mappings.get(crm_object, ours).await?
+            && &mapped != existing
+        {
+            return Err(StepError(Disposition::dead_letter(format!(
+                "Attio record {ours} is synced to HubSpot contact {mapped}, and its email is now held by HubSpot contact {existing} (HubSpot allows one contact per email): merge contacts {mapped} and {existing} in HubSpot (keep {mapped}), or change the email in Attio, then replay this message"
+            ))));
+        }
+        let Some(held) = self.crm.read(crm_object, existing, &[ID_PROPERTY]).await? else {
+            return Err(StepError(Disposition::retry(format!(
+                "HubSpot contact {existing}, which has the email of Attio record {ours}, is gone; the retry creates the contact"
+            ))));
+        };
+        let owner = held.get(ID_PROPERTY).filter(|o| !o.is_empty());
+        if let Some(owner) = owner.filter(|o| *o != ours && !merged.contains(o)) {
+            return Err(StepError(Disposition::dead_letter(format!(
+                "Attio records {ours} and {owner} have the same email, and HubSpot allows one contact per email (contact {existing} belongs to {owner}): merge the two people in Attio, or remove the email from one of them, then replay this message. If {owner} no longer exists in Attio, clear attio_record_id on HubSpot contact {existing} and replay"
+            ))));
+        }
+        let mut properties = upsert.properties.clone();
+        properties.insert(ID_PROPERTY.into(), ours.clone());
+        self.crm.update(crm_object, existing, &properties).await?;
+        tracing::info!(record_id = %ours, contact = %existing, previous_owner = ?owner, "adopted the existing HubSpot contact with this email");
+        self.mappings.put(crm_object, ours, existing).await?;
+        Ok(existing.clone())
     }
 
     /// Archives the CRM copy of a deleted record and forgets its mapping.

@@ -12,6 +12,11 @@ pub enum Disposition {
     Retry { reason: String },
     /// Retrying cannot succeed; move the message to the DLQ now, with this reason.
     DeadLetter { reason: String },
+    /// The CRM refused the relay's credentials (401/403: bad or expired token, missing scope).
+    /// Nothing succeeds until an operator fixes them, and the message itself is fine: keep it,
+    /// out of sight for a long, growing while (the consumer's hold), so neither the DLQ fills
+    /// at once nor the receives burn in minutes.
+    Hold { reason: String },
 }
 
 impl Disposition {
@@ -27,17 +32,35 @@ impl Disposition {
         }
     }
 
+    pub fn hold(reason: impl fmt::Display) -> Self {
+        Self::Hold {
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The disposition for a failure of class `class`.
+    pub fn for_class(class: relay_crm::ErrorClass, reason: impl fmt::Display) -> Self {
+        match class {
+            relay_crm::ErrorClass::Transient => Self::retry(reason),
+            relay_crm::ErrorClass::Permanent => Self::dead_letter(reason),
+            relay_crm::ErrorClass::Auth => Self::hold(format!(
+                "{reason} (fix the HubSpot token or grant the missing scope; held messages then sync on their next receive)"
+            )),
+        }
+    }
+
     /// What the CRM refusing one record of a batch means for its message.
     pub fn for_refused(failure: &relay_crm::ItemFailure) -> Self {
+        let category = failure
+            .category
+            .as_deref()
+            .map(|c| format!("{c}: "))
+            .unwrap_or_default();
         let reason = format!(
-            "CRM refused record {}: {}",
+            "CRM refused record {}: {category}{}",
             failure.attio_record_id, failure.message
         );
-        if failure.permanent {
-            Self::dead_letter(reason)
-        } else {
-            Self::retry(reason)
-        }
+        Self::for_class(failure.class, reason)
     }
 
     pub fn label(&self) -> &'static str {
@@ -45,14 +68,18 @@ impl Disposition {
             Self::Done => "done",
             Self::Retry { .. } => "retry",
             Self::DeadLetter { .. } => "dead_letter",
+            Self::Hold { .. } => "hold",
         }
     }
 
-    /// The worse of two outcomes, for a message whose work was split (dead letter > retry > done).
+    /// The worse of two outcomes, for a message whose work was split
+    /// (dead letter > hold > retry > done).
     pub fn worst(self, other: Self) -> Self {
         match (&self, &other) {
             (Self::DeadLetter { .. }, _) => self,
             (_, Self::DeadLetter { .. }) => other,
+            (Self::Hold { .. }, _) => self,
+            (_, Self::Hold { .. }) => other,
             (Self::Retry { .. }, _) => self,
             (_, Self::Retry { .. }) => other,
             _ => Self::Done,

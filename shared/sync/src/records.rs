@@ -1,5 +1,11 @@
 //! record.* events: one Attio fetch and one batched upsert per record per batch, however many
 //! events name it; deletes archive the CRM copy; merges merge the CRM copies.
+//!
+//! Each input of the batched upsert settles only its own messages. A contact HubSpot refuses
+//! because its email belongs to an existing contact is adopted (`SyncContext::adopt`: the
+//! existing contact gets `attio_record_id` and the mapped properties), unless it belongs to
+//! another Attio record — then the message is dead-lettered with what to do. Companies are
+//! not adopted by domain (not unique in HubSpot; see `adopt`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -152,12 +158,19 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
                 .failures
                 .iter()
                 .find(|f| &f.attio_record_id == record_id);
+            let duplicates = &group.work.merged_duplicates;
             let outcome = if let Some(failure) = refused {
-                Disposition::for_refused(failure)
+                let step = async {
+                    self.ctx
+                        .adopt(crm_object, upsert, failure, duplicates)
+                        .await?;
+                    self.merge_duplicates(crm_object, record_id, duplicates)
+                        .await
+                };
+                disposition(step.await)
             } else if let Some(id) = report.ids.get(record_id) {
                 let step = async {
                     self.ctx.mappings.put(crm_object, record_id, id).await?;
-                    let duplicates = &group.work.merged_duplicates;
                     self.merge_duplicates(crm_object, record_id, duplicates)
                         .await
                 };

@@ -104,6 +104,7 @@ async fn a_dead_letter_that_cannot_be_forwarded_is_retried() {
         body: queued("poison"),
         attributes: Default::default(),
         receive_count: 1,
+        receipt_handle: None,
     }];
     let retry = relay_consumer::settle(messages, &ByTaskId, &DownDlq).await;
     assert_eq!(retry, vec!["m-poison"]);

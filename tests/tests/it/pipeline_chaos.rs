@@ -327,6 +327,13 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
     let attio_fake = Arc::new(attio_fake);
     let mut hubspot_fake = FakeHubSpot::new("hubspot-chaos-token", FaultDice::new(0.10, 32));
     hubspot_fake.hang = Duration::from_millis(800);
+    // The portal already holds every other person (created by hand): they must be adopted.
+    let preexisting: Vec<(String, String)> = workspace
+        .people
+        .iter()
+        .step_by(2)
+        .map(|p| (p.clone(), hubspot_fake.seed_contact(&FakeAttio::email(p))))
+        .collect();
     let hubspot_fake = Arc::new(hubspot_fake);
     let attio = fake_apis::serve(&attio_fake).await;
     let hubspot = fake_apis::serve(&hubspot_fake).await;
@@ -449,6 +456,15 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
                 "contact {person} carries the current job title"
             ),
             None => lost += 1,
+        }
+    }
+    assert!(
+        state.unowned_contacts.is_empty(),
+        "every pre-existing contact was adopted"
+    );
+    for (person, id) in &preexisting {
+        if let Some(contact) = state.contacts.get(person) {
+            assert_eq!(&contact.id, id, "{person} adopted, not duplicated");
         }
     }
     let mut duplicates = 0;

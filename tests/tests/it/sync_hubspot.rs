@@ -115,6 +115,7 @@ impl Apis {
             .and(body_json(json!({"inputs": [{
                 "id": ADA,
                 "idProperty": "attio_record_id",
+                "objectWriteTraceId": "0",
                 "properties": {
                     "attio_record_id": ADA,
                     "email": "ada@analytical.example",

@@ -1,6 +1,7 @@
 //! Handler tests without servers: every handler over `MemoryAttio`, `MemoryCrm` and
 //! `MemoryMappings`, checking the calls each batch makes and each message's disposition.
 
+mod adoption;
 mod engagements;
 mod field_formats;
 mod formats;
