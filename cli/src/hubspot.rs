@@ -97,7 +97,8 @@ pub async fn run(args: HubSpotArgs) -> anyhow::Result<()> {
                         }
                     },
                 };
-                println!("{object:<9} {ID_PROPERTY}: {state}");
+                // CrmObject's Display ignores width: pad its text.
+                println!("{:<9} {ID_PROPERTY}: {state}", object.to_string());
             }
             if !unusable.is_empty() {
                 eprintln!("\n{}", how_to_fix(&api_url, &unusable));
@@ -128,7 +129,10 @@ mod tests {
         );
         let not_unique = problem(&json!({"type": "string", "hasUniqueValue": false})).unwrap();
         assert!(not_unique.contains("unique"), "{not_unique}");
-        assert!(problem(&json!({"type": "string"})).is_some(), "absent means not unique");
+        assert!(
+            problem(&json!({"type": "string"})).is_some(),
+            "absent means not unique"
+        );
         let number = problem(&json!({"type": "number", "hasUniqueValue": true})).unwrap();
         assert!(number.contains("\"number\""), "{number}");
     }
@@ -139,8 +143,14 @@ mod tests {
             "https://api.hubapi.com/",
             &[CrmObject::Contacts, CrmObject::Deals],
         );
-        assert!(fix.contains("https://api.hubapi.com/crm/v3/properties/contacts/attio_record_id"), "{fix}");
-        assert!(fix.contains("/crm/v3/properties/deals/attio_record_id"), "{fix}");
+        assert!(
+            fix.contains("https://api.hubapi.com/crm/v3/properties/contacts/attio_record_id"),
+            "{fix}"
+        );
+        assert!(
+            fix.contains("/crm/v3/properties/deals/attio_record_id"),
+            "{fix}"
+        );
         assert!(!fix.contains("/companies/"), "{fix}");
         assert!(fix.contains("attio-relay hubspot setup"), "{fix}");
     }

@@ -73,7 +73,9 @@ fn parse_share(text: &str) -> Result<f64, String> {
     if share > 0.0 && share <= 1.0 {
         Ok(share)
     } else {
-        Err(format!("{share} is not a share: give a number above 0 and at most 1"))
+        Err(format!(
+            "{share} is not a share: give a number above 0 and at most 1"
+        ))
     }
 }
 
@@ -273,7 +275,10 @@ mod tests {
             inactive.what_to_do.contains("--replaces wh-1"),
             "says how to replace it: {inactive:?}"
         );
-        assert!(attention(&webhook(None)).is_some(), "no state is not active");
+        assert!(
+            attention(&webhook(None)).is_some(),
+            "no state is not active"
+        );
     }
 
     #[test]

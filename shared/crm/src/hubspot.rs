@@ -357,9 +357,7 @@ impl HubSpotSink {
         name: &str,
     ) -> Result<Option<Value>, CrmError> {
         let path = format!("/crm/v3/properties/{object}/{name}");
-        let (status, body) = self
-            .call("read property", Method::GET, &path, None)
-            .await?;
+        let (status, body) = self.call("read property", Method::GET, &path, None).await?;
         Ok((status != StatusCode::NOT_FOUND).then_some(body))
     }
 }
