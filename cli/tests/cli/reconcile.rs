@@ -19,7 +19,7 @@ fn webhook(id: &str, target: &str, status: &str) -> Value {
     json!({
         "target_url": target,
         "subscriptions": [{"event_type": "record.updated", "filter": null},
-                          {"event_type": format!("note.created"), "filter": null}],
+                          {"event_type": "note.created", "filter": null}],
         "id": {"workspace_id": "14beef7a-99f7-4534-a87e-70b564330a4c", "webhook_id": id},
         "status": status,
         "created_at": "2026-11-01T00:00:00.000000000Z"
