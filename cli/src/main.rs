@@ -15,6 +15,7 @@ mod dlq;
 mod hubspot;
 mod outbox;
 mod queues;
+mod reconcile;
 mod send;
 mod status;
 mod sync_args;
@@ -55,6 +56,9 @@ enum Command {
     Status(status::StatusArgs),
     /// Full sync of one Attio object to the CRM, resumable, paced to leave room for live traffic.
     Backfill(backfill::BackfillArgs),
+    /// Check that Attio still delivers (each relay webhook's status; non-zero exit when one is
+    /// not active) and re-sync every mapped object within a share of the rate budgets.
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 /// Where local runs keep their SQLite file and dev secret.
@@ -74,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Webhooks(args) => webhooks::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Backfill(args) => backfill::run(args).await,
+        Command::Reconcile(args) => reconcile::run(args).await,
     }
 }
 

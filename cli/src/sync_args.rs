@@ -7,7 +7,7 @@ use relay_attio::{AttioClient, AttioConfig, RateLimit};
 use relay_crm::{HubSpotConfig, HubSpotSink, OutboxSink};
 use relay_sync::FieldMapping;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct SyncArgs {
     /// Attio API token (read access to records, lists, notes and tasks). `dev` runs its
     /// consumers only when one is given.
@@ -26,6 +26,10 @@ pub struct SyncArgs {
     /// Field mapping TOML (Attio attributes -> HubSpot properties); default: the built-in one.
     #[arg(long, env = "FIELD_MAPPING_FILE")]
     pub field_mapping: Option<PathBuf>,
+    /// HubSpot requests per 10 s this run may send (not a flag: `reconcile` sets it to its
+    /// share of the portal's budget); `None` keeps the client's default.
+    #[arg(skip)]
+    pub hubspot_requests_per_10s: Option<usize>,
 }
 
 /// Where CRM writes go.
@@ -55,6 +59,9 @@ impl SyncArgs {
             Some(token) => {
                 let mut config = HubSpotConfig::new(token.as_str());
                 config.base_url = self.hubspot_api_url.clone();
+                if let Some(limit) = self.hubspot_requests_per_10s {
+                    config.requests_per_10s = limit.max(1);
+                }
                 CrmTarget::HubSpot(HubSpotSink::new(config)?)
             }
             None => CrmTarget::Outbox(OutboxSink::new(crate::dev::outbox_file(data_dir))),

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use relay_attio::{AttioClient, AttioConfig, Subscription};
+use relay_attio::{AttioClient, AttioConfig, AttioError, Subscription, Webhook};
 use serde::Deserialize;
 
 #[derive(Debug, clap::Args)]
@@ -52,7 +52,8 @@ pub struct Target {
 pub enum WebhooksCommand {
     /// Register a webhook and store its signing secret.
     Create(Target),
-    /// List the workspace's webhooks.
+    /// List every webhook of the workspace (all pages) with its state: active, degraded
+    /// (deliveries failing, still retried) or inactive (Attio stopped sending).
     List,
     /// Delete a webhook.
     Delete { webhook_id: String },
@@ -189,6 +190,22 @@ async fn register(
     Ok(())
 }
 
+/// One line per webhook: id, state, target, event types.
+pub(crate) fn describe(webhook: &Webhook) -> String {
+    let types: Vec<&str> = webhook
+        .subscriptions
+        .iter()
+        .map(|s| s.event_type.as_str())
+        .collect();
+    format!(
+        "{}  {}  {}  {}",
+        webhook.id.webhook_id,
+        webhook.status.as_deref().unwrap_or("?"),
+        webhook.target_url,
+        types.join(",")
+    )
+}
+
 pub async fn run(args: WebhooksArgs) -> anyhow::Result<()> {
     let token = args.token.clone().context(
         "set ATTIO_API_TOKEN (or --token) to an Attio token with the webhook:read-write scope",
@@ -201,20 +218,12 @@ pub async fn run(args: WebhooksArgs) -> anyhow::Result<()> {
             register(&args, &client, target, &subscriptions(target)?).await
         }
         WebhooksCommand::List => {
-            for webhook in client.list_webhooks().await? {
-                let types: Vec<&str> = webhook
-                    .subscriptions
-                    .iter()
-                    .map(|s| s.event_type.as_str())
-                    .collect();
-                println!(
-                    "{}  {}  {}  {}",
-                    webhook.id.webhook_id,
-                    webhook.status.as_deref().unwrap_or("?"),
-                    webhook.target_url,
-                    types.join(",")
-                );
+            // Every page: Attio answers at most 100 webhooks per call (10 unless asked).
+            let webhooks = client.list_webhooks().await?;
+            for webhook in &webhooks {
+                println!("{}", describe(webhook));
             }
+            println!("{} webhook(s)", webhooks.len());
             Ok(())
         }
         WebhooksCommand::Delete { webhook_id } => {
@@ -227,15 +236,15 @@ pub async fn run(args: WebhooksArgs) -> anyhow::Result<()> {
                 replaces,
                 target.subscriptions.is_some() || !target.event_types.is_empty(),
             ) {
-                (Some(old), false) => {
-                    client
-                        .list_webhooks()
-                        .await?
-                        .into_iter()
-                        .find(|w| &w.id.webhook_id == old)
-                        .with_context(|| format!("no webhook {old} in this workspace"))?
-                        .subscriptions
-                }
+                // Read the one webhook by id: a scan of the list would miss it past the
+                // first page.
+                (Some(old), false) => match client.get_webhook(old).await {
+                    Ok(webhook) => webhook.subscriptions,
+                    Err(AttioError::NotFound { .. }) => {
+                        bail!("no webhook {old} in this workspace")
+                    }
+                    Err(err) => return Err(err).context(format!("reading webhook {old}")),
+                },
                 _ => subscriptions(target)?,
             };
             register(&args, &client, target, &subs).await?;

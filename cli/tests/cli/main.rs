@@ -13,6 +13,8 @@ use integration_tests::moto;
 mod backfill;
 mod dev_server;
 mod dlq_replay;
+mod hubspot_setup;
+mod reconcile;
 mod status;
 mod webhooks;
 

@@ -62,7 +62,8 @@ pub(crate) enum Kind {
 pub(crate) struct Call<'a> {
     pub(crate) method: Method,
     pub(crate) segments: &'a [&'a str],
-    pub(crate) query: Option<(&'a str, &'a str)>,
+    /// Query-string pairs, in order (`&[]` for none).
+    pub(crate) query: &'a [(&'a str, &'a str)],
     pub(crate) body: Option<Vec<u8>>,
     /// The circuit this call belongs to: object, `notes`, `tasks` or list.
     pub(crate) circuit: &'a str,
@@ -165,7 +166,7 @@ impl AttioClient {
         self.call(Call {
             method: Method::POST,
             segments: &["objects", object, "records", "query"],
-            query: None,
+            query: &[],
             body: Some(body),
             circuit: object,
             kind: Kind::Read,
@@ -207,7 +208,7 @@ impl AttioClient {
         self.call(Call {
             method: Method::PUT,
             segments: &["objects", object, "records"],
-            query: Some(("matching_attribute", matching_attribute)),
+            query: &[("matching_attribute", matching_attribute)],
             body: Some(body),
             circuit: object,
             kind: Kind::Write,
@@ -349,7 +350,7 @@ impl<'a> Call<'a> {
         Self {
             method: Method::GET,
             segments,
-            query: None,
+            query: &[],
             body: None,
             circuit,
             kind: Kind::Read,
@@ -360,8 +361,9 @@ impl<'a> Call<'a> {
     /// The path below the base URL, for errors and logs.
     fn display_path(&self) -> String {
         let mut path = format!("/{}", self.segments.join("/"));
-        if let Some((key, value)) = self.query {
-            path.push_str(&format!("?{key}={value}"));
+        for (i, (key, value)) in self.query.iter().enumerate() {
+            let separator = if i == 0 { '?' } else { '&' };
+            path.push_str(&format!("{separator}{key}={value}"));
         }
         path
     }
@@ -374,8 +376,8 @@ impl Inner {
         if let Ok(mut segments) = url.path_segments_mut() {
             segments.pop_if_empty().extend(call.segments);
         }
-        if let Some((key, value)) = call.query {
-            url.query_pairs_mut().append_pair(key, value);
+        if !call.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(call.query);
         }
         url
     }
@@ -573,7 +575,7 @@ mod tests {
         let call = Call {
             method: Method::PUT,
             segments: &["objects", "odd/slug", "records"],
-            query: Some(("matching_attribute", "email addresses")),
+            query: &[("matching_attribute", "email addresses")],
             body: None,
             circuit: "odd/slug",
             kind: Kind::Write,

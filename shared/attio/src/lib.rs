@@ -56,7 +56,9 @@ pub use model::{
     ObjectId, ObjectSchema, PersonalName, PhoneNumber, Record, RecordId, RecordReference,
     SelectOption, Status, Task, TaskId, Value, ValueMap, current_values,
 };
-pub use pages::{MAX_PAGE_SIZE, RecordPages, RecordQuery};
+pub use pages::{
+    MAX_PAGE_SIZE, RecordPages, RecordQuery, WEBHOOK_PAGE_MAX, WEBHOOK_PAGE_MIN, WebhookPages,
+};
 pub use port::{AttioApi, CachedAttio};
 pub use schema::{DEFAULT_SCHEMA_TTL, SchemaCache};
-pub use webhooks::{Subscription, Webhook, WebhookId};
+pub use webhooks::{Subscription, Webhook, WebhookId, WebhookStatus};

@@ -1,12 +1,19 @@
-//! Webhook management: `POST /webhooks`, `GET /webhooks`, `DELETE /webhooks/{id}`.
+//! Webhook management: `POST /webhooks`, `GET /webhooks` (paged), `GET /webhooks/{id}`,
+//! `DELETE /webhooks/{id}`.
 //!
 //! The signing secret is returned once, in the create response only: callers must store it
 //! before anything else can fail.
+//!
+//! A webhook's `status` is how an operator learns that deliveries stopped: Attio retries a
+//! failing delivery for about 3 days, marks the webhook `degraded`, and after 7 days degraded
+//! marks it `inactive` and sends nothing more
+//! (<https://docs.attio.com/api-reference/webhooks/get-a-webhook>).
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{Call, Kind};
+use crate::pages::{WEBHOOK_PAGE_MAX, WebhookPages};
 use crate::{AttioClient, AttioError};
 
 /// The circuit webhook calls share.
@@ -42,6 +49,42 @@ pub struct Webhook {
     pub secret: Option<String>,
 }
 
+/// Attio's webhook states. "Webhooks marked as active and degraded will receive events,
+/// inactive ones will not. If a webhook remains in the degraded state for 7 days, it will be
+/// marked inactive." (<https://docs.attio.com/api-reference/webhooks/get-a-webhook>)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookStatus {
+    Active,
+    /// Deliveries are failing; Attio still sends (and retries) them.
+    Degraded,
+    /// Attio sends nothing any more: events since are lost to the relay.
+    Inactive,
+    /// A state Attio added after this was written, or none given: treated as not active.
+    Other(String),
+}
+
+impl WebhookStatus {
+    pub fn parse(status: Option<&str>) -> Self {
+        match status {
+            Some("active") => Self::Active,
+            Some("degraded") => Self::Degraded,
+            Some("inactive") => Self::Inactive,
+            other => Self::Other(other.unwrap_or("").to_owned()),
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        matches!(self, Self::Active)
+    }
+}
+
+impl Webhook {
+    /// The webhook's state, parsed.
+    pub fn health(&self) -> WebhookStatus {
+        WebhookStatus::parse(self.status.as_deref())
+    }
+}
+
 impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Webhook")
@@ -72,7 +115,7 @@ impl AttioClient {
         self.call(Call {
             method: Method::POST,
             segments: &["webhooks"],
-            query: None,
+            query: &[],
             body: Some(body),
             circuit: CIRCUIT,
             kind: Kind::Write,
@@ -81,9 +124,33 @@ impl AttioClient {
         .await
     }
 
-    /// Every webhook of the workspace.
+    /// Every webhook of the workspace, 100 per call (Attio's largest page).
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>, AttioError> {
-        self.call(Call::get(&["webhooks"], CIRCUIT)).await
+        self.webhook_pages(WEBHOOK_PAGE_MAX).collect_all().await
+    }
+
+    /// The workspace's webhooks, `limit` (10..=100) per page.
+    pub fn webhook_pages(&self, limit: u32) -> WebhookPages {
+        WebhookPages::new(self.clone(), limit)
+    }
+
+    /// `GET /webhooks?limit=&offset=`: one page.
+    pub async fn list_webhooks_page(
+        &self,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<Webhook>, AttioError> {
+        let (limit, offset) = (limit.to_string(), offset.to_string());
+        let query = [("limit", limit.as_str()), ("offset", offset.as_str())];
+        let mut call = Call::get(&["webhooks"], CIRCUIT);
+        call.query = &query;
+        self.call(call).await
+    }
+
+    /// `GET /webhooks/{id}`: one webhook; [`AttioError::NotFound`] once it is deleted.
+    pub async fn get_webhook(&self, webhook_id: &str) -> Result<Webhook, AttioError> {
+        self.call(Call::get(&["webhooks", webhook_id], CIRCUIT))
+            .await
     }
 
     /// Deletes a webhook; Attio stops sending to it.
@@ -92,7 +159,7 @@ impl AttioClient {
             .call(Call {
                 method: Method::DELETE,
                 segments: &["webhooks", webhook_id],
-                query: None,
+                query: &[],
                 body: None,
                 circuit: CIRCUIT,
                 kind: Kind::Write,
@@ -100,5 +167,27 @@ impl AttioClient {
             })
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attios_three_states_and_anything_else_is_not_active() {
+        assert_eq!(WebhookStatus::parse(Some("active")), WebhookStatus::Active);
+        assert_eq!(
+            WebhookStatus::parse(Some("degraded")),
+            WebhookStatus::Degraded
+        );
+        assert_eq!(
+            WebhookStatus::parse(Some("inactive")),
+            WebhookStatus::Inactive
+        );
+        assert!(WebhookStatus::parse(Some("active")).is_active());
+        for other in [Some("degraded"), Some("inactive"), Some("paused"), None] {
+            assert!(!WebhookStatus::parse(other).is_active(), "{other:?}");
+        }
     }
 }

@@ -527,6 +527,22 @@ impl HubSpotSink {
         .await?;
         Ok(true)
     }
+
+    /// `GET /crm/v3/properties/{object}/{name}`: the property's definition as HubSpot
+    /// returns it (`type`, `hasUniqueValue`, `modificationMetadata`, …), or `None` when the
+    /// object has no such (unarchived) property
+    /// (<https://developers.hubspot.com/docs/api-reference/crm-properties-v3/core/get-crm-v3-properties-objectType-propertyName>).
+    /// `hubspot setup` reads it to check that an existing `attio_record_id` really is unique:
+    /// upserts keyed on a property without `hasUniqueValue` are refused.
+    pub async fn property_definition(
+        &self,
+        object: CrmObject,
+        name: &str,
+    ) -> Result<Option<Value>, CrmError> {
+        let path = format!("/crm/v3/properties/{object}/{name}");
+        let (status, body) = self.call("read property", Method::GET, &path, None).await?;
+        Ok((status != StatusCode::NOT_FOUND).then_some(body))
+    }
 }
 
 /// `Retry-After` as seconds or an HTTP date.
