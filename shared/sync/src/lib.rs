@@ -15,9 +15,11 @@
 //! | Outcome | Disposition | Why |
 //! |---|---|---|
 //! | written (or nothing to write: unmapped object, parked type) | `Done` | |
+//! | a contact with the record's email already exists in HubSpot and carries no other Attio id | `Done` after adopting it (`SyncContext::adopt`) | every real portal already holds contacts: never a second one for an email |
 //! | Attio says 404 | `Done` after archiving the CRM copy | the object was deleted; retrying cannot help |
 //! | 429, 5xx, timeout, open circuit, store unavailable | `Retry` | SQS redelivers after the visibility timeout; after `maxReceiveCount` it lands in the DLQ |
-//! | HubSpot 400, unmapped deal stage, unreadable message | `DeadLetter` | a configuration or data problem: sent to the DLQ at once with the reason, for an operator to fix and replay |
+//! | HubSpot 401/403 (token, scope) | `Hold` | nothing succeeds until an operator fixes the token: the consumer hides the message for a growing time and an alarm fires, instead of burning its receives |
+//! | HubSpot 400, a conflict retrying cannot solve (an email another Attio record holds), unmapped deal stage, unreadable message | `DeadLetter` | a configuration or data problem: sent to the DLQ at once with the reason, for an operator to fix and replay |
 
 mod backfill;
 mod batch;
