@@ -33,13 +33,21 @@ pub struct BackfillArgs {
     pub restart: bool,
     #[command(flatten)]
     pub sync: SyncArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Where a full sync keeps its state: the mappings (DynamoDB, or the local SQLite file) and the
+/// saved positions. Shared by `backfill` and `reconcile`, so a reconcile resumes a backfill.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
     /// DynamoDB mappings table (the stack's MappingsTableName); default: the local SQLite file.
     #[arg(long, env = "MAPPINGS_TABLE")]
     pub mappings_table: Option<String>,
     /// Endpoint for DynamoDB (an emulator).
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
-    /// Folder for the saved sync state (and local mappings and outbox).
+    /// Folder for the saved sync positions (and local mappings and outbox).
     #[arg(long, default_value_os_t = crate::default_data_dir(), env = "ATTIO_RELAY_DATA_DIR")]
     pub data_dir: PathBuf,
 }
@@ -73,7 +81,7 @@ fn save(path: &Path, state: &SyncState) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)?;
+    std::fs::create_dir_all(&args.store.data_dir)?;
     let fields = args.sync.fields()?;
     anyhow::ensure!(
         fields.crm_object(&args.object).is_some(),
@@ -92,11 +100,11 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
             burst: rate,
         }),
     )?;
-    let sink = args.sync.crm(&args.data_dir)?;
-    match (&args.mappings_table, sink) {
+    let sink = args.sync.crm(&args.store.data_dir)?;
+    match (&args.store.mappings_table, sink) {
         (Some(table), sink) => {
             let mut loader = aws_config::from_env();
-            if let Some(url) = &args.endpoint_url {
+            if let Some(url) = &args.store.endpoint_url {
                 loader = loader.endpoint_url(url);
             }
             let mappings =
@@ -104,7 +112,7 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
             walk_with(sink, &args, attio, mappings, fields).await
         }
         (None, sink) => {
-            let db = LocalDb::open(&crate::dev::database_file(&args.data_dir))?;
+            let db = LocalDb::open(&crate::dev::database_file(&args.store.data_dir))?;
             walk_with(sink, &args, attio, SqliteMappings::new(db), fields).await
         }
     }
@@ -133,7 +141,7 @@ async fn walk<S: CrmSink, M: IdMappings>(
     ctx: SyncContext<S, M>,
 ) -> anyhow::Result<()> {
     let ctx = Arc::new(ctx);
-    let path = state_file(&args.data_dir, &args.object);
+    let path = state_file(&args.store.data_dir, &args.object);
     let mut state = match std::fs::read(&path) {
         Ok(bytes) if !args.restart => serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is corrupt; use --restart", path.display()))?,

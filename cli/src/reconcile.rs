@@ -21,12 +21,10 @@
 //! (<https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines>), both
 //! shared with the live consumers.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, bail};
 use relay_attio::{AttioClient, AttioError, Webhook, WebhookStatus};
 
-use crate::backfill::{self, BackfillArgs};
+use crate::backfill::{self, BackfillArgs, StoreArgs};
 use crate::sync_args::SyncArgs;
 
 /// Attio's read limit per workspace (requests per second).
@@ -57,15 +55,8 @@ pub struct ReconcileArgs {
     pub check_only: bool,
     #[command(flatten)]
     pub sync: SyncArgs,
-    /// DynamoDB mappings table (the stack's MappingsTableName); default: the local SQLite file.
-    #[arg(long, env = "MAPPINGS_TABLE")]
-    pub mappings_table: Option<String>,
-    /// Endpoint for DynamoDB (an emulator).
-    #[arg(long, env = "AWS_ENDPOINT_URL")]
-    pub endpoint_url: Option<String>,
-    /// Folder for the saved sync positions (shared with `backfill`), local mappings and outbox.
-    #[arg(long, default_value_os_t = crate::default_data_dir(), env = "ATTIO_RELAY_DATA_DIR")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 fn parse_share(text: &str) -> Result<f64, String> {
@@ -213,9 +204,7 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
                 rate: attio_rate,
                 restart: false,
                 sync: sync.clone(),
-                mappings_table: args.mappings_table.clone(),
-                endpoint_url: args.endpoint_url.clone(),
-                data_dir: args.data_dir.clone(),
+                store: args.store.clone(),
             };
             // One object failing (a page Attio refuses) must not keep the others stale; its
             // position is saved, so the next run resumes it.
