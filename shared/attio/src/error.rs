@@ -236,7 +236,10 @@ mod tests {
             "Object with slug/ID \"humans\" not found.",
         );
         assert!(!stale_slug.is_record_gone());
-        assert!(stale_slug.is_permanent(), "an unknown object cannot succeed on retry");
+        assert!(
+            stale_slug.is_permanent(),
+            "an unknown object cannot succeed on retry"
+        );
     }
 
     #[test]

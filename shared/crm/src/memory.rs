@@ -156,7 +156,10 @@ impl MemoryCrm {
         while let Some(next) = state.merged_into.get(&(object, id.clone())) {
             id = next.clone();
         }
-        state.objects.contains_key(&(object, id.clone())).then_some(id)
+        state
+            .objects
+            .contains_key(&(object, id.clone()))
+            .then_some(id)
     }
 
     /// Every object of type `object` the portal holds, by id.
@@ -322,7 +325,9 @@ impl CrmSink for MemoryCrm {
     ) -> Result<CrmId, CrmError> {
         let mut state = self.begin(CrmOp::Merge)?;
         let (pk, dk) = ((object, primary.clone()), (object, duplicate.clone()));
-        if primary == duplicate || !state.objects.contains_key(&pk) || !state.objects.contains_key(&dk)
+        if primary == duplicate
+            || !state.objects.contains_key(&pk)
+            || !state.objects.contains_key(&dk)
         {
             return Err(CrmError::NotFound {
                 operation: format!("merge {object}"),
@@ -479,10 +484,16 @@ mod tests {
         let a = crm.seed(c, props(&[("email", "a@x.com"), ("firstname", "Ada")]));
         let b = crm.seed(c, props(&[("email", "b@x.com"), ("phone", "1")]));
         let merged = crm.merge(c, &a, &b).await.expect("merge");
-        assert!(merged != a && merged != b, "HubSpot usually answers a new id");
+        assert!(
+            merged != a && merged != b,
+            "HubSpot usually answers a new id"
+        );
         let held = crm.objects(c);
         assert_eq!(held.len(), 1);
-        assert_eq!(held[&merged]["email"], "a@x.com", "the primary's value wins");
+        assert_eq!(
+            held[&merged]["email"], "a@x.com",
+            "the primary's value wins"
+        );
         assert_eq!(held[&merged]["phone"], "1", "the duplicate fills the gaps");
         assert_eq!(crm.current_id(c, &a), Some(merged.clone()));
         assert_eq!(crm.current_id(c, &b), Some(merged.clone()));

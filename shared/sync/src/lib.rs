@@ -15,7 +15,8 @@
 //! | Outcome | Disposition | Why |
 //! |---|---|---|
 //! | written (or nothing to write: unmapped object, parked type) | `Done` | |
-//! | Attio says 404 | `Done` after archiving the CRM copy | the object was deleted; retrying cannot help |
+//! | Attio says 404 `not_found` for the record, note or task | `Done` after archiving the CRM copy | it was deleted (or merged away); retrying cannot help |
+//! | Attio says 404 `merge_in_progress`, or a 404 that is not Attio's error body | `Retry` | the merged record is being made; a proxy answered |
 //! | 429, 5xx, timeout, open circuit, store unavailable | `Retry` | SQS redelivers after the visibility timeout; after `maxReceiveCount` it lands in the DLQ |
 //! | HubSpot 400, unmapped deal stage, unreadable message | `DeadLetter` | a configuration or data problem: sent to the DLQ at once with the reason, for an operator to fix and replay |
 
@@ -27,6 +28,7 @@ mod engagements;
 pub mod field_mapping;
 pub mod formats;
 mod list_entries;
+mod merges;
 mod notes;
 mod property_spec;
 mod record_source;
