@@ -17,7 +17,7 @@ pub const MERGE_IN_PROGRESS_CODE: &str = "merge_in_progress";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttioError {
-    /// 404. `code` is Attio's error code when the body is Attio's error JSON, `None` when it
+    /// A 404 answer: `code` is Attio's error code when the body is Attio's error JSON, `None` when it
     /// is not (a proxy's or load balancer's 404 page). Only some 404s mean "deleted": ask
     /// [`AttioError::is_record_gone`], never match this variant for that.
     #[error("Attio has nothing at {path}: {message}{}", code_suffix(code))]

@@ -124,8 +124,8 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
 
         // 1. The copies Attio's ids already map to become one.
         let mut target = self.mappings.get(crm_object, record_id).await?;
-        for duplicate in family.ids[1..].to_vec() {
-            let Some(copy) = self.mappings.get(crm_object, &duplicate).await? else {
+        for duplicate in &family.ids[1..] {
+            let Some(copy) = self.mappings.get(crm_object, duplicate).await? else {
                 continue;
             };
             target = Some(match target {
