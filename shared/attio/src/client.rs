@@ -431,8 +431,11 @@ impl Inner {
         }
         let (code, message) = error_detail(status, &body);
         if status == StatusCode::NOT_FOUND {
+            // Not retried here either way: whether a 404 is final (`not_found`) or waited out
+            // (`merge_in_progress`, a proxy's page) is the queue's call, by `is_permanent`.
             return Outcome::Permanent(AttioError::NotFound {
                 path: path.to_owned(),
+                code,
                 message,
             });
         }

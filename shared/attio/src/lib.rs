@@ -48,7 +48,7 @@ mod webhooks;
 
 pub use client::AttioClient;
 pub use config::{ApiToken, AttioConfig, DEFAULT_BASE_URL, RateLimit};
-pub use error::AttioError;
+pub use error::{AttioError, MERGE_IN_PROGRESS_CODE, NOT_FOUND_CODE};
 pub use memory::{AttioCall, MemoryAttio};
 pub use model::{
     Actor, ActorReference, Assignee, Attribute, AttributeId, AttributeValue, Currency, Domain,

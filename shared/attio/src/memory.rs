@@ -119,11 +119,16 @@ impl MemoryAttio {
     }
 }
 
+/// Attio's 404 for what `call` names, worded as Attio words it (the object for a slug lookup,
+/// the record, note or task otherwise).
 fn not_found(call: &AttioCall) -> AttioError {
-    AttioError::NotFound {
-        path: call.path(),
-        message: "not found in MemoryAttio".into(),
-    }
+    let message = match call {
+        AttioCall::Record { record_id, .. } => format!("Record with ID \"{record_id}\" not found."),
+        AttioCall::Note(id) => format!("Note with ID \"{id}\" not found."),
+        AttioCall::Task(id) => format!("Task with ID \"{id}\" not found."),
+        AttioCall::Slug(object) => format!("Object with slug/ID \"{object}\" not found."),
+    };
+    AttioError::not_found(call.path(), crate::error::NOT_FOUND_CODE, message)
 }
 
 impl AttioApi for MemoryAttio {

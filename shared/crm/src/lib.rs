@@ -263,7 +263,10 @@ pub trait CrmSink: Send + Sync {
         id: &CrmId,
     ) -> impl Future<Output = Result<(), CrmError>> + Send;
 
-    /// Merges `duplicate` into `primary`; returns the surviving id.
+    /// Merges `duplicate` into `primary`; returns the merged object's id, which is usually NEW
+    /// (HubSpot keeps `primary` only with Primary ID Preservation): callers re-point every
+    /// mapping of either id to it. The merged object holds both objects' notes, tasks and
+    /// associations (HubSpot moves them).
     fn merge(
         &self,
         object: CrmObject,

@@ -42,6 +42,10 @@ struct State {
     failures: HashMap<CrmOp, VecDeque<CrmError>>,
     /// Inputs refused in every upsert, by Attio record id: (message, class).
     refused: HashMap<String, (String, ErrorClass)>,
+    /// Ids merged away → the object they became.
+    merged_into: HashMap<(CrmObject, CrmId), CrmId>,
+    /// The portal keeps the primary's id on merges (HubSpot's Primary ID Preservation).
+    preserve_primary_ids: bool,
 }
 
 /// HubSpot's answer to a second contact with an existing email.
@@ -136,6 +140,26 @@ impl MemoryCrm {
         let id = state.new_id();
         state.objects.insert((object, id.clone()), properties);
         id
+    }
+
+    /// Merges keep the primary's id, as in a portal with Primary ID Preservation; by default a
+    /// merge makes a new id, as HubSpot usually does.
+    pub fn preserve_primary_ids(&self) {
+        self.state().preserve_primary_ids = true;
+    }
+
+    /// The object `id` is now: itself, or what merges made of it (HubSpot moves a merged
+    /// object's notes, tasks and associations to the merged one); `None` once archived.
+    pub fn current_id(&self, object: CrmObject, id: &CrmId) -> Option<CrmId> {
+        let state = self.state();
+        let mut id = id.clone();
+        while let Some(next) = state.merged_into.get(&(object, id.clone())) {
+            id = next.clone();
+        }
+        state
+            .objects
+            .contains_key(&(object, id.clone()))
+            .then_some(id)
     }
 
     /// Every object of type `object` the portal holds, by id.
@@ -242,6 +266,11 @@ impl CrmSink for MemoryCrm {
         properties: &Properties,
     ) -> Result<(), CrmError> {
         let mut state = self.begin(CrmOp::Update)?;
+        if state.merged_into.contains_key(&(object, id.clone())) {
+            return Err(CrmError::NotFound {
+                operation: format!("update {object}"),
+            });
+        }
         if let Some((_, message)) = state.unique_clash(object, Some(id), properties) {
             return Err(conflict(format!("update {object}"), message));
         }
@@ -283,7 +312,11 @@ impl CrmSink for MemoryCrm {
         Ok(())
     }
 
-    /// The primary survives (HubSpot with Primary ID Preservation); the duplicate is gone.
+    /// As HubSpot's `POST /crm/v3/objects/{type}/merge`: both objects become one, with a NEW id
+    /// unless the portal preserves primary ids, holding the primary's values with the
+    /// duplicate's filling the gaps; merging an id the portal no longer holds (merged or
+    /// archived already) answers not found.
+    /// https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/basic/post-crm-v3-objects-contacts-merge
     async fn merge(
         &self,
         object: CrmObject,
@@ -291,13 +324,33 @@ impl CrmSink for MemoryCrm {
         duplicate: &CrmId,
     ) -> Result<CrmId, CrmError> {
         let mut state = self.begin(CrmOp::Merge)?;
-        state.objects.remove(&(object, duplicate.clone()));
+        let (pk, dk) = ((object, primary.clone()), (object, duplicate.clone()));
+        if primary == duplicate
+            || !state.objects.contains_key(&pk)
+            || !state.objects.contains_key(&dk)
+        {
+            return Err(CrmError::NotFound {
+                operation: format!("merge {object}"),
+            });
+        }
+        let primary_values = state.objects.remove(&pk).unwrap_or_default();
+        let mut values = state.objects.remove(&dk).unwrap_or_default();
+        values.extend(primary_values);
+        let id = if state.preserve_primary_ids {
+            primary.clone()
+        } else {
+            let id = state.new_id();
+            state.merged_into.insert(pk, id.clone());
+            id
+        };
+        state.merged_into.insert(dk, id.clone());
+        state.objects.insert((object, id.clone()), values);
         state.done.push(OutboxEntry::Merge {
             object,
             primary: primary.clone(),
             duplicate: duplicate.clone(),
         });
-        Ok(primary.clone())
+        Ok(id)
     }
 }
 
@@ -416,5 +469,44 @@ mod tests {
             .await
             .expect("upsert");
         assert_eq!(companies.ids.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_merge_makes_one_object_with_a_new_id_unless_primary_ids_are_preserved() {
+        let crm = MemoryCrm::new();
+        let c = CrmObject::Contacts;
+        let props = |pairs: &[(&str, &str)]| -> Properties {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let a = crm.seed(c, props(&[("email", "a@x.com"), ("firstname", "Ada")]));
+        let b = crm.seed(c, props(&[("email", "b@x.com"), ("phone", "1")]));
+        let merged = crm.merge(c, &a, &b).await.expect("merge");
+        assert!(
+            merged != a && merged != b,
+            "HubSpot usually answers a new id"
+        );
+        let held = crm.objects(c);
+        assert_eq!(held.len(), 1);
+        assert_eq!(
+            held[&merged]["email"], "a@x.com",
+            "the primary's value wins"
+        );
+        assert_eq!(held[&merged]["phone"], "1", "the duplicate fills the gaps");
+        assert_eq!(crm.current_id(c, &a), Some(merged.clone()));
+        assert_eq!(crm.current_id(c, &b), Some(merged.clone()));
+        let again = crm.merge(c, &a, &b).await.expect_err("already merged");
+        assert!(matches!(again, CrmError::NotFound { .. }));
+        let stale = crm.update(c, &a, &props(&[("x", "y")])).await;
+        assert!(matches!(stale, Err(CrmError::NotFound { .. })));
+
+        let kept = MemoryCrm::new();
+        kept.preserve_primary_ids();
+        let a = kept.seed(c, props(&[("email", "a@x.com")]));
+        let b = kept.seed(c, props(&[("email", "b@x.com")]));
+        assert_eq!(kept.merge(c, &a, &b).await.expect("merge"), a);
+        assert_eq!(kept.current_id(c, &b), Some(a));
     }
 }

@@ -117,7 +117,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
     ) -> Result<Option<(CrmObject, CrmId)>, StepError> {
         let record = match self.attio.get_record(slug, record_id).await {
             Ok(record) => record,
-            Err(AttioError::NotFound { .. }) => {
+            Err(err) if err.is_record_gone() => {
                 if let Some(crm_object) = self.fields.crm_object(slug) {
                     self.archive_record(crm_object, record_id).await?;
                 }
@@ -208,13 +208,26 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         Ok(existing.clone())
     }
 
-    /// Archives the CRM copy of a deleted record and forgets its mapping.
+    /// Archives the CRM copy of a deleted record and forgets its mapping — unless the copy
+    /// now carries another record's `attio_record_id`: a merge re-points its originals to the
+    /// merged object (see `merges.rs`), and an original's late event (a 404, or an older
+    /// model's delete of the duplicate) must not archive the merged record's copy. That
+    /// mapping is kept, so notes naming the original still find the merged object.
     pub async fn archive_record(
         &self,
         crm_object: CrmObject,
         record_id: &str,
     ) -> Result<(), StepError> {
         if let Some(id) = self.mappings.get(crm_object, record_id).await? {
+            let held = self.crm.read(crm_object, &id, &[ID_PROPERTY]).await?;
+            let owner = held
+                .as_ref()
+                .and_then(|h| h.get(ID_PROPERTY))
+                .filter(|o| !o.is_empty());
+            if let Some(owner) = owner.filter(|o| *o != record_id) {
+                tracing::info!(record_id, crm_id = %id, %owner, "the CRM copy belongs to the record this one was merged into; not archiving");
+                return Ok(());
+            }
             self.crm.archive(crm_object, &id).await?;
             self.mappings.remove(crm_object, record_id).await?;
         } else {

@@ -81,7 +81,8 @@ impl<E: Engagement, S: CrmSink, M: IdMappings, A: AttioApi> EngagementHandler<E,
         }
         let source = match E::fetch(&self.ctx.attio, id).await {
             Ok(source) => source,
-            Err(AttioError::NotFound { .. }) => {
+            // Only Attio's not-found for the note or task itself is a deletion.
+            Err(err) if err.is_record_gone() => {
                 return self.ctx.archive_engagement(E::OBJECT, id).await;
             }
             Err(err) => return Err(err.into()),

@@ -16,7 +16,8 @@
 //! |---|---|---|
 //! | written (or nothing to write: unmapped object, parked type) | `Done` | |
 //! | a contact with the record's email already exists in HubSpot and carries no other Attio id | `Done` after adopting it (`SyncContext::adopt`) | every real portal already holds contacts: never a second one for an email |
-//! | Attio says 404 | `Done` after archiving the CRM copy | the object was deleted; retrying cannot help |
+//! | Attio says 404 `not_found` for the record, note or task | `Done` after archiving the CRM copy | it was deleted (or merged away); retrying cannot help |
+//! | Attio says 404 `merge_in_progress`, or a 404 that is not Attio's error body | `Retry` | the merged record is being made; a proxy answered |
 //! | 429, 5xx, timeout, open circuit, store unavailable | `Retry` | SQS redelivers after the visibility timeout; after `maxReceiveCount` it lands in the DLQ |
 //! | HubSpot 401/403 (token, scope) | `Hold` | nothing succeeds until an operator fixes the token: the consumer hides the message for a growing time and an alarm fires, instead of burning its receives |
 //! | HubSpot 400, a conflict retrying cannot solve (an email another Attio record holds), unmapped deal stage, unreadable message | `DeadLetter` | a configuration or data problem: sent to the DLQ at once with the reason, for an operator to fix and replay |
@@ -29,6 +30,7 @@ mod engagements;
 pub mod field_mapping;
 pub mod formats;
 mod list_entries;
+mod merges;
 mod notes;
 mod property_spec;
 mod record_source;

@@ -1,5 +1,6 @@
 //! record.* events: one Attio fetch and one batched upsert per record per batch, however many
-//! events name it; deletes archive the CRM copy; merges merge the CRM copies.
+//! events name it; deletes archive the CRM copy; merges (`merges.rs`) end with one CRM object
+//! for the merged record.
 //!
 //! Each input of the batched upsert settles only its own messages. A contact HubSpot refuses
 //! because its email belongs to an existing contact is adopted (`SyncContext::adopt`: the
@@ -10,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use relay_attio::{AttioApi, AttioError, CachedAttio};
+use relay_attio::{AttioApi, CachedAttio};
 use relay_crm::{CrmObject, CrmSink, RecordUpsert};
 use relay_events::{Event, EventType, Subject};
 use relay_mappings::IdMappings;
@@ -32,7 +33,9 @@ impl RecordWork {
     fn fold(&mut self, event: &Event) {
         match &event.subject {
             Subject::MergedRecord { duplicate, .. } => {
-                self.merged_duplicates.push(duplicate.record_id.clone());
+                if !self.merged_duplicates.contains(&duplicate.record_id) {
+                    self.merged_duplicates.push(duplicate.record_id.clone());
+                }
             }
             _ => self.deleted |= event.event_type == EventType::RecordDeleted,
         }
@@ -90,7 +93,9 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
         }
         let fetched = match self.ctx.attio.get_record(&slug, record_id).await {
             Ok(fetched) => fetched,
-            Err(AttioError::NotFound { .. }) => {
+            // Only Attio's not-found for the record itself: a proxy's 404 or an unknown object
+            // is no deletion (transient, or permanent with Attio's reason).
+            Err(err) if err.is_record_gone() => {
                 tracing::info!(record_id, "record no longer exists in Attio; archiving");
                 self.ctx.archive_record(crm_object, record_id).await?;
                 return Ok(None);
@@ -113,28 +118,20 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
         }))
     }
 
-    /// Merges the CRM copies of records Attio merged into `record_id`.
-    async fn merge_duplicates(
-        &self,
-        crm_object: CrmObject,
-        record_id: &str,
-        duplicates: &[String],
-    ) -> Result<(), StepError> {
-        let Some(primary) = self.ctx.mappings.get(crm_object, record_id).await? else {
+    /// A record Attio merged others into (`record.merged`, either model).
+    async fn merged(&self, group: &RecordGroup) -> Result<(), StepError> {
+        let slug = self.ctx.slug(&group.key.object).await?;
+        if self.ctx.fields.crm_object(&slug).is_none() {
+            tracing::debug!(object = %slug, "object is not mapped to the CRM; skipping");
             return Ok(());
-        };
-        for duplicate in duplicates {
-            if let Some(dup) = self.ctx.mappings.get(crm_object, duplicate).await? {
-                if dup != primary {
-                    self.ctx.crm.merge(crm_object, &primary, &dup).await?;
-                }
-                self.ctx.mappings.remove(crm_object, duplicate).await?;
-            }
         }
-        Ok(())
+        let duplicates = &group.work.merged_duplicates;
+        self.ctx
+            .sync_merged(&slug, &group.key.record_id, duplicates)
+            .await
     }
 
-    /// One batched upsert of `items`, then each accepted record's mapping and merges.
+    /// One batched upsert of `items`, then each accepted record's mapping.
     async fn upsert(
         &self,
         crm_object: CrmObject,
@@ -158,23 +155,17 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
                 .failures
                 .iter()
                 .find(|f| &f.attio_record_id == record_id);
-            let duplicates = &group.work.merged_duplicates;
             let outcome = if let Some(failure) = refused {
-                let step = async {
-                    self.ctx
-                        .adopt(crm_object, upsert, failure, duplicates)
-                        .await?;
-                    self.merge_duplicates(crm_object, record_id, duplicates)
-                        .await
-                };
-                disposition(step.await)
+                let step = self.ctx.adopt(crm_object, upsert, failure, &[]);
+                disposition(step.await.map(drop))
             } else if let Some(id) = report.ids.get(record_id) {
-                let step = async {
-                    self.ctx.mappings.put(crm_object, record_id, id).await?;
-                    self.merge_duplicates(crm_object, record_id, duplicates)
+                disposition(
+                    self.ctx
+                        .mappings
+                        .put(crm_object, record_id, id)
                         .await
-                };
-                disposition(step.await)
+                        .map_err(Into::into),
+                )
             } else {
                 Disposition::retry(format!("CRM returned no id for record {record_id}"))
             };
@@ -190,6 +181,12 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for RecordsHandler<S, 
         // Fetch and map every live record; deletes (and records Attio no longer has) archive.
         let mut upserts: BTreeMap<CrmObject, Vec<(RecordUpsert, RecordGroup)>> = BTreeMap::new();
         for group in groups {
+            if !group.work.merged_duplicates.is_empty() && !group.work.deleted {
+                // Merges are rare and need several ordered calls: one at a time.
+                let outcome = disposition(self.merged(&group).await);
+                outcomes.settle(&group, &outcome);
+                continue;
+            }
             match self.prepare(&group.key, &group.work).await {
                 Ok(Some((crm_object, upsert))) => {
                     upserts.entry(crm_object).or_default().push((upsert, group));

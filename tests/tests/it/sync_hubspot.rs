@@ -193,27 +193,63 @@ async fn a_deleted_record_archives_its_hubspot_copy() {
     assert_eq!(apis.mapped(CrmObject::Contacts, ADA).await, None);
 }
 
+/// Attio merged two people into Ada (a new record); both originals were synced. HubSpot's
+/// merge answers a NEW id (no Primary ID Preservation): the merged record and both originals
+/// end mapped to it, and Ada's values are written there.
 #[tokio::test]
-async fn a_merged_record_merges_the_hubspot_duplicate_into_the_survivor() {
+async fn a_merged_record_ends_as_one_hubspot_object_at_the_id_the_merge_answered() {
     let apis = Apis::start().await;
     apis.mount_person(1).await;
-    apis.mount_contact_upsert(1).await;
-    apis.seed(CrmObject::Contacts, "dup-record", "777").await;
+    apis.seed(CrmObject::Contacts, "old-a", "777").await;
+    apis.seed(CrmObject::Contacts, "old-b", "778").await;
+    let patch = |id: &str, properties: Value| {
+        Mock::given(method("PATCH"))
+            .and(path(format!("/crm/v3/objects/contacts/{id}")))
+            .and(body_json(json!({"properties": properties})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": id})))
+            .expect(1)
+    };
+    // The primary is claimed for the merged record before the merge (see merges.rs).
+    patch("777", json!({"attio_record_id": ADA}))
+        .mount(&apis.hubspot)
+        .await;
     Mock::given(method("POST"))
         .and(path("/crm/v3/objects/contacts/merge"))
         .and(body_json(
-            json!({"primaryObjectId": "901", "objectIdToMerge": "777"}),
+            json!({"primaryObjectId": "777", "objectIdToMerge": "778"}),
         ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "901"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "990"})))
         .expect(1)
         .mount(&apis.hubspot)
         .await;
-    let mut event = record_event("record.merged", None);
-    event["duplicate_object_id"] = json!(PEOPLE);
-    event["duplicate_record_id"] = json!("dup-record");
+    patch(
+        "990",
+        json!({
+            "attio_record_id": ADA,
+            "email": "ada@analytical.example",
+            "firstname": "Ada",
+            "lastname": "Lovelace",
+            "jobtitle": "Chief Engine Officer"
+        }),
+    )
+    .mount(&apis.hubspot)
+    .await;
+    let merged = |duplicate: &str| {
+        let mut event = record_event("record.merged", None);
+        event["duplicate_object_id"] = json!(PEOPLE);
+        event["duplicate_record_id"] = json!(duplicate);
+        event
+    };
     let handler = RecordsHandler::new(apis.ctx());
-    all_done(&handler.handle(&[inbound("m1", event)]).await, 1);
-    assert_eq!(apis.mapped(CrmObject::Contacts, "dup-record").await, None);
+    let batch = [
+        inbound("m1", merged("old-a")),
+        inbound("m2", merged("old-b")),
+    ];
+    all_done(&handler.handle(&batch).await, 2);
+    for id in [ADA, "old-a", "old-b"] {
+        let mapped = apis.mapped(CrmObject::Contacts, id).await;
+        assert_eq!(mapped, Some(CrmId("990".into())), "{id}");
+    }
 }
 
 #[tokio::test]

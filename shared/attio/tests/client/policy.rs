@@ -19,12 +19,52 @@ async fn not_found_is_permanent_and_not_retried() {
         .get_record("people", "gone")
         .await
         .expect_err("404");
-    let AttioError::NotFound { path, message } = &err else {
+    let AttioError::NotFound { path, message, .. } = &err else {
         panic!("NotFound, got {err:?}");
     };
     assert_eq!(path, "/objects/people/records/gone");
     assert_eq!(message, "Record with ID \"gone\" not found.");
     assert!(err.is_permanent());
+    assert!(err.is_record_gone());
+}
+
+/// Only Attio's own `not_found` is a deletion: a proxy's HTML 404 and a merge still being
+/// applied (https://docs.attio.com/rest-api/endpoint-reference/records/merge-two-records) are
+/// handed back to the queue, neither retried in the call nor taken as "gone".
+#[tokio::test]
+async fn a_proxy_404_and_a_running_merge_are_transient_not_gone() {
+    let server = MockServer::start().await;
+    attio("GET", "/v2/objects/people/records/merging")
+        .respond_with(attio_error(
+            404,
+            "merge_in_progress",
+            "This record is being merged.",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    attio("GET", "/v2/objects/people/records/behind-proxy")
+        .respond_with(
+            ResponseTemplate::new(404).set_body_string("<html><body>404 Not Found</body></html>"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let merging = client(&server)
+        .get_record("people", "merging")
+        .await
+        .expect_err("404");
+    assert!(merging.is_merge_in_progress());
+    assert!(!merging.is_record_gone());
+    assert!(!merging.is_permanent());
+
+    let proxied = client(&server)
+        .get_record("people", "behind-proxy")
+        .await
+        .expect_err("404");
+    assert!(!proxied.is_record_gone());
+    assert!(!proxied.is_permanent());
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! The records handler: coalescing, archive on delete and 404, merges, 207 refusals, and how
+//! The records handler: coalescing, archive on delete and 404, 207 refusals, and how
 //! each failure is classified.
 
 use std::time::Duration;
@@ -118,62 +118,6 @@ async fn a_record_attio_answers_404_for_is_archived_not_retried() {
             id: contact("55")
         }]
     );
-}
-
-#[tokio::test]
-async fn a_merge_merges_the_crm_copies_of_the_duplicates_into_the_survivor() {
-    let ctx = context();
-    let (old_ada, old_grace) = ("d1d1d1d1-0000-4000-8000-000000000001", "d2");
-    for (id, crm) in [(old_ada, "11"), (old_grace, "12")] {
-        ctx.mappings
-            .put(CrmObject::Contacts, id, &contact(crm))
-            .await
-            .expect("put");
-    }
-    ctx.attio
-        .put_record("people", person(ADA, "ada@example.com", "Ada"));
-    let merged = |duplicate: &str| {
-        let mut event = record_event("record.merged", PEOPLE, ADA);
-        event["duplicate_object_id"] = json!(PEOPLE);
-        event["duplicate_record_id"] = json!(duplicate);
-        event
-    };
-    let batch = [
-        inbound("m1", merged(old_ada)),
-        inbound("m2", merged(old_grace)),
-    ];
-
-    let outcomes = by_message(RecordsHandler::new(ctx.clone()).handle(&batch).await);
-
-    assert!(
-        outcomes.values().all(|d| *d == Disposition::Done),
-        "{outcomes:?}"
-    );
-    let survivor = ctx
-        .mappings
-        .get(CrmObject::Contacts, ADA)
-        .await
-        .expect("get")
-        .expect("the survivor is mapped");
-    let merges: Vec<_> = ctx
-        .crm
-        .calls()
-        .into_iter()
-        .filter_map(|c| match c {
-            OutboxEntry::Merge {
-                primary, duplicate, ..
-            } => Some((primary, duplicate)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(
-        merges,
-        [(survivor.clone(), contact("11")), (survivor, contact("12"))]
-    );
-    for duplicate in [old_ada, old_grace] {
-        let forgotten = ctx.mappings.get(CrmObject::Contacts, duplicate).await;
-        assert_eq!(forgotten.expect("get"), None);
-    }
 }
 
 #[tokio::test]
