@@ -186,11 +186,15 @@ mod tests {
             .await;
         let sink = sink(&server);
         assert_eq!(
-            sink.owner_by_email("grace@example.com").await.expect("found"),
+            sink.owner_by_email("grace@example.com")
+                .await
+                .expect("found"),
             Some(CrmId("3".into()))
         );
         assert_eq!(
-            sink.owner_by_email("nobody@example.com").await.expect("none"),
+            sink.owner_by_email("nobody@example.com")
+                .await
+                .expect("none"),
             None
         );
     }
@@ -216,7 +220,10 @@ mod tests {
             .mount(&server)
             .await;
         let sink = sink(&server);
-        assert_eq!(sink.owner_by_email("nobody@example.com").await.unwrap(), None);
+        assert_eq!(
+            sink.owner_by_email("nobody@example.com").await.unwrap(),
+            None
+        );
         let err = sink.owner_by_email("ada@example.com").await.unwrap_err();
         assert_eq!(err.class(), crate::ErrorClass::Auth, "{err}");
     }

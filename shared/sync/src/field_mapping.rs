@@ -212,15 +212,15 @@ impl FieldMapping {
         };
         let mut properties = Properties::new();
         for (property, spec) in &mapping.properties {
-            let value = spec
-                .value(source, owners)
-                .map_err(|format| FieldMappingError::Unformattable {
-                    object: object_slug.to_owned(),
-                    record_id: record_id.to_owned(),
-                    property: property.clone(),
-                    attribute: spec.attribute.clone(),
-                    format,
-                })?;
+            let value =
+                spec.value(source, owners)
+                    .map_err(|format| FieldMappingError::Unformattable {
+                        object: object_slug.to_owned(),
+                        record_id: record_id.to_owned(),
+                        property: property.clone(),
+                        attribute: spec.attribute.clone(),
+                        format,
+                    })?;
             if let Some(value) = value {
                 properties.insert(property.clone(), value);
             }

@@ -117,7 +117,10 @@ impl OwnerResolver {
                     email
                 }
                 Err(AttioError::NotFound { .. }) => {
-                    tracing::info!(member, "Attio does not know this workspace member; no owner");
+                    tracing::info!(
+                        member,
+                        "Attio does not know this workspace member; no owner"
+                    );
                     self.emails.put(member, None, now);
                     None
                 }

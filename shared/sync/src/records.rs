@@ -96,7 +96,10 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
             }
             Err(err) => return Err(err.into()),
         };
-        let mapped = self.ctx.map_record(&slug, record_id, &fetched.values).await?;
+        let mapped = self
+            .ctx
+            .map_record(&slug, record_id, &fetched.values)
+            .await?;
         Ok(mapped.map(|(crm_object, properties)| {
             let attio_record_id = record_id.clone();
             (

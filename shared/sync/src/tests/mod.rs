@@ -6,6 +6,7 @@ mod engagements;
 mod field_formats;
 mod formats;
 mod list_entries;
+mod owners;
 mod records;
 
 use std::collections::BTreeMap;
