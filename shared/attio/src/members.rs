@@ -56,7 +56,47 @@ impl AttioClient {
 
 #[cfg(test)]
 mod tests {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
     use super::*;
+    use crate::{AttioApi, AttioConfig};
+
+    #[tokio::test]
+    async fn reads_a_member_and_answers_not_found_for_an_unknown_id() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/workspace_members/m1"))
+            .and(header("authorization", "Bearer t"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"data": {
+                    "id": {"workspace_id": "ws", "workspace_member_id": "m1"},
+                    "first_name": "Susan", "last_name": "Kare", "avatar_url": null,
+                    "email_address": "susan@example.com",
+                    "created_at": "2022-11-21T13:22:49.061281000Z", "access_level": "suspended"
+                }})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/workspace_members/gone"))
+            .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({
+                "status_code": 404, "type": "invalid_request_error", "code": "not_found",
+                "message": "Workspace member not found"
+            })))
+            .mount(&server)
+            .await;
+        let mut config = AttioConfig::new("t");
+        config.base_url = server.uri();
+        let client = AttioClient::new(config).expect("client");
+        let member = AttioApi::workspace_member(&client, "m1")
+            .await
+            .expect("member");
+        assert_eq!(member.email_address, "susan@example.com");
+        assert_eq!(member.access_level.as_deref(), Some("suspended"));
+        let gone = client.get_workspace_member("gone").await.unwrap_err();
+        assert!(matches!(gone, AttioError::NotFound { .. }), "{gone:?}");
+    }
 
     #[test]
     fn decodes_the_documented_answer() {
