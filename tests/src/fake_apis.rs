@@ -6,7 +6,10 @@
 //! test registered; HubSpot upserts contacts by `attio_record_id`, keeps contact emails unique
 //! as HubSpot does (a second contact for an email is refused with `CONFLICT` "Contact already
 //! exists. Existing ID: N", per input, by `objectWriteTraceId`), serves and patches contacts by
-//! id (adoption), creates, updates and archives notes and tasks, and remembers every write. Anything they do not recognise is recorded in
+//! id (adoption), creates, updates and archives notes and tasks, and remembers every write.
+//! Attio answers `GET /v2/workspace_members/{id}` (the documented shape, an email per member,
+//! [`FakeAttio::member_email`]); HubSpot answers `GET /crm/v3/owners/?email=` from the owners
+//! a test seeds ([`FakeHubSpot::seed_owner`]), `{"results": []}` for any other email. Anything they do not recognise is recorded in
 //! `unexpected` and answered 400, so the run fails loudly instead of passing by accident.
 //!
 //! Faults come from a seeded [`FaultDice`]: rate limits, 5xx answers, answers slower than the
@@ -149,6 +152,23 @@ impl FakeAttio {
         format!("{person_id}@analytical.example")
     }
 
+    /// The email the fake gives a workspace member (task assignees, note authors).
+    pub fn member_email(member_id: &str) -> String {
+        format!("member-{member_id}@analytical.example")
+    }
+
+    /// `GET /v2/workspace_members/{id}` as documented
+    /// (<https://docs.attio.com/api-reference/workspace-members/get-a-workspace-member>).
+    fn member(&self, id: &str) -> Value {
+        let workspace = self.person["data"]["id"]["workspace_id"].clone();
+        json!({"data": {
+            "id": {"workspace_id": workspace, "workspace_member_id": id},
+            "first_name": "Member", "last_name": id, "avatar_url": null,
+            "email_address": Self::member_email(id),
+            "created_at": "2026-01-01T00:00:00.000000000Z", "access_level": "member"
+        }})
+    }
+
     fn person(&self, id: &str) -> Value {
         let mut person = self.person.clone();
         person["data"]["id"]["record_id"] = json!(id);
@@ -214,6 +234,7 @@ impl Respond for FakeAttio {
         let body = match segments.as_slice() {
             ["v2", "objects", id] if *id == self.people_object_id => self.people_object.clone(),
             ["v2", "objects", "people", "records", id] => self.person(id),
+            ["v2", "workspace_members", id] => self.member(id),
             ["v2", "notes", id] => match self.parents.get(*id) {
                 Some(parent) => self.note(id, parent),
                 None => return self.unexpected(request),
@@ -253,6 +274,8 @@ pub struct HubSpotState {
     pub engagements: BTreeMap<String, StoredObject>,
     /// Creates that happened but whose answer the client never saw: each may leave a duplicate.
     pub lost_create_answers: usize,
+    /// The portal's owners (users): lower-case email → owner id.
+    pub owners: BTreeMap<String, String>,
     pub unexpected: Vec<String>,
     next_id: u64,
 }
@@ -342,6 +365,14 @@ impl FakeHubSpot {
                 ..StoredObject::default()
             },
         );
+        id
+    }
+
+    /// Adds a HubSpot owner (a portal user) with this email; returns its owner id.
+    pub fn seed_owner(&self, email: &str) -> String {
+        let mut state = self.state.lock().expect("hubspot state");
+        let id = state.new_id();
+        state.owners.insert(email.to_ascii_lowercase(), id.clone());
         id
     }
 
@@ -498,6 +529,28 @@ impl FakeHubSpot {
                     stored.archived = true;
                 }
                 Outcome::Answer(ResponseTemplate::new(204))
+            }
+            // https://developers.hubspot.com/docs/api-reference/latest/crm/owners/get-owners.md:
+            // `email` filters; one page answers it.
+            ("GET", ["crm", "v3", "owners"]) => {
+                let email = request
+                    .url
+                    .query_pairs()
+                    .find(|(k, _)| k == "email")
+                    .map(|(_, v)| v.to_ascii_lowercase());
+                let results: Vec<Value> = state
+                    .owners
+                    .iter()
+                    .filter(|(e, _)| email.as_ref().is_none_or(|want| want == *e))
+                    .map(|(e, id)| {
+                        json!({"id": id, "email": e, "type": "PERSON", "userId": 1,
+                               "createdAt": "2026-01-01T00:00:00Z",
+                               "updatedAt": "2026-01-01T00:00:00Z", "archived": false})
+                    })
+                    .collect();
+                Outcome::Answer(
+                    ResponseTemplate::new(200).set_body_json(json!({"results": results})),
+                )
             }
             _ => Outcome::Reject(format!("{} {}", request.method, request.url.path())),
         }

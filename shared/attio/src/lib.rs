@@ -38,6 +38,7 @@ mod breaker;
 mod client;
 mod config;
 mod error;
+mod members;
 mod memory;
 mod model;
 mod pacer;
@@ -49,6 +50,7 @@ mod webhooks;
 pub use client::AttioClient;
 pub use config::{ApiToken, AttioConfig, DEFAULT_BASE_URL, RateLimit};
 pub use error::{AttioError, MERGE_IN_PROGRESS_CODE, NOT_FOUND_CODE};
+pub use members::{WORKSPACE_MEMBER, WorkspaceMember, WorkspaceMemberId};
 pub use memory::{AttioCall, MemoryAttio};
 pub use model::{
     Actor, ActorReference, Assignee, Attribute, AttributeId, AttributeValue, Currency, Domain,

@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::schema::looks_like_uuid;
-use crate::{AttioApi, AttioError, Note, Record, Task};
+use crate::{AttioApi, AttioError, Note, Record, Task, WorkspaceMember};
 
 /// One call made through the port, as the caller named it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -17,6 +17,7 @@ pub enum AttioCall {
     Note(String),
     Task(String),
     Slug(String),
+    Member(String),
 }
 
 impl AttioCall {
@@ -33,6 +34,7 @@ impl AttioCall {
             Self::Note(id) => format!("/notes/{id}"),
             Self::Task(id) => format!("/tasks/{id}"),
             Self::Slug(object) => format!("/objects/{object}"),
+            Self::Member(id) => format!("/workspace_members/{id}"),
         }
     }
 }
@@ -49,6 +51,7 @@ struct State {
     records: HashMap<(String, String), Record>,
     notes: HashMap<String, Note>,
     tasks: HashMap<String, Task>,
+    members: HashMap<String, WorkspaceMember>,
     /// Object id → slug.
     slugs: HashMap<String, String>,
     /// Answers queued for particular calls, used up one per call.
@@ -94,6 +97,13 @@ impl MemoryAttio {
         self.state().tasks.insert(task.id.task_id.clone(), task);
     }
 
+    /// Adds a workspace member (by its `workspace_member_id`).
+    pub fn put_member(&self, member: WorkspaceMember) {
+        self.state()
+            .members
+            .insert(member.id.workspace_member_id.clone(), member);
+    }
+
     /// The next `call` answers `error` instead (queue several for several calls).
     pub fn fail_next(&self, call: AttioCall, error: AttioError) {
         self.state()
@@ -127,6 +137,7 @@ fn not_found(call: &AttioCall) -> AttioError {
         AttioCall::Note(id) => format!("Note with ID \"{id}\" not found."),
         AttioCall::Task(id) => format!("Task with ID \"{id}\" not found."),
         AttioCall::Slug(object) => format!("Object with slug/ID \"{object}\" not found."),
+        AttioCall::Member(id) => format!("Workspace member with ID \"{id}\" not found."),
     };
     AttioError::not_found(call.path(), crate::error::NOT_FOUND_CODE, message)
 }
@@ -160,6 +171,16 @@ impl AttioApi for MemoryAttio {
         self.state()
             .tasks
             .get(task_id)
+            .cloned()
+            .ok_or_else(|| not_found(&call))
+    }
+
+    async fn workspace_member(&self, id: &str) -> Result<WorkspaceMember, AttioError> {
+        let call = AttioCall::Member(id.to_owned());
+        self.begin(&call)?;
+        self.state()
+            .members
+            .get(id)
             .cloned()
             .ok_or_else(|| not_found(&call))
     }

@@ -9,7 +9,7 @@
 use std::future::Future;
 
 use crate::schema::looks_like_uuid;
-use crate::{AttioClient, AttioError, Note, Record, SchemaCache, Task};
+use crate::{AttioClient, AttioError, Note, Record, SchemaCache, Task, WorkspaceMember};
 
 /// What the consumers read from Attio.
 pub trait AttioApi: Send + Sync {
@@ -23,6 +23,14 @@ pub trait AttioApi: Send + Sync {
     fn get_note(&self, note_id: &str) -> impl Future<Output = Result<Note, AttioError>> + Send;
 
     fn get_task(&self, task_id: &str) -> impl Future<Output = Result<Task, AttioError>> + Send;
+
+    /// A workspace member (a record owner, task assignee or note author), for its email:
+    /// owners in the CRM are matched by email. [`AttioError::NotFound`] for an unknown id.
+    /// Uncached in every adapter: the sync caches member emails with a TTL of its own.
+    fn workspace_member(
+        &self,
+        workspace_member_id: &str,
+    ) -> impl Future<Output = Result<WorkspaceMember, AttioError>> + Send;
 
     /// The slug to use for `object` in API paths and the field mapping. A slug is returned as
     /// is; an object id is looked up.
@@ -40,6 +48,10 @@ impl AttioApi for AttioClient {
 
     async fn get_task(&self, task_id: &str) -> Result<Task, AttioError> {
         AttioClient::get_task(self, task_id).await
+    }
+
+    async fn workspace_member(&self, id: &str) -> Result<WorkspaceMember, AttioError> {
+        self.get_workspace_member(id).await
     }
 
     /// Uncached: one request per id. Long-lived callers use [`CachedAttio`].
@@ -95,6 +107,10 @@ impl AttioApi for CachedAttio {
 
     async fn get_task(&self, task_id: &str) -> Result<Task, AttioError> {
         self.client.get_task(task_id).await
+    }
+
+    async fn workspace_member(&self, id: &str) -> Result<WorkspaceMember, AttioError> {
+        self.client.get_workspace_member(id).await
     }
 
     async fn object_slug(&self, object: &str) -> Result<String, AttioError> {

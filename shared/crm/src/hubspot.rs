@@ -226,7 +226,7 @@ impl HubSpotSink {
 
     /// Sends one request with rate limiting and retries; returns the status and JSON body
     /// (`Value::Null` when empty). 404 is returned to the caller, other 4xx become errors.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         operation: &str,
         method: Method,
@@ -701,6 +701,11 @@ impl CrmSink for HubSpotSink {
         Ok(body["id"]
             .as_str()
             .map_or_else(|| primary.clone(), |id| CrmId(id.to_owned())))
+    }
+
+    /// `GET /crm/v3/owners/?email=` (see `owners.rs`).
+    async fn owner_by_email(&self, email: &str) -> Result<Option<CrmId>, CrmError> {
+        self.find_owner(email).await
     }
 }
 

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 mod hubspot;
 mod memory;
 mod outbox;
+mod owners;
 
 pub use hubspot::{DEFAULT_BASE_URL as HUBSPOT_API_URL, HubSpotConfig, HubSpotSink, ID_PROPERTY};
 pub use memory::{CrmOp, MemoryCrm};
@@ -273,4 +274,16 @@ pub trait CrmSink: Send + Sync {
         primary: &CrmId,
         duplicate: &CrmId,
     ) -> impl Future<Output = Result<CrmId, CrmError>> + Send;
+
+    /// The id of the CRM owner (the user records and activities are assigned to, HubSpot's
+    /// `hubspot_owner_id`) whose email is `email`; `None` when the CRM has no such owner.
+    /// Uncached: the sync caches answers per container. The default knows no owners — a sink
+    /// without users (the local outbox) leaves owner properties out.
+    fn owner_by_email(
+        &self,
+        email: &str,
+    ) -> impl Future<Output = Result<Option<CrmId>, CrmError>> + Send {
+        let _ = email;
+        std::future::ready(Ok(None))
+    }
 }

@@ -25,6 +25,8 @@ pub enum CrmOp {
     Update,
     Archive,
     Merge,
+    /// An owner lookup by email.
+    Owner,
 }
 
 #[derive(Debug, Default)]
@@ -46,6 +48,10 @@ struct State {
     merged_into: HashMap<(CrmObject, CrmId), CrmId>,
     /// The portal keeps the primary's id on merges (HubSpot's Primary ID Preservation).
     preserve_primary_ids: bool,
+    /// The portal's owners: email (lower case) → owner id.
+    owners: HashMap<String, CrmId>,
+    /// Every owner lookup made, by the email asked for (reads are not in `done`).
+    owner_lookups: Vec<String>,
 }
 
 /// HubSpot's answer to a second contact with an existing email.
@@ -160,6 +166,18 @@ impl MemoryCrm {
             .objects
             .contains_key(&(object, id.clone()))
             .then_some(id)
+    }
+
+    /// Adds a HubSpot owner (a user of the portal) with this email.
+    pub fn add_owner(&self, email: &str, id: &str) {
+        self.state()
+            .owners
+            .insert(email.to_ascii_lowercase(), CrmId(id.to_owned()));
+    }
+
+    /// The emails owners were looked up by, in order (failed lookups included).
+    pub fn owner_lookups(&self) -> Vec<String> {
+        self.state().owner_lookups.clone()
     }
 
     /// Every object of type `object` the portal holds, by id.
@@ -351,6 +369,12 @@ impl CrmSink for MemoryCrm {
             duplicate: duplicate.clone(),
         });
         Ok(id)
+    }
+
+    async fn owner_by_email(&self, email: &str) -> Result<Option<CrmId>, CrmError> {
+        self.state().owner_lookups.push(email.to_owned());
+        let state = self.begin(CrmOp::Owner)?;
+        Ok(state.owners.get(&email.to_ascii_lowercase()).cloned())
     }
 }
 

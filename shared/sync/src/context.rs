@@ -9,7 +9,6 @@ use relay_attio::{AttioApi, AttioClient, AttioError, CachedAttio};
 use relay_crm::{CrmError, CrmId, CrmObject, CrmSink, ID_PROPERTY, ItemFailure, RecordUpsert};
 use relay_mappings::{IdMappings, MappingError};
 
-use crate::record_source::RecordValues;
 use crate::{Disposition, FieldMapping};
 
 /// How long a note or task create is reserved against concurrent creators.
@@ -24,6 +23,8 @@ pub struct SyncContext<S, M, A = CachedAttio> {
     pub crm: S,
     pub mappings: M,
     pub fields: Arc<FieldMapping>,
+    /// Workspace member → CRM owner, cached per container (`owners.rs`).
+    pub owners: crate::OwnerResolver,
 }
 
 /// Why one step failed, already classified.
@@ -81,6 +82,7 @@ impl<S, M, A> SyncContext<S, M, A> {
             crm,
             mappings,
             fields: Arc::new(fields),
+            owners: crate::OwnerResolver::default(),
         }
     }
 }
@@ -126,8 +128,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
             Err(err) => return Err(err.into()),
         };
         let Some((crm_object, properties)) =
-            self.fields
-                .map_record(slug, record_id, &RecordValues(&record.values))?
+            self.map_record(slug, record_id, &record.values).await?
         else {
             return Ok(None);
         };

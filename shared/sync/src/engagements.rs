@@ -44,6 +44,13 @@ pub trait Engagement: Send + Sync + 'static {
 
     /// The records its copy is associated with when created.
     fn linked_records(source: &Self::Source) -> Vec<RecordRef>;
+
+    /// The workspace member whose CRM owner becomes its `hubspot_owner_id` (a task's first
+    /// assignee, a note's author); `None` leaves the property out.
+    fn owner_member(source: &Self::Source) -> Option<&str> {
+        let _ = source;
+        None
+    }
 }
 
 /// `hs_timestamp` from an Attio date or timestamp: epoch milliseconds, which HubSpot accepts
@@ -88,8 +95,14 @@ impl<E: Engagement, S: CrmSink, M: IdMappings, A: AttioApi> EngagementHandler<E,
             Err(err) => return Err(err.into()),
         };
         let linked = E::linked_records(&source);
+        let mut properties = E::properties(&source);
+        if let Some(member) = E::owner_member(&source)
+            && let Some(owner) = self.ctx.owner_id(member).await
+        {
+            properties.insert(crate::OWNER_PROPERTY.to_owned(), owner);
+        }
         self.ctx
-            .write_engagement(E::OBJECT, id, &E::properties(&source), || {
+            .write_engagement(E::OBJECT, id, &properties, || {
                 self.ctx.associations_for(&linked)
             })
             .await

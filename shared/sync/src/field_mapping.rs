@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use relay_crm::{CrmObject, Properties};
 use serde::Deserialize;
 
-pub use crate::property_spec::{Format, Pick, PropertySpec};
+pub use crate::property_spec::{Format, OwnerIds, Pick, PropertySpec};
 
 /// Reads current attribute values from an Attio record (or list entry) as text.
 pub trait AttributeSource {
@@ -167,12 +167,42 @@ impl FieldMapping {
             .and_then(|m| CrmObject::parse(&m.crm_object))
     }
 
+    /// The workspace members the mapping of one record reads as owners (`format = "owner"`):
+    /// the ids to resolve to CRM owners before [`Self::map_record_with`]. Resolving is async
+    /// (Attio, then the CRM), mapping stays synchronous.
+    pub fn owner_actors(&self, object_slug: &str, source: &impl AttributeSource) -> Vec<String> {
+        let Some(mapping) = self.objects.get(object_slug) else {
+            return Vec::new();
+        };
+        let mut members: Vec<String> = mapping
+            .properties
+            .values()
+            .filter_map(|spec| spec.owner_actor(source))
+            .collect();
+        members.sort();
+        members.dedup();
+        members
+    }
+
     /// The CRM properties for one record; `None` when the object is not mapped (skipped).
+    /// Owner properties are left out (see [`Self::map_record_with`]).
     pub fn map_record(
         &self,
         object_slug: &str,
         record_id: &str,
         source: &impl AttributeSource,
+    ) -> Result<Option<(CrmObject, Properties)>, FieldMappingError> {
+        self.map_record_with(object_slug, record_id, source, &OwnerIds::new())
+    }
+
+    /// [`Self::map_record`] with the owners of [`Self::owner_actors`] resolved: an owner
+    /// property whose member has a CRM owner is sent, any other is left out.
+    pub fn map_record_with(
+        &self,
+        object_slug: &str,
+        record_id: &str,
+        source: &impl AttributeSource,
+        owners: &OwnerIds,
     ) -> Result<Option<(CrmObject, Properties)>, FieldMappingError> {
         let Some(mapping) = self.objects.get(object_slug) else {
             return Ok(None);
@@ -182,15 +212,15 @@ impl FieldMapping {
         };
         let mut properties = Properties::new();
         for (property, spec) in &mapping.properties {
-            let value = spec
-                .value(source)
-                .map_err(|format| FieldMappingError::Unformattable {
-                    object: object_slug.to_owned(),
-                    record_id: record_id.to_owned(),
-                    property: property.clone(),
-                    attribute: spec.attribute.clone(),
-                    format,
-                })?;
+            let value =
+                spec.value(source, owners)
+                    .map_err(|format| FieldMappingError::Unformattable {
+                        object: object_slug.to_owned(),
+                        record_id: record_id.to_owned(),
+                        property: property.clone(),
+                        attribute: spec.attribute.clone(),
+                        format,
+                    })?;
             if let Some(value) = value {
                 properties.insert(property.clone(), value);
             }

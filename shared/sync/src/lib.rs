@@ -32,6 +32,7 @@ pub mod formats;
 mod list_entries;
 mod merges;
 mod notes;
+mod owners;
 mod property_spec;
 mod record_source;
 pub use record_source::RecordValues;
@@ -44,11 +45,12 @@ pub use context::{CREATE_LEASE, StepError, SyncContext};
 pub use disposition::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
 pub use engagements::{Engagement, EngagementHandler};
 pub use field_mapping::{
-    AttributeSource, FieldMapping, FieldMappingError, Format, Pick, PropertySpec, StageMapping,
-    StageTarget,
+    AttributeSource, FieldMapping, FieldMappingError, Format, OwnerIds, Pick, PropertySpec,
+    StageMapping, StageTarget,
 };
 pub use list_entries::ListEntriesHandler;
 pub use notes::{Notes, NotesHandler};
+pub use owners::{DEFAULT_OWNER_TTL, OWNER_PROPERTY, OwnerResolver};
 pub use records::RecordsHandler;
 pub use tasks::{Tasks, TasksHandler};
 

@@ -1,6 +1,6 @@
 //! note.* and note-content.updated events → HubSpot notes associated with the parent record.
 
-use relay_attio::{AttioApi, AttioError, CachedAttio, Note};
+use relay_attio::{AttioApi, AttioError, CachedAttio, Note, WORKSPACE_MEMBER};
 use relay_crm::{CrmObject, Properties};
 use relay_events::{Event, EventType, Subject};
 
@@ -53,5 +53,14 @@ impl Engagement for Notes {
 
     fn linked_records(note: &Note) -> Vec<RecordRef> {
         vec![RecordRef::new(&note.parent_object, &note.parent_record_id)]
+    }
+
+    /// The author, when a workspace member wrote it (`created_by_actor`): notes have no owner
+    /// in Attio, and HubSpot shows a note's owner as who wrote it.
+    fn owner_member(note: &Note) -> Option<&str> {
+        note.created_by_actor
+            .as_ref()
+            .filter(|a| a.kind.as_deref() == Some(WORKSPACE_MEMBER))
+            .and_then(|a| a.id.as_deref())
     }
 }

@@ -6,8 +6,10 @@
 //! ```toml
 //! hs_additional_domains = { attribute = "domains", values = "rest" }
 //! closedate = { attribute = "close_date", format = "epoch_ms" }
+//! hubspot_owner_id = { attribute = "owner", format = "owner" }
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
@@ -42,7 +44,19 @@ pub enum Format {
     Date,
     /// A plain decimal number (`amount` from a currency value).
     Number,
+    /// An `actor-reference` attribute (a deal's `owner`) as the id of the CRM owner with the
+    /// workspace member's email (`hubspot_owner_id`). Owners are resolved before mapping
+    /// ([`OwnerIds`]); a member with no CRM owner leaves the property out — never an error.
+    Owner,
 }
+
+/// The sub-field of an `actor-reference` value that names a workspace member: the actor id
+/// when the actor is a `workspace-member` (an API token or the system owns nothing in a CRM).
+pub const MEMBER_FIELD: &str = "workspace_member";
+
+/// Resolved owners for one mapping: workspace member id → CRM owner id. Members without an
+/// owner are absent.
+pub type OwnerIds = BTreeMap<String, String>;
 
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -51,6 +65,7 @@ impl fmt::Display for Format {
             Self::EpochMs => "a date or timestamp (epoch_ms)",
             Self::Date => "a date or timestamp (date)",
             Self::Number => "a plain number (number)",
+            Self::Owner => "a workspace member (owner)",
         })
     }
 }
@@ -62,6 +77,8 @@ impl Format {
             Self::EpochMs => formats::hubspot_timestamp(text),
             Self::Date => formats::hubspot_date(text),
             Self::Number => formats::plain_number(text),
+            // Resolved in `PropertySpec::value`, never formatted from text.
+            Self::Owner => None,
         }
     }
 }
@@ -88,13 +105,35 @@ impl PropertySpec {
         }
     }
 
-    /// The property's value; `Ok(None)` when the record has none (the property is not sent),
-    /// `Err(format)` when a value is not in the form `format` needs.
-    pub fn value(&self, source: &impl AttributeSource) -> Result<Option<String>, Format> {
-        let (slug, field) = match self.attribute.split_once('.') {
+    /// The workspace member an `owner` property names: the first current value of its
+    /// attribute, when that is a workspace member. `None` for other formats.
+    pub fn owner_actor(&self, source: &impl AttributeSource) -> Option<String> {
+        (self.format == Format::Owner)
+            .then(|| source.text(self.slug_and_field().0, Some(MEMBER_FIELD)))
+            .flatten()
+    }
+
+    fn slug_and_field(&self) -> (&str, Option<&str>) {
+        match self.attribute.split_once('.') {
             Some((slug, field)) => (slug, Some(field)),
             None => (self.attribute.as_str(), None),
-        };
+        }
+    }
+
+    /// The property's value; `Ok(None)` when the record has none (the property is not sent),
+    /// `Err(format)` when a value is not in the form `format` needs. `owners` holds the
+    /// resolved owners for [`Format::Owner`]; an unresolved member is `Ok(None)`.
+    pub fn value(
+        &self,
+        source: &impl AttributeSource,
+        owners: &OwnerIds,
+    ) -> Result<Option<String>, Format> {
+        if self.format == Format::Owner {
+            return Ok(self
+                .owner_actor(source)
+                .and_then(|member| owners.get(&member).cloned()));
+        }
+        let (slug, field) = self.slug_and_field();
         let texts: Vec<String> = match self.values {
             Pick::First => source.text(slug, field).into_iter().collect(),
             Pick::Rest => source.texts(slug, field).into_iter().skip(1).collect(),

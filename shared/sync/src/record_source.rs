@@ -1,6 +1,6 @@
 //! Reading Attio attribute values for the field mapping.
 
-use relay_attio::{Value, ValueMap, current_values};
+use relay_attio::{Value, ValueMap, WORKSPACE_MEMBER, current_values};
 
 use crate::AttributeSource;
 
@@ -42,6 +42,12 @@ fn sub_field(value: &Value, field: &str) -> Option<String> {
         // Status and option ids: stable across renames, unlike titles (stage mapping).
         (Value::Status(s), "id" | "status_id") => Some(s.id.clone()),
         (Value::Select(o), "id" | "option_id") => Some(o.id.clone()),
+        // The member an actor reference names (owners): other actors own nothing in a CRM.
+        (Value::ActorReference(a), crate::property_spec::MEMBER_FIELD)
+            if a.referenced_actor_type == WORKSPACE_MEMBER =>
+        {
+            a.referenced_actor_id.clone()
+        }
         (Value::Location(l), "locality") => l.locality.clone(),
         (Value::Location(l), "region") => l.region.clone(),
         (Value::Location(l), "postcode") => l.postcode.clone(),

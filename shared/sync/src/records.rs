@@ -18,7 +18,6 @@ use relay_mappings::IdMappings;
 
 use crate::batch::{Group, Outcomes, RecordRef, coalesce};
 use crate::context::{StepError, SyncContext, disposition};
-use crate::record_source::RecordValues;
 use crate::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
 
 /// Everything one batch says about one record.
@@ -102,10 +101,10 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
             }
             Err(err) => return Err(err.into()),
         };
-        let mapped =
-            self.ctx
-                .fields
-                .map_record(&slug, record_id, &RecordValues(&fetched.values))?;
+        let mapped = self
+            .ctx
+            .map_record(&slug, record_id, &fetched.values)
+            .await?;
         Ok(mapped.map(|(crm_object, properties)| {
             let attio_record_id = record_id.clone();
             (

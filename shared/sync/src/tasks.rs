@@ -1,7 +1,7 @@
 //! task.* events → HubSpot tasks. There is no `task.completed` event: completion is a
 //! `task.updated` whose task now has `is_completed: true`, read here from the API.
 
-use relay_attio::{AttioApi, AttioError, CachedAttio, Task};
+use relay_attio::{AttioApi, AttioError, CachedAttio, Task, WORKSPACE_MEMBER};
 use relay_crm::{CrmObject, Properties};
 use relay_events::{Event, EventType, Subject};
 
@@ -76,5 +76,15 @@ impl Engagement for Tasks {
             .iter()
             .map(|l| RecordRef::new(&l.target_object_id, &l.target_record_id))
             .collect()
+    }
+
+    /// The first assignee that is a workspace member: HubSpot tasks have one owner, Attio
+    /// tasks any number of assignees (`[{referenced_actor_type, referenced_actor_id}]`,
+    /// <https://docs.attio.com/rest-api/endpoint-reference/tasks/get-a-task>).
+    fn owner_member(task: &Task) -> Option<&str> {
+        task.assignees
+            .iter()
+            .find(|a| a.referenced_actor_type == WORKSPACE_MEMBER)
+            .map(|a| a.referenced_actor_id.as_str())
     }
 }

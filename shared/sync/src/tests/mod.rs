@@ -7,6 +7,7 @@ mod field_formats;
 mod formats;
 mod list_entries;
 mod merges;
+mod owners;
 mod records;
 
 use std::collections::BTreeMap;
