@@ -43,6 +43,13 @@ pub const ID_PROPERTY: &str = "attio_record_id";
 /// [`HubSpotConfig::new`] read it, and tests point `base_url` at a stand-in instead.
 pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
 
+/// The versioned CRM path prefixes, in one place: HubSpot's v1–v3 paths become unsupported in
+/// September 2027 and date-versioned paths (`/crm/objects/2026-03/...`) replace them with the
+/// same bodies, so moving is a change here (and in the stand-ins' matchers).
+pub(crate) const OBJECTS: &str = "/crm/v3/objects";
+pub(crate) const PROPERTIES: &str = "/crm/v3/properties";
+pub(crate) const OWNERS: &str = "/crm/v3/owners";
+
 /// HubSpot accepts at most 100 inputs per batch call.
 const BATCH_LIMIT: usize = 100;
 const WINDOW: Duration = Duration::from_secs(10);
@@ -362,7 +369,7 @@ impl HubSpotSink {
             .call_raw(
                 &operation,
                 Method::POST,
-                &format!("/crm/v3/objects/{object}/batch/upsert"),
+                &format!("{OBJECTS}/{object}/batch/upsert"),
                 Some(&json!({"inputs": inputs})),
             )
             .await?;
@@ -487,7 +494,7 @@ impl HubSpotSink {
     /// Creates the unique `attio_record_id` property on `object` unless it exists; upserts are
     /// keyed on it. Returns true when it was created. A one-time setup step.
     pub async fn ensure_id_property(&self, object: CrmObject) -> Result<bool, CrmError> {
-        let path = format!("/crm/v3/properties/{object}/{ID_PROPERTY}");
+        let path = format!("{PROPERTIES}/{object}/{ID_PROPERTY}");
         let (status, _) = self
             .call("read id property", Method::GET, &path, None)
             .await?;
@@ -521,7 +528,7 @@ impl HubSpotSink {
         self.call(
             "create id property",
             Method::POST,
-            &format!("/crm/v3/properties/{object}"),
+            &format!("{PROPERTIES}/{object}"),
             Some(&body),
         )
         .await?;
@@ -539,7 +546,7 @@ impl HubSpotSink {
         object: CrmObject,
         name: &str,
     ) -> Result<Option<Value>, CrmError> {
-        let path = format!("/crm/v3/properties/{object}/{name}");
+        let path = format!("{PROPERTIES}/{object}/{name}");
         let (status, body) = self.call("read property", Method::GET, &path, None).await?;
         Ok((status != StatusCode::NOT_FOUND).then_some(body))
     }
@@ -606,7 +613,7 @@ impl CrmSink for HubSpotSink {
             .call(
                 &operation,
                 Method::POST,
-                &format!("/crm/v3/objects/{object}"),
+                &format!("{OBJECTS}/{object}"),
                 Some(&json!({"properties": properties, "associations": associations})),
             )
             .await?;
@@ -630,7 +637,7 @@ impl CrmSink for HubSpotSink {
             .call(
                 &operation,
                 Method::PATCH,
-                &format!("/crm/v3/objects/{object}/{id}"),
+                &format!("{OBJECTS}/{object}/{id}"),
                 Some(&json!({"properties": properties})),
             )
             .await?;
@@ -651,7 +658,7 @@ impl CrmSink for HubSpotSink {
                 &format!("read {object}"),
                 Method::GET,
                 &format!(
-                    "/crm/v3/objects/{object}/{id}?properties={}",
+                    "{OBJECTS}/{object}/{id}?properties={}",
                     properties.join(",")
                 ),
                 None,
@@ -673,7 +680,7 @@ impl CrmSink for HubSpotSink {
         self.call(
             &format!("archive {object}"),
             Method::DELETE,
-            &format!("/crm/v3/objects/{object}/{id}"),
+            &format!("{OBJECTS}/{object}/{id}"),
             None,
         )
         .await
@@ -691,7 +698,7 @@ impl CrmSink for HubSpotSink {
             .call(
                 &operation,
                 Method::POST,
-                &format!("/crm/v3/objects/{object}/merge"),
+                &format!("{OBJECTS}/{object}/merge"),
                 Some(&json!({"primaryObjectId": primary.0, "objectIdToMerge": duplicate.0})),
             )
             .await?;

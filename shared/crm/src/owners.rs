@@ -17,6 +17,7 @@
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
+use crate::hubspot::OWNERS;
 use crate::{CrmError, CrmId, HubSpotSink};
 
 /// Owners per page (HubSpot's default is 100, its maximum 500).
@@ -73,7 +74,7 @@ impl HubSpotSink {
         let mut after: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let mut path = format!(
-                "/crm/v3/owners/?email={}&limit={PAGE_LIMIT}&archived=false",
+                "{OWNERS}/?email={}&limit={PAGE_LIMIT}&archived=false",
                 encode(email)
             );
             if let Some(after) = &after {
