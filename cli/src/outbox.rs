@@ -58,6 +58,12 @@ pub fn run(args: OutboxArgs) -> anyhow::Result<()> {
             } => {
                 println!("merge   {object:<9} {duplicate} into {primary}");
             }
+            OutboxEntry::Associate {
+                from,
+                from_id,
+                to,
+                to_id,
+            } => println!("link    {from:<9} {from_id} -> {to} {to_id}"),
         }
     }
     Ok(())

@@ -49,6 +49,8 @@ pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
 pub(crate) const OBJECTS: &str = "/crm/v3/objects";
 pub(crate) const PROPERTIES: &str = "/crm/v3/properties";
 pub(crate) const OWNERS: &str = "/crm/v3/owners";
+/// Associations v4 (default associations have no v3 equivalent).
+pub(crate) const ASSOCIATIONS: &str = "/crm/v4/objects";
 
 /// HubSpot accepts at most 100 inputs per batch call.
 const BATCH_LIMIT: usize = 100;
@@ -708,6 +710,44 @@ impl CrmSink for HubSpotSink {
         Ok(body["id"]
             .as_str()
             .map_or_else(|| primary.clone(), |id| CrmId(id.to_owned())))
+    }
+
+    /// `PUT /crm/v4/objects/{from}/{id}/associations/default/{to}/{toId}`, no body: HubSpot
+    /// picks the default (most generic, unlabeled) association type for the pair, so no type
+    /// ids are kept here
+    /// (<https://developers.hubspot.com/docs/api-reference/crm-associations-v4/basic/put-crm-v4-objects-fromObjectType-fromObjectId-associations-default-toObjectType-toObjectId>).
+    /// A PUT sets the association: making it again leaves one association, so a retried or
+    /// redelivered message may repeat it. A 404 (either record gone) is not found; an answer
+    /// listing `errors` is a refusal classified by its category.
+    async fn associate(
+        &self,
+        from: CrmObject,
+        from_id: &CrmId,
+        to: CrmObject,
+        to_id: &CrmId,
+    ) -> Result<(), CrmError> {
+        let operation = format!("associate {from} with {to}");
+        let (status, body) = self
+            .call(
+                &operation,
+                Method::PUT,
+                &format!("{ASSOCIATIONS}/{from}/{from_id}/associations/default/{to}/{to_id}"),
+                None,
+            )
+            .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Err(CrmError::NotFound { operation });
+        }
+        if let Some(error) = body["errors"].as_array().and_then(|e| e.first()) {
+            let (category, message, _, _) = refusal(status.as_u16(), error);
+            return Err(CrmError::Rejected {
+                operation,
+                status: 400,
+                category,
+                message,
+            });
+        }
+        Ok(())
     }
 
     /// `GET /crm/v3/owners/?email=` (see `owners.rs`).

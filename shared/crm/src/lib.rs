@@ -27,7 +27,7 @@ mod outbox;
 mod owners;
 
 pub use hubspot::{DEFAULT_BASE_URL as HUBSPOT_API_URL, HubSpotConfig, HubSpotSink, ID_PROPERTY};
-pub use memory::{CrmOp, MemoryCrm};
+pub use memory::{CrmOp, Link, MemoryCrm};
 pub use outbox::{OutboxEntry, OutboxSink};
 
 /// The CRM object types attio-relay writes.
@@ -274,6 +274,17 @@ pub trait CrmSink: Send + Sync {
         primary: &CrmId,
         duplicate: &CrmId,
     ) -> impl Future<Output = Result<CrmId, CrmError>> + Send;
+
+    /// Links two records with the CRM's default (most generic) association type: a contact or
+    /// deal to its company, a deal to its contacts. Idempotent — linking a linked pair again
+    /// changes nothing — so a redelivered message may link again. Never removes a link.
+    fn associate(
+        &self,
+        from: CrmObject,
+        from_id: &CrmId,
+        to: CrmObject,
+        to_id: &CrmId,
+    ) -> impl Future<Output = Result<(), CrmError>> + Send;
 
     /// The id of the CRM owner (the user records and activities are assigned to, HubSpot's
     /// `hubspot_owner_id`) whose email is `email`; `None` when the CRM has no such owner.

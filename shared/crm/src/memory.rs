@@ -8,7 +8,7 @@
 //! HubSpot's `CONFLICT` "Contact already exists. Existing ID: N". [`MemoryCrm::seed`] fills
 //! the portal beforehand (contacts that existed before the first sync).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::{
@@ -27,6 +27,8 @@ pub enum CrmOp {
     Merge,
     /// An owner lookup by email.
     Owner,
+    /// A default association between two records.
+    Associate,
 }
 
 #[derive(Debug, Default)]
@@ -52,7 +54,12 @@ struct State {
     owners: HashMap<String, CrmId>,
     /// Every owner lookup made, by the email asked for (reads are not in `done`).
     owner_lookups: Vec<String>,
+    /// Default associations the portal holds: one per pair, however often it is made.
+    associations: BTreeSet<Link>,
 }
+
+/// One association between two records: (from type, from id, to type, to id).
+pub type Link = (CrmObject, CrmId, CrmObject, CrmId);
 
 /// HubSpot's answer to a second contact with an existing email.
 fn email_conflict(existing: &CrmId) -> String {
@@ -188,6 +195,12 @@ impl MemoryCrm {
             .filter(|((o, _), _)| *o == object)
             .map(|((_, id), props)| (id.clone(), props.clone()))
             .collect()
+    }
+
+    /// The associations the portal holds, each once (HubSpot keeps one default association
+    /// per pair of records, however often it is made).
+    pub fn associations(&self) -> Vec<Link> {
+        self.state().associations.iter().cloned().collect()
     }
 
     /// Every operation made so far, in order (calls told to fail made none).
@@ -369,6 +382,34 @@ impl CrmSink for MemoryCrm {
             duplicate: duplicate.clone(),
         });
         Ok(id)
+    }
+
+    /// As HubSpot's default association PUT: both records must exist (else not found), and
+    /// making an association the portal holds already changes nothing.
+    async fn associate(
+        &self,
+        from: CrmObject,
+        from_id: &CrmId,
+        to: CrmObject,
+        to_id: &CrmId,
+    ) -> Result<(), CrmError> {
+        let mut state = self.begin(CrmOp::Associate)?;
+        let held = |o: CrmObject, id: &CrmId| state.objects.contains_key(&(o, id.clone()));
+        if !held(from, from_id) || !held(to, to_id) {
+            return Err(CrmError::NotFound {
+                operation: format!("associate {from} with {to}"),
+            });
+        }
+        state
+            .associations
+            .insert((from, from_id.clone(), to, to_id.clone()));
+        state.done.push(OutboxEntry::Associate {
+            from,
+            from_id: from_id.clone(),
+            to,
+            to_id: to_id.clone(),
+        });
+        Ok(())
     }
 
     async fn owner_by_email(&self, email: &str) -> Result<Option<CrmId>, CrmError> {

@@ -39,6 +39,13 @@ pub enum OutboxEntry {
         primary: CrmId,
         duplicate: CrmId,
     },
+    /// A default association between two records (`CrmSink::associate`).
+    Associate {
+        from: CrmObject,
+        from_id: CrmId,
+        to: CrmObject,
+        to_id: CrmId,
+    },
 }
 
 /// [`CrmSink`] that writes [`OutboxEntry`] lines to a file.
@@ -180,6 +187,22 @@ impl CrmSink for OutboxSink {
         })
         .await?;
         Ok(primary.clone())
+    }
+
+    async fn associate(
+        &self,
+        from: CrmObject,
+        from_id: &CrmId,
+        to: CrmObject,
+        to_id: &CrmId,
+    ) -> Result<(), CrmError> {
+        self.append(&OutboxEntry::Associate {
+            from,
+            from_id: from_id.clone(),
+            to,
+            to_id: to_id.clone(),
+        })
+        .await
     }
 }
 

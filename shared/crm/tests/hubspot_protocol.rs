@@ -568,3 +568,99 @@ async fn setup_creates_the_unique_id_property_only_where_missing() {
             .expect("exists")
     );
 }
+
+/// The v4 default association: a PUT without a body, answered with the batch-style result
+/// (https://developers.hubspot.com/docs/api-reference/crm-associations-v4/basic/put-crm-v4-objects-fromObjectType-fromObjectId-associations-default-toObjectType-toObjectId);
+/// a 404 for a record that is gone is permanent, a 5xx is retried, a 403 is an auth failure.
+#[tokio::test]
+async fn links_are_the_v4_default_association_put() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path(
+            "/crm/v4/objects/contacts/901/associations/default/companies/77",
+        ))
+        .and(header("authorization", "Bearer pat-test-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "status": "COMPLETE",
+            "results": [{"associationSpec": {"associationCategory": "HUBSPOT_DEFINED",
+                "associationTypeId": 279}, "from": {"id": "901"}, "to": {"id": "77"}}],
+            "startedAt": "2026-11-07T05:31:56Z", "completedAt": "2026-11-07T05:31:56Z"
+        })))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path(
+            "/crm/v4/objects/deals/5/associations/default/contacts/404",
+        ))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "status": "error", "category": "OBJECT_NOT_FOUND", "message": "Object not found"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path(
+            "/crm/v4/objects/deals/5/associations/default/companies/1",
+        ))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(4)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path(
+            "/crm/v4/objects/deals/5/associations/default/companies/2",
+        ))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "status": "error", "category": "MISSING_SCOPES", "message": "missing scopes"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let hubspot = sink(&server);
+    let (contact, company) = (CrmId("901".into()), CrmId("77".into()));
+    for _ in 0..2 {
+        // Idempotent: the second PUT of the same pair is as good as the first.
+        hubspot
+            .associate(
+                CrmObject::Contacts,
+                &contact,
+                CrmObject::Companies,
+                &company,
+            )
+            .await
+            .expect("associated");
+    }
+    let deal = CrmId("5".into());
+    let gone = hubspot
+        .associate(
+            CrmObject::Deals,
+            &deal,
+            CrmObject::Contacts,
+            &CrmId("404".into()),
+        )
+        .await
+        .expect_err("not found");
+    assert!(matches!(gone, CrmError::NotFound { .. }), "{gone:?}");
+    assert_eq!(gone.class(), ErrorClass::Permanent);
+    let down = hubspot
+        .associate(
+            CrmObject::Deals,
+            &deal,
+            CrmObject::Companies,
+            &CrmId("1".into()),
+        )
+        .await
+        .expect_err("unavailable");
+    assert_eq!(down.class(), ErrorClass::Transient);
+    let scopes = hubspot
+        .associate(
+            CrmObject::Deals,
+            &deal,
+            CrmObject::Companies,
+            &CrmId("2".into()),
+        )
+        .await
+        .expect_err("scopes");
+    assert_eq!(scopes.class(), ErrorClass::Auth);
+    let puts = server.received_requests().await.expect("recording");
+    assert!(puts.iter().all(|r| r.body.is_empty()), "no body is sent");
+}
