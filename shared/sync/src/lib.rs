@@ -29,6 +29,7 @@ mod disposition;
 mod engagements;
 pub mod field_mapping;
 pub mod formats;
+mod links;
 mod list_entries;
 mod merges;
 mod notes;

@@ -60,6 +60,12 @@ fn record_of(event: &Event) -> Option<RecordRef> {
 
 type RecordGroup = Group<RecordRef, RecordWork>;
 
+/// The records one record links to (object slug, record id): associated after its upsert.
+type Links = Vec<(String, String)>;
+
+/// One record ready to upsert: the input, its links, and the messages it settles.
+type Item = (RecordUpsert, Links, RecordGroup);
+
 /// The records consumer.
 #[derive(Debug)]
 pub struct RecordsHandler<S, M, A = CachedAttio> {
@@ -79,7 +85,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
         &self,
         record: &RecordRef,
         work: &RecordWork,
-    ) -> Result<Option<(CrmObject, RecordUpsert)>, StepError> {
+    ) -> Result<Option<(CrmObject, RecordUpsert, Links)>, StepError> {
         let record_id = &record.record_id;
         let slug = self.ctx.slug(&record.object).await?;
         let Some(crm_object) = self.ctx.fields.crm_object(&slug) else {
@@ -105,6 +111,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
             .ctx
             .map_record(&slug, record_id, &fetched.values)
             .await?;
+        let links = crate::links::linked_records(&slug, &fetched.values);
         Ok(mapped.map(|(crm_object, properties)| {
             let attio_record_id = record_id.clone();
             (
@@ -113,6 +120,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
                     attio_record_id,
                     properties,
                 },
+                links,
             )
         }))
     }
@@ -130,41 +138,38 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
             .await
     }
 
-    /// One batched upsert of `items`, then each accepted record's mapping.
-    async fn upsert(
-        &self,
-        crm_object: CrmObject,
-        items: Vec<(RecordUpsert, RecordGroup)>,
-        outcomes: &mut Outcomes,
-    ) {
-        let inputs: Vec<RecordUpsert> = items.iter().map(|(u, _)| u.clone()).collect();
+    /// One batched upsert of `items`, then each accepted record's mapping and links
+    /// (`links.rs`).
+    async fn upsert(&self, crm_object: CrmObject, items: Vec<Item>, outcomes: &mut Outcomes) {
+        let inputs: Vec<RecordUpsert> = items.iter().map(|(u, _, _)| u.clone()).collect();
         let report = match self.ctx.crm.upsert_records(crm_object, &inputs).await {
             Ok(report) => report,
             Err(err) => {
                 let StepError(disposition) = err.into();
-                for (_, group) in &items {
+                for (_, _, group) in &items {
                     outcomes.settle(group, &disposition);
                 }
                 return;
             }
         };
-        for (upsert, group) in &items {
+        for (upsert, links, group) in &items {
             let record_id = &upsert.attio_record_id;
             let refused = report
                 .failures
                 .iter()
                 .find(|f| &f.attio_record_id == record_id);
             let outcome = if let Some(failure) = refused {
-                let step = self.ctx.adopt(crm_object, upsert, failure, &[]);
-                disposition(step.await.map(drop))
+                let step = async {
+                    let id = self.ctx.adopt(crm_object, upsert, failure, &[]).await?;
+                    self.ctx.link(crm_object, &id, links).await
+                };
+                disposition(step.await)
             } else if let Some(id) = report.ids.get(record_id) {
-                disposition(
-                    self.ctx
-                        .mappings
-                        .put(crm_object, record_id, id)
-                        .await
-                        .map_err(Into::into),
-                )
+                let step = async {
+                    self.ctx.mappings.put(crm_object, record_id, id).await?;
+                    self.ctx.link(crm_object, id, links).await
+                };
+                disposition(step.await)
             } else {
                 Disposition::retry(format!("CRM returned no id for record {record_id}"))
             };
@@ -178,7 +183,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for RecordsHandler<S, 
         let (groups, mut outcomes) = coalesce(self, events, record_of, RecordWork::fold);
 
         // Fetch and map every live record; deletes (and records Attio no longer has) archive.
-        let mut upserts: BTreeMap<CrmObject, Vec<(RecordUpsert, RecordGroup)>> = BTreeMap::new();
+        let mut upserts: BTreeMap<CrmObject, Vec<Item>> = BTreeMap::new();
         for group in groups {
             if !group.work.merged_duplicates.is_empty() && !group.work.deleted {
                 // Merges are rare and need several ordered calls: one at a time.
@@ -187,8 +192,9 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for RecordsHandler<S, 
                 continue;
             }
             match self.prepare(&group.key, &group.work).await {
-                Ok(Some((crm_object, upsert))) => {
-                    upserts.entry(crm_object).or_default().push((upsert, group));
+                Ok(Some((crm_object, upsert, links))) => {
+                    let item = (upsert, links, group);
+                    upserts.entry(crm_object).or_default().push(item);
                 }
                 Ok(None) => outcomes.settle(&group, &Disposition::Done),
                 Err(StepError(d)) => outcomes.settle(&group, &d),

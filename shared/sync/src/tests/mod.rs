@@ -5,6 +5,7 @@ mod adoption;
 mod engagements;
 mod field_formats;
 mod formats;
+mod links;
 mod list_entries;
 mod merges;
 mod owners;

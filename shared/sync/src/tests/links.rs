@@ -1,0 +1,202 @@
+//! Links between records (a person's company, a deal's company and people) become HubSpot
+//! default associations after the record's upsert, the linked record synced first.
+
+use relay_attio::{AttioCall, Record};
+use relay_crm::{CrmId, CrmObject, CrmOp, OutboxEntry};
+use relay_mappings::IdMappings;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::{BatchHandler, RecordsHandler};
+
+const DEALS: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
+const ACME: &str = "c0ffee00-1111-4222-8333-444455556666";
+const DEAL: &str = "dea10000-aaaa-4bbb-8ccc-dddddddddddd";
+
+fn current(extra: Value) -> Value {
+    let mut value = json!({"active_from": "2026-11-02T09:12:44Z", "active_until": null});
+    value
+        .as_object_mut()
+        .expect("object")
+        .extend(extra.as_object().expect("object").clone());
+    value
+}
+
+fn reference(object: &str, record_id: &str) -> Value {
+    current(json!({"attribute_type": "record-reference",
+        "target_object": object, "target_record_id": record_id}))
+}
+
+/// `record` with `attribute` set to references to `targets`.
+fn linking(mut record: Record, attribute: &str, targets: &[(&str, &str)]) -> Record {
+    let values: Vec<Value> = targets.iter().map(|(o, r)| reference(o, r)).collect();
+    let mut raw = json!({
+        "id": {"workspace_id": WS, "object_id": record.object_id(), "record_id": record.record_id()},
+        "created_at": record.created_at, "values": {}
+    });
+    raw["values"][attribute] = Value::Array(values);
+    let extra: Record = serde_json::from_value(raw).expect("record");
+    record.values.extend(extra.values);
+    record
+}
+
+fn company(record_id: &str, name: &str) -> Record {
+    serde_json::from_value(json!({
+        "id": {"workspace_id": WS, "object_id": COMPANIES, "record_id": record_id},
+        "created_at": "2026-11-02T09:12:44Z",
+        "values": {"name": [current(json!({"attribute_type": "text", "value": name}))]}
+    }))
+    .expect("company")
+}
+
+fn deal(record_id: &str, name: &str) -> Record {
+    serde_json::from_value(json!({
+        "id": {"workspace_id": WS, "object_id": DEALS, "record_id": record_id},
+        "created_at": "2026-11-02T09:12:44Z",
+        "values": {"name": [current(json!({"attribute_type": "text", "value": name}))]}
+    }))
+    .expect("deal")
+}
+
+async fn mapped(ctx: &Ctx, object: CrmObject, record_id: &str) -> CrmId {
+    let id = ctx.mappings.get(object, record_id).await.expect("get");
+    id.unwrap_or_else(|| panic!("{record_id} is not mapped"))
+}
+
+fn associate_calls(ctx: &Ctx) -> usize {
+    let calls = ctx.crm.calls();
+    calls
+        .iter()
+        .filter(|c| matches!(c, OutboxEntry::Associate { .. }))
+        .count()
+}
+
+#[tokio::test]
+async fn a_person_is_linked_to_its_company_once_even_on_redelivery() {
+    let ctx = with_people();
+    let ada = person(ADA, "ada@example.com", "Ada");
+    ctx.attio
+        .put_record("people", linking(ada, "company", &[("companies", ACME)]));
+    ctx.attio.put_record("companies", company(ACME, "Acme"));
+    let handler = RecordsHandler::new(ctx.clone());
+    let event = record_event("record.updated", PEOPLE, ADA);
+
+    for delivery in ["m1", "m1-again"] {
+        let outcomes = by_message(handler.handle(&[inbound(delivery, event.clone())]).await);
+        assert_eq!(outcomes[delivery], Disposition::Done, "{outcomes:?}");
+    }
+
+    let contact = mapped(&ctx, CrmObject::Contacts, ADA).await;
+    let acme = mapped(&ctx, CrmObject::Companies, ACME).await;
+    assert_eq!(
+        ctx.crm.associations(),
+        [(CrmObject::Contacts, contact, CrmObject::Companies, acme)]
+    );
+    assert_eq!(ctx.crm.objects(CrmObject::Companies).len(), 1);
+    let company_reads = record_fetches(&ctx)
+        .into_iter()
+        .filter(|c| *c == AttioCall::record("companies", ACME))
+        .count();
+    assert_eq!(
+        company_reads, 1,
+        "the redelivery finds the company's mapping"
+    );
+    assert_eq!(associate_calls(&ctx), 2, "the idempotent PUT is repeated");
+}
+
+#[tokio::test]
+async fn a_deal_is_linked_to_its_company_and_both_people() {
+    let ctx = with_people();
+    ctx.attio.add_object(DEALS, "deals");
+    ctx.attio.put_record("companies", company(ACME, "Acme"));
+    let record = linking(
+        deal(DEAL, "Engines"),
+        "associated_company",
+        &[("companies", ACME)],
+    );
+    let people = [("people", ADA), ("people", GRACE)];
+    ctx.attio
+        .put_record("deals", linking(record, "associated_people", &people));
+
+    let batch = [inbound("d", record_event("record.created", DEALS, DEAL))];
+    let outcomes = by_message(RecordsHandler::new(ctx.clone()).handle(&batch).await);
+
+    assert_eq!(outcomes["d"], Disposition::Done, "{outcomes:?}");
+    let deal_id = mapped(&ctx, CrmObject::Deals, DEAL).await;
+    let mut expected = vec![
+        (
+            CrmObject::Deals,
+            deal_id.clone(),
+            CrmObject::Companies,
+            mapped(&ctx, CrmObject::Companies, ACME).await,
+        ),
+        (
+            CrmObject::Deals,
+            deal_id.clone(),
+            CrmObject::Contacts,
+            mapped(&ctx, CrmObject::Contacts, ADA).await,
+        ),
+        (
+            CrmObject::Deals,
+            deal_id,
+            CrmObject::Contacts,
+            mapped(&ctx, CrmObject::Contacts, GRACE).await,
+        ),
+    ];
+    expected.sort();
+    assert_eq!(ctx.crm.associations(), expected);
+    assert_eq!(ctx.crm.objects(CrmObject::Contacts).len(), 2);
+}
+
+#[tokio::test]
+async fn a_link_to_an_unmapped_object_is_skipped() {
+    let ctx = with_people();
+    let ada = person(ADA, "ada@example.com", "Ada");
+    let project = "0a0b0c0d-0e0f-4a1b-8c2d-3e4f5a6b7c8d";
+    ctx.attio
+        .put_record("people", linking(ada, "company", &[("projects", project)]));
+
+    let batch = [inbound("m", record_event("record.updated", PEOPLE, ADA))];
+    let outcomes = by_message(RecordsHandler::new(ctx.clone()).handle(&batch).await);
+
+    assert_eq!(outcomes["m"], Disposition::Done, "{outcomes:?}");
+    mapped(&ctx, CrmObject::Contacts, ADA).await;
+    assert!(ctx.crm.associations().is_empty());
+    assert_eq!(associate_calls(&ctx), 0);
+    assert_eq!(record_fetches(&ctx), [AttioCall::record("people", ADA)]);
+}
+
+#[tokio::test]
+async fn a_failed_association_is_classified_and_the_retry_links() {
+    let ctx = with_people();
+    let ada = person(ADA, "ada@example.com", "Ada");
+    ctx.attio
+        .put_record("people", linking(ada, "company", &[("companies", ACME)]));
+    ctx.attio.put_record("companies", company(ACME, "Acme"));
+    ctx.crm
+        .fail_next(CrmOp::Associate, crm_unavailable("associate contacts"));
+    ctx.crm.fail_next(
+        CrmOp::Associate,
+        relay_crm::CrmError::Rejected {
+            operation: "associate contacts with companies".into(),
+            status: 400,
+            category: Some("VALIDATION_ERROR".into()),
+            message: "invalid association".into(),
+        },
+    );
+    let handler = RecordsHandler::new(ctx.clone());
+    let event = record_event("record.updated", PEOPLE, ADA);
+
+    let first = by_message(handler.handle(&[inbound("a", event.clone())]).await);
+    assert!(is_retry(&first["a"], "HTTP 502"), "{first:?}");
+    let second = by_message(handler.handle(&[inbound("b", event.clone())]).await);
+    assert!(
+        is_dead_letter(&second["b"], "invalid association"),
+        "{second:?}"
+    );
+    assert!(ctx.crm.associations().is_empty());
+
+    let third = by_message(handler.handle(&[inbound("c", event)]).await);
+    assert_eq!(third["c"], Disposition::Done, "{third:?}");
+    assert_eq!(ctx.crm.associations().len(), 1);
+}
