@@ -276,6 +276,9 @@ pub struct HubSpotState {
     pub lost_create_answers: usize,
     /// The portal's owners (users): lower-case email → owner id.
     pub owners: BTreeMap<String, String>,
+    /// Default associations made between records (from type, from id, to type, to id), each
+    /// once: HubSpot's v4 default association PUT is idempotent.
+    pub links: std::collections::BTreeSet<(String, String, String, String)>,
     pub unexpected: Vec<String>,
     next_id: u64,
 }
@@ -551,6 +554,34 @@ impl FakeHubSpot {
                 Outcome::Answer(
                     ResponseTemplate::new(200).set_body_json(json!({"results": results})),
                 )
+            }
+            // https://developers.hubspot.com/docs/api-reference/crm-associations-v4/basic/put-crm-v4-objects-fromObjectType-fromObjectId-associations-default-toObjectType-toObjectId
+            (
+                "PUT",
+                [
+                    "crm",
+                    "v4",
+                    "objects",
+                    from,
+                    from_id,
+                    "associations",
+                    "default",
+                    to,
+                    to_id,
+                ],
+            ) => {
+                let link = (
+                    (*from).to_owned(),
+                    (*from_id).to_owned(),
+                    (*to).to_owned(),
+                    (*to_id).to_owned(),
+                );
+                state.links.insert(link);
+                Outcome::Answer(ResponseTemplate::new(200).set_body_json(json!({
+                    "status": "COMPLETE",
+                    "results": [{"associationSpec": {"associationCategory": "HUBSPOT_DEFINED",
+                        "associationTypeId": 279}, "from": {"id": from_id}, "to": {"id": to_id}}],
+                    "startedAt": "2026-11-07T05:31:56Z", "completedAt": "2026-11-07T05:31:56Z"})))
             }
             _ => Outcome::Reject(format!("{} {}", request.method, request.url.path())),
         }

@@ -1,6 +1,7 @@
 //! record.* events: one Attio fetch and one batched upsert per record per batch, however many
 //! events name it; deletes archive the CRM copy; merges (`merges.rs`) end with one CRM object
-//! for the merged record.
+//! for the merged record; after its upsert a record is linked to the records it references
+//! (`links.rs`).
 //!
 //! Each input of the batched upsert settles only its own messages. A contact HubSpot refuses
 //! because its email belongs to an existing contact is adopted (`SyncContext::adopt`: the
