@@ -5,7 +5,9 @@
 //! Which attributes link what comes from Attio's standard objects: a person's `company`
 //! (https://docs.attio.com/docs/standard-objects/standard-objects-people), a deal's
 //! `associated_company` and `associated_people`
-//! (https://docs.attio.com/docs/standard-objects/standard-objects-deals). A referenced record
+//! (https://docs.attio.com/docs/standard-objects/standard-objects-deals; the list of standard
+//! record references is at
+//! https://docs.attio.com/rest-api/attribute-types/attribute-types-record-reference). A referenced record
 //! whose object the field mapping does not map is skipped. The default association PUT is
 //! idempotent, so a redelivered message links again harmlessly; links removed in Attio are
 //! not removed in HubSpot (yet).
