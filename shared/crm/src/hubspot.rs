@@ -255,6 +255,22 @@ impl HubSpotSink {
         })
     }
 
+    /// [`Self::call`] for a call on one object: a 404 is [`CrmError::NotFound`] (the object
+    /// is gone), so only success comes back, with its status and JSON body.
+    async fn call_found(
+        &self,
+        operation: String,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), CrmError> {
+        let (status, json) = self.call(&operation, method, path, body).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Err(CrmError::NotFound { operation });
+        }
+        Ok((status, json))
+    }
+
     /// [`Self::call`] that hands every final answer back, 4xx included (a batch upsert reads
     /// the refusal's `context` to find the input and the existing object).
     async fn call_raw(
@@ -634,19 +650,14 @@ impl CrmSink for HubSpotSink {
         id: &CrmId,
         properties: &Properties,
     ) -> Result<(), CrmError> {
-        let operation = format!("update {object}");
-        let (status, _) = self
-            .call(
-                &operation,
-                Method::PATCH,
-                &format!("{OBJECTS}/{object}/{id}"),
-                Some(&json!({"properties": properties})),
-            )
-            .await?;
-        if status == StatusCode::NOT_FOUND {
-            return Err(CrmError::NotFound { operation });
-        }
-        Ok(())
+        self.call_found(
+            format!("update {object}"),
+            Method::PATCH,
+            &format!("{OBJECTS}/{object}/{id}"),
+            Some(&json!({"properties": properties})),
+        )
+        .await
+        .map(drop)
     }
 
     async fn read(
@@ -695,18 +706,14 @@ impl CrmSink for HubSpotSink {
         primary: &CrmId,
         duplicate: &CrmId,
     ) -> Result<CrmId, CrmError> {
-        let operation = format!("merge {object}");
-        let (status, body) = self
-            .call(
-                &operation,
+        let (_, body) = self
+            .call_found(
+                format!("merge {object}"),
                 Method::POST,
                 &format!("{OBJECTS}/{object}/merge"),
                 Some(&json!({"primaryObjectId": primary.0, "objectIdToMerge": duplicate.0})),
             )
             .await?;
-        if status == StatusCode::NOT_FOUND {
-            return Err(CrmError::NotFound { operation });
-        }
         Ok(body["id"]
             .as_str()
             .map_or_else(|| primary.clone(), |id| CrmId(id.to_owned())))
@@ -728,16 +735,13 @@ impl CrmSink for HubSpotSink {
     ) -> Result<(), CrmError> {
         let operation = format!("associate {from} with {to}");
         let (status, body) = self
-            .call(
-                &operation,
+            .call_found(
+                operation.clone(),
                 Method::PUT,
                 &format!("{ASSOCIATIONS}/{from}/{from_id}/associations/default/{to}/{to_id}"),
                 None,
             )
             .await?;
-        if status == StatusCode::NOT_FOUND {
-            return Err(CrmError::NotFound { operation });
-        }
         if let Some(error) = body["errors"].as_array().and_then(|e| e.first()) {
             let (category, message, _, _) = refusal(status.as_u16(), error);
             return Err(CrmError::Rejected {
