@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use relay_attio::{AttioApi, CachedAttio};
-use relay_crm::{CrmObject, CrmSink, RecordUpsert};
+use relay_crm::{CrmId, CrmObject, CrmSink, RecordUpsert};
 use relay_events::{Event, EventType, Subject};
 use relay_mappings::IdMappings;
 
@@ -66,6 +66,9 @@ type Links = Vec<(String, String)>;
 
 /// One record ready to upsert: the input, its links, and the messages it settles.
 type Item = (RecordUpsert, Links, RecordGroup);
+
+/// One record upserted and mapped, its links still to make: (CRM object, its id, links, group).
+type Upserted = (CrmObject, CrmId, Links, RecordGroup);
 
 /// The records consumer.
 #[derive(Debug)]
@@ -139,9 +142,15 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
             .await
     }
 
-    /// One batched upsert of `items`, then each accepted record's mapping and links
-    /// (`links.rs`).
-    async fn upsert(&self, crm_object: CrmObject, items: Vec<Item>, outcomes: &mut Outcomes) {
+    /// One batched upsert of `items`, then each accepted record's mapping; the records whose
+    /// links are still to make go to `upserted`.
+    async fn upsert(
+        &self,
+        crm_object: CrmObject,
+        items: Vec<Item>,
+        outcomes: &mut Outcomes,
+        upserted: &mut Vec<Upserted>,
+    ) {
         let inputs: Vec<RecordUpsert> = items.iter().map(|(u, _, _)| u.clone()).collect();
         let report = match self.ctx.crm.upsert_records(crm_object, &inputs).await {
             Ok(report) => report,
@@ -153,28 +162,26 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
                 return;
             }
         };
-        for (upsert, links, group) in &items {
+        for (upsert, links, group) in items {
             let record_id = &upsert.attio_record_id;
             let refused = report
                 .failures
                 .iter()
                 .find(|f| &f.attio_record_id == record_id);
-            let outcome = if let Some(failure) = refused {
-                let step = async {
-                    let id = self.ctx.adopt(crm_object, upsert, failure, &[]).await?;
-                    self.ctx.link(crm_object, &id, links).await
-                };
-                disposition(step.await)
+            let mapped = if let Some(failure) = refused {
+                self.ctx.adopt(crm_object, &upsert, failure, &[]).await
             } else if let Some(id) = report.ids.get(record_id) {
-                let step = async {
-                    self.ctx.mappings.put(crm_object, record_id, id).await?;
-                    self.ctx.link(crm_object, id, links).await
-                };
-                disposition(step.await)
+                let put = self.ctx.mappings.put(crm_object, record_id, id).await;
+                put.map(|()| id.clone()).map_err(StepError::from)
             } else {
-                Disposition::retry(format!("CRM returned no id for record {record_id}"))
+                Err(StepError(Disposition::retry(format!(
+                    "CRM returned no id for record {record_id}"
+                ))))
             };
-            outcomes.settle(group, &outcome);
+            match mapped {
+                Ok(id) => upserted.push((crm_object, id, links, group)),
+                Err(StepError(d)) => outcomes.settle(&group, &d),
+            }
         }
     }
 }
@@ -202,9 +209,17 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for RecordsHandler<S, 
             }
         }
 
-        // One batched upsert per CRM object type, then mappings and merges.
+        // One batched upsert per CRM object type and the mappings; links only after every
+        // type is written, so a record linked to one of this batch's records finds it mapped
+        // instead of syncing it a second time (`links.rs`).
+        let mut upserted = Vec::new();
         for (crm_object, items) in upserts {
-            self.upsert(crm_object, items, &mut outcomes).await;
+            self.upsert(crm_object, items, &mut outcomes, &mut upserted)
+                .await;
+        }
+        for (crm_object, id, links, group) in upserted {
+            let outcome = disposition(self.ctx.link(crm_object, &id, &links).await);
+            outcomes.settle(&group, &outcome);
         }
         outcomes.into_vec()
     }

@@ -105,6 +105,46 @@ async fn a_person_is_linked_to_its_company_once_even_on_redelivery() {
 }
 
 #[tokio::test]
+async fn a_company_in_the_same_batch_as_its_person_is_synced_once() {
+    let ctx = with_people();
+    let ada = person(ADA, "ada@example.com", "Ada");
+    ctx.attio
+        .put_record("people", linking(ada, "company", &[("companies", ACME)]));
+    ctx.attio.put_record("companies", company(ACME, "Acme"));
+    let batch = [
+        inbound("p", record_event("record.updated", PEOPLE, ADA)),
+        inbound("c", record_event("record.updated", COMPANIES, ACME)),
+    ];
+    let outcomes = by_message(RecordsHandler::new(ctx.clone()).handle(&batch).await);
+
+    assert!(
+        outcomes.values().all(|d| *d == Disposition::Done),
+        "{outcomes:?}"
+    );
+    let company_reads = record_fetches(&ctx)
+        .into_iter()
+        .filter(|c| *c == AttioCall::record("companies", ACME))
+        .count();
+    assert_eq!(company_reads, 1, "links wait for the batch's own upserts");
+    let company_upserts = ctx
+        .crm
+        .calls()
+        .iter()
+        .filter(|c| {
+            matches!(
+                c,
+                OutboxEntry::Upsert {
+                    object: CrmObject::Companies,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(company_upserts, 1);
+    assert_eq!(ctx.crm.associations().len(), 1);
+}
+
+#[tokio::test]
 async fn a_deal_is_linked_to_its_company_and_both_people() {
     let ctx = with_people();
     ctx.attio.add_object(DEALS, "deals");
