@@ -29,9 +29,13 @@ pub struct SendArgs {
     /// Use the timestamped scheme (X-Attio-Timestamp, signature over "{ts}.{body}").
     #[arg(long)]
     pub timestamped: bool,
-    /// Send this Idempotency-Key header, as Attio does on every retry of one message.
-    #[arg(long)]
+    /// The Idempotency-Key header, which Attio repeats on every retry of one message. Default: a
+    /// new key for this run, so `--times` sends one message and its retries.
+    #[arg(long, conflicts_with = "no_idempotency_key")]
     pub idempotency_key: Option<String>,
+    /// Send no Idempotency-Key: every copy is then queued (ingest dedupes on the header only).
+    #[arg(long)]
+    pub no_idempotency_key: bool,
     /// Send the same signed request this many times (to watch deduplication).
     #[arg(long, default_value_t = 1)]
     pub times: u32,
@@ -57,6 +61,15 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
 
     let client = reqwest::Client::new();
     let mut refused = 0;
+    let idempotency_key = match (&args.idempotency_key, args.no_idempotency_key) {
+        (_, true) => None,
+        (Some(key), false) => Some(key.clone()),
+        (None, false) => Some(format!(
+            "send-{}-{}",
+            relay_events::clock::unix_now_millis(),
+            std::process::id()
+        )),
+    };
     for attempt in 1..=args.times.max(1) {
         let mut request = client
             .post(&args.url)
@@ -71,7 +84,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         request = request
             .header(SIGNATURE_HEADER, &signature)
             .header(LEGACY_SIGNATURE_HEADER, &signature);
-        if let Some(key) = &args.idempotency_key {
+        if let Some(key) = &idempotency_key {
             request = request.header("idempotency-key", key);
         }
         let response = request.body(body.clone()).send().await.with_context(|| {

@@ -64,6 +64,11 @@ fn a_sent_sample_lands_on_the_local_queue_once() {
         status["recent_deliveries"][0]["status"], "COMPLETED",
         "{status}"
     );
+
+    // Without the header, copies are indistinguishable from genuine repeats: all queued.
+    let (ok, out) = send_sample(url, data, &["--times", "2", "--no-idempotency-key"]);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("\"status\":\"queued\"").count(), 2, "{out}");
 }
 
 #[test]

@@ -63,6 +63,10 @@ pub enum Subject {
     },
     /// `task.*`.
     Task { task_id: String },
+    /// An event of an authentic delivery that does not read as an event at all (no
+    /// `workspace_id`, `id` not an object, not even an object): parked on the "other" queue with
+    /// the reason, so one odd event never costs the delivery's good ones.
+    Unreadable { reason: String },
     /// Types no consumer models (comments, lists, attributes, members, recordings, unknown
     /// types) and known types whose ids were not the documented shape: kept as the id map and
     /// parked on the "other" queue.
@@ -91,7 +95,7 @@ impl Event {
     /// The queue this event goes to. Known types whose ids were malformed are parked too.
     pub fn family(&self) -> EventFamily {
         match self.subject {
-            Subject::Ids(_) => EventFamily::Other,
+            Subject::Ids(_) | Subject::Unreadable { .. } => EventFamily::Other,
             _ => self.event_type.family(),
         }
     }
@@ -140,6 +144,7 @@ impl Event {
             }
             Subject::Note { note_id, .. } => ids.push(("note_id", note_id)),
             Subject::Task { task_id } => ids.push(("task_id", task_id)),
+            Subject::Unreadable { .. } => {}
             Subject::Ids(map) => {
                 // Names of arbitrary keys cannot be 'static; the map is sorted, so the values in
                 // order identify the event as well as the pairs would.
@@ -163,6 +168,8 @@ pub enum ParseError {
     NotADelivery,
     #[error("delivery has no events")]
     NoEvents,
+    /// Only from [`Event::from_raw`]: a delivery keeps an unreadable event as
+    /// [`Subject::Unreadable`] instead.
     #[error("event {index} is not valid: {reason}")]
     InvalidEvent { index: usize, reason: String },
 }
@@ -207,7 +214,10 @@ struct WireEvent {
 
 impl Delivery {
     /// Parses a raw body. Accepts the envelope and the older bare-event format; every event in
-    /// the envelope is kept (Attio documents that batching may come).
+    /// the envelope is kept (Attio documents that batching may come). Only the body as a whole
+    /// can be refused: an event that does not read is kept as [`Subject::Unreadable`], because
+    /// once the signature has passed the delivery is authentic and its other events are real
+    /// changes.
     pub fn parse(body: &[u8]) -> Result<Self, ParseError> {
         let envelope: WireEnvelope<'_> =
             serde_json::from_slice(body).map_err(|e| match e.classify() {
@@ -231,16 +241,27 @@ impl Delivery {
 
         let events = raws
             .into_iter()
-            .enumerate()
-            .map(|(index, raw)| {
-                Event::parse(raw).map_err(|reason| ParseError::InvalidEvent { index, reason })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|raw| Event::parse(raw).unwrap_or_else(|reason| Event::unreadable(raw, reason)))
+            .collect();
         Ok(Self { webhook_id, events })
     }
 }
 
 impl Event {
+    /// An event that did not parse, with whatever type and workspace it names.
+    fn unreadable(raw: &RawValue, reason: String) -> Self {
+        let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
+        let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
+        Self {
+            event_type: EventType::parse(&text(value.get("event_type")).unwrap_or_default()),
+            workspace_id: text(value.get("id").and_then(|id| id.get("workspace_id")))
+                .unwrap_or_default(),
+            subject: Subject::Unreadable { reason },
+            actor: Actor::default(),
+            raw: raw.to_owned(),
+        }
+    }
+
     fn parse(raw: &RawValue) -> Result<Self, String> {
         let wire: WireEvent = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
         let ids: BTreeMap<String, String> = wire
@@ -420,18 +441,13 @@ mod tests {
 
     #[test]
     fn bad_bodies_are_named() {
-        let cases: [(&[u8], &str); 8] = [
+        let cases: [(&[u8], &str); 6] = [
             (b"", "malformed_json"),
             (b"{not json", "malformed_json"),
             (b"[1,2]", "not_a_delivery"),
             (b"42", "not_a_delivery"),
             (b"{\"hello\":1}", "not_a_delivery"),
             (b"{\"webhook_id\":\"w\",\"events\":[]}", "no_events"),
-            (b"{\"webhook_id\":\"w\",\"events\":[{\"event_type\":\"task.created\"}]}", "invalid_event"),
-            (
-                b"{\"webhook_id\":\"w\",\"events\":[{\"event_type\":\"task.created\",\"id\":{\"task_id\":\"t\"}}]}",
-                "invalid_event",
-            ),
         ];
         for (body, code) in cases {
             let err = Delivery::parse(body).unwrap_err();
@@ -442,5 +458,35 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn an_odd_event_is_kept_unreadable_beside_the_good_ones() {
+        let body = format!(
+            r#"{{"webhook_id":"w","events":[{{"event_type":"task.created"}},{},{{"event_type":"task.created","id":{{"task_id":"t"}}}},7]}}"#,
+            record_updated()
+        );
+        let delivery = Delivery::parse(body.as_bytes()).unwrap();
+        assert_eq!(delivery.events.len(), 4);
+        assert_eq!(delivery.events[1].family(), EventFamily::Records);
+        for index in [0, 2, 3] {
+            let event = &delivery.events[index];
+            assert_eq!(event.family(), EventFamily::Other, "event {index}");
+            assert!(
+                matches!(&event.subject, Subject::Unreadable { reason } if !reason.is_empty()),
+                "event {index}: {:?}",
+                event.subject
+            );
+        }
+        assert_eq!(delivery.events[0].event_type, EventType::TaskCreated);
+        assert_eq!(delivery.events[2].workspace_id, "");
+        assert_eq!(delivery.events[3].raw().get(), "7");
+        // A consumer reading one back still refuses it.
+        assert_eq!(
+            Event::from_raw(delivery.events[2].raw())
+                .unwrap_err()
+                .code(),
+            "invalid_event"
+        );
     }
 }

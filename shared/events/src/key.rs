@@ -7,16 +7,15 @@ use crate::Delivery;
 /// Header keys longer than this are hashed so stored keys stay small and printable.
 pub const MAX_HEADER_KEY_LEN: usize = 128;
 
-/// Where a delivery's key came from; decides how long a completed key is remembered.
+/// Where a delivery's key came from. Only a [`KeySource::Header`] key is claimed in the
+/// idempotency store: a derived key cannot tell Attio's retry from the next genuine change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeySource {
     /// Attio's `Idempotency-Key` header: the same across every retry of one message.
     Header,
-    /// Derived from the events and a signed timestamp: retries carry a new timestamp only if
-    /// Attio re-signs, so this dedupes exact replays of one attempt.
+    /// Derived from the events and a signed timestamp (names the delivery in logs and messages).
     DerivedSigned,
-    /// Derived from the events alone. Two genuine updates of the same attribute look identical,
-    /// so such keys must be remembered only briefly (see the ingest configuration).
+    /// Derived from the events alone: two genuine updates of the same attribute look identical.
     DerivedUnsigned,
 }
 

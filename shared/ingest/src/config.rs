@@ -18,10 +18,6 @@ pub struct IngestConfig {
     pub lease: Duration,
     /// How long completed keys are remembered; Attio retries for about 3 days.
     pub retain: Duration,
-    /// Retention for keys derived without a header or signed timestamp. Two real updates of the
-    /// same attribute produce identical such keys, so they are remembered only briefly: long
-    /// enough to catch a quick retry, short enough not to swallow the next genuine change.
-    pub unsigned_derived_retain: Duration,
 }
 
 impl Default for IngestConfig {
@@ -30,7 +26,6 @@ impl Default for IngestConfig {
             max_body_bytes: 256 * 1024,
             lease: Duration::from_secs(60),
             retain: Duration::from_secs(4 * 24 * 3600),
-            unsigned_derived_retain: Duration::from_secs(300),
         }
     }
 }
@@ -111,10 +106,6 @@ impl Settings {
             .unwrap_or(usize::MAX),
             lease: Duration::from_secs(number("IDEMPOTENCY_LEASE_SECS", defaults.lease.as_secs())?),
             retain: Duration::from_secs(number("IDEMPOTENCY_TTL_SECS", defaults.retain.as_secs())?),
-            unsigned_derived_retain: Duration::from_secs(number(
-                "DERIVED_KEY_TTL_SECS",
-                defaults.unsigned_derived_retain.as_secs(),
-            )?),
         };
         let secrets = match (
             get("ATTIO_WEBHOOK_SECRET_ARN"),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use http::{HeaderMap, Method};
-use relay_events::{Delivery, EventFamily, IdempotencyKey, KeySource, QueuedEvent};
+use relay_events::{Delivery, EventFamily, IdempotencyKey, KeySource, QueuedEvent, Subject};
 use relay_idempotency::{Claim, IdempotencyStore};
 use relay_queue::{EventQueue, OutgoingMessage};
 use relay_signature::SignedRequest;
@@ -146,31 +146,47 @@ where
             .get(IdempotencyHeader::NAME)
             .and_then(|v| v.to_str().ok());
         let key = IdempotencyKey::for_delivery(header_key, &delivery, verified.timestamp());
-        let retain = match key.source() {
-            KeySource::DerivedUnsigned => self.config.unsigned_derived_retain,
-            KeySource::Header | KeySource::DerivedSigned => self.config.retain,
-        };
+        for (index, event) in delivery.events.iter().enumerate() {
+            if let Subject::Unreadable { reason } = &event.subject {
+                // Authentic (the signature passed), so its other events are real changes: the
+                // odd one is parked on the "other" queue for an operator, never the delivery refused.
+                tracing::warn!(idempotency_key = %key, event_index = index, event_type = event.event_type.as_str(), reason, "event does not read; parked");
+            }
+        }
 
-        let token = match self.store.claim(&key, now, self.config.lease, retain).await {
-            Ok(Claim::Acquired(token)) => token,
-            Ok(Claim::AlreadyCompleted) => {
-                tracing::info!(idempotency_key = %key, outcome = "duplicate", "delivery already queued");
-                return Outcome::Duplicate {
-                    key: key.to_string(),
-                };
+        // Only Attio's header identifies one message across its retries. A derived key would
+        // also match the next genuine change (events carry ids only: a stage moved A→B and then
+        // B→C sends the same body twice, even within one signed second), and consumers re-fetch
+        // current state, so a repeat is harmless while a swallowed change is lost: without the
+        // header every delivery is queued.
+        let token = if key.source() == KeySource::Header {
+            match self
+                .store
+                .claim(&key, now, self.config.lease, self.config.retain)
+                .await
+            {
+                Ok(Claim::Acquired(token)) => Some(token),
+                Ok(Claim::AlreadyCompleted) => {
+                    tracing::info!(idempotency_key = %key, outcome = "duplicate", "delivery already queued");
+                    return Outcome::Duplicate {
+                        key: key.to_string(),
+                    };
+                }
+                Ok(Claim::InProgress { lease_expires_at }) => {
+                    return Outcome::InProgress {
+                        key: key.to_string(),
+                        retry_after_secs: u64::try_from(lease_expires_at - now).unwrap_or(0).max(1),
+                    };
+                }
+                Err(err) => {
+                    tracing::error!(idempotency_key = %key, error = %err, "idempotency claim failed");
+                    return Outcome::Unavailable {
+                        reason: "idempotency store unavailable",
+                    };
+                }
             }
-            Ok(Claim::InProgress { lease_expires_at }) => {
-                return Outcome::InProgress {
-                    key: key.to_string(),
-                    retry_after_secs: u64::try_from(lease_expires_at - now).unwrap_or(0).max(1),
-                };
-            }
-            Err(err) => {
-                tracing::error!(idempotency_key = %key, error = %err, "idempotency claim failed");
-                return Outcome::Unavailable {
-                    reason: "idempotency store unavailable",
-                };
-            }
+        } else {
+            None
         };
 
         let messages: Vec<OutgoingMessage> = delivery
@@ -186,7 +202,9 @@ where
 
         if let Err(err) = self.queue.send(&messages).await {
             tracing::error!(idempotency_key = %key, error = %err, "queueing failed; releasing the key");
-            if let Err(release) = self.store.release(&key, &token).await {
+            if let Some(token) = &token
+                && let Err(release) = self.store.release(&key, token).await
+            {
                 // The lease will expire on its own; Attio's retry after it will succeed.
                 tracing::warn!(idempotency_key = %key, error = %release, "could not release the key");
             }
@@ -195,10 +213,11 @@ where
             };
         }
 
-        if let Err(err) = self
-            .store
-            .complete(&key, &token, self.clock.now(), retain)
-            .await
+        if let Some(token) = &token
+            && let Err(err) = self
+                .store
+                .complete(&key, token, self.clock.now(), self.config.retain)
+                .await
         {
             // Events are safely queued; at worst a retry after the lease queues them again.
             tracing::warn!(idempotency_key = %key, error = %err, "events queued but the key was not marked completed");
@@ -224,6 +243,7 @@ where
             events = messages.len(),
             parked,
             scheme = if verified.timestamp().is_some() { "timestamped" } else { "body-only" },
+            deduplicated = token.is_some(),
             outcome = "queued",
             "delivery queued"
         );

@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use integration_tests::fixtures::{self, SECRET, body_only_headers};
+use integration_tests::fixtures::{self, SECRET, body_only_headers, with_key};
 use integration_tests::moto;
 use relay_events::EventFamily;
 use tokio::process::{Child, Command};
@@ -112,7 +112,7 @@ async fn the_ingest_binary_answers_a_function_url_request_and_queues_on_moto() {
         .build()
         .expect("client");
     let body = fixtures::delivery("record-updated");
-    let headers = body_only_headers(SECRET, &body);
+    let headers = with_key(body_only_headers(SECRET, &body), "attio-watch-1");
 
     // Wait for cargo lambda to build and start the function with a request that changes
     // nothing (a GET, answered 405 by the handler), so the delivery itself is sent exactly once:
