@@ -23,6 +23,9 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value, json};
 use wiremock::{Request, Respond, ResponseTemplate};
 
+mod merges;
+pub use merges::{AttioMerge, ContactMerges, MergeModel};
+
 /// Decides, from a fixed seed, which calls fail and how; counts what it injected.
 #[derive(Debug)]
 pub struct FaultDice {
@@ -83,6 +86,8 @@ pub struct FakeAttio {
     pub dice: FaultDice,
     pub unexpected: Mutex<Vec<String>>,
     pub served: AtomicUsize,
+    /// Records merged away or made by a merge ([`FakeAttio::merge`], `merges.rs`).
+    merges: Mutex<merges::AttioMerges>,
 }
 
 impl FakeAttio {
@@ -107,6 +112,7 @@ impl FakeAttio {
             dice,
             unexpected: Mutex::new(Vec::new()),
             served: AtomicUsize::new(0),
+            merges: Mutex::default(),
         }
     }
 
@@ -231,6 +237,11 @@ impl Respond for FakeAttio {
             None => {}
         }
         let segments: Vec<&str> = request.url.path().trim_matches('/').split('/').collect();
+        if let ["v2", "objects", "people", "records", id] = segments.as_slice()
+            && let Some(answer) = self.merged_person(id)
+        {
+            return answer;
+        }
         let body = match segments.as_slice() {
             ["v2", "objects", id] if *id == self.people_object_id => self.people_object.clone(),
             ["v2", "objects", "people", "records", id] => self.person(id),
@@ -279,6 +290,10 @@ pub struct HubSpotState {
     /// Default associations made between records (from type, from id, to type, to id), each
     /// once: HubSpot's v4 default association PUT is idempotent.
     pub links: std::collections::BTreeSet<(String, String, String, String)>,
+    /// Contacts merged (`POST /crm/v3/objects/contacts/merge`, `merges.rs`).
+    pub merges: ContactMerges,
+    /// Contacts archived (`DELETE /crm/v3/objects/contacts/{id}`), by HubSpot id.
+    pub archived_contacts: BTreeMap<String, StoredObject>,
     pub unexpected: Vec<String>,
     next_id: u64,
 }
@@ -304,14 +319,16 @@ impl HubSpotState {
             .map(|c| c.id.clone())
     }
 
-    /// A contact by HubSpot id: (its `attio_record_id` key when owned, the object).
+    /// A contact by HubSpot id, or by an id merged into it: (its `attio_record_id` key when
+    /// owned, the object).
     fn contact_by_id(&mut self, id: &str) -> Option<(Option<String>, &mut StoredObject)> {
+        let id = &self.merges.resolve(id);
         if self.unowned_contacts.contains_key(id) {
             return self.unowned_contacts.get_mut(id).map(|c| (None, c));
         }
         self.contacts
             .iter_mut()
-            .find(|(_, c)| c.id == id)
+            .find(|(_, c)| c.id == *id)
             .map(|(attio, c)| (Some(attio.clone()), c))
     }
 
@@ -439,10 +456,9 @@ impl FakeHubSpot {
                             .filter(|(k, _)| wanted.contains(k))
                             .map(|(k, v)| (k.clone(), v.clone()))
                             .collect();
-                        Outcome::Answer(
-                            ResponseTemplate::new(200)
-                                .set_body_json(json!({"id": id, "properties": properties})),
-                        )
+                        Outcome::Answer(ResponseTemplate::new(200).set_body_json(
+                            json!({"id": contact.id, "properties": properties}),
+                        ))
                     }
                     None => Outcome::Answer(ResponseTemplate::new(404).set_body_json(
                         json!({"status": "error", "category": "OBJECT_NOT_FOUND", "message": "Object not found"}),
@@ -450,6 +466,8 @@ impl FakeHubSpot {
                 }
             }
             ("PATCH", ["crm", "v3", "objects", "contacts", id]) => {
+                let resolved = state.merges.resolve(id);
+                let id = resolved.as_str();
                 let Some(properties) = body["properties"].as_object().cloned() else {
                     return Outcome::Reject("update without properties".into());
                 };
@@ -474,7 +492,7 @@ impl FakeHubSpot {
                     }
                     let moved = match owner {
                         Some(old) => state.contacts.remove(&old),
-                        None => state.unowned_contacts.remove(*id),
+                        None => state.unowned_contacts.remove(id),
                     };
                     if let Some(moved) = moved {
                         state.contacts.insert(claim.to_owned(), moved);
@@ -482,11 +500,15 @@ impl FakeHubSpot {
                 }
                 Outcome::Answer(ResponseTemplate::new(200).set_body_json(json!({"id": id})))
             }
+            ("POST", ["crm", "v3", "objects", "contacts", "merge"]) => state.merge_contacts(&body),
+            ("DELETE", ["crm", "v3", "objects", "contacts", id]) => state.archive_contact(id),
             ("POST", ["crm", "v3", "objects", object @ ("notes" | "tasks")]) => {
                 let expected_type = if *object == "notes" { 202 } else { 204 };
                 let mut associations = Vec::new();
                 for a in body["associations"].as_array().into_iter().flatten() {
-                    let to = a["to"]["id"].as_str().unwrap_or_default().to_owned();
+                    let to = state
+                        .merges
+                        .resolve(a["to"]["id"].as_str().unwrap_or_default());
                     let type_id = a["types"][0]["associationTypeId"].as_u64().unwrap_or(0);
                     let known = state.contacts.values().any(|c| c.id == to);
                     if type_id != expected_type || !known {

@@ -9,7 +9,10 @@
 //! * [`fault_proxy`]: a loopback proxy before moto that fails one AWS operation, for tests of
 //!   the `attio-relay` binary.
 //! * [`fixtures`]: the sample deliveries in `events/` and Attio-style signing.
-//! * [`fake_apis`]: stateful Attio and HubSpot stand-ins on wiremock that fail at random.
+//! * [`fake_apis`]: stateful Attio and HubSpot stand-ins on wiremock that fail at random, and
+//!   merge records as each documents.
+//! * [`pipeline`]: the whole pipeline in one process: Attio's retried deliveries, Lambda's SQS
+//!   event source mapping, the consumers' context over the stand-ins.
 
 pub mod cli;
 pub mod event_source;
@@ -18,3 +21,4 @@ pub mod fault_proxy;
 pub mod faults;
 pub mod fixtures;
 pub mod moto;
+pub mod pipeline;

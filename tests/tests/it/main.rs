@@ -22,6 +22,7 @@ mod mappings_contract;
 mod sync_hubspot;
 
 // The whole pipeline, the built Lambda binaries, the load tool, and the SAM template.
+mod first_sync;
 mod lambda_watch;
 mod load_tool;
 mod pipeline_chaos;

@@ -8,94 +8,61 @@
 //!   maxReceiveCount), with 5% of invocations killed at a random point;
 //! * Attio (wiremock) answering 10% of calls with 429 + Retry-After, 503 or too late;
 //! * HubSpot (wiremock) answering 10% of calls with 429, 502, too late, or doing the write and
-//!   then losing the answer (504 or too late).
+//!   then losing the answer (504 or too late);
+//! * a portal that already holds every other person (contacts made by hand, to be adopted);
+//! * then, once the first sync is done, merges in Attio in both of its models (a NEW record
+//!   whose first reads answer 404 `merge_in_progress`, two `record.merged` events; or a
+//!   surviving original, one event), delivered with late updates of the merged-away originals
+//!   (which now read 404 `not_found`) through the same faults.
 //!
 //! Invariant: every delivery is eventually acknowledged, nothing is left on a queue or a DLQ,
 //! every record, note and task reaches HubSpot with its current values, and the only duplicates
 //! in HubSpot are notes or tasks whose create happened but whose answer never came back (no
-//! idempotent create exists for them; see README "What the consumers do"). The counts are printed.
+//! idempotent create exists for them; see README "What the consumers do"). Each merged record
+//! ends as exactly one HubSpot contact, at the id HubSpot's merge answered, mapped from it and
+//! both originals, holding the notes and tasks of both. The counts are printed.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::AtomicI64;
 
-use aws_config::SdkConfig;
-use http::StatusCode;
-use integration_tests::event_source::{self, EventSource};
-use integration_tests::fake_apis::{self, FakeAttio, FakeHubSpot, FaultDice};
-use integration_tests::faults::{self, FaultyQueue, FaultyStore, ManualClock};
+use integration_tests::fake_apis::{
+    self, AttioMerge, FakeAttio, FakeHubSpot, FaultDice, HubSpotState, MergeModel,
+};
+use integration_tests::faults::{self, ManualClock};
 use integration_tests::fixtures::ids::{PEOPLE, WORKSPACE as WS};
-use integration_tests::fixtures::{self, SECRET, body_only_headers, post, with_key};
 use integration_tests::moto;
-use relay_attio::{AttioClient, AttioConfig};
-use relay_consumer::{BatchHandler, SqsDeadLetters, handle_sqs_event};
-use relay_crm::{CrmId, CrmObject, HubSpotConfig, HubSpotSink};
+use integration_tests::pipeline::{
+    self, Consumer, Counts, Ctx, actor, deliver_with_retries, delivery, drive_consumer,
+};
+use relay_crm::{CrmId, CrmObject};
 use relay_events::EventFamily;
-use relay_idempotency::DynamoDbStore;
-use relay_mappings::{DynamoDbMappings, IdMappings, MappingError, Reservation, UnixSeconds};
-use relay_queue::SqsQueue;
-use relay_sync::{FieldMapping, NotesHandler, RecordsHandler, SyncContext, TasksHandler};
+use relay_mappings::IdMappings;
+use relay_sync::{NotesHandler, RecordsHandler, TasksHandler};
 use serde_json::json;
 
 const PEOPLE_COUNT: usize = 60;
 const NOTE_COUNT: usize = 30;
 const TASK_COUNT: usize = 30;
-/// Lambda's redelivery after a killed invocation: the queue's visibility timeout (SAM: 360 s).
-const VISIBILITY_TIMEOUT_SECS: i64 = 360;
+/// Share of ingest requests and consumer invocations killed mid-flight.
+const KILL_SHARE: f64 = 0.05;
 
-/// Id mappings whose clock the test can move: a killed consumer's create reservation lapses
-/// after `CREATE_LEASE`, and Lambda only redelivers after the visibility timeout, which is longer.
-#[derive(Debug, Clone)]
-struct ShiftedMappings {
-    inner: DynamoDbMappings,
-    offset: Arc<AtomicI64>,
-}
+/// The merges Attio makes after the first sync: (model, primary, other), as indexes into the
+/// workspace's people. Even people were in HubSpot before the relay (adopted), odd ones were
+/// created by it; people 0–29 have a note, every fifth person has tasks.
+const MERGES: [(MergeModel, usize, usize); 4] = [
+    (MergeModel::NewRecord, 0, 5),
+    (MergeModel::NewRecord, 15, 10),
+    (MergeModel::Survivor, 20, 25),
+    (MergeModel::Survivor, 35, 30),
+];
 
-impl IdMappings for ShiftedMappings {
-    async fn get(&self, object: CrmObject, attio_id: &str) -> Result<Option<CrmId>, MappingError> {
-        self.inner.get(object, attio_id).await
-    }
-
-    async fn reserve(
-        &self,
-        object: CrmObject,
-        attio_id: &str,
-        now: UnixSeconds,
-        lease: Duration,
-    ) -> Result<Reservation, MappingError> {
-        let now = now + self.offset.load(Ordering::SeqCst);
-        self.inner.reserve(object, attio_id, now, lease).await
-    }
-
-    async fn put(
-        &self,
-        object: CrmObject,
-        attio_id: &str,
-        crm_id: &CrmId,
-    ) -> Result<(), MappingError> {
-        self.inner.put(object, attio_id, crm_id).await
-    }
-
-    async fn remove(&self, object: CrmObject, attio_id: &str) -> Result<(), MappingError> {
-        self.inner.remove(object, attio_id).await
-    }
-}
-
-type Ctx = SyncContext<HubSpotSink, ShiftedMappings>;
+/// Reads of a new merged record that answer `merge_in_progress` (the merge runs in the
+/// background, Attio's 202).
+const MERGE_IN_PROGRESS_READS: usize = 2;
 
 fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-fn delivery(event: serde_json::Value) -> Vec<u8> {
-    serde_json::to_vec(
-        &json!({"webhook_id": "5f4c6e0c-0a3b-4c2e-9d38-5b6f0c1d2e3f", "events": [event]}),
-    )
-    .expect("json")
-}
-
-fn actor() -> serde_json::Value {
-    json!({"type": "workspace-member", "id": "061b809a-2423-4955-94c9-07c16d05be79"})
 }
 
 /// The test's Attio workspace: people, notes on them, tasks linked to them.
@@ -103,6 +70,14 @@ struct Workspace {
     people: Vec<String>,
     notes: Vec<(String, String)>,
     tasks: Vec<(String, String, bool)>,
+}
+
+fn record_updated(person: &str, attribute: &str) -> serde_json::Value {
+    json!({
+        "event_type": "record.updated",
+        "id": {"workspace_id": WS, "object_id": PEOPLE, "record_id": person, "attribute_id": format!("{attribute}-attr")},
+        "actor": actor()
+    })
 }
 
 impl Workspace {
@@ -126,11 +101,7 @@ impl Workspace {
         let mut out = Vec::new();
         for (i, person) in self.people.iter().enumerate() {
             for attribute in ["name", "job_title"].iter().take(1 + i % 2) {
-                out.push(delivery(json!({
-                    "event_type": "record.updated",
-                    "id": {"workspace_id": WS, "object_id": PEOPLE, "record_id": person, "attribute_id": format!("{attribute}-attr")},
-                    "actor": actor()
-                })));
+                out.push(delivery(record_updated(person, attribute)));
             }
         }
         for (i, (note, person)) in self.notes.iter().enumerate() {
@@ -164,136 +135,180 @@ impl Workspace {
         }
         out
     }
-}
 
-/// Counts of what the run did, printed at the end.
-#[derive(Debug, Default)]
-struct Counts {
-    ingest_attempts: AtomicUsize,
-    ingest_killed: AtomicUsize,
-    invocations: AtomicUsize,
-    consumers_killed: AtomicUsize,
-    redeliveries: AtomicUsize,
-}
-
-/// Attio's side of ingest: send every delivery, retry whatever did not get a 2xx.
-async fn deliver_with_retries(
-    service: &Arc<
-        relay_ingest::IngestService<
-            FaultyStore<DynamoDbStore>,
-            FaultyQueue<SqsQueue>,
-            relay_ingest::StaticSecrets,
-            ManualClock,
-        >,
-    >,
-    clock: &ManualClock,
-    bodies: &[Vec<u8>],
-    counts: &Counts,
-) {
-    let mut rng = fastrand::Rng::with_seed(11);
-    let mut pending: Vec<usize> = (0..bodies.len()).collect();
-    for _round in 0..12 {
-        let mut still = Vec::new();
-        for &n in &pending {
-            let headers = with_key(body_only_headers(SECRET, &bodies[n]), &format!("pipe-{n}"));
-            counts.ingest_attempts.fetch_add(1, Ordering::SeqCst);
-            let handled = service.handle(post(&headers, &bodies[n]));
-            let status = if rng.f64() < 0.05 {
-                // The process dies at a random point: Attio sees no answer and retries.
-                let budget = Duration::from_micros(rng.u64(0..20_000));
-                match tokio::time::timeout(budget, handled).await {
-                    Ok(answer) => answer.status,
-                    Err(_) => {
-                        counts.ingest_killed.fetch_add(1, Ordering::SeqCst);
-                        StatusCode::BAD_GATEWAY
-                    }
-                }
-            } else {
-                handled.await.status
-            };
-            assert!(
-                !status.is_client_error() || status == StatusCode::CONFLICT,
-                "delivery {n} refused with {status}"
-            );
-            if !status.is_success() {
-                still.push(n);
-            }
-        }
-        pending = still;
-        if pending.is_empty() {
-            return;
-        }
-        // Attio's backoff is minutes to hours: past the idempotency lease.
-        clock.advance(61);
+    /// The notes and tasks of `person`: (object, Attio id).
+    fn engagements_of<'a>(&'a self, person: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let notes = self.notes.iter().filter(move |(_, p)| p == person);
+        let tasks = self.tasks.iter().filter(move |(_, p, _)| p == person);
+        notes
+            .map(|(id, _)| ("notes", id.as_str()))
+            .chain(tasks.map(|(id, _, _)| ("tasks", id.as_str())))
     }
-    panic!("deliveries never acknowledged: {pending:?}");
 }
 
-/// Lambda's SQS event source mapping for one queue: receive a batch, invoke, delete what
-/// succeeded, make the failures visible again (here at once, instead of after the visibility
-/// timeout). Some invocations are killed at a random point and delete nothing.
-async fn drive_consumer<H: BatchHandler>(
-    config: &SdkConfig,
-    url: &str,
-    dlq: &str,
-    handler: &H,
+/// The deliveries of Attio's merges: each merge's `record.merged` events.
+fn merge_deliveries(merges: &[AttioMerge]) -> Vec<Vec<u8>> {
+    let events = merges.iter().flat_map(|m| m.events(WS, PEOPLE, &actor()));
+    events.map(delivery).collect()
+}
+
+/// Updates of the merged-away originals Attio sent before the merge, handled after it: they
+/// read 404 `not_found`, and must archive nothing (the contact is the merged record's now).
+///
+/// Handled BEFORE the merge's events, such an update archives the original's contact today
+/// (its 404 is read as a deletion), losing it from the merge: see the test's report. So
+/// these are delivered once the merges are synced.
+fn late_original_updates(merges: &[AttioMerge]) -> Vec<Vec<u8>> {
+    let gone = merges.iter().flat_map(AttioMerge::gone);
+    gone.map(|g| delivery(record_updated(g, "job_title")))
+        .collect()
+}
+
+/// Runs the records, notes and tasks consumers until their queues are empty.
+async fn drain_consumers(
+    config: &aws_config::SdkConfig,
+    queues: &moto::TestQueues,
+    ctx: &Arc<Ctx>,
     mapping_clock: &AtomicI64,
     counts: &Counts,
     seed: u64,
 ) {
-    let sqs = aws_sdk_sqs::Client::new(config);
-    let dead_letters = SqsDeadLetters::new(sqs.clone(), dlq);
-    let source = EventSource::new(sqs, url);
-    let mut rng = fastrand::Rng::with_seed(seed);
-    for _ in 0..400 {
-        // Lambda's batches vary in size with the queue's depth.
-        let received = source.receive(rng.i32(1..=10)).await;
-        if received.is_empty() {
-            if source.depth().await == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
+    let url = |family| queues.urls.get(family).expect("queue url").to_owned();
+    let (records_url, notes_url, tasks_url) = (
+        url(EventFamily::Records),
+        url(EventFamily::Notes),
+        url(EventFamily::Tasks),
+    );
+    let (records, notes, tasks) = (
+        RecordsHandler::new(Arc::clone(ctx)),
+        NotesHandler::new(Arc::clone(ctx)),
+        TasksHandler::new(Arc::clone(ctx)),
+    );
+    let dlq = |family: EventFamily| queues.dlqs[&family].as_str();
+    tokio::join!(
+        drive_consumer(
+            config,
+            Consumer {
+                queue_url: &records_url,
+                dlq_url: dlq(EventFamily::Records),
+                handler: &records,
+                kill_share: KILL_SHARE,
+                seed,
+            },
+            mapping_clock,
+            counts
+        ),
+        drive_consumer(
+            config,
+            Consumer {
+                queue_url: &notes_url,
+                dlq_url: dlq(EventFamily::Notes),
+                handler: &notes,
+                kill_share: KILL_SHARE,
+                seed: seed + 1,
+            },
+            mapping_clock,
+            counts
+        ),
+        drive_consumer(
+            config,
+            Consumer {
+                queue_url: &tasks_url,
+                dlq_url: dlq(EventFamily::Tasks),
+                handler: &tasks,
+                kill_share: KILL_SHARE,
+                seed: seed + 2,
+            },
+            mapping_clock,
+            counts
+        ),
+    );
+}
+
+/// The contact every id of the merges (merged records, originals) is mapped to.
+async fn mappings_of(ctx: &Ctx, merges: &[AttioMerge]) -> BTreeMap<String, Option<CrmId>> {
+    let mut out = BTreeMap::new();
+    for merge in merges {
+        for id in merge.originals.iter().chain([&merge.merged]) {
+            let mapped = ctx.mappings.get(CrmObject::Contacts, id).await;
+            out.insert(id.clone(), mapped.expect("mapping"));
         }
-        let redelivered = received
-            .iter()
-            .filter(|m| event_source::received_count(m).is_some_and(|c| c != "1"))
-            .count();
-        counts.redeliveries.fetch_add(redelivered, Ordering::SeqCst);
-        let event = event_source::sqs_event(&received, true);
-        counts.invocations.fetch_add(1, Ordering::SeqCst);
-        let invocation = handle_sqs_event(event, handler, &dead_letters);
-        let failed: Option<Vec<String>> = if rng.f64() < 0.05 {
-            let budget = Duration::from_millis(rng.u64(0..40));
-            match tokio::time::timeout(budget, invocation).await {
-                Ok(response) => Some(
-                    response
-                        .batch_item_failures
-                        .into_iter()
-                        .map(|f| f.item_identifier)
-                        .collect(),
-                ),
-                Err(_) => None,
-            }
-        } else {
-            Some(
-                invocation
-                    .await
-                    .batch_item_failures
-                    .into_iter()
-                    .map(|f| f.item_identifier)
-                    .collect(),
-            )
-        };
-        if failed.is_none() {
-            // Killed: nothing is deleted; Lambda redelivers after the visibility timeout, by
-            // which time a create reservation the dead invocation held has lapsed.
-            counts.consumers_killed.fetch_add(1, Ordering::SeqCst);
-            mapping_clock.fetch_add(VISIBILITY_TIMEOUT_SECS + 1, Ordering::SeqCst);
-        }
-        source.settle(&received, failed.as_deref()).await;
     }
-    panic!("the {url} queue never drained");
+    out
+}
+
+/// What the merges must have left in HubSpot and the mappings: per merge, one contact for the
+/// merged record, at an id HubSpot's merge answered, that both originals' contacts became,
+/// mapped from every id of the merge, holding both originals' notes and tasks.
+fn check_merges(
+    state: &HubSpotState,
+    mapped: &BTreeMap<String, Option<CrmId>>,
+    workspace: &Workspace,
+    merges: &[AttioMerge],
+    synced: &BTreeMap<String, String>,
+) {
+    for merge in merges {
+        let [primary, other] = &merge.originals;
+        let contact = state
+            .contacts
+            .get(&merge.merged)
+            .unwrap_or_else(|| panic!("a contact carries merged record {}", merge.merged));
+        assert!(
+            state.merges.answered(&contact.id),
+            "{:?}: contact {} is an id HubSpot's merge answered",
+            merge.model,
+            contact.id
+        );
+        assert_eq!(
+            contact.properties.get("jobtitle"),
+            Some(&json!(FakeAttio::job_title(&merge.merged))),
+            "the merged record's values"
+        );
+        assert_eq!(
+            contact.properties.get("email"),
+            Some(&json!(FakeAttio::email(primary))),
+            "the primary's email"
+        );
+        for original in [primary, other] {
+            assert_eq!(
+                state.merges.resolve(&synced[original]),
+                contact.id,
+                "{:?}: the contact of original {original} became the merged one",
+                merge.model
+            );
+        }
+        for gone in merge.gone() {
+            assert!(
+                !state.contacts.contains_key(gone),
+                "no contact carries merged-away {gone}"
+            );
+        }
+        for id in merge.gone().into_iter().chain([merge.merged.as_str()]) {
+            assert_eq!(
+                mapped[id],
+                Some(CrmId(contact.id.clone())),
+                "{:?}: {id} is mapped to the merged contact",
+                merge.model
+            );
+        }
+        for original in [primary, other] {
+            for (object, id) in workspace.engagements_of(original) {
+                let copies = state.engagements_for(object, id);
+                assert!(
+                    !copies.is_empty(),
+                    "{object} {id} of {original} reached HubSpot"
+                );
+                for copy in copies {
+                    assert!(
+                        copy.associations.iter().any(|(_, to)| *to == contact.id),
+                        "{object} {id} of {original} moved to the merged contact {}: {:?}",
+                        contact.id,
+                        copy.associations
+                    );
+                }
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,15 +324,19 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
     let (store, queue) =
         faults::randomly_faulty_aws(&config, &table, queues.urls.clone(), 0.10, 21);
     let clock = ManualClock::now_real();
-    let service = Arc::new(fixtures::service(store, queue, clock.clone()));
+    let service = Arc::new(integration_tests::fixtures::service(
+        store,
+        queue,
+        clock.clone(),
+    ));
     let counts = Counts::default();
     let bodies = workspace.deliveries();
-    deliver_with_retries(&service, &clock, &bodies, &counts).await;
+    deliver_with_retries(&service, &clock, &bodies, "pipe", KILL_SHARE, &counts).await;
 
     // Attio and HubSpot, each failing 10% of calls.
     let mut attio_fake =
         FakeAttio::from_fixtures("attio-chaos-token", PEOPLE, FaultDice::new(0.10, 31));
-    attio_fake.hang = Duration::from_millis(800);
+    attio_fake.hang = std::time::Duration::from_millis(800);
     for (note, person) in &workspace.notes {
         attio_fake = attio_fake.with_note(note, person);
     }
@@ -326,7 +345,7 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
     }
     let attio_fake = Arc::new(attio_fake);
     let mut hubspot_fake = FakeHubSpot::new("hubspot-chaos-token", FaultDice::new(0.10, 32));
-    hubspot_fake.hang = Duration::from_millis(800);
+    hubspot_fake.hang = std::time::Duration::from_millis(800);
     // The portal already holds every other person (created by hand): they must be adopted.
     let preexisting: Vec<(String, String)> = workspace
         .people
@@ -337,103 +356,55 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
     let hubspot_fake = Arc::new(hubspot_fake);
     let attio = fake_apis::serve(&attio_fake).await;
     let hubspot = fake_apis::serve(&hubspot_fake).await;
-
-    let mut attio_config = AttioConfig::new("attio-chaos-token");
-    attio_config.base_url = format!("{}/v2", attio.uri());
-    attio_config.request_timeout = Duration::from_millis(250);
-    attio_config.backoff_base = Duration::from_millis(5);
-    attio_config.backoff_cap = Duration::from_millis(50);
-    attio_config.call_budget = Duration::from_secs(5);
-    attio_config.breaker_cooldown = Duration::from_millis(200);
-    attio_config.read_rate = None;
-    attio_config.write_rate = None;
-    let mut hubspot_config = HubSpotConfig::new("hubspot-chaos-token");
-    hubspot_config.base_url = hubspot.uri();
-    hubspot_config.request_timeout = Duration::from_millis(250);
-    hubspot_config.backoff = Duration::from_millis(10);
-    hubspot_config.max_wait = Duration::from_secs(5);
     let mapping_clock = Arc::new(AtomicI64::new(0));
-    let ctx: Arc<Ctx> = Arc::new(SyncContext::new(
-        AttioClient::new(attio_config).expect("attio client"),
-        HubSpotSink::new(hubspot_config).expect("hubspot client"),
-        ShiftedMappings {
-            inner: DynamoDbMappings::new(aws_sdk_dynamodb::Client::new(&config), &mappings_table),
-            offset: Arc::clone(&mapping_clock),
-        },
-        FieldMapping::default(),
-    ));
+    let ctx = pipeline::sync_context(
+        &config,
+        &mappings_table,
+        (&attio.uri(), "attio-chaos-token"),
+        (&hubspot.uri(), "hubspot-chaos-token"),
+        &mapping_clock,
+    );
 
-    let url = |family| queues.urls.get(family).expect("queue url").to_owned();
-    let dlq = |family: EventFamily| queues.dlqs[&family].clone();
-    let (records, notes, tasks) = (
-        RecordsHandler::new(Arc::clone(&ctx)),
-        NotesHandler::new(Arc::clone(&ctx)),
-        TasksHandler::new(Arc::clone(&ctx)),
-    );
-    let (records_url, notes_url, tasks_url) = (
-        url(EventFamily::Records),
-        url(EventFamily::Notes),
-        url(EventFamily::Tasks),
-    );
-    let (records_dlq, notes_dlq, tasks_dlq) = (
-        dlq(EventFamily::Records),
-        dlq(EventFamily::Notes),
-        dlq(EventFamily::Tasks),
-    );
-    tokio::join!(
-        drive_consumer(
-            &config,
-            &records_url,
-            &records_dlq,
-            &records,
-            &mapping_clock,
-            &counts,
-            41
-        ),
-        drive_consumer(
-            &config,
-            &notes_url,
-            &notes_dlq,
-            &notes,
-            &mapping_clock,
-            &counts,
-            42
-        ),
-        drive_consumer(
-            &config,
-            &tasks_url,
-            &tasks_dlq,
-            &tasks,
-            &mapping_clock,
-            &counts,
-            43
-        ),
-    );
+    drain_consumers(&config, &queues, &ctx, &mapping_clock, &counts, 41).await;
+    pipeline::assert_nothing_parked(&config, &queues).await;
+
+    // Attio merges people the first sync put in HubSpot; the merge deliveries go through the
+    // same faults.
+    let synced: BTreeMap<String, String> = {
+        let state = hubspot_fake.state.lock().expect("state");
+        let contacts = state.contacts.iter();
+        contacts.map(|(p, c)| (p.clone(), c.id.clone())).collect()
+    };
+    let merges: Vec<AttioMerge> = MERGES
+        .iter()
+        .map(|(model, primary, other)| {
+            let (primary, other) = (&workspace.people[*primary], &workspace.people[*other]);
+            for original in [primary, other] {
+                assert!(
+                    synced.contains_key(original),
+                    "{original} synced before the merge"
+                );
+            }
+            attio_fake.merge(*model, primary, other, MERGE_IN_PROGRESS_READS)
+        })
+        .collect();
+    let merge_bodies = merge_deliveries(&merges);
+    deliver_with_retries(
+        &service,
+        &clock,
+        &merge_bodies,
+        "merge",
+        KILL_SHARE,
+        &counts,
+    )
+    .await;
+    drain_consumers(&config, &queues, &ctx, &mapping_clock, &counts, 51).await;
+    let late_bodies = late_original_updates(&merges);
+    deliver_with_retries(&service, &clock, &late_bodies, "late", KILL_SHARE, &counts).await;
+    drain_consumers(&config, &queues, &ctx, &mapping_clock, &counts, 61).await;
 
     // Nothing parked anywhere: every queue and every DLQ is empty.
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    for family in EventFamily::ALL {
-        let dead = moto::drain(&config, &dlq(family)).await;
-        let reasons: Vec<_> = dead
-            .iter()
-            .map(|m| {
-                m.attributes
-                    .get(relay_events::attribute::FAILURE_REASON)
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
-        assert!(
-            dead.is_empty(),
-            "{family} DLQ holds {} messages: {reasons:?}",
-            dead.len()
-        );
-        assert_eq!(
-            EventSource::new(sqs.clone(), url(family)).depth().await,
-            0,
-            "{family} queue is empty"
-        );
-    }
+    pipeline::assert_nothing_parked(&config, &queues).await;
     let unexpected_attio = attio_fake.unexpected.lock().expect("lock").clone();
     assert!(
         unexpected_attio.is_empty(),
@@ -441,14 +412,30 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
     );
 
     // HubSpot holds every person, note and task with its current values.
+    let mapped = mappings_of(&ctx, &merges).await;
     let state = hubspot_fake.state.lock().expect("state");
     assert!(
         state.unexpected.is_empty(),
         "unexpected HubSpot calls: {:?}",
         state.unexpected
     );
+    check_merges(&state, &mapped, &workspace, &merges, &synced);
+    let gone: BTreeSet<&str> = merges.iter().flat_map(AttioMerge::gone).collect();
+    // The contact a person's notes and tasks belong to: a merged-away person's is the merged
+    // record's.
+    let contact_of = |person: &str| {
+        let owner = merges
+            .iter()
+            .find(|m| m.originals.iter().any(|o| o == person))
+            .map_or(person, |m| m.merged.as_str());
+        state.contacts.get(owner).map(|c| c.id.clone())
+    };
     let mut lost = 0;
-    for person in &workspace.people {
+    for person in workspace
+        .people
+        .iter()
+        .filter(|p| !gone.contains(p.as_str()))
+    {
         match state.contacts.get(person) {
             Some(contact) => assert_eq!(
                 contact.properties.get("jobtitle"),
@@ -462,9 +449,31 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
         state.unowned_contacts.is_empty(),
         "every pre-existing contact was adopted"
     );
+    assert!(
+        state.archived_contacts.is_empty(),
+        "no contact archived: {:?}",
+        state.archived_contacts.keys()
+    );
+    let new_records = merges
+        .iter()
+        .filter(|m| m.model == MergeModel::NewRecord)
+        .count();
+    assert_eq!(
+        state.contacts.len(),
+        PEOPLE_COUNT - gone.len() + new_records,
+        "one contact per live Attio person"
+    );
+    assert_eq!(
+        state.merges.made.len(),
+        merges.len(),
+        "one HubSpot merge per Attio merge: {:?}",
+        state.merges.made
+    );
     for (person, id) in &preexisting {
         if let Some(contact) = state.contacts.get(person) {
-            assert_eq!(&contact.id, id, "{person} adopted, not duplicated");
+            // A survivor's contact is the one its adopted contact was merged into.
+            let adopted = state.merges.resolve(id);
+            assert_eq!(contact.id, adopted, "{person} adopted, not duplicated");
         }
     }
     let mut duplicates = 0;
@@ -493,10 +502,10 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
                 continue;
             }
             duplicates += copies.len() - 1;
-            let contact_id = &state.contacts[person].id;
+            let contact_id = contact_of(person).expect("the person's contact");
             for copy in &copies {
                 assert!(
-                    copy.associations.iter().any(|(_, to)| to == contact_id),
+                    copy.associations.iter().any(|(_, to)| *to == contact_id),
                     "{object} {id} is associated with its person's contact"
                 );
                 if let Some(completed) = completed {
@@ -510,21 +519,26 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
             }
         }
     }
-    let explained = state.lost_create_answers + counts.consumers_killed.load(Ordering::SeqCst);
+    let explained = state.lost_create_answers + Counts::get(&counts.consumers_killed);
     let aws_faults = service.store().injected() + service.queue().plan.injected();
     println!(
         "pipeline chaos: deliveries={} ingest_attempts={} ingest_killed={} aws_faults_injected={aws_faults} \
          attio_faults_injected={} hubspot_faults_injected={} consumer_invocations={} consumers_killed={} \
-         redeliveries={} hubspot_lost_create_answers={} crm_duplicates={duplicates} lost={lost}",
-        bodies.len(),
-        counts.ingest_attempts.load(Ordering::SeqCst),
-        counts.ingest_killed.load(Ordering::SeqCst),
+         redeliveries={} hubspot_lost_create_answers={} crm_duplicates={duplicates} lost={lost} \
+         attio_merges={} merge_deliveries={} hubspot_merges={} contacts={}",
+        bodies.len() + merge_bodies.len() + late_bodies.len(),
+        Counts::get(&counts.ingest_attempts),
+        Counts::get(&counts.ingest_killed),
         attio_fake.dice.injected(),
         hubspot_fake.dice.injected(),
-        counts.invocations.load(Ordering::SeqCst),
-        counts.consumers_killed.load(Ordering::SeqCst),
-        counts.redeliveries.load(Ordering::SeqCst),
+        Counts::get(&counts.invocations),
+        Counts::get(&counts.consumers_killed),
+        Counts::get(&counts.redeliveries),
         state.lost_create_answers,
+        merges.len(),
+        merge_bodies.len(),
+        state.merges.made.len(),
+        state.contacts.len(),
     );
     assert!(aws_faults > 5, "faults were injected into DynamoDB and SQS");
     assert!(
@@ -536,11 +550,11 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
         "faults were injected into HubSpot"
     );
     assert!(
-        counts.ingest_killed.load(Ordering::SeqCst) > 0,
+        Counts::get(&counts.ingest_killed) > 0,
         "some ingest requests were killed mid-flight"
     );
     assert!(
-        counts.consumers_killed.load(Ordering::SeqCst) > 0,
+        Counts::get(&counts.consumers_killed) > 0,
         "some consumer invocations were killed mid-flight"
     );
     assert_eq!(lost, 0, "every acknowledged delivery reached HubSpot");
