@@ -87,9 +87,21 @@ impl<S, M, A> SyncContext<S, M, A> {
     }
 }
 
+/// What syncing one record by id came to.
+enum Synced {
+    Mapped(CrmObject, CrmId),
+    /// Its object is not mapped to the CRM.
+    NotMapped,
+    /// Attio answers its documented not-found for the record.
+    Gone,
+}
+
 impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
     /// The CRM id of an Attio record, syncing it first when it never was (so a note or task
-    /// can be associated with it). `None` when its object is not mapped.
+    /// can be associated with it). `None` when its object is not mapped. A record Attio no
+    /// longer has is retried: it is an original whose `record.merged` (which re-points it to
+    /// the merged object) or a deleted record whose `record.deleted` has not been handled yet,
+    /// and a note or task must wait for that rather than be created without it.
     pub async fn ensure_record(
         &self,
         object: &str,
@@ -102,35 +114,38 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         if let Some(id) = self.mappings.get(crm_object, record_id).await? {
             return Ok(Some((crm_object, id)));
         }
-        self.sync_record(&slug, record_id).await
+        match self.sync_record(&slug, record_id).await? {
+            Synced::Mapped(crm_object, id) => Ok(Some((crm_object, id))),
+            Synced::NotMapped => Ok(None),
+            Synced::Gone => Err(StepError(Disposition::retry(format!(
+                "linked record {record_id} is gone from Attio (merged or deleted); waiting for its record.merged or record.deleted"
+            )))),
+        }
     }
 
     /// Fetches a record and upserts it (used outside the records consumer's batched path).
-    /// A record Attio no longer has is archived.
+    /// A record Attio no longer has is left to its own `record.deleted` or `record.merged`.
     pub async fn resync_record(&self, object: &str, record_id: &str) -> Result<(), StepError> {
         let slug = self.slug(object).await?;
-        self.sync_record(&slug, record_id).await.map(drop)
+        if let Synced::Gone = self.sync_record(&slug, record_id).await? {
+            tracing::info!(
+                record_id,
+                "record is gone from Attio; its record.deleted or record.merged settles its CRM copy"
+            );
+        }
+        Ok(())
     }
 
-    async fn sync_record(
-        &self,
-        slug: &str,
-        record_id: &str,
-    ) -> Result<Option<(CrmObject, CrmId)>, StepError> {
+    async fn sync_record(&self, slug: &str, record_id: &str) -> Result<Synced, StepError> {
         let record = match self.attio.get_record(slug, record_id).await {
             Ok(record) => record,
-            Err(err) if err.is_record_gone() => {
-                if let Some(crm_object) = self.fields.crm_object(slug) {
-                    self.archive_record(crm_object, record_id).await?;
-                }
-                return Ok(None);
-            }
+            Err(err) if err.is_record_gone() => return Ok(Synced::Gone),
             Err(err) => return Err(err.into()),
         };
         let Some((crm_object, properties)) =
             self.map_record(slug, record_id, &record.values).await?
         else {
-            return Ok(None);
+            return Ok(Synced::NotMapped);
         };
         let report = self
             .crm
@@ -147,15 +162,15 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
                 attio_record_id: record_id.to_owned(),
                 properties,
             };
-            let id = self.adopt(crm_object, &upsert, failure, &[]).await?;
-            return Ok(Some((crm_object, id)));
+            let id = self.adopt(slug, crm_object, &upsert, failure, &[]).await?;
+            return Ok(Synced::Mapped(crm_object, id));
         }
         let id =
             report.ids.get(record_id).cloned().ok_or_else(|| {
                 StepError(Disposition::retry("CRM returned no id for the record"))
             })?;
         self.mappings.put(crm_object, record_id, &id).await?;
-        Ok(Some((crm_object, id)))
+        Ok(Synced::Mapped(crm_object, id))
     }
 
     /// Resolves an upsert the CRM refused. A contact refused because another contact already
@@ -173,6 +188,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
     /// consistent (search-then-write races) and limited to a few requests per second.
     pub(crate) async fn adopt(
         &self,
+        slug: &str,
         crm_object: CrmObject,
         upsert: &RecordUpsert,
         failure: &ItemFailure,
@@ -197,6 +213,18 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         };
         let owner = held.get(ID_PROPERTY).filter(|o| !o.is_empty());
         if let Some(owner) = owner.filter(|o| *o != ours && !merged.contains(o)) {
+            // Attio answers a merged-away original 404 before its record.merged is handled
+            // (SQS keeps no order), and this record may be the one it was merged into: wait for
+            // the merge (or the delete) to settle that contact instead of refusing for good.
+            match self.attio.get_record(slug, owner).await {
+                Err(err) if err.is_record_gone() => {
+                    return Err(StepError(Disposition::retry(format!(
+                        "HubSpot contact {existing}, which has the email of Attio record {ours}, belongs to Attio record {owner}, which Attio no longer has (merged or deleted); waiting for its record.merged or record.deleted"
+                    ))));
+                }
+                Err(err) => return Err(err.into()),
+                Ok(_) => {}
+            }
             return Err(StepError(Disposition::dead_letter(format!(
                 "Attio records {ours} and {owner} have the same email, and HubSpot allows one contact per email (contact {existing} belongs to {owner}): merge the two people in Attio, or remove the email from one of them, then replay this message. If {owner} no longer exists in Attio, clear attio_record_id on HubSpot contact {existing} and replay"
             ))));

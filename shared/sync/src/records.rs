@@ -1,5 +1,6 @@
 //! record.* events: one Attio fetch and one batched upsert per record per batch, however many
-//! events name it; deletes archive the CRM copy; merges (`merges.rs`) end with one CRM object
+//! events name it; `record.deleted` archives the CRM copy (a record that merely reads 404 is
+//! left to its own delete or merge event: Attio answers both alike); merges (`merges.rs`) end with one CRM object
 //! for the merged record; after its upsert a record is linked to the records it references
 //! (`links.rs`).
 //!
@@ -102,11 +103,15 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
         }
         let fetched = match self.ctx.attio.get_record(&slug, record_id).await {
             Ok(fetched) => fetched,
-            // Only Attio's not-found for the record itself: a proxy's 404 or an unknown object
-            // is no deletion (transient, or permanent with Attio's reason).
+            // Attio answers the same not-found for a deleted record and for an original merged
+            // into another, and SQS keeps no order: archiving here would archive an original's
+            // contact before its record.merged re-points it. The record.deleted or
+            // record.merged event Attio sends for it settles the CRM copy.
             Err(err) if err.is_record_gone() => {
-                tracing::info!(record_id, "record no longer exists in Attio; archiving");
-                self.ctx.archive_record(crm_object, record_id).await?;
+                tracing::info!(
+                    record_id,
+                    "record is gone from Attio; its record.deleted or record.merged settles its CRM copy"
+                );
                 return Ok(None);
             }
             Err(err) => return Err(err.into()),
@@ -169,7 +174,14 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
                 .iter()
                 .find(|f| &f.attio_record_id == record_id);
             let mapped = if let Some(failure) = refused {
-                self.ctx.adopt(crm_object, &upsert, failure, &[]).await
+                match self.ctx.slug(&group.key.object).await {
+                    Ok(slug) => {
+                        self.ctx
+                            .adopt(&slug, crm_object, &upsert, failure, &[])
+                            .await
+                    }
+                    Err(err) => Err(err),
+                }
             } else if let Some(id) = report.ids.get(record_id) {
                 let put = self.ctx.mappings.put(crm_object, record_id, id).await;
                 put.map(|()| id.clone()).map_err(StepError::from)

@@ -333,3 +333,72 @@ async fn notes_of_the_originals_follow_the_merge_and_late_original_events_archiv
         merged
     );
 }
+
+/// SQS keeps no order: an original's late update reads 404 before the merge is handled. It
+/// archives nothing, and the merge then ends with one contact holding everything.
+#[tokio::test]
+async fn an_originals_update_handled_before_the_merge_archives_nothing() {
+    let ctx = with_people();
+    let (ada, grace) = synced_then_merged_in_attio(&ctx).await;
+    let late = [
+        inbound("ua", record_event("record.updated", PEOPLE, ADA)),
+        inbound("ug", record_event("record.updated", PEOPLE, GRACE)),
+    ];
+    let outcomes = by_message(RecordsHandler::new(ctx.clone()).handle(&late).await);
+    assert!(
+        outcomes.values().all(|d| *d == Disposition::Done),
+        "{outcomes:?}"
+    );
+    assert!(
+        !ctx.crm
+            .calls()
+            .iter()
+            .any(|c| matches!(c, OutboxEntry::Archive { .. })),
+        "{:?}",
+        ctx.crm.calls()
+    );
+
+    let batch = [
+        inbound("m1", merged_event(MERGED, ADA)),
+        inbound("m2", merged_event(MERGED, GRACE)),
+    ];
+    let outcomes = by_message(RecordsHandler::new(ctx.clone()).handle(&batch).await);
+    assert!(
+        outcomes.values().all(|d| *d == Disposition::Done),
+        "{outcomes:?}"
+    );
+    let merged = one_contact_for(&ctx, MERGED, &[MERGED, ADA, GRACE]).await;
+    assert_eq!(
+        ctx.crm.current_id(CrmObject::Contacts, &ada),
+        Some(merged.clone())
+    );
+    assert_eq!(
+        ctx.crm.current_id(CrmObject::Contacts, &grace),
+        Some(merged)
+    );
+}
+
+/// The merged record's own update (or a note naming it) can come before its `record.merged`:
+/// its email is still held by an original's contact, whose record Attio no longer has. That
+/// is retried — the merge settles it — not dead-lettered as two people sharing an email.
+#[tokio::test]
+async fn the_merged_records_update_before_its_merge_is_retried_then_converges() {
+    let ctx = with_people();
+    synced_then_merged_in_attio(&ctx).await;
+    let early = [inbound("u", record_event("record.updated", PEOPLE, MERGED))];
+    let outcomes = by_message(RecordsHandler::new(ctx.clone()).handle(&early).await);
+    assert!(
+        matches!(&outcomes["u"], Disposition::Retry { .. }),
+        "{outcomes:?}"
+    );
+
+    let batch = [
+        inbound("m1", merged_event(MERGED, ADA)),
+        inbound("m2", merged_event(MERGED, GRACE)),
+    ];
+    RecordsHandler::new(ctx.clone()).handle(&batch).await;
+    let merged = one_contact_for(&ctx, MERGED, &[MERGED, ADA, GRACE]).await;
+    let again = by_message(RecordsHandler::new(ctx.clone()).handle(&early).await);
+    assert_eq!(again["u"], Disposition::Done);
+    assert_eq!(one_contact_for(&ctx, MERGED, &[MERGED]).await, merged);
+}

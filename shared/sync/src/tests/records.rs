@@ -1,4 +1,4 @@
-//! The records handler: coalescing, archive on delete and 404, 207 refusals, and how
+//! The records handler: coalescing, archive on delete (not on a 404), 207 refusals, and how
 //! each failure is classified.
 
 use std::time::Duration;
@@ -99,8 +99,11 @@ async fn a_delete_archives_the_crm_copy_without_reading_attio() {
     assert_eq!(gone, None);
 }
 
+/// Attio answers a deleted record and an original merged into another alike (404
+/// `not_found`), and SQS keeps no order: an update that reads 404 archives nothing; the
+/// record's own `record.deleted` or `record.merged` settles its copy.
 #[tokio::test]
-async fn a_record_attio_answers_404_for_is_archived_not_retried() {
+async fn a_record_attio_answers_404_for_is_left_to_its_delete_or_merge_event() {
     let ctx = context();
     ctx.mappings
         .put(CrmObject::Contacts, ADA, &contact("55"))
@@ -111,13 +114,13 @@ async fn a_record_attio_answers_404_for_is_archived_not_retried() {
     let outcomes = by_message(RecordsHandler::new(ctx.clone()).handle(&batch).await);
 
     assert_eq!(outcomes["u"], Disposition::Done);
-    assert_eq!(
-        ctx.crm.calls(),
-        [OutboxEntry::Archive {
-            object: CrmObject::Contacts,
-            id: contact("55")
-        }]
-    );
+    assert_eq!(ctx.crm.calls(), []);
+    let kept = ctx
+        .mappings
+        .get(CrmObject::Contacts, ADA)
+        .await
+        .expect("get");
+    assert_eq!(kept, Some(contact("55")));
 }
 
 #[tokio::test]
