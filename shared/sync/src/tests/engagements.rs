@@ -95,7 +95,11 @@ async fn a_note_is_created_once_with_its_parent_then_updated() {
         1,
         "a retry must not create a second note"
     );
-    assert!(matches!(calls.last(), Some(OutboxEntry::Update { id, .. }) if *id == note_id));
+    // The update, then the note's (unchanged) association made again: links are kept on
+    // every update now, and the default association PUT is idempotent.
+    let n = calls.len();
+    assert!(matches!(&calls[n - 2], OutboxEntry::Update { id, .. } if *id == note_id));
+    assert!(matches!(&calls[n - 1], OutboxEntry::Associate { from_id, .. } if *from_id == note_id));
     let notes_read = ctx
         .attio
         .calls()
@@ -263,7 +267,9 @@ async fn task_completion_and_subject_reach_the_crm() {
     // The unmapped project is left out of the associations; the person is associated.
     assert_eq!(associations.len(), 1);
     assert_eq!(associations[0].to, CrmObject::Contacts);
-    let Some(OutboxEntry::Update { properties, .. }) = calls.last() else {
+    let mut updates = calls.iter().rev();
+    let last_update = updates.find(|c| matches!(c, OutboxEntry::Update { .. }));
+    let Some(OutboxEntry::Update { properties, .. }) = last_update else {
         panic!("the completion is an update: {calls:?}");
     };
     assert_eq!(properties["hs_task_status"], "COMPLETED");
