@@ -611,4 +611,24 @@ mod tests {
         assert_eq!(kept.merge(c, &a, &b).await.expect("merge"), a);
         assert_eq!(kept.current_id(c, &b), Some(a));
     }
+
+    #[tokio::test]
+    async fn dissociating_removes_only_that_pair_and_is_idempotent() {
+        let crm = MemoryCrm::new();
+        let c = CrmObject::Contacts;
+        let ada = crm.seed(c, Properties::new());
+        let acme = crm.seed(CrmObject::Companies, Properties::new());
+        let globex = crm.seed(CrmObject::Companies, Properties::new());
+        for company in [&acme, &globex] {
+            crm.associate(c, &ada, CrmObject::Companies, company)
+                .await
+                .expect("associate");
+        }
+        for _ in 0..2 {
+            crm.dissociate(c, &ada, CrmObject::Companies, &acme)
+                .await
+                .expect("removing twice succeeds");
+        }
+        assert_eq!(crm.associations(), [(c, ada, CrmObject::Companies, globex)]);
+    }
 }
