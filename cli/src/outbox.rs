@@ -64,6 +64,12 @@ pub fn run(args: OutboxArgs) -> anyhow::Result<()> {
                 to,
                 to_id,
             } => println!("link    {from:<9} {from_id} -> {to} {to_id}"),
+            OutboxEntry::Dissociate {
+                from,
+                from_id,
+                to,
+                to_id,
+            } => println!("unlink  {from:<9} {from_id} -> {to} {to_id}"),
         }
     }
     Ok(())

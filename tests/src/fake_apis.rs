@@ -605,6 +605,27 @@ impl FakeHubSpot {
                         "associationTypeId": 279}, "from": {"id": from_id}, "to": {"id": to_id}}],
                     "startedAt": "2026-11-07T05:31:56Z", "completedAt": "2026-11-07T05:31:56Z"})))
             }
+            // Every association of the pair goes; 204 without a body, also when there was none
+            // (https://developers.hubspot.com/docs/api-reference/2026-03/crm/associations/associate-records/delete-association.md).
+            (
+                "DELETE",
+                [
+                    "crm",
+                    "v4",
+                    "objects",
+                    from,
+                    from_id,
+                    "associations",
+                    to,
+                    to_id,
+                ],
+            ) => {
+                let link = (*from, *from_id, *to, *to_id);
+                state
+                    .links
+                    .retain(|(f, fi, t, ti)| (&**f, &**fi, &**t, &**ti) != link);
+                Outcome::Answer(ResponseTemplate::new(204))
+            }
             _ => Outcome::Reject(format!("{} {}", request.method, request.url.path())),
         }
     }

@@ -152,7 +152,10 @@ struct ErrorBody {
 
 /// A refusal read from an error object: HubSpot's whole-call error body and each entry of a
 /// batch's `errors` have the same shape (`status`, `category`, `message`, `context`).
-fn refusal(status: u16, error: &Value) -> (Option<String>, String, ErrorClass, Option<CrmId>) {
+pub(crate) fn refusal(
+    status: u16,
+    error: &Value,
+) -> (Option<String>, String, ErrorClass, Option<CrmId>) {
     let category = error["category"].as_str().map(str::to_owned);
     let mut message = error["message"].as_str().unwrap_or("").to_owned();
     if message.is_empty() {
@@ -257,7 +260,7 @@ impl HubSpotSink {
 
     /// [`Self::call`] for a call on one object: a 404 is [`CrmError::NotFound`] (the object
     /// is gone), so only success comes back, with its status and JSON body.
-    async fn call_found(
+    pub(crate) async fn call_found(
         &self,
         operation: String,
         method: Method,
@@ -719,13 +722,7 @@ impl CrmSink for HubSpotSink {
             .map_or_else(|| primary.clone(), |id| CrmId(id.to_owned())))
     }
 
-    /// `PUT /crm/v4/objects/{from}/{id}/associations/default/{to}/{toId}`, no body: HubSpot
-    /// picks the default (most generic, unlabeled) association type for the pair, so no type
-    /// ids are kept here
-    /// (<https://developers.hubspot.com/docs/api-reference/crm-associations-v4/basic/put-crm-v4-objects-fromObjectType-fromObjectId-associations-default-toObjectType-toObjectId>).
-    /// A PUT sets the association: making it again leaves one association, so a retried or
-    /// redelivered message may repeat it. A 404 (either record gone) is not found; an answer
-    /// listing `errors` is a refusal classified by its category.
+    /// The v4 default association PUT (see `associations.rs`).
     async fn associate(
         &self,
         from: CrmObject,
@@ -733,25 +730,18 @@ impl CrmSink for HubSpotSink {
         to: CrmObject,
         to_id: &CrmId,
     ) -> Result<(), CrmError> {
-        let operation = format!("associate {from} with {to}");
-        let (status, body) = self
-            .call_found(
-                operation.clone(),
-                Method::PUT,
-                &format!("{ASSOCIATIONS}/{from}/{from_id}/associations/default/{to}/{to_id}"),
-                None,
-            )
-            .await?;
-        if let Some(error) = body["errors"].as_array().and_then(|e| e.first()) {
-            let (category, message, _, _) = refusal(status.as_u16(), error);
-            return Err(CrmError::Rejected {
-                operation,
-                status: 400,
-                category,
-                message,
-            });
-        }
-        Ok(())
+        self.put_default_association(from, from_id, to, to_id).await
+    }
+
+    /// The v4 DELETE of every association between the pair (see `associations.rs`).
+    async fn dissociate(
+        &self,
+        from: CrmObject,
+        from_id: &CrmId,
+        to: CrmObject,
+        to_id: &CrmId,
+    ) -> Result<(), CrmError> {
+        self.delete_associations(from, from_id, to, to_id).await
     }
 
     /// `GET /crm/v3/owners/?email=` (see `owners.rs`).

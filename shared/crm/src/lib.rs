@@ -21,6 +21,7 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+mod associations;
 mod hubspot;
 mod memory;
 mod outbox;
@@ -93,8 +94,8 @@ pub struct RecordUpsert {
     pub properties: Properties,
 }
 
-/// A link from a created note or task to a record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A link from a note, task or record to a record: what it is associated with.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Association {
     pub to: CrmObject,
     pub id: CrmId,
@@ -277,8 +278,20 @@ pub trait CrmSink: Send + Sync {
 
     /// Links two records with the CRM's default (most generic) association type: a contact or
     /// deal to its company, a deal to its contacts. Idempotent — linking a linked pair again
-    /// changes nothing — so a redelivered message may link again. Never removes a link.
+    /// changes nothing — so a redelivered message may link again. [`Self::dissociate`] removes one.
     fn associate(
+        &self,
+        from: CrmObject,
+        from_id: &CrmId,
+        to: CrmObject,
+        to_id: &CrmId,
+    ) -> impl Future<Output = Result<(), CrmError>> + Send;
+
+    /// Removes every association between two records (HubSpot has no call that removes only
+    /// the default one: removing it removes the labelled ones too), so callers remove only
+    /// pairs they associated themselves. Idempotent: removing a pair that is not associated,
+    /// or whose record is gone, succeeds.
+    fn dissociate(
         &self,
         from: CrmObject,
         from_id: &CrmId,

@@ -29,6 +29,8 @@ pub enum CrmOp {
     Owner,
     /// A default association between two records.
     Associate,
+    /// Removing the associations between two records.
+    Dissociate,
 }
 
 #[derive(Debug, Default)]
@@ -198,9 +200,16 @@ impl MemoryCrm {
     }
 
     /// The associations the portal holds, each once (HubSpot keeps one default association
-    /// per pair of records, however often it is made).
+    /// per pair of records, however often it is made): records' links, and the records notes
+    /// and tasks were created with.
     pub fn associations(&self) -> Vec<Link> {
         self.state().associations.iter().cloned().collect()
+    }
+
+    /// Associates two records as a HubSpot user does by hand: no operation is logged, and the
+    /// sync never made it, so it must never remove it.
+    pub fn associate_by_hand(&self, link: Link) {
+        self.state().associations.insert(link);
     }
 
     /// Every operation made so far, in order (calls told to fail made none).
@@ -280,6 +289,11 @@ impl CrmSink for MemoryCrm {
         state
             .objects
             .insert((object, id.clone()), properties.clone());
+        for a in associations {
+            state
+                .associations
+                .insert((object, id.clone(), a.to, a.id.clone()));
+        }
         state.done.push(OutboxEntry::Create {
             object,
             id: id.clone(),
@@ -404,6 +418,29 @@ impl CrmSink for MemoryCrm {
             .associations
             .insert((from, from_id.clone(), to, to_id.clone()));
         state.done.push(OutboxEntry::Associate {
+            from,
+            from_id: from_id.clone(),
+            to,
+            to_id: to_id.clone(),
+        });
+        Ok(())
+    }
+
+    /// As HubSpot's pair DELETE: every association between the two goes; a pair that is not
+    /// associated, or a record that is gone, is no error (the HubSpot adapter reads the 404 the
+    /// same way).
+    async fn dissociate(
+        &self,
+        from: CrmObject,
+        from_id: &CrmId,
+        to: CrmObject,
+        to_id: &CrmId,
+    ) -> Result<(), CrmError> {
+        let mut state = self.begin(CrmOp::Dissociate)?;
+        state
+            .associations
+            .remove(&(from, from_id.clone(), to, to_id.clone()));
+        state.done.push(OutboxEntry::Dissociate {
             from,
             from_id: from_id.clone(),
             to,
@@ -573,5 +610,25 @@ mod tests {
         let b = kept.seed(c, props(&[("email", "b@x.com")]));
         assert_eq!(kept.merge(c, &a, &b).await.expect("merge"), a);
         assert_eq!(kept.current_id(c, &b), Some(a));
+    }
+
+    #[tokio::test]
+    async fn dissociating_removes_only_that_pair_and_is_idempotent() {
+        let crm = MemoryCrm::new();
+        let c = CrmObject::Contacts;
+        let ada = crm.seed(c, Properties::new());
+        let acme = crm.seed(CrmObject::Companies, Properties::new());
+        let globex = crm.seed(CrmObject::Companies, Properties::new());
+        for company in [&acme, &globex] {
+            crm.associate(c, &ada, CrmObject::Companies, company)
+                .await
+                .expect("associate");
+        }
+        for _ in 0..2 {
+            crm.dissociate(c, &ada, CrmObject::Companies, &acme)
+                .await
+                .expect("removing twice succeeds");
+        }
+        assert_eq!(crm.associations(), [(c, ada, CrmObject::Companies, globex)]);
     }
 }

@@ -46,6 +46,13 @@ pub enum OutboxEntry {
         to: CrmObject,
         to_id: CrmId,
     },
+    /// Every association between two records removed (`CrmSink::dissociate`).
+    Dissociate {
+        from: CrmObject,
+        from_id: CrmId,
+        to: CrmObject,
+        to_id: CrmId,
+    },
 }
 
 /// [`CrmSink`] that writes [`OutboxEntry`] lines to a file.
@@ -197,6 +204,22 @@ impl CrmSink for OutboxSink {
         to_id: &CrmId,
     ) -> Result<(), CrmError> {
         self.append(&OutboxEntry::Associate {
+            from,
+            from_id: from_id.clone(),
+            to,
+            to_id: to_id.clone(),
+        })
+        .await
+    }
+
+    async fn dissociate(
+        &self,
+        from: CrmObject,
+        from_id: &CrmId,
+        to: CrmObject,
+        to_id: &CrmId,
+    ) -> Result<(), CrmError> {
+        self.append(&OutboxEntry::Dissociate {
             from,
             from_id: from_id.clone(),
             to,

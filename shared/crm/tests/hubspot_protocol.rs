@@ -664,3 +664,75 @@ async fn links_are_the_v4_default_association_put() {
     let puts = server.received_requests().await.expect("recording");
     assert!(puts.iter().all(|r| r.body.is_empty()), "no body is sent");
 }
+
+/// Removing links: the v4 pair DELETE, no body, 204 without a body
+/// (https://developers.hubspot.com/docs/api-reference/2026-03/crm/associations/associate-records/delete-association.md);
+/// a 404 (a record gone) is success, a 403 an auth failure, a 5xx retried.
+#[tokio::test]
+async fn links_are_removed_with_the_v4_pair_delete_and_a_404_is_gone_already() {
+    let server = MockServer::start().await;
+    let delete = |p: &str, answer: ResponseTemplate| {
+        Mock::given(method("DELETE"))
+            .and(path(p.to_owned()))
+            .and(header("authorization", "Bearer pat-test-token"))
+            .respond_with(answer)
+    };
+    delete(
+        "/crm/v4/objects/contacts/901/associations/companies/77",
+        ResponseTemplate::new(204),
+    )
+    .expect(1)
+    .mount(&server)
+    .await;
+    delete(
+        "/crm/v4/objects/tasks/8/associations/contacts/404",
+        ResponseTemplate::new(404).set_body_json(json!({
+            "status": "error", "category": "OBJECT_NOT_FOUND", "message": "Object not found"})),
+    )
+    .expect(1)
+    .mount(&server)
+    .await;
+    delete(
+        "/crm/v4/objects/deals/5/associations/contacts/1",
+        ResponseTemplate::new(403).set_body_json(json!({
+            "status": "error", "category": "MISSING_SCOPES", "message": "missing scopes"})),
+    )
+    .expect(1)
+    .mount(&server)
+    .await;
+    delete(
+        "/crm/v4/objects/deals/5/associations/contacts/2",
+        ResponseTemplate::new(502),
+    )
+    .expect(4)
+    .mount(&server)
+    .await;
+
+    let hubspot = sink(&server);
+    let id = |s: &str| CrmId(s.into());
+    hubspot
+        .dissociate(
+            CrmObject::Contacts,
+            &id("901"),
+            CrmObject::Companies,
+            &id("77"),
+        )
+        .await
+        .expect("removed");
+    hubspot
+        .dissociate(CrmObject::Tasks, &id("8"), CrmObject::Contacts, &id("404"))
+        .await
+        .expect("a record that is gone has no association left");
+    let scopes = hubspot
+        .dissociate(CrmObject::Deals, &id("5"), CrmObject::Contacts, &id("1"))
+        .await
+        .expect_err("scopes");
+    assert_eq!(scopes.class(), ErrorClass::Auth);
+    let down = hubspot
+        .dissociate(CrmObject::Deals, &id("5"), CrmObject::Contacts, &id("2"))
+        .await
+        .expect_err("unavailable");
+    assert_eq!(down.class(), ErrorClass::Transient);
+    let sent = server.received_requests().await.expect("recording");
+    assert!(sent.iter().all(|r| r.body.is_empty()), "no body is sent");
+}

@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use relay_attio::{AttioApi, AttioError, CachedAttio};
-use relay_crm::{Association, CrmError, CrmObject, CrmSink, Properties};
+use relay_crm::{CrmError, CrmObject, CrmSink, Properties};
 use relay_events::{Event, EventType};
 use relay_mappings::{IdMappings, Reservation};
 
@@ -42,7 +42,7 @@ pub trait Engagement: Send + Sync + 'static {
     /// The CRM properties of its copy.
     fn properties(source: &Self::Source) -> Properties;
 
-    /// The records its copy is associated with when created.
+    /// The records its copy is associated with (at create, and kept so on every update).
     fn linked_records(source: &Self::Source) -> Vec<RecordRef>;
 
     /// The workspace member whose CRM owner becomes its `hubspot_owner_id` (a task's first
@@ -102,9 +102,7 @@ impl<E: Engagement, S: CrmSink, M: IdMappings, A: AttioApi> EngagementHandler<E,
             properties.insert(crate::OWNER_PROPERTY.to_owned(), owner);
         }
         self.ctx
-            .write_engagement(E::OBJECT, id, &properties, || {
-                self.ctx.associations_for(&linked)
-            })
+            .write_engagement(E::OBJECT, id, &properties, &linked)
             .await
     }
 }
@@ -128,38 +126,43 @@ impl<E: Engagement, S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler
 }
 
 impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
-    /// Creates the CRM copy once (with associations from `associations`), or updates it.
-    pub(crate) async fn write_engagement<F, Fut>(
+    /// Creates the CRM copy once, associated with the CRM copies of `linked`, or updates it and
+    /// its associations: the ones `linked` names are made, the ones the relay made earlier that
+    /// it no longer names are removed (`links.rs`). On both paths a linked record that was never
+    /// synced is synced first, and when that fails the message is retried (or dead-lettered)
+    /// before anything is written, so no copy is created or left linked to nothing.
+    pub(crate) async fn write_engagement(
         &self,
         object: CrmObject,
         attio_id: &str,
         properties: &Properties,
-        associations: F,
-    ) -> Result<(), StepError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<Association>, StepError>>,
-    {
+        linked: &[RecordRef],
+    ) -> Result<(), StepError> {
         match self
             .mappings
             .reserve(object, attio_id, now(), CREATE_LEASE)
             .await?
         {
-            Reservation::Mapped(id) => match self.crm.update(object, &id, properties).await {
-                Ok(()) => Ok(()),
-                Err(CrmError::NotFound { .. }) => {
-                    // Deleted in HubSpot: forget it, and the retry creates it again.
-                    self.mappings.remove(object, attio_id).await?;
-                    Err(StepError(Disposition::retry(format!(
-                        "HubSpot {object} {id} was deleted; recreating"
-                    ))))
+            Reservation::Mapped(id) => {
+                let targets = self.link_targets(linked).await?;
+                match self.crm.update(object, &id, properties).await {
+                    Ok(()) => self.relink(object, &id, attio_id, &targets).await,
+                    Err(CrmError::NotFound { .. }) => {
+                        // Deleted in HubSpot: forget it, and the retry creates it again.
+                        self.mappings.remove(object, attio_id).await?;
+                        Err(StepError(Disposition::retry(format!(
+                            "HubSpot {object} {id} was deleted; recreating"
+                        ))))
+                    }
+                    Err(err) => Err(err.into()),
                 }
-                Err(err) => Err(err.into()),
-            },
+            }
             Reservation::Reserved => {
                 let created = async {
-                    let associations = associations().await?;
-                    Ok::<_, StepError>(self.crm.create(object, properties, &associations).await?)
+                    let targets = self.link_targets(linked).await?;
+                    // Remembered before the create makes them (see `links.rs`).
+                    self.remember_links(object, attio_id, &targets).await?;
+                    Ok::<_, StepError>(self.crm.create(object, properties, &targets).await?)
                 }
                 .await;
                 match created {
@@ -181,7 +184,8 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         }
     }
 
-    /// Archives the CRM copy of a deleted note or task, if there is one.
+    /// Archives the CRM copy of a deleted note or task, if there is one, and forgets it and
+    /// the links remembered for it.
     pub(crate) async fn archive_engagement(
         &self,
         object: CrmObject,
@@ -189,25 +193,9 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
     ) -> Result<(), StepError> {
         if let Some(id) = self.mappings.get(object, attio_id).await? {
             self.crm.archive(object, &id).await?;
+            self.remember_links(object, attio_id, &[]).await?;
             self.mappings.remove(object, attio_id).await?;
         }
         Ok(())
-    }
-
-    /// The CRM associations for records a note or task belongs to; unmapped objects are skipped.
-    pub(crate) async fn associations_for(
-        &self,
-        records: &[RecordRef],
-    ) -> Result<Vec<Association>, StepError> {
-        let mut out = Vec::new();
-        for record in records {
-            if let Some((to, id)) = self
-                .ensure_record(&record.object, &record.record_id)
-                .await?
-            {
-                out.push(Association { to, id });
-            }
-        }
-        Ok(out)
     }
 }

@@ -62,8 +62,8 @@ fn record_of(event: &Event) -> Option<RecordRef> {
 
 type RecordGroup = Group<RecordRef, RecordWork>;
 
-/// The records one record links to (object slug, record id): associated after its upsert.
-type Links = Vec<(String, String)>;
+/// The records one record links to: associated after its upsert.
+type Links = Vec<RecordRef>;
 
 /// One record ready to upsert: the input, its links, and the messages it settles.
 type Item = (RecordUpsert, Links, RecordGroup);
@@ -230,7 +230,9 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for RecordsHandler<S, 
                 .await;
         }
         for (crm_object, id, links, group) in upserted {
-            let outcome = disposition(self.ctx.link(crm_object, &id, &links).await);
+            let record_id = &group.key.record_id;
+            let linked = self.ctx.link(crm_object, &id, record_id, &links).await;
+            let outcome = disposition(linked);
             outcomes.settle(&group, &outcome);
         }
         outcomes.into_vec()

@@ -281,6 +281,15 @@ async fn a_note_is_created_once_with_its_parent_and_updated_on_retry() {
         .expect(1)
         .mount(&apis.hubspot)
         .await;
+    // The update keeps the note's association (links.rs): the idempotent v4 default PUT.
+    Mock::given(method("PUT"))
+        .and(path(
+            "/crm/v4/objects/notes/n-55/associations/default/contacts/901",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "COMPLETE"})))
+        .expect(1)
+        .mount(&apis.hubspot)
+        .await;
 
     let handler = NotesHandler::new(apis.ctx());
     let event = json!({"event_type": "note.created", "id": {"workspace_id": WS, "note_id": NOTE},
@@ -427,4 +436,83 @@ async fn deleted_notes_and_tasks_archive_their_hubspot_copies() {
     );
     assert_eq!(apis.mapped(CrmObject::Notes, NOTE).await, None);
     assert_eq!(apis.mapped(CrmObject::Tasks, TASK).await, None);
+}
+
+/// A person moves to another company in Attio: the fake HubSpot (which answers the v4 default
+/// association PUT and the pair DELETE as documented) ends with the new association only, and
+/// an association a HubSpot user made by hand is left alone.
+#[tokio::test]
+async fn a_person_who_changes_company_ends_with_only_the_new_association() {
+    use integration_tests::fake_apis::{FakeHubSpot, FaultDice, serve};
+    const ACME: &str = "c0ffee00-1111-4222-8333-444455556666";
+    const INITECH: &str = "1a1a1a1a-2b2b-4c3c-8d4d-5e5e5e5e5e5e";
+
+    let apis = Apis::start().await;
+    let fake = Arc::new(FakeHubSpot::new(
+        "hubspot-test-token",
+        FaultDice::new(0.0, 1),
+    ));
+    let hubspot = serve(&fake).await;
+    // Both companies were synced before: their HubSpot ids are mapped.
+    apis.seed(CrmObject::Companies, ACME, "5001").await;
+    apis.seed(CrmObject::Companies, INITECH, "5002").await;
+    // Attio answers Ada at Acme once, then at Initech.
+    let at = |company: &str| {
+        let mut person = fixture("person.json");
+        person["data"]["values"]["company"] = json!([{
+            "active_from": "2026-11-02T09:12:44Z", "active_until": null,
+            "created_by_actor": {"type": "workspace-member", "id": "m"},
+            "attribute_type": "record-reference",
+            "target_object": "companies", "target_record_id": company
+        }]);
+        ResponseTemplate::new(200).set_body_json(person)
+    };
+    let person_path = format!("/v2/objects/people/records/{ADA}");
+    Mock::given(method("GET"))
+        .and(path(person_path.clone()))
+        .respond_with(at(ACME))
+        .up_to_n_times(1)
+        .mount(&apis.attio)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(person_path))
+        .respond_with(at(INITECH))
+        .mount(&apis.attio)
+        .await;
+
+    let mut attio = AttioConfig::new("attio-test-token");
+    attio.base_url = format!("{}/v2", apis.attio.uri());
+    let mut config = HubSpotConfig::new("hubspot-test-token");
+    config.base_url = hubspot.uri();
+    let ctx = Arc::new(SyncContext::new(
+        AttioClient::new(attio).expect("attio client"),
+        HubSpotSink::new(config).expect("hubspot client"),
+        apis.mappings.clone(),
+        FieldMapping::default(),
+    ));
+    let handler = RecordsHandler::new(ctx);
+    let event = record_event("record.updated", Some("company"));
+
+    all_done(&handler.handle(&[inbound("m1", event.clone())]).await, 1);
+    let contact = apis
+        .mapped(CrmObject::Contacts, ADA)
+        .await
+        .expect("mapped")
+        .0;
+    let link = |company: &str| {
+        let (from, to) = ("contacts".to_owned(), "companies".to_owned());
+        (from, contact.clone(), to, company.to_owned())
+    };
+    let links = || fake.state.lock().expect("state").links.clone();
+    assert_eq!(links(), [link("5001")].into());
+    // A HubSpot user associates Ada with a third company.
+    fake.state.lock().expect("state").links.insert(link("5003"));
+
+    all_done(&handler.handle(&[inbound("m2", event.clone())]).await, 1);
+    // Redelivered: nothing changes.
+    all_done(&handler.handle(&[inbound("m2", event)]).await, 1);
+
+    assert_eq!(links(), [link("5002"), link("5003")].into());
+    let state = fake.state.lock().expect("state");
+    assert!(state.unexpected.is_empty(), "{:?}", state.unexpected);
 }

@@ -95,7 +95,11 @@ async fn a_note_is_created_once_with_its_parent_then_updated() {
         1,
         "a retry must not create a second note"
     );
-    assert!(matches!(calls.last(), Some(OutboxEntry::Update { id, .. }) if *id == note_id));
+    // The update, then the note's (unchanged) association made again: links are kept on
+    // every update now, and the default association PUT is idempotent.
+    let n = calls.len();
+    assert!(matches!(&calls[n - 2], OutboxEntry::Update { id, .. } if *id == note_id));
+    assert!(matches!(&calls[n - 1], OutboxEntry::Associate { from_id, .. } if *from_id == note_id));
     let notes_read = ctx
         .attio
         .calls()
@@ -263,7 +267,9 @@ async fn task_completion_and_subject_reach_the_crm() {
     // The unmapped project is left out of the associations; the person is associated.
     assert_eq!(associations.len(), 1);
     assert_eq!(associations[0].to, CrmObject::Contacts);
-    let Some(OutboxEntry::Update { properties, .. }) = calls.last() else {
+    let mut updates = calls.iter().rev();
+    let last_update = updates.find(|c| matches!(c, OutboxEntry::Update { .. }));
+    let Some(OutboxEntry::Update { properties, .. }) = last_update else {
         panic!("the completion is an update: {calls:?}");
     };
     assert_eq!(properties["hs_task_status"], "COMPLETED");
@@ -301,4 +307,123 @@ async fn events_without_the_id_are_dead_lettered() {
         Disposition::dead_letter("record.created does not carry the id this consumer needs")
     );
     assert!(ctx.attio.calls().is_empty() && ctx.crm.calls().is_empty());
+}
+
+/// The records the CRM task `id` is associated with, by CRM id.
+fn task_links(ctx: &Ctx, id: &CrmId) -> Vec<CrmId> {
+    let links = ctx.crm.associations().into_iter();
+    links
+        .filter(|(from, from_id, _, _)| *from == CrmObject::Tasks && from_id == id)
+        .map(|(_, _, _, to_id)| to_id)
+        .collect()
+}
+
+async fn contact_of(ctx: &Ctx, record_id: &str) -> CrmId {
+    let id = ctx.mappings.get(CrmObject::Contacts, record_id).await;
+    id.expect("get").expect("the person is synced")
+}
+
+#[tokio::test]
+async fn a_tasks_linked_records_follow_attio_and_hand_made_links_stay() {
+    let ctx = with_people();
+    ctx.attio
+        .put_task(task(TASK, "Call", false, &[(PEOPLE, ADA), (PEOPLE, GRACE)]));
+    let handler = TasksHandler::new(ctx.clone());
+    let done = |outcomes: Vec<crate::MessageOutcome>, m: &str| {
+        assert_eq!(by_message(outcomes)[m], Disposition::Done);
+    };
+    done(
+        handler
+            .handle(&[inbound("c", task_event("task.created"))])
+            .await,
+        "c",
+    );
+    let task_id = ctx.mappings.get(CrmObject::Tasks, TASK).await.expect("get");
+    let task_id = task_id.expect("task mapped");
+    let (ada, grace) = (contact_of(&ctx, ADA).await, contact_of(&ctx, GRACE).await);
+    let mut both = vec![ada.clone(), grace.clone()];
+    both.sort();
+    assert_eq!(task_links(&ctx, &task_id), both);
+    // A HubSpot user links the task to a contact the relay knows nothing of.
+    let by_hand = CrmId("hand-made".into());
+    ctx.crm.associate_by_hand((
+        CrmObject::Tasks,
+        task_id.clone(),
+        CrmObject::Contacts,
+        by_hand.clone(),
+    ));
+
+    // Grace is unlinked in Attio: her link goes, Ada's and the hand-made one stay.
+    ctx.attio
+        .put_task(task(TASK, "Call", false, &[(PEOPLE, ADA)]));
+    for delivery in ["u", "u-again"] {
+        done(
+            handler
+                .handle(&[inbound(delivery, task_event("task.updated"))])
+                .await,
+            delivery,
+        );
+    }
+
+    let mut expected = vec![ada, by_hand];
+    expected.sort();
+    assert_eq!(task_links(&ctx, &task_id), expected);
+    let removed: Vec<_> = ctx
+        .crm
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, OutboxEntry::Dissociate { .. }))
+        .collect();
+    assert_eq!(
+        removed,
+        [OutboxEntry::Dissociate {
+            from: CrmObject::Tasks,
+            from_id: task_id,
+            to: CrmObject::Contacts,
+            to_id: grace,
+        }],
+        "removed once, although delivered twice"
+    );
+}
+
+#[tokio::test]
+async fn an_update_linking_a_record_never_synced_syncs_it_first_or_retries() {
+    let ctx = with_people();
+    ctx.attio
+        .put_task(task(TASK, "Call", false, &[(PEOPLE, ADA)]));
+    let handler = TasksHandler::new(ctx.clone());
+    let created = handler
+        .handle(&[inbound("c", task_event("task.created"))])
+        .await;
+    assert_eq!(by_message(created)["c"], Disposition::Done);
+    let task_id = ctx.mappings.get(CrmObject::Tasks, TASK).await.expect("get");
+    let task_id = task_id.expect("task mapped");
+
+    // Grace, never synced, is linked in Attio; reading her fails once.
+    ctx.attio
+        .put_task(task(TASK, "Call", true, &[(PEOPLE, ADA), (PEOPLE, GRACE)]));
+    ctx.attio.fail_next(
+        relay_attio::AttioCall::record("people", GRACE),
+        attio_api(503, "/v2/objects/people/records"),
+    );
+    let calls_before = ctx.crm.calls().len();
+    let first = handler
+        .handle(&[inbound("u", task_event("task.updated"))])
+        .await;
+    let first = by_message(first);
+    assert!(is_retry(&first["u"], "503"), "{first:?}");
+    assert_eq!(
+        ctx.crm.calls().len(),
+        calls_before,
+        "nothing is written before the linked record is synced"
+    );
+
+    let retried = handler
+        .handle(&[inbound("u", task_event("task.updated"))])
+        .await;
+    assert_eq!(by_message(retried)["u"], Disposition::Done);
+    let grace = contact_of(&ctx, GRACE).await;
+    assert!(task_links(&ctx, &task_id).contains(&grace));
+    let status = &ctx.crm.objects(CrmObject::Tasks)[&task_id]["hs_task_status"];
+    assert_eq!(status, "COMPLETED");
 }

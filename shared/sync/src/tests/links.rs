@@ -240,3 +240,198 @@ async fn a_failed_association_is_classified_and_the_retry_links() {
     assert_eq!(third["c"], Disposition::Done, "{third:?}");
     assert_eq!(ctx.crm.associations().len(), 1);
 }
+
+const INITECH: &str = "1a1a1a1a-2b2b-4c3c-8d4d-5e5e5e5e5e5e";
+const GLOBEX: &str = "9f9f9f9f-8e8e-4d7d-8c6c-5b5b5b5b5b5b";
+
+fn dissociate_calls(ctx: &Ctx) -> Vec<OutboxEntry> {
+    let calls = ctx.crm.calls().into_iter();
+    calls
+        .filter(|c| matches!(c, OutboxEntry::Dissociate { .. }))
+        .collect()
+}
+
+/// Ada in Attio, working at `company` (none: no company).
+fn ada_at(ctx: &Ctx, company: Option<&str>) {
+    let ada = person(ADA, "ada@example.com", "Ada");
+    let targets: Vec<(&str, &str)> = company.iter().map(|c| ("companies", *c)).collect();
+    ctx.attio
+        .put_record("people", linking(ada, "company", &targets));
+}
+
+/// One `record.updated` of `record_id` through the records consumer; its disposition.
+async fn sync_once(ctx: &Arc<Ctx>, object: &str, record_id: &str, message: &str) -> Disposition {
+    let event = record_event("record.updated", object, record_id);
+    let handler = RecordsHandler::new(ctx.clone());
+    let mut outcomes = by_message(handler.handle(&[inbound(message, event)]).await);
+    outcomes.remove(message).expect("an outcome")
+}
+
+/// Acme, Initech and Globex in Attio's companies.
+fn with_companies() -> Arc<Ctx> {
+    let ctx = with_people();
+    for (id, name) in [(ACME, "Acme"), (INITECH, "Initech"), (GLOBEX, "Globex")] {
+        ctx.attio.put_record("companies", company(id, name));
+    }
+    ctx
+}
+
+#[tokio::test]
+async fn a_person_who_changes_company_is_linked_to_the_new_one_only() {
+    let ctx = with_companies();
+    ada_at(&ctx, Some(ACME));
+    assert_eq!(sync_once(&ctx, PEOPLE, ADA, "m1").await, Disposition::Done);
+    let contact = mapped(&ctx, CrmObject::Contacts, ADA).await;
+    let acme = mapped(&ctx, CrmObject::Companies, ACME).await;
+
+    ada_at(&ctx, Some(INITECH));
+    assert_eq!(sync_once(&ctx, PEOPLE, ADA, "m2").await, Disposition::Done);
+
+    let initech = mapped(&ctx, CrmObject::Companies, INITECH).await;
+    assert_eq!(
+        ctx.crm.associations(),
+        [(
+            CrmObject::Contacts,
+            contact.clone(),
+            CrmObject::Companies,
+            initech
+        )]
+    );
+    assert_eq!(
+        dissociate_calls(&ctx),
+        [OutboxEntry::Dissociate {
+            from: CrmObject::Contacts,
+            from_id: contact.clone(),
+            to: CrmObject::Companies,
+            to_id: acme,
+        }]
+    );
+
+    // No company at all: the last link goes, and nothing is left to remember.
+    ada_at(&ctx, None);
+    assert_eq!(sync_once(&ctx, PEOPLE, ADA, "m3").await, Disposition::Done);
+    assert!(ctx.crm.associations().is_empty());
+    let key = format!("{ADA}#links");
+    let remembered = ctx.mappings.get(CrmObject::Contacts, &key).await;
+    assert_eq!(remembered.expect("get"), None);
+}
+
+#[tokio::test]
+async fn a_deal_that_drops_one_of_two_people_keeps_the_other_and_its_company() {
+    let ctx = with_people();
+    ctx.attio.add_object(DEALS, "deals");
+    ctx.attio.put_record("companies", company(ACME, "Acme"));
+    let put_deal = |people: &[(&str, &str)]| {
+        let record = linking(
+            deal(DEAL, "Engines"),
+            "associated_company",
+            &[("companies", ACME)],
+        );
+        ctx.attio
+            .put_record("deals", linking(record, "associated_people", people));
+    };
+    put_deal(&[("people", ADA), ("people", GRACE)]);
+    assert_eq!(sync_once(&ctx, DEALS, DEAL, "d1").await, Disposition::Done);
+    assert_eq!(ctx.crm.associations().len(), 3);
+
+    put_deal(&[("people", ADA)]);
+    assert_eq!(sync_once(&ctx, DEALS, DEAL, "d2").await, Disposition::Done);
+
+    let deal_id = mapped(&ctx, CrmObject::Deals, DEAL).await;
+    let mut expected = vec![
+        (
+            CrmObject::Deals,
+            deal_id.clone(),
+            CrmObject::Companies,
+            mapped(&ctx, CrmObject::Companies, ACME).await,
+        ),
+        (
+            CrmObject::Deals,
+            deal_id,
+            CrmObject::Contacts,
+            mapped(&ctx, CrmObject::Contacts, ADA).await,
+        ),
+    ];
+    expected.sort();
+    assert_eq!(ctx.crm.associations(), expected);
+    let grace = mapped(&ctx, CrmObject::Contacts, GRACE).await;
+    assert!(
+        matches!(&dissociate_calls(&ctx)[..], [OutboxEntry::Dissociate { to_id, .. }] if *to_id == grace)
+    );
+}
+
+#[tokio::test]
+async fn an_association_made_by_hand_in_hubspot_survives_link_changes() {
+    let ctx = with_companies();
+    ada_at(&ctx, Some(ACME));
+    assert_eq!(sync_once(&ctx, PEOPLE, ADA, "m1").await, Disposition::Done);
+    assert_eq!(
+        sync_once(&ctx, COMPANIES, GLOBEX, "g").await,
+        Disposition::Done
+    );
+    let contact = mapped(&ctx, CrmObject::Contacts, ADA).await;
+    let globex = mapped(&ctx, CrmObject::Companies, GLOBEX).await;
+    // A HubSpot user associates Ada with Globex; Attio never names Globex for her.
+    let by_hand = (
+        CrmObject::Contacts,
+        contact.clone(),
+        CrmObject::Companies,
+        globex,
+    );
+    ctx.crm.associate_by_hand(by_hand.clone());
+
+    ada_at(&ctx, Some(INITECH));
+    assert_eq!(sync_once(&ctx, PEOPLE, ADA, "m2").await, Disposition::Done);
+    ada_at(&ctx, None);
+    assert_eq!(sync_once(&ctx, PEOPLE, ADA, "m3").await, Disposition::Done);
+
+    assert_eq!(ctx.crm.associations(), [by_hand]);
+    assert_eq!(dissociate_calls(&ctx).len(), 2, "Acme, then Initech");
+}
+
+#[tokio::test]
+async fn a_redelivered_change_removes_nothing_more() {
+    let ctx = with_companies();
+    ada_at(&ctx, Some(ACME));
+    assert_eq!(sync_once(&ctx, PEOPLE, ADA, "m1").await, Disposition::Done);
+    ada_at(&ctx, Some(INITECH));
+    for delivery in ["m2", "m2-again", "m2-third"] {
+        assert_eq!(
+            sync_once(&ctx, PEOPLE, ADA, delivery).await,
+            Disposition::Done
+        );
+    }
+
+    let contact = mapped(&ctx, CrmObject::Contacts, ADA).await;
+    let initech = mapped(&ctx, CrmObject::Companies, INITECH).await;
+    assert_eq!(
+        ctx.crm.associations(),
+        [(CrmObject::Contacts, contact, CrmObject::Companies, initech)]
+    );
+    assert_eq!(dissociate_calls(&ctx).len(), 1, "Acme is removed once");
+}
+
+#[tokio::test]
+async fn a_link_made_before_a_failure_is_still_removed_when_attio_moves_on() {
+    let ctx = with_companies();
+    ada_at(&ctx, Some(ACME));
+    assert_eq!(sync_once(&ctx, PEOPLE, ADA, "m1").await, Disposition::Done);
+    // Ada moves to Initech: the association is made, removing Acme's fails.
+    ada_at(&ctx, Some(INITECH));
+    ctx.crm
+        .fail_next(CrmOp::Dissociate, crm_unavailable("dissociate contacts"));
+    let failed = sync_once(&ctx, PEOPLE, ADA, "m2").await;
+    assert!(is_retry(&failed, "HTTP 502"), "{failed:?}");
+    assert_eq!(ctx.crm.associations().len(), 2);
+
+    // Before the retry, she moves again: both links the relay made are removed.
+    ada_at(&ctx, Some(GLOBEX));
+    assert_eq!(sync_once(&ctx, PEOPLE, ADA, "m2").await, Disposition::Done);
+
+    let contact = mapped(&ctx, CrmObject::Contacts, ADA).await;
+    let globex = mapped(&ctx, CrmObject::Companies, GLOBEX).await;
+    assert_eq!(
+        ctx.crm.associations(),
+        [(CrmObject::Contacts, contact, CrmObject::Companies, globex)]
+    );
+}

@@ -299,10 +299,26 @@ async fn notes_of_the_originals_follow_the_merge_and_late_original_events_archiv
             .await,
     );
     assert_eq!(updated["n2"], Disposition::Done);
-    let last = ctx.crm.calls().pop().expect("a call");
+    let calls = ctx.crm.calls();
+    let last_update = calls
+        .iter()
+        .rev()
+        .find(|c| matches!(c, OutboxEntry::Update { .. }));
     assert!(
-        matches!(&last, OutboxEntry::Update { id, .. } if *id == note_id),
-        "{last:?}"
+        matches!(last_update, Some(OutboxEntry::Update { id, .. }) if *id == note_id),
+        "{calls:?}"
+    );
+    // Its association is the merged contact's, and only that one.
+    let links: Vec<_> = ctx.crm.associations();
+    let note_links: Vec<_> = links.iter().filter(|l| l.1 == note_id).collect();
+    assert_eq!(
+        note_links,
+        [&(
+            CrmObject::Notes,
+            note_id.clone(),
+            CrmObject::Contacts,
+            merged.clone()
+        )]
     );
     // A new note on an original lands on the merged contact.
     let second = "0a0a0a0a-0000-4000-8000-00000000000a";
