@@ -19,7 +19,9 @@ use relay_ingest::{IngestConfig, IngestService, StaticSecrets, parse_secret_list
 use relay_mappings::SqliteMappings;
 use relay_queue::SqliteQueue;
 use relay_signature::{SchemePolicy, Verifier, WebhookSecret};
-use relay_sync::{ListEntriesHandler, NotesHandler, RecordsHandler, SyncContext, TasksHandler};
+use relay_sync::{
+    ListEntriesHandler, NotesHandler, RecordsHandler, SchemaAware, SyncContext, TasksHandler,
+};
 
 /// The service the dev server runs: production logic over the embedded adapters.
 pub type LocalIngest = IngestService<SqliteIdempotencyStore, SqliteQueue, StaticSecrets>;
@@ -147,6 +149,8 @@ fn start_consumers(args: &DevArgs, run: &LocalRun) -> anyhow::Result<String> {
     })
 }
 
+/// One poller per family, each handler inside [`SchemaAware`] as in Lambda: attribute events
+/// drop the shared schema cache, and the generation lives in the SQLite file.
 fn spawn_consumers<S>(queue: &SqliteQueue, ctx: Arc<SyncContext<S, SqliteMappings>>)
 where
     S: CrmSink + 'static,
@@ -155,22 +159,22 @@ where
     tokio::spawn(poll_forever(
         queue.clone(),
         EventFamily::Records,
-        RecordsHandler::new(Arc::clone(&ctx)),
+        SchemaAware::new(Arc::clone(&ctx), RecordsHandler::new(Arc::clone(&ctx))),
     ));
     tokio::spawn(poll_forever(
         queue.clone(),
         EventFamily::ListEntries,
-        ListEntriesHandler::new(Arc::clone(&ctx)),
+        SchemaAware::new(Arc::clone(&ctx), ListEntriesHandler::new(Arc::clone(&ctx))),
     ));
     tokio::spawn(poll_forever(
         queue.clone(),
         EventFamily::Notes,
-        NotesHandler::new(Arc::clone(&ctx)),
+        SchemaAware::new(Arc::clone(&ctx), NotesHandler::new(Arc::clone(&ctx))),
     ));
     tokio::spawn(poll_forever(
         queue.clone(),
         EventFamily::Tasks,
-        TasksHandler::new(ctx),
+        SchemaAware::new(Arc::clone(&ctx), TasksHandler::new(Arc::clone(&ctx))),
     ));
 }
 

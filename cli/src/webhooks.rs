@@ -68,7 +68,8 @@ pub enum WebhooksCommand {
     },
 }
 
-/// Every event the consumers handle.
+/// Every event the consumers handle. The attribute events keep every consumer's cached Attio
+/// schema fresh (`relay_sync::SchemaAware`); without them the cache's TTL is the only refresh.
 const DEFAULT_EVENT_TYPES: &[&str] = &[
     "record.created",
     "record.updated",
@@ -84,6 +85,10 @@ const DEFAULT_EVENT_TYPES: &[&str] = &[
     "task.created",
     "task.updated",
     "task.deleted",
+    "object-attribute.created",
+    "object-attribute.updated",
+    "list-attribute.created",
+    "list-attribute.updated",
 ];
 
 #[derive(Deserialize)]

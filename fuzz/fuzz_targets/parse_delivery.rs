@@ -60,8 +60,12 @@ fuzz_target!(|data: &[u8]| {
                 );
                 assert_eq!(family, event.event_type.family());
                 let expected = match typed {
-                    Subject::Record { .. } | Subject::MergedRecord { .. } => EventFamily::Records,
-                    Subject::ListEntry { .. } => EventFamily::ListEntries,
+                    Subject::Record { .. }
+                    | Subject::MergedRecord { .. }
+                    | Subject::ObjectAttribute { .. } => EventFamily::Records,
+                    Subject::ListEntry { .. } | Subject::ListAttribute { .. } => {
+                        EventFamily::ListEntries
+                    }
                     Subject::Note { .. } => EventFamily::Notes,
                     Subject::Task { .. } => EventFamily::Tasks,
                     Subject::Ids(_) | Subject::Unreadable { .. } => unreachable!(),

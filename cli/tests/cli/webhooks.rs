@@ -168,10 +168,21 @@ async fn list_delete_and_a_default_create_that_prints_the_secret() {
         .collect();
     assert_eq!(
         types.len(),
-        14,
+        18,
         "every event the consumers handle: {types:?}"
     );
     assert!(types.contains(&"task.updated") && types.contains(&"note-content.updated"));
+    for schema in [
+        "object-attribute.created",
+        "object-attribute.updated",
+        "list-attribute.created",
+        "list-attribute.updated",
+    ] {
+        assert!(
+            types.contains(&schema),
+            "{schema} keeps the schema cache fresh"
+        );
+    }
     assert!(
         !types.contains(&"task.completed"),
         "Attio has no task.completed event"

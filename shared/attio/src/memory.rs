@@ -3,9 +3,14 @@
 //! tested alone, without an HTTP server.
 //!
 //! Missing things answer [`AttioError::NotFound`], as Attio answers 404 for deleted ones.
+//!
+//! By default every slug lookup reaches the maps. [`MemoryAttio::with_schema_cache`] caches
+//! them as the production adapter does (until `forget_schema*`), and
+//! [`MemoryAttio::another_container`] gives a second view of the same workspace with a cache
+//! of its own — so tests can see which container asks Attio again after a schema change.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::schema::looks_like_uuid;
 use crate::{AttioApi, AttioError, Note, Record, Task, WorkspaceMember};
@@ -42,7 +47,12 @@ impl AttioCall {
 /// Attio in memory. Shared by reference; interior state behind a mutex.
 #[derive(Debug, Default)]
 pub struct MemoryAttio {
-    state: Mutex<State>,
+    /// The workspace, shared with [`MemoryAttio::another_container`]'s views.
+    state: Arc<Mutex<State>>,
+    /// Object → slug, when caching like the production adapter; per view.
+    slug_cache: Option<Mutex<HashMap<String, String>>>,
+    /// Every call this view made.
+    calls: Mutex<Vec<AttioCall>>,
 }
 
 #[derive(Debug, Default)]
@@ -56,7 +66,6 @@ struct State {
     slugs: HashMap<String, String>,
     /// Answers queued for particular calls, used up one per call.
     failures: HashMap<AttioCall, VecDeque<AttioError>>,
-    calls: Vec<AttioCall>,
 }
 
 impl MemoryAttio {
@@ -67,6 +76,29 @@ impl MemoryAttio {
     fn state(&self) -> MutexGuard<'_, State> {
         // Plain maps: a panicking test thread cannot leave them half-updated.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Caches object slugs in this view until `forget_schema*`, as `CachedAttio` does: a
+    /// cached slug is answered without a call (and without a queued failure).
+    pub fn with_schema_cache(mut self) -> Self {
+        self.slug_cache = Some(Mutex::default());
+        self
+    }
+
+    /// A second view of the same workspace (records, objects, queued failures), as another
+    /// warm Lambda container sees it: its own call log, and its own empty slug cache when this
+    /// view caches.
+    pub fn another_container(&self) -> Self {
+        Self {
+            state: Arc::clone(&self.state),
+            slug_cache: self.slug_cache.as_ref().map(|_| Mutex::default()),
+            calls: Mutex::default(),
+        }
+    }
+
+    fn slug_cache(&self) -> Option<MutexGuard<'_, HashMap<String, String>>> {
+        let cache = self.slug_cache.as_ref()?;
+        Some(cache.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Declares an object: events name it by `object_id`, paths use `slug`.
@@ -113,15 +145,21 @@ impl MemoryAttio {
             .push_back(error);
     }
 
-    /// Every call made so far, in order.
+    /// Every call this view made so far, in order.
     pub fn calls(&self) -> Vec<AttioCall> {
-        self.state().calls.clone()
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Logs `call` and answers a queued failure for it, if any.
     fn begin(&self, call: &AttioCall) -> Result<(), AttioError> {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(call.clone());
         let mut state = self.state();
-        state.calls.push(call.clone());
         match state.failures.get_mut(call).and_then(VecDeque::pop_front) {
             Some(error) => Err(error),
             None => Ok(()),
@@ -187,12 +225,32 @@ impl AttioApi for MemoryAttio {
 
     /// Like the production adapter: slugs pass through, ids are looked up (404 when unknown).
     async fn object_slug(&self, object: &str) -> Result<String, AttioError> {
+        if let Some(slug) = self.slug_cache().and_then(|c| c.get(object).cloned()) {
+            return Ok(slug);
+        }
         let call = AttioCall::Slug(object.to_owned());
         self.begin(&call)?;
-        match self.state().slugs.get(object) {
-            Some(slug) => Ok(slug.clone()),
-            None if !looks_like_uuid(object) => Ok(object.to_owned()),
-            None => Err(not_found(&call)),
+        let slug = match self.state().slugs.get(object) {
+            Some(slug) => slug.clone(),
+            None if !looks_like_uuid(object) => object.to_owned(),
+            None => return Err(not_found(&call)),
+        };
+        if let Some(mut cache) = self.slug_cache() {
+            cache.insert(object.to_owned(), slug.clone());
+        }
+        Ok(slug)
+    }
+
+    /// Drops `object`, by whichever name it was cached under.
+    fn forget_schema_of(&self, object: &str) {
+        if let Some(mut cache) = self.slug_cache() {
+            cache.retain(|name, slug| name != object && slug != object);
+        }
+    }
+
+    fn forget_schema(&self) {
+        if let Some(mut cache) = self.slug_cache() {
+            cache.clear();
         }
     }
 }
@@ -240,5 +298,32 @@ mod tests {
             Err(AttioError::NotFound { .. })
         ));
         assert_eq!(attio.calls().len(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_caching_view_asks_once_until_it_forgets_and_views_cache_apart() {
+        let a = MemoryAttio::new().with_schema_cache();
+        let b = a.another_container();
+        a.add_object(PEOPLE, "people");
+        for _ in 0..2 {
+            assert_eq!(a.object_slug(PEOPLE).await.expect("slug"), "people");
+        }
+        assert_eq!(a.calls(), [AttioCall::Slug(PEOPLE.into())]);
+        // The workspace is shared, the cache is not: a rename reaches b, not a's cache.
+        a.add_object(PEOPLE, "humans");
+        assert_eq!(b.object_slug(PEOPLE).await.expect("slug"), "humans");
+        assert_eq!(a.object_slug(PEOPLE).await.expect("slug"), "people");
+        a.forget_schema_of("people");
+        assert_eq!(a.object_slug(PEOPLE).await.expect("slug"), "humans");
+        b.forget_schema();
+        assert_eq!(b.object_slug(PEOPLE).await.expect("slug"), "humans");
+        assert_eq!(a.calls().len(), 2);
+        assert_eq!(b.calls().len(), 2);
+        // The uncached default asks every time, and forgetting is a no-op.
+        let plain = MemoryAttio::new();
+        plain.forget_schema();
+        plain.object_slug("deals").await.expect("slug");
+        plain.object_slug("deals").await.expect("slug");
+        assert_eq!(plain.calls().len(), 2);
     }
 }

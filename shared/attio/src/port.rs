@@ -35,6 +35,15 @@ pub trait AttioApi: Send + Sync {
     /// The slug to use for `object` in API paths and the field mapping. A slug is returned as
     /// is; an object id is looked up.
     fn object_slug(&self, object: &str) -> impl Future<Output = Result<String, AttioError>> + Send;
+
+    /// Forgets what this adapter caches about `object` (an object or list, by id or slug), so
+    /// the next lookup asks Attio: its attributes changed (`object-attribute.*`,
+    /// `list-attribute.*` webhooks). An id it never cached is no error.
+    fn forget_schema_of(&self, object: &str);
+
+    /// Forgets every cached definition: some container saw the schema change, and which
+    /// objects it touched is not known here.
+    fn forget_schema(&self);
 }
 
 impl AttioApi for AttioClient {
@@ -61,6 +70,11 @@ impl AttioApi for AttioClient {
         }
         Ok(self.get_object(object).await?.slug().to_owned())
     }
+
+    /// Nothing is cached.
+    fn forget_schema_of(&self, _object: &str) {}
+
+    fn forget_schema(&self) {}
 }
 
 /// The production adapter: the HTTP client, with object slugs cached per container. Cheap to
@@ -84,7 +98,7 @@ impl CachedAttio {
         &self.client
     }
 
-    /// The schema cache the slugs come from (to invalidate it on `object-attribute.*`).
+    /// The schema cache the slugs come from (the port's `forget_schema*` invalidate it).
     pub fn schema(&self) -> &SchemaCache {
         &self.schema
     }
@@ -115,5 +129,13 @@ impl AttioApi for CachedAttio {
 
     async fn object_slug(&self, object: &str) -> Result<String, AttioError> {
         self.schema.slug_for(object).await
+    }
+
+    fn forget_schema_of(&self, object: &str) {
+        self.schema.invalidate(object);
+    }
+
+    fn forget_schema(&self) {
+        self.schema.invalidate_all();
     }
 }

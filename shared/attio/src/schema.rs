@@ -3,7 +3,14 @@
 //!
 //! One Attio request per object per TTL: concurrent lookups of the same object wait for the
 //! one request in flight instead of each making their own (lookups of other objects are not
-//! held up). `object-attribute.*` events call [`SchemaCache::invalidate`].
+//! held up).
+//!
+//! The TTL is only the fallback. Attio announces attribute changes (`object-attribute.*`,
+//! `list-attribute.*` webhooks): the consumer that receives one calls
+//! [`SchemaCache::invalidate`] for that object, and bumps a generation counter that every other
+//! container reads once per batch, dropping its whole cache with
+//! [`SchemaCache::invalidate_all`] when it moved (`relay_sync::SchemaAware`). A container that
+//! cannot read the counter keeps what it has until the TTL ends.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -127,6 +134,17 @@ impl SchemaCache {
                 })
         });
         tracing::debug!(object, "schema cache invalidated");
+    }
+}
+
+impl SchemaCache {
+    /// Forgets everything cached: another container saw Attio's schema change, and this one
+    /// cannot tell which of its entries that touched. The next lookup of each object asks
+    /// Attio again; lookups in flight finish but their answers are not kept.
+    pub fn invalidate_all(&self) {
+        lock(&self.inner.objects).clear();
+        lock(&self.inner.attributes).clear();
+        tracing::debug!("schema cache cleared");
     }
 }
 

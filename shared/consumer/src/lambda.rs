@@ -8,7 +8,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use relay_attio::{AttioClient, AttioConfig, CachedAttio};
 use relay_crm::{HubSpotConfig, HubSpotSink};
 use relay_mappings::DynamoDbMappings;
-use relay_sync::{BatchHandler, SyncContext};
+use relay_sync::{BatchHandler, SchemaAware, SyncContext};
 
 use crate::settings::{ConsumerSettings, TokenSource};
 use crate::{SqsDeadLetters, handle_sqs_event};
@@ -37,7 +37,9 @@ async fn resolve(
     }
 }
 
-/// Runs a consumer function: `make` builds its handler from the shared context.
+/// Runs a consumer function: `make` builds its handler from the shared context. The handler
+/// runs inside [`SchemaAware`], so Attio's attribute events invalidate every container's
+/// schema cache (through the schema generation in the mappings table).
 pub async fn run<H, F>(make: F) -> Result<(), Error>
 where
     H: BatchHandler + 'static,
@@ -73,7 +75,7 @@ where
         DynamoDbMappings::new(aws_sdk_dynamodb::Client::new(&aws), table),
         settings.field_mapping,
     ));
-    let handler = Arc::new(make(ctx));
+    let handler = Arc::new(SchemaAware::new(Arc::clone(&ctx), make(ctx)));
     let mut dead_letters = SqsDeadLetters::new(aws_sdk_sqs::Client::new(&aws), dlq);
     match &settings.source_queue_url {
         Some(url) => dead_letters = dead_letters.with_source_queue(url),

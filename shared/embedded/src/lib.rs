@@ -10,7 +10,8 @@
 //! * `relay_queue::SqliteQueue` — table `messages`: SQS-like queues with visibility timeout,
 //!   receive count, and a dead-letter queue per family after `max_receive_count` receives.
 //! * `relay_mappings::SqliteMappings` — table `mappings`: Attio id → CRM id, with the same
-//!   create reservation as DynamoDB.
+//!   create reservation as DynamoDB; table `counters`: the schema generation the consumers
+//!   watch to drop their cached Attio schema.
 //!
 //! They share one [`LocalDb`] connection; SQLite calls run on tokio's blocking pool.
 
@@ -77,6 +78,10 @@ CREATE TABLE IF NOT EXISTS mappings (
     mapping_key     TEXT PRIMARY KEY,
     crm_id          TEXT,
     reserved_until  INTEGER
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name   TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue, visible_at_ms, seq);
 CREATE INDEX IF NOT EXISTS messages_by_receipt ON messages (receipt_handle);

@@ -67,7 +67,20 @@ pub enum Subject {
     /// `workspace_id`, `id` not an object, not even an object): parked on the "other" queue with
     /// the reason, so one odd event never costs the delivery's good ones.
     Unreadable { reason: String },
-    /// Types no consumer models (comments, lists, attributes, members, recordings, unknown
+    /// `object-attribute.created|updated`: an attribute of an object was added or changed
+    /// (renamed, retyped). Queued with the records, whose consumer drops its cached definition
+    /// of the object: <https://docs.attio.com/rest-api/webhook-reference/object-attribute-events/object-attributeupdated>.
+    ObjectAttribute {
+        object_id: String,
+        attribute_id: String,
+    },
+    /// `list-attribute.created|updated`: likewise for a list's attribute, queued with the list
+    /// entries: <https://docs.attio.com/rest-api/webhook-reference/list-attribute-events/list-attributecreated>.
+    ListAttribute {
+        list_id: String,
+        attribute_id: String,
+    },
+    /// Types no consumer models (comments, lists, members, recordings, unknown
     /// types) and known types whose ids were not the documented shape: kept as the id map and
     /// parked on the "other" queue.
     Ids(BTreeMap<String, String>),
@@ -145,6 +158,20 @@ impl Event {
             Subject::Note { note_id, .. } => ids.push(("note_id", note_id)),
             Subject::Task { task_id } => ids.push(("task_id", task_id)),
             Subject::Unreadable { .. } => {}
+            Subject::ObjectAttribute {
+                object_id,
+                attribute_id,
+            } => {
+                ids.push(("object_id", object_id));
+                ids.push(("attribute_id", attribute_id));
+            }
+            Subject::ListAttribute {
+                list_id,
+                attribute_id,
+            } => {
+                ids.push(("list_id", list_id));
+                ids.push(("attribute_id", attribute_id));
+            }
             Subject::Ids(map) => {
                 // Names of arbitrary keys cannot be 'static; the map is sorted, so the values in
                 // order identify the event as well as the pairs would.
@@ -349,6 +376,14 @@ fn subject_for(
         TaskCreated | TaskUpdated | TaskDeleted => Subject::Task {
             task_id: id("task_id")?,
         },
+        ObjectAttributeCreated | ObjectAttributeUpdated => Subject::ObjectAttribute {
+            object_id: id("object_id")?,
+            attribute_id: id("attribute_id")?,
+        },
+        ListAttributeCreated | ListAttributeUpdated => Subject::ListAttribute {
+            list_id: id("list_id")?,
+            attribute_id: id("attribute_id")?,
+        },
         _ => return None,
     })
 }
@@ -437,6 +472,43 @@ mod tests {
                 })
             }
         );
+    }
+
+    #[test]
+    fn attribute_events_are_typed_and_routed_where_their_schema_is_used() {
+        // The payloads of Attio's webhook reference: object-attribute.* carry object_id,
+        // list-attribute.* list_id, both with attribute_id.
+        let body = format!(
+            r#"{{"webhook_id":"w","events":[{{"event_type":"object-attribute.updated","id":{{"workspace_id":"{WS}","object_id":"o","attribute_id":"a"}}}},{{"event_type":"list-attribute.created","id":{{"workspace_id":"{WS}","list_id":"l","attribute_id":"a"}}}},{{"event_type":"object-attribute.created","id":{{"workspace_id":"{WS}","list_id":"l","attribute_id":"a"}}}}]}}"#
+        );
+        let events = Delivery::parse(body.as_bytes()).unwrap().events;
+        assert_eq!(
+            events[0].subject,
+            Subject::ObjectAttribute {
+                object_id: "o".into(),
+                attribute_id: "a".into()
+            }
+        );
+        assert_eq!(events[0].family(), EventFamily::Records);
+        assert_eq!(
+            events[0].identity(),
+            [
+                ("workspace_id", WS),
+                ("object_id", "o"),
+                ("attribute_id", "a")
+            ]
+        );
+        assert_eq!(
+            events[1].subject,
+            Subject::ListAttribute {
+                list_id: "l".into(),
+                attribute_id: "a".into()
+            }
+        );
+        assert_eq!(events[1].family(), EventFamily::ListEntries);
+        // Not the documented ids: parked, as any malformed known type.
+        assert!(matches!(events[2].subject, Subject::Ids(_)));
+        assert_eq!(events[2].family(), EventFamily::Other);
     }
 
     #[test]

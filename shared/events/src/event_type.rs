@@ -114,12 +114,17 @@ impl EventType {
 
     /// The queue this type belongs to by name: `record.*` → records, `list-entry.*` → list
     /// entries, `note.*` and `note-content.*` → notes, `task.*` → tasks, everything else → other.
+    ///
+    /// Attribute events go where their schema is used: `object-attribute.*` with the records
+    /// (object definitions) and `list-attribute.*` with the list entries, so a consumer that
+    /// caches those definitions sees the change and drops them (`relay_sync::SchemaAware`).
+    /// Only `created` and `updated` exist (Attio documents no attribute deletion event).
     pub fn family(&self) -> EventFamily {
         let name = self.as_str();
         let prefix = name.split_once('.').map_or(name, |(prefix, _)| prefix);
         match prefix {
-            "record" => EventFamily::Records,
-            "list-entry" => EventFamily::ListEntries,
+            "record" | "object-attribute" => EventFamily::Records,
+            "list-entry" | "list-attribute" => EventFamily::ListEntries,
             "note" | "note-content" => EventFamily::Notes,
             "task" => EventFamily::Tasks,
             _ => EventFamily::Other,
@@ -182,7 +187,10 @@ mod tests {
             ("task.updated", Tasks),
             ("comment.created", Other),
             ("list.created", Other),
-            ("object-attribute.updated", Other),
+            ("object-attribute.updated", Records),
+            ("object-attribute.created", Records),
+            ("list-attribute.created", ListEntries),
+            ("list-attribute.updated", ListEntries),
             ("workspace-member.created", Other),
             ("record", Records),
             ("", Other),

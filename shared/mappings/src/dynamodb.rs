@@ -1,14 +1,18 @@
 //! Mappings in DynamoDB: partition key `mapping_key` (S); `crm_id` (S) once created;
-//! `reserved_until` (N) while a create is in flight.
+//! `reserved_until` (N) while a create is in flight. One more item, keyed
+//! [`SCHEMA_GENERATION_KEY`](crate::SCHEMA_GENERATION_KEY), holds the schema generation (N).
 
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use relay_crm::{CrmId, CrmObject};
 
-use crate::{IdMappings, MappingError, Reservation, UnixSeconds, mapping_key};
+use crate::{
+    GENERATION_ATTRIBUTE, IdMappings, MappingError, Reservation, SCHEMA_GENERATION_KEY,
+    SchemaGenerations, UnixSeconds, mapping_key,
+};
 
 pub const KEY_ATTRIBUTE: &str = "mapping_key";
 
@@ -107,5 +111,71 @@ impl IdMappings for DynamoDbMappings {
             .await
             .map_err(|e| MappingError::unavailable("DeleteItem", e.into_service_error()))?;
         Ok(())
+    }
+}
+
+/// The generation from an item's number attribute (absent: never bumped, 0).
+fn generation(value: Option<&AttributeValue>) -> Result<u64, MappingError> {
+    match value {
+        None => Ok(0),
+        Some(AttributeValue::N(n)) => n.parse().map_err(|_| {
+            MappingError::unavailable(
+                "GetItem",
+                format!("{GENERATION_ATTRIBUTE} is not a count: {n}"),
+            )
+        }),
+        Some(_) => Err(MappingError::unavailable(
+            "GetItem",
+            format!("{GENERATION_ATTRIBUTE} is not a number"),
+        )),
+    }
+}
+
+impl SchemaGenerations for DynamoDbMappings {
+    /// A strongly consistent read, so a bump acknowledged before this batch started is seen.
+    async fn schema_generation(&self) -> Result<u64, MappingError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                KEY_ATTRIBUTE,
+                AttributeValue::S(SCHEMA_GENERATION_KEY.into()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| MappingError::unavailable("GetItem", e.into_service_error()))?;
+        generation(
+            out.item
+                .as_ref()
+                .and_then(|item| item.get(GENERATION_ATTRIBUTE)),
+        )
+    }
+
+    /// `ADD` creates the item and the attribute when missing and is atomic, so concurrent
+    /// bumps from several containers each count:
+    /// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html#Expressions.UpdateExpressions.ADD>.
+    async fn bump_schema_generation(&self) -> Result<u64, MappingError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                KEY_ATTRIBUTE,
+                AttributeValue::S(SCHEMA_GENERATION_KEY.into()),
+            )
+            .update_expression("ADD #generation :one")
+            .expression_attribute_names("#generation", GENERATION_ATTRIBUTE)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| MappingError::unavailable("UpdateItem", e.into_service_error()))?;
+        generation(
+            out.attributes
+                .as_ref()
+                .and_then(|a| a.get(GENERATION_ATTRIBUTE)),
+        )
     }
 }

@@ -11,7 +11,9 @@
 //! stored too: notes and tasks are associated with, and deletes and merges applied to, them.
 //!
 //! Adapters: [`DynamoDbMappings`] in Lambda, `SqliteMappings` (feature `sqlite`) for local runs,
-//! [`MemoryMappings`] for unit tests — one reservation rule in all three.
+//! [`MemoryMappings`] for unit tests — one reservation rule in all three. The same stores keep
+//! the [`SchemaGenerations`] counter that tells every consumer container when Attio's schema
+//! changed (`generation.rs`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,8 +21,10 @@ use std::time::Duration;
 use relay_crm::{CrmId, CrmObject};
 
 mod dynamodb;
+mod generation;
 mod memory;
 pub use dynamodb::{DynamoDbMappings, KEY_ATTRIBUTE};
+pub use generation::{GENERATION_ATTRIBUTE, SCHEMA_GENERATION_KEY, SchemaGenerations};
 pub use memory::MemoryMappings;
 #[cfg(any(test, feature = "sqlite"))]
 mod sqlite;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use relay_crm::{CrmId, CrmObject};
 
-use crate::{IdMappings, MappingError, Reservation, UnixSeconds, mapping_key};
+use crate::{IdMappings, MappingError, Reservation, SchemaGenerations, UnixSeconds, mapping_key};
 
 #[derive(Debug, Clone, Default)]
 pub struct MemoryMappings {
@@ -17,6 +17,8 @@ pub struct MemoryMappings {
 #[derive(Debug, Default)]
 struct State {
     entries: HashMap<String, Entry>,
+    /// The schema generation counter.
+    generation: u64,
     /// Calls left to fail before the store answers again.
     failures: usize,
 }
@@ -115,6 +117,18 @@ impl IdMappings for MemoryMappings {
     }
 }
 
+impl SchemaGenerations for MemoryMappings {
+    async fn schema_generation(&self) -> Result<u64, MappingError> {
+        Ok(self.call("schema_generation")?.generation)
+    }
+
+    async fn bump_schema_generation(&self) -> Result<u64, MappingError> {
+        let mut state = self.call("bump_schema_generation")?;
+        state.generation += 1;
+        Ok(state.generation)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +161,20 @@ mod tests {
         assert_eq!(m.get(CrmObject::Tasks, "a").await.ok(), Some(None));
         m.clone().remove(n, "a").await.expect("remove");
         assert_eq!(m.get(n, "a").await.ok(), Some(None));
+    }
+
+    #[tokio::test]
+    async fn clones_share_one_schema_generation() {
+        let (a, b) = (MemoryMappings::new(), MemoryMappings::new());
+        let a2 = a.clone();
+        assert_eq!(a.schema_generation().await.ok(), Some(0));
+        assert_eq!(a.bump_schema_generation().await.ok(), Some(1));
+        assert_eq!(a2.bump_schema_generation().await.ok(), Some(2));
+        assert_eq!(a.schema_generation().await.ok(), Some(2));
+        assert_eq!(b.schema_generation().await.ok(), Some(0), "another store");
+        a.fail_next(1);
+        assert!(a2.schema_generation().await.is_err());
+        assert_eq!(a2.schema_generation().await.ok(), Some(2));
     }
 
     #[tokio::test]

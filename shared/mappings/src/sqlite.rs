@@ -1,8 +1,11 @@
-//! [`IdMappings`] in SQLite.
+//! [`IdMappings`] in SQLite; the schema generation in the `counters` table beside it.
 
 use std::time::Duration;
 
-use crate::{IdMappings, MappingError, Reservation, UnixSeconds, mapping_key};
+use crate::{
+    IdMappings, MappingError, Reservation, SCHEMA_GENERATION_KEY, SchemaGenerations, UnixSeconds,
+    mapping_key,
+};
 use relay_crm::{CrmId, CrmObject};
 use rusqlite::{OptionalExtension, params};
 
@@ -103,5 +106,61 @@ impl IdMappings for SqliteMappings {
             })
             .await
             .map_err(unavailable("remove"))
+    }
+}
+
+/// SQLite integers are signed; the counter starts at 0 and only goes up.
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or_default()
+}
+
+impl SchemaGenerations for SqliteMappings {
+    async fn schema_generation(&self) -> Result<u64, MappingError> {
+        self.db
+            .call(|conn| {
+                conn.query_row(
+                    "SELECT value FROM counters WHERE name = ?1",
+                    [SCHEMA_GENERATION_KEY],
+                    |row| row.get::<_, i64>(0),
+                )
+                .optional()
+                .map(|value| count(value.unwrap_or_default()))
+            })
+            .await
+            .map_err(unavailable("schema_generation"))
+    }
+
+    /// One statement: SQLite runs it atomically, as DynamoDB runs `ADD`.
+    async fn bump_schema_generation(&self) -> Result<u64, MappingError> {
+        self.db
+            .call(|conn| {
+                conn.query_row(
+                    "INSERT INTO counters (name, value) VALUES (?1, 1)
+                     ON CONFLICT (name) DO UPDATE SET value = value + 1
+                     RETURNING value",
+                    [SCHEMA_GENERATION_KEY],
+                    |row| row.get::<_, i64>(0),
+                )
+                .map(count)
+            })
+            .await
+            .map_err(unavailable("bump_schema_generation"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_schema_generation_counts_bumps_from_every_handle() {
+        let db = LocalDb::in_memory().expect("sqlite");
+        let (a, b) = (SqliteMappings::new(db.clone()), SqliteMappings::new(db));
+        assert_eq!(a.schema_generation().await.ok(), Some(0));
+        assert_eq!(a.bump_schema_generation().await.ok(), Some(1));
+        assert_eq!(b.bump_schema_generation().await.ok(), Some(2));
+        assert_eq!(a.schema_generation().await.ok(), Some(2));
+        // The counter is no mapping.
+        assert_eq!(a.get(CrmObject::Contacts, "x").await.ok(), Some(None));
     }
 }

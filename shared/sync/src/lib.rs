@@ -10,11 +10,15 @@
 //! task id), does the work once per group, and gives each message its group's outcome.
 //! [`RecordsHandler`] batches the CRM upserts; [`ListEntriesHandler`] re-syncs parents;
 //! notes and tasks share [`EngagementHandler`], differing only by their [`Engagement`].
+//! Every consumer runs its handler inside [`SchemaAware`], which turns Attio's attribute events
+//! into cache invalidation in every container (`schema.rs`).
+//!
 //! Each message ends with a [`Disposition`]:
 //!
 //! | Outcome | Disposition | Why |
 //! |---|---|---|
 //! | written (or nothing to write: unmapped object, parked type) | `Done` | |
+//! | `object-attribute.*` / `list-attribute.*` (any object or list, known or not) | `Done` after dropping the cached definition and bumping the schema generation; `Retry` if the bump fails | the other containers must hear of it; the TTL is only the fallback |
 //! | a contact with the record's email already exists in HubSpot and carries no other Attio id | `Done` after adopting it (`SyncContext::adopt`) | every real portal already holds contacts: never a second one for an email |
 //! | Attio says 404 `not_found` for the record, note or task | `Done` after archiving the CRM copy | it was deleted (or merged away); retrying cannot help |
 //! | Attio says 404 `merge_in_progress`, or a 404 that is not Attio's error body | `Retry` | the merged record is being made; a proxy answered |
@@ -38,6 +42,7 @@ mod property_spec;
 mod record_source;
 pub use record_source::RecordValues;
 mod records;
+mod schema;
 mod tasks;
 
 pub use backfill::PageReport;
@@ -53,6 +58,7 @@ pub use list_entries::ListEntriesHandler;
 pub use notes::{Notes, NotesHandler};
 pub use owners::{DEFAULT_OWNER_TTL, OWNER_PROPERTY, OwnerResolver};
 pub use records::RecordsHandler;
+pub use schema::SchemaAware;
 pub use tasks::{Tasks, TasksHandler};
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The mapping stores (DynamoDB on moto, SQLite) keep one contract: one creator per object,
-//! later events update the mapped id.
+//! later events update the mapped id; the schema generation only goes up, and concurrent bumps
+//! all count.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use integration_tests::moto;
 use relay_crm::{CrmId, CrmObject};
 use relay_embedded::LocalDb;
 use relay_mappings::SqliteMappings;
-use relay_mappings::{DynamoDbMappings, IdMappings, Reservation};
+use relay_mappings::{DynamoDbMappings, IdMappings, Reservation, SchemaGenerations};
 
 const T0: i64 = 1_763_000_000;
 const LEASE: Duration = Duration::from_secs(30);
@@ -48,9 +49,47 @@ async fn contract(store: impl IdMappings) {
     assert_eq!(store.get(note, "n1").await.expect("get"), None);
 }
 
+/// Two handles on one store, as two consumer containers have.
+async fn generation_contract<S: SchemaGenerations + IdMappings>(a: S, b: S) {
+    assert_eq!(
+        a.schema_generation().await.expect("read"),
+        0,
+        "never bumped"
+    );
+    assert_eq!(a.bump_schema_generation().await.expect("bump"), 1);
+    assert_eq!(
+        b.schema_generation().await.expect("read"),
+        1,
+        "seen by the other"
+    );
+    let bumps = futures::future::join_all((0..8).map(|i| {
+        let store = if i % 2 == 0 { &a } else { &b };
+        store.bump_schema_generation()
+    }))
+    .await;
+    let mut seen: Vec<u64> = bumps.into_iter().map(|b| b.expect("bump")).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (2..=9).collect::<Vec<_>>(), "every bump counted once");
+    assert_eq!(b.schema_generation().await.expect("read"), 9);
+    // The counter's item is no mapping.
+    for object in [CrmObject::Contacts, CrmObject::Notes] {
+        assert_eq!(a.get(object, "schema-generation").await.expect("get"), None);
+    }
+}
+
 #[tokio::test]
 async fn sqlite_mappings_keep_the_contract() {
     contract(SqliteMappings::new(LocalDb::in_memory().expect("sqlite"))).await;
+    let db = LocalDb::in_memory().expect("sqlite");
+    generation_contract(SqliteMappings::new(db.clone()), SqliteMappings::new(db)).await;
+}
+
+#[tokio::test]
+async fn dynamodb_schema_generation_is_an_atomic_counter() {
+    let config = moto::sdk_config().await;
+    let table = moto::fresh_table_keyed(&config, "mappings", relay_mappings::KEY_ATTRIBUTE).await;
+    let store = |c| DynamoDbMappings::new(aws_sdk_dynamodb::Client::new(c), table.clone());
+    generation_contract(store(&config), store(&config)).await;
 }
 
 #[tokio::test]

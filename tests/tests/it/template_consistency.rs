@@ -83,3 +83,68 @@ fn every_consumer_function_is_wired_to_its_queue_with_partial_batch_responses() 
     assert_eq!(text.matches("Timeout: 60\n").count(), 4);
     assert!(text.contains(&format!("AttributeName: {}", relay_mappings::KEY_ATTRIBUTE)));
 }
+
+/// The template's text from `  {name}:` to the next resource (the next line indented by two
+/// spaces that starts a name).
+fn resource<'t>(text: &'t str, name: &str) -> &'t str {
+    let start = text
+        .find(&format!("\n  {name}:\n"))
+        .unwrap_or_else(|| panic!("no resource {name}"));
+    let rest = &text[start + 1..];
+    let end = rest
+        .match_indices("\n  ")
+        .map(|(i, _)| i)
+        .find(|&i| rest[i + 3..].starts_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+#[test]
+fn the_consumers_that_receive_attribute_events_may_bump_the_schema_generation() {
+    use relay_events::EventType;
+    let text = template();
+    // Attribute events go to the records and list-entries queues; their functions bump the
+    // counter with UpdateItem (ADD) on the mappings table, and every consumer reads it.
+    for (event_type, function) in [
+        ("object-attribute.updated", "RecordsFunction"),
+        ("list-attribute.created", "ListEntriesFunction"),
+    ] {
+        let family = EventType::parse(event_type).family();
+        let function_text = resource(&text, function);
+        assert!(
+            function_text.contains(&format!(
+                "SOURCE_QUEUE_URL: !Ref {}",
+                queue_resource(family)
+            )),
+            "{event_type} is routed to {family}, which {function} does not read"
+        );
+        assert!(
+            function_text.contains("dynamodb:UpdateItem]"),
+            "{function} cannot bump the schema generation"
+        );
+    }
+    for function in [
+        "RecordsFunction",
+        "ListEntriesFunction",
+        "NotesFunction",
+        "TasksFunction",
+    ] {
+        let function_text = resource(&text, function);
+        assert!(
+            function_text.contains("dynamodb:GetItem")
+                && function_text.contains("MappingsTable.Arn"),
+            "{function} cannot read the schema generation"
+        );
+    }
+}
+
+/// The template's queue resource for a family.
+fn queue_resource(family: EventFamily) -> &'static str {
+    match family {
+        EventFamily::Records => "RecordsQueue",
+        EventFamily::ListEntries => "ListEntriesQueue",
+        EventFamily::Notes => "NotesQueue",
+        EventFamily::Tasks => "TasksQueue",
+        EventFamily::Other => "OtherQueue",
+    }
+}

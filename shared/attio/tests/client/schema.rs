@@ -1,4 +1,7 @@
-//! The schema cache: one lookup per object, shared by concurrent callers, invalidated on demand.
+//! The schema cache: one lookup per object, shared by concurrent callers, invalidated on demand
+//! (one object, or everything) through the port.
+
+use relay_attio::{AttioApi, CachedAttio};
 
 use super::*;
 
@@ -91,6 +94,46 @@ async fn cached_attributes_are_dropped_when_their_object_id_is_invalidated() {
         2
     );
     assert_eq!(request_count(&server).await, 2);
+}
+
+#[tokio::test]
+async fn the_port_forgets_one_object_or_everything_and_the_next_lookup_refetches() {
+    let server = MockServer::start().await;
+    attio("GET", &format!("/v2/objects/{PEOPLE_ID}"))
+        .respond_with(json_response(200, fixture("object-people.json")))
+        .expect(3)
+        .mount(&server)
+        .await;
+    attio("GET", "/v2/objects/people/attributes")
+        .respond_with(json_response(200, fixture("attributes-people.json")))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let attio = CachedAttio::new(client(&server));
+    let fill = || async {
+        assert_eq!(attio.object_slug(PEOPLE_ID).await.expect("slug"), "people");
+        attio
+            .schema()
+            .attributes("people")
+            .await
+            .expect("attributes");
+    };
+    fill().await;
+    fill().await;
+    assert_eq!(request_count(&server).await, 2, "both cached");
+
+    // An object-attribute event for another object (or a list id) leaves people cached.
+    attio.forget_schema_of("0c4f1c6e-2b7a-4d8e-9f10-1a2b3c4d5e6f");
+    fill().await;
+    assert_eq!(request_count(&server).await, 2);
+    // For people, by id: the definition goes (the attributes were cached by slug, and go too).
+    attio.forget_schema_of(PEOPLE_ID);
+    fill().await;
+    assert_eq!(request_count(&server).await, 4);
+    // Another container moved the generation: everything goes.
+    attio.forget_schema();
+    assert_eq!(attio.object_slug(PEOPLE_ID).await.expect("slug"), "people");
+    assert_eq!(request_count(&server).await, 5);
 }
 
 #[tokio::test]

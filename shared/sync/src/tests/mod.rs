@@ -10,6 +10,7 @@ mod list_entries;
 mod merges;
 mod owners;
 mod records;
+mod schema;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
