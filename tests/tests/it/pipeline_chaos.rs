@@ -12,7 +12,8 @@
 //! * a portal that already holds every other person (contacts made by hand, to be adopted);
 //! * then, once the first sync is done, merges in Attio in both of its models (a NEW record
 //!   whose first reads answer 404 `merge_in_progress`, two `record.merged` events; or a
-//!   surviving original, one event), delivered with late updates of the merged-away originals
+//!   surviving original, one event), delivered with updates of the originals and the merged
+//!   records on both sides of the merge's events
 //!   (which now read 404 `not_found`) through the same faults.
 //!
 //! Invariant: every delivery is eventually acknowledged, nothing is left on a queue or a DLQ,
@@ -152,15 +153,16 @@ fn merge_deliveries(merges: &[AttioMerge]) -> Vec<Vec<u8>> {
     events.map(delivery).collect()
 }
 
-/// Updates of the merged-away originals Attio sent before the merge, handled after it: they
-/// read 404 `not_found`, and must archive nothing (the contact is the merged record's now).
-///
-/// Handled BEFORE the merge's events, such an update archives the original's contact today
-/// (its 404 is read as a deletion), losing it from the merge: see the test's report. So
-/// these are delivered once the merges are synced.
-fn late_original_updates(merges: &[AttioMerge]) -> Vec<Vec<u8>> {
+/// Updates racing the merge: of the merged-away originals (they read 404 `not_found` and must
+/// archive nothing) and of the merged record itself (its email may still be held by an
+/// original's contact until the merge is handled: retried, never dead-lettered). Delivered
+/// just before the merge's events and again after them, so the consumers meet them on both
+/// sides of the merge.
+fn updates_racing_the_merge(merges: &[AttioMerge]) -> Vec<Vec<u8>> {
     let gone = merges.iter().flat_map(AttioMerge::gone);
-    gone.map(|g| delivery(record_updated(g, "job_title")))
+    let merged = merges.iter().map(|m| m.merged.as_str());
+    gone.chain(merged)
+        .map(|id| delivery(record_updated(id, "job_title")))
         .collect()
 }
 
@@ -388,6 +390,8 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
             attio_fake.merge(*model, primary, other, MERGE_IN_PROGRESS_READS)
         })
         .collect();
+    let racing = updates_racing_the_merge(&merges);
+    deliver_with_retries(&service, &clock, &racing, "early", KILL_SHARE, &counts).await;
     let merge_bodies = merge_deliveries(&merges);
     deliver_with_retries(
         &service,
@@ -399,8 +403,7 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
     )
     .await;
     drain_consumers(&config, &queues, &ctx, &mapping_clock, &counts, 51).await;
-    let late_bodies = late_original_updates(&merges);
-    deliver_with_retries(&service, &clock, &late_bodies, "late", KILL_SHARE, &counts).await;
+    deliver_with_retries(&service, &clock, &racing, "late", KILL_SHARE, &counts).await;
     drain_consumers(&config, &queues, &ctx, &mapping_clock, &counts, 61).await;
 
     // Nothing parked anywhere: every queue and every DLQ is empty.
