@@ -166,8 +166,9 @@ pub async fn run() -> Result<(), Error> {
         per_second,
         burst: per_second,
     });
-    let mut hubspot_config =
-        HubSpotConfig::new(relay_consumer::lambda::resolve(&settings.hubspot_token, &secrets).await?);
+    let mut hubspot_config = HubSpotConfig::new(
+        relay_consumer::lambda::resolve(&settings.hubspot_token, &secrets).await?,
+    );
     if let Some(url) = &settings.hubspot_api_url {
         hubspot_config.base_url = url.clone();
     }

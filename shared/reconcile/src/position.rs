@@ -83,8 +83,10 @@ pub trait PositionStore: Send + Sync {
         object: &str,
     ) -> impl Future<Output = Result<Option<SyncPosition>, PositionError>> + Send;
 
-    fn save(&self, position: &SyncPosition)
-    -> impl Future<Output = Result<(), PositionError>> + Send;
+    fn save(
+        &self,
+        position: &SyncPosition,
+    ) -> impl Future<Output = Result<(), PositionError>> + Send;
 }
 
 /// Positions in a map, for tests. Clones share the map.
@@ -149,12 +151,14 @@ impl PositionStore for FilePositions {
     async fn load(&self, object: &str) -> Result<Option<SyncPosition>, PositionError> {
         let path = self.path(object);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| PositionError::Corrupt {
-                    place: path.display().to_string(),
-                    message: e.to_string(),
-                }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| PositionError::Corrupt {
+                        place: path.display().to_string(),
+                        message: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(PositionError::unavailable("read", e)),
         }
@@ -165,7 +169,10 @@ impl PositionStore for FilePositions {
             .map_err(|e| PositionError::unavailable("serialise", e))?;
         std::fs::create_dir_all(&self.dir).map_err(|e| PositionError::unavailable("mkdir", e))?;
         write_atomically(&self.path(&position.object), &bytes).map_err(|e| {
-            PositionError::unavailable("write", format!("{}: {e}", self.path(&position.object).display()))
+            PositionError::unavailable(
+                "write",
+                format!("{}: {e}", self.path(&position.object).display()),
+            )
         })
     }
 }
@@ -258,10 +265,16 @@ mod tests {
         store.save(&position).await.expect("save");
         let again = FilePositions::new(dir.path());
         assert_eq!(again.load("people").await.expect("load"), Some(position));
-        assert!(dir.path().join("backfill-people.json").exists(), "the CLI's file name");
+        assert!(
+            dir.path().join("backfill-people.json").exists(),
+            "the CLI's file name"
+        );
 
         std::fs::write(dir.path().join("backfill-deals.json"), b"{not json").expect("write");
         let err = again.load("deals").await.expect_err("corrupt");
-        assert!(err.is_permanent() && err.to_string().contains("--restart"), "{err}");
+        assert!(
+            err.is_permanent() && err.to_string().contains("--restart"),
+            "{err}"
+        );
     }
 }

@@ -72,12 +72,13 @@ impl ReconcileSettings {
                 .map_err(|e| SettingsError::Missing(format!("{SHARE_VAR}: {e}")))?,
             None => Share::default(),
         };
-        let stop_before = match get(STOP_BEFORE_VAR) {
-            Some(text) => Duration::from_secs(text.parse().map_err(|e| {
-                SettingsError::Missing(format!("{STOP_BEFORE_VAR}={text:?}: {e}"))
-            })?),
-            None => DEFAULT_STOP_BEFORE,
-        };
+        let stop_before =
+            match get(STOP_BEFORE_VAR) {
+                Some(text) => Duration::from_secs(text.parse().map_err(|e| {
+                    SettingsError::Missing(format!("{STOP_BEFORE_VAR}={text:?}: {e}"))
+                })?),
+                None => DEFAULT_STOP_BEFORE,
+            };
         let consumer = ConsumerSettings::from_lookup(&lookup)?;
         let hubspot_token = consumer.hubspot_token.ok_or_else(|| {
             SettingsError::Missing(

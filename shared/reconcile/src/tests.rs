@@ -230,7 +230,11 @@ async fn a_walk_starts_no_page_past_the_deadline_and_the_next_invocation_continu
     assert!(matches!(second, WalkOutcome::Finished(_)), "{second:?}");
     assert_eq!(second.position().records_synced, 45);
     let offsets: Vec<u32> = source.inner.requests().iter().map(|(_, o)| *o).collect();
-    assert_eq!(offsets, [0, 10, 20, 30, 40], "resumed at 30, ended on a short page");
+    assert_eq!(
+        offsets,
+        [0, 10, 20, 30, 40],
+        "resumed at 30, ended on a short page"
+    );
     assert_eq!(upserted(&ctx.crm).len(), 45);
 }
 
@@ -499,7 +503,16 @@ async fn one_invocation_checks_the_webhooks_then_walks_until_its_stop_time() {
     let mut config = AttioConfig::new("bad-token");
     config.base_url = format!("{}/v2", server.uri());
     let refused = AttioClient::new(config).expect("client");
-    let report = reconcile_once(&ctx, &refused, &source, &positions, &*clock, &plan, T0 + 2000).await;
+    let report = reconcile_once(
+        &ctx,
+        &refused,
+        &source,
+        &positions,
+        &*clock,
+        &plan,
+        T0 + 2000,
+    )
+    .await;
     let failure = report.failure().expect("a failure");
     assert!(failure.contains("webhook status unknown"), "{failure}");
     assert_eq!(report.summary()["objects"][0]["outcome"], "finished");

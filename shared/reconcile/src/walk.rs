@@ -207,11 +207,7 @@ where
             observer.resumed(&saved);
             saved
         }
-        other => SyncPosition::start(
-            object,
-            clock.now(),
-            other.and_then(|p| p.last_full_sync),
-        ),
+        other => SyncPosition::start(object, clock.now(), other.and_then(|p| p.last_full_sync)),
     };
     loop {
         if options.stop_at.is_some_and(|stop| clock.now() >= stop) {
@@ -326,8 +322,7 @@ where
             object: object.clone(),
             ..template.clone()
         };
-        let result = match walk_object(ctx, source, positions, clock, &options, observer).await
-        {
+        let result = match walk_object(ctx, source, positions, clock, &options, observer).await {
             Ok(outcome) => ObjectResult::Walked(outcome),
             Err(err) => ObjectResult::Failed(err),
         };
