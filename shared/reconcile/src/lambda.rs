@@ -2,9 +2,12 @@
 //! logs the alarm line for any that is not active), then walks the mapped objects from their
 //! saved positions until the invocation's deadline draws near.
 //!
-//! Overlapping invocations would double the rate use and race on the positions, so the
-//! template gives the function a reserved concurrency of 1; a failed invocation is not retried
-//! by Lambda (the next schedule continues), so a failure costs no budget twice.
+//! Overlapping invocations would double the rate use (the upserts are idempotent, so nothing
+//! is written twice wrongly), so the schedule must be at least 15 minutes apart (README). No
+//! reserved concurrency guards it: reserving any needs unreserved account concurrency that new
+//! accounts lack, and the function is deployed even while its schedule is off. A failed
+//! invocation is not retried by Lambda (`MaximumRetryAttempts: 0`): the next scheduled one
+//! continues from the saved position, so a failure costs no budget twice.
 
 use std::sync::Arc;
 
