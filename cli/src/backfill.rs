@@ -2,18 +2,18 @@
 //! mapping, upsert and id mappings as the records consumer, page by page (500 records), with
 //! the position saved after every page so an interrupted run resumes where it stopped.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use relay_attio::{AttioClient, RateLimit, RecordQuery};
+use relay_attio::{AttioClient, RateLimit};
 use relay_crm::CrmSink;
 use relay_embedded::LocalDb;
+use relay_events::clock::SystemClock;
 use relay_mappings::SqliteMappings;
 use relay_mappings::{DynamoDbMappings, IdMappings};
-use relay_sync::{FieldMapping, StepError, SyncContext};
-use serde::{Deserialize, Serialize};
+use relay_reconcile::{FilePositions, SyncPosition, WalkObserver, WalkOptions, walk_object};
+use relay_sync::{FieldMapping, PageReport, SyncContext};
 
 use crate::sync_args::{CrmTarget, SyncArgs};
 
@@ -50,34 +50,6 @@ pub struct StoreArgs {
     /// Folder for the saved sync positions (and local mappings and outbox).
     #[arg(long, default_value_os_t = crate::default_data_dir(), env = "ATTIO_RELAY_DATA_DIR")]
     pub data_dir: PathBuf,
-}
-
-/// Where a backfill of one object stands; saved after every page.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SyncState {
-    pub object: String,
-    /// Records before this offset are synced.
-    pub offset: u32,
-    pub records_synced: u64,
-    pub records_failed: u64,
-    pub started_at: u64,
-    /// When the last run that reached the end finished (unix seconds).
-    pub last_full_sync: Option<u64>,
-}
-
-fn now() -> u64 {
-    u64::try_from(relay_events::clock::unix_now()).unwrap_or(0)
-}
-
-fn state_file(data_dir: &Path, object: &str) -> PathBuf {
-    data_dir.join(format!("backfill-{object}.json"))
-}
-
-fn save(path: &Path, state: &SyncState) -> anyhow::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(state)?)?;
-    // Rename is atomic: a crash leaves the old state or the new one, never half of one.
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot save {}", path.display()))
 }
 
 pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
@@ -136,70 +108,63 @@ async fn walk_with<M: IdMappings>(
     }
 }
 
+/// Draws the progress bar and reports resumes and refused records on stderr.
+struct Progress(ProgressBar);
+
+impl WalkObserver for Progress {
+    fn resumed(&mut self, position: &SyncPosition) {
+        self.0.suspend(|| {
+            eprintln!(
+                "resuming {} at record {} ({} synced so far)",
+                position.object, position.offset, position.records_synced
+            );
+        });
+        self.0.set_position(position.records_synced);
+    }
+
+    fn page_done(&mut self, report: &PageReport, position: &SyncPosition) {
+        for (record, why) in &report.failed {
+            self.0
+                .suspend(|| eprintln!("record {record} not synced: {why}"));
+        }
+        self.0.set_position(position.records_synced);
+    }
+}
+
+/// The walk itself is `relay_reconcile::walk_object` (shared with the reconcile Lambda); here
+/// its position is the `backfill-<object>.json` file, and there is no deadline.
 async fn walk<S: CrmSink, M: IdMappings>(
     args: &BackfillArgs,
     ctx: SyncContext<S, M>,
 ) -> anyhow::Result<()> {
-    let ctx = Arc::new(ctx);
-    let path = state_file(&args.store.data_dir, &args.object);
-    let mut state = match std::fs::read(&path) {
-        Ok(bytes) if !args.restart => serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is corrupt; use --restart", path.display()))?,
-        _ => SyncState::default(),
-    };
-    if state.object.is_empty() || state.offset == 0 {
-        state = SyncState {
-            object: args.object.clone(),
-            started_at: now(),
-            last_full_sync: state.last_full_sync,
-            ..SyncState::default()
-        };
-    } else {
-        eprintln!(
-            "resuming {} at record {} ({} synced so far)",
-            args.object, state.offset, state.records_synced
-        );
-    }
-    // Sorted by creation so offsets stay stable while the walk is paused.
-    let query = RecordQuery::new()
-        .sort(serde_json::json!({"direction": "asc", "attribute": "created_at"}))
-        .limit(args.page_size)
-        .offset(state.offset);
-    let mut pages = ctx.attio.client().record_pages(&args.object, query);
+    let source = ctx.attio.client().clone();
+    let positions = FilePositions::new(&args.store.data_dir);
     let progress = ProgressBar::new_spinner();
     progress.set_style(
         ProgressStyle::with_template("{spinner} {msg} {pos} records ({per_sec})")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     progress.set_message(format!("backfilling {}", args.object));
-    progress.set_position(state.records_synced);
-    while let Some(records) = pages.next_page().await? {
-        let report = ctx
-            .sync_page(&args.object, &records)
-            .await
-            .map_err(|StepError(d)| {
-                anyhow::anyhow!(
-                    "page at offset {} failed: {d:?}; run again to resume",
-                    state.offset
-                )
-            })?;
-        for (record, why) in &report.failed {
-            progress.suspend(|| eprintln!("record {record} not synced: {why}"));
-        }
-        state.offset = pages.offset();
-        state.records_synced += report.synced as u64;
-        state.records_failed += report.failed.len() as u64;
-        save(&path, &state)?;
-        progress.set_position(state.records_synced);
-    }
-    progress.finish_and_clear();
-    let summary = format!(
+    let options = WalkOptions {
+        page_size: args.page_size,
+        restart: args.restart,
+        ..WalkOptions::new(args.object.as_str())
+    };
+    let mut observer = Progress(progress);
+    let outcome = walk_object(
+        &ctx,
+        &source,
+        &positions,
+        &SystemClock,
+        &options,
+        &mut observer,
+    )
+    .await;
+    observer.0.finish_and_clear();
+    let position = outcome?.position().clone();
+    println!(
         "{}: {} record(s) synced, {} failed",
-        args.object, state.records_synced, state.records_failed
+        args.object, position.records_synced, position.records_failed
     );
-    state.offset = 0;
-    state.last_full_sync = Some(now());
-    save(&path, &state)?;
-    println!("{summary}");
     Ok(())
 }

@@ -11,26 +11,17 @@
 //! 2. re-syncs every record of each mapped object through the backfill walk
 //!    ([`crate::backfill`]: same mapping, upsert, id mappings and resumable position).
 //!
-//! Why a full pass rather than "changed since the last reconcile": the only timestamp Attio
-//! documents on every record is `created_at`
-//! (<https://docs.attio.com/docs/attribute-types/attribute-types-timestamp>); there is no
-//! updated-at to filter a record query on, so an update that was missed can only be found by
-//! reading every record. The pass is paced to `--share` of the rate budgets instead: Attio's
-//! 100 reads/s per workspace (<https://docs.attio.com/rest-api/guides/rate-limiting>) and
-//! HubSpot's smallest per-portal burst limit, 100 requests per 10 s
-//! (<https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines>), both
-//! shared with the live consumers.
+//! The status check, the share of the budgets and the walk are `relay_reconcile`'s, shared
+//! with the scheduled reconcile Lambda (`functions/reconcile`): why a full pass, and the
+//! budgets' sources, are documented there.
 
 use anyhow::{Context, bail};
-use relay_attio::{AttioClient, AttioError, Webhook, WebhookStatus};
+use relay_attio::AttioClient;
+use relay_reconcile::{Attention, Share};
 
 use crate::backfill::{self, BackfillArgs, StoreArgs};
 use crate::sync_args::SyncArgs;
 
-/// Attio's read limit per workspace (requests per second).
-const ATTIO_READS_PER_SECOND: f64 = 100.0;
-/// HubSpot's smallest per-portal burst limit (requests per 10 seconds).
-const HUBSPOT_REQUESTS_PER_10S: f64 = 100.0;
 /// Records per Attio page, as the backfill reads them.
 const PAGE_SIZE: u32 = 500;
 
@@ -60,59 +51,9 @@ pub struct ReconcileArgs {
 }
 
 fn parse_share(text: &str) -> Result<f64, String> {
-    let share: f64 = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
-    if share > 0.0 && share <= 1.0 {
-        Ok(share)
-    } else {
-        Err(format!(
-            "{share} is not a share: give a number above 0 and at most 1"
-        ))
-    }
-}
-
-/// The rates a share allows: (Attio reads per second, HubSpot requests per 10 s), at least 1.
-fn rates(share: f64) -> (u32, usize) {
-    let attio = (ATTIO_READS_PER_SECOND * share).floor().max(1.0) as u32;
-    let hubspot = (HUBSPOT_REQUESTS_PER_10S * share).floor().max(1.0) as usize;
-    (attio, hubspot)
-}
-
-/// A relay webhook that needs an operator.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attention {
-    pub webhook_id: String,
-    pub what_to_do: String,
-}
-
-/// What to do about one webhook, or `None` when it is active.
-fn attention(webhook: &Webhook) -> Option<Attention> {
-    let id = &webhook.id.webhook_id;
-    let target = &webhook.target_url;
-    let what_to_do = match webhook.health() {
-        WebhookStatus::Active => return None,
-        WebhookStatus::Degraded => format!(
-            "webhook {id} is DEGRADED: Attio's deliveries to {target} are failing. Attio still \
-             retries each one for about 3 days, and marks the webhook inactive after 7 days \
-             degraded. Find why ingest refuses them (`attio-relay status --stage <stage>`; \
-             ingest logs: 401 = a signing secret ingest does not hold, 5xx = an AWS failure) \
-             and fix it; this reconcile re-syncs what was missed meanwhile."
-        ),
-        WebhookStatus::Inactive => format!(
-            "webhook {id} is INACTIVE: Attio no longer sends anything to {target}. Fix ingest \
-             first, then register a replacement with the same subscriptions: `attio-relay \
-             webhooks rotate --target-url {target} --replaces {id} --store-secret <secret id>`, \
-             and once it delivers `attio-relay webhooks delete {id}`. Run reconcile again \
-             after that: changes made before the new webhook existed reach HubSpot only this way."
-        ),
-        WebhookStatus::Other(state) => format!(
-            "webhook {id} reports state {state:?}, which is not \"active\": check it in Attio \
-             (Workspace settings > Developers > Webhooks) before trusting its deliveries."
-        ),
-    };
-    Some(Attention {
-        webhook_id: id.clone(),
-        what_to_do,
-    })
+    Share::parse(text)
+        .map(Share::get)
+        .map_err(|e| e.to_string())
 }
 
 /// Reads the relay's webhooks and returns what needs an operator, printing each webhook.
@@ -121,58 +62,22 @@ pub async fn check_webhooks(
     webhook_ids: &[String],
     target_url: Option<&str>,
 ) -> anyhow::Result<Vec<Attention>> {
-    let mut found = Vec::new();
-    let mut attention_needed = Vec::new();
-    if webhook_ids.is_empty() {
-        let all = client
-            .list_webhooks()
-            .await
-            .context("listing Attio's webhooks (the token needs webhook:read)")?;
-        let wanted = target_url.map(|t| t.trim_end_matches('/'));
-        found.extend(
-            all.into_iter()
-                .filter(|w| wanted.is_none_or(|t| w.target_url.trim_end_matches('/') == t)),
-        );
-        if found.is_empty() {
-            let whose = target_url.map_or(String::new(), |t| format!(" delivering to {t}"));
-            attention_needed.push(Attention {
-                webhook_id: String::new(),
-                what_to_do: format!(
-                    "no webhook{whose} is registered in this Attio workspace: nothing reaches \
-                     the relay. Register one: `attio-relay webhooks create --target-url \
-                     <IngestFunctionUrl> --store-secret <secret id>`."
-                ),
-            });
-        }
-    } else {
-        for id in webhook_ids {
-            match client.get_webhook(id).await {
-                Ok(webhook) => found.push(webhook),
-                Err(AttioError::NotFound { .. }) => attention_needed.push(Attention {
-                    webhook_id: id.clone(),
-                    what_to_do: format!(
-                        "webhook {id} does not exist in this Attio workspace (deleted?): \
-                         nothing it delivered reaches the relay any more. Register one: \
-                         `attio-relay webhooks create --target-url <IngestFunctionUrl> \
-                         --store-secret <secret id>`."
-                    ),
-                }),
-                Err(err) => return Err(err).context(format!("reading webhook {id}")),
-            }
-        }
-    }
-    for webhook in &found {
+    let check = relay_reconcile::status::check_webhooks(client, webhook_ids, target_url).await?;
+    for webhook in &check.webhooks {
         println!("{}", crate::webhooks::describe(webhook));
-        attention_needed.extend(attention(webhook));
     }
-    Ok(attention_needed)
+    Ok(check.attention)
 }
 
 pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     let token = args.sync.attio_token.as_deref().context(
         "set ATTIO_API_TOKEN (or --attio-token): reconcile reads webhooks and records from Attio",
     )?;
-    let (attio_rate, hubspot_rate) = rates(args.share);
+    let share = Share::new(args.share).map_err(|e| anyhow::anyhow!(e))?;
+    let (attio_rate, hubspot_rate) = (
+        share.attio_reads_per_second(),
+        share.hubspot_requests_per_10s(),
+    );
     // The status check is a handful of calls: the client's default pacing is fine for it.
     let client = args.sync.attio(token, None)?;
     let attention_needed =
@@ -189,12 +94,7 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
         } else {
             args.objects.clone()
         };
-        eprintln!(
-            "re-syncing {} at {attio_rate} Attio reads/s and {hubspot_rate} HubSpot requests \
-             per 10 s ({}% of each budget)",
-            objects.join(", "),
-            args.share * 100.0
-        );
+        eprintln!("re-syncing {} at {}", objects.join(", "), share.describe());
         let mut sync = args.sync.clone();
         sync.hubspot_requests_per_10s = Some(hubspot_rate);
         for object in objects {
@@ -238,44 +138,10 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use relay_attio::WebhookId;
-
-    fn webhook(status: Option<&str>) -> Webhook {
-        Webhook {
-            id: WebhookId {
-                workspace_id: "w".into(),
-                webhook_id: "wh-1".into(),
-            },
-            target_url: "https://relay.example/".into(),
-            subscriptions: Vec::new(),
-            status: status.map(str::to_owned),
-            created_at: None,
-            secret: None,
-        }
-    }
 
     #[test]
-    fn only_an_active_webhook_needs_nothing() {
-        assert_eq!(attention(&webhook(Some("active"))), None);
-        let degraded = attention(&webhook(Some("degraded"))).expect("degraded");
-        assert!(degraded.what_to_do.contains("DEGRADED"), "{degraded:?}");
-        let inactive = attention(&webhook(Some("inactive"))).expect("inactive");
-        assert!(
-            inactive.what_to_do.contains("--replaces wh-1"),
-            "says how to replace it: {inactive:?}"
-        );
-        assert!(
-            attention(&webhook(None)).is_some(),
-            "no state is not active"
-        );
-    }
-
-    #[test]
-    fn a_share_becomes_both_rates_and_stays_a_share() {
-        assert_eq!(rates(0.1), (10, 10));
-        assert_eq!(rates(1.0), (100, 100));
-        assert_eq!(rates(0.001), (1, 1), "never zero");
-        assert!(parse_share("0.25").is_ok());
+    fn the_share_flag_takes_only_a_share() {
+        assert_eq!(parse_share("0.25"), Ok(0.25));
         for bad in ["0", "-0.5", "1.5", "ten", "NaN"] {
             assert!(parse_share(bad).is_err(), "{bad}");
         }

@@ -16,7 +16,9 @@ use crate::{SqsDeadLetters, handle_sqs_event};
 /// The context production consumers run with.
 pub type AwsContext = SyncContext<HubSpotSink, DynamoDbMappings, CachedAttio>;
 
-async fn resolve(
+/// The token itself: inline, or read from its Secrets Manager secret (also used by the
+/// reconcile function, which reads the same two tokens).
+pub async fn resolve(
     source: &TokenSource,
     secrets: &aws_sdk_secretsmanager::Client,
 ) -> Result<String, Error> {

@@ -19,6 +19,7 @@ mod sqs_protocol;
 mod consumer_batches;
 mod consumer_redrive;
 mod mappings_contract;
+mod reconcile_positions;
 mod sync_hubspot;
 
 // The whole pipeline, the built Lambda binaries, the load tool, and the SAM template.

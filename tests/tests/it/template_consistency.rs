@@ -70,34 +70,106 @@ fn every_consumer_function_is_wired_to_its_queue_with_partial_batch_responses() 
         "ATTIO_API_TOKEN_SECRET_ARN",
         "HUBSPOT_TOKEN_SECRET_ARN",
         "MAPPINGS_TABLE",
-        "DEAD_LETTER_QUEUE_URL",
     ] {
         assert_eq!(
             text.matches(&format!("{name}:")).count(),
-            4,
-            "{name} on every consumer"
+            5,
+            "{name} on every consumer and the reconcile function"
         );
     }
+    assert_eq!(
+        text.matches("DEAD_LETTER_QUEUE_URL:").count(),
+        4,
+        "DEAD_LETTER_QUEUE_URL on every consumer"
+    );
     // Visibility timeout at least 6x the consumer timeout (60 s).
     assert_eq!(text.matches("VisibilityTimeout: 360").count(), 5);
     assert_eq!(text.matches("Timeout: 60\n").count(), 4);
     assert!(text.contains(&format!("AttributeName: {}", relay_mappings::KEY_ATTRIBUTE)));
 }
 
-/// The template's text from `  {name}:` to the next resource (the next line indented by two
-/// spaces that starts a name).
-fn resource<'t>(text: &'t str, name: &str) -> &'t str {
-    let start = text
-        .find(&format!("\n  {name}:\n"))
-        .unwrap_or_else(|| panic!("no resource {name}"));
-    let rest = &text[start + 1..];
-    let end = rest
-        .match_indices("\n  ")
-        .map(|(i, _)| i)
-        .find(|&i| rest[i + 3..].starts_with(|c: char| c.is_ascii_alphabetic()))
-        .unwrap_or(rest.len());
-    &rest[..end]
+/// The YAML block of one parameter or resource: its `  Name:` line and every line after it up
+/// to the next entry at the same indentation (or the next section).
+fn resource(text: &str, name: &str) -> String {
+    let header = format!("  {name}:");
+    let mut lines = text.lines().skip_while(|l| *l != header);
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("infra/template.yaml has no {name}"));
+    let body = lines.take_while(|l| {
+        l.is_empty()
+            || l.starts_with("   ")
+            || (l.starts_with("  ") && l.trim_start().starts_with('#'))
+    });
+    std::iter::once(first)
+        .chain(body)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
+
+#[test]
+fn the_reconcile_function_is_scheduled_off_by_default_and_alarms_when_a_webhook_is_not_active() {
+    let text = template();
+    let function = &resource(&text, "ReconcileFunction");
+    assert!(function.contains("Binary: reconcile"), "{function}");
+    // Lambda's maximum: the walk stops itself before the deadline.
+    assert!(function.contains("Timeout: 900"), "{function}");
+    assert!(
+        function.contains("MaximumRetryAttempts: 0"),
+        "a failed run is not retried"
+    );
+    for name in relay_reconcile::settings::ENV_VARS {
+        assert!(
+            function.contains(&format!("{name}:")),
+            "the reconcile function does not get {name}"
+        );
+    }
+    assert!(function.contains("RECONCILE_SHARE: !Ref ReconcileShare"));
+    assert!(function.contains("ATTIO_WEBHOOK_IDS: !Ref ReconcileWebhookIds"));
+    assert!(function.contains("RELAY_TARGET_URL: !GetAtt IngestFunctionUrl.FunctionUrl"));
+    assert!(function.contains("LogGroup: !Ref ReconcileLogGroup"));
+
+    // The schedule: off unless ReconcileSchedule is set.
+    let parameter = resource(&text, "ReconcileSchedule");
+    assert!(parameter.contains("Default: \"\""), "{parameter}");
+    assert!(text.contains("ReconcileScheduled: !Not [!Equals [!Ref ReconcileSchedule, \"\"]]"));
+    assert!(function.contains("Type: Schedule"), "{function}");
+    assert!(
+        function.contains("State: !If [ReconcileScheduled, ENABLED, DISABLED]"),
+        "{function}"
+    );
+    assert!(function.contains("Schedule: !If [ReconcileScheduled, !Ref ReconcileSchedule,"));
+    let share = resource(&text, "ReconcileShare");
+    assert!(
+        share.contains("Default: 0.1") && share.contains("MaxValue: 1"),
+        "{share}"
+    );
+
+    // The alarm: the log line the library writes, counted from the function's log group.
+    let filter = resource(&text, "WebhookNotActiveFilter");
+    assert!(
+        filter.contains("LogGroupName: !Ref ReconcileLogGroup"),
+        "{filter}"
+    );
+    assert!(
+        filter.contains(&format!(
+            "FilterPattern: '{{ $.event = \"{}\" }}'",
+            relay_reconcile::ALARM_EVENT
+        )),
+        "{filter}"
+    );
+    assert!(filter.contains("MetricName: WebhooksNotActive"));
+    for alarm in ["WebhookNotActiveAlarm", "ReconcileFailingAlarm"] {
+        let block = resource(&text, alarm);
+        assert!(
+            block.contains(
+                "AlarmActions: !If [HasAlarmEmail, [!Ref AlarmTopic], !Ref AWS::NoValue]"
+            ),
+            "{alarm} notifies the alarm topic: {block}"
+        );
+    }
+    assert!(resource(&text, "WebhookNotActiveAlarm").contains("MetricName: WebhooksNotActive"));
+    assert!(resource(&text, "ReconcileFailingAlarm").contains("Value: !Ref ReconcileFunction"));
 
 #[test]
 fn the_consumers_that_receive_attribute_events_may_bump_the_schema_generation() {
