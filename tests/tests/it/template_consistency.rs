@@ -170,6 +170,7 @@ fn the_reconcile_function_is_scheduled_off_by_default_and_alarms_when_a_webhook_
     }
     assert!(resource(&text, "WebhookNotActiveAlarm").contains("MetricName: WebhooksNotActive"));
     assert!(resource(&text, "ReconcileFailingAlarm").contains("Value: !Ref ReconcileFunction"));
+}
 
 #[test]
 fn the_consumers_that_receive_attribute_events_may_bump_the_schema_generation() {
