@@ -118,7 +118,10 @@ impl<E: Engagement, S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler
             |deleted: &mut bool, e| *deleted |= E::is_delete(&e.event_type),
         );
         for group in groups {
-            let result = self.sync(&group.key, group.work).await;
+            // Boxed: the whole sync of one note or task is a deep async state machine (fetch,
+            // owners, links, create or update), and inlined into the handler, the schema
+            // wrapper and the runtime it overflows rustc's layout query depth in the binaries.
+            let result = Box::pin(self.sync(&group.key, group.work)).await;
             outcomes.settle(&group, &disposition(result));
         }
         outcomes.into_vec()
