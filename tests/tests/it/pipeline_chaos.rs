@@ -529,7 +529,7 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
          attio_faults_injected={} hubspot_faults_injected={} consumer_invocations={} consumers_killed={} \
          redeliveries={} hubspot_lost_create_answers={} crm_duplicates={duplicates} lost={lost} \
          attio_merges={} merge_deliveries={} hubspot_merges={} contacts={}",
-        bodies.len() + merge_bodies.len() + late_bodies.len(),
+        bodies.len() + merge_bodies.len() + 2 * racing.len(),
         Counts::get(&counts.ingest_attempts),
         Counts::get(&counts.ingest_killed),
         attio_fake.dice.injected(),
