@@ -11,7 +11,7 @@ use relay_mappings::DynamoDbMappings;
 use relay_sync::{BatchHandler, SyncContext};
 
 use crate::settings::{ConsumerSettings, TokenSource};
-use crate::{SqsDeadLetters, handle_sqs_event};
+use crate::{SqsDeadLetters, handle_lambda_event};
 
 /// The context production consumers run with.
 pub type AwsContext = SyncContext<HubSpotSink, DynamoDbMappings, CachedAttio>;
@@ -82,11 +82,13 @@ where
         ),
     }
     let dead_letters = Arc::new(dead_letters);
+    let margin = settings.deadline_margin;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let (handler, dead_letters) = (Arc::clone(&handler), Arc::clone(&dead_letters));
         async move {
+            let now = std::time::SystemTime::now();
             Ok::<SqsBatchResponse, Error>(
-                handle_sqs_event(event.payload, &*handler, &*dead_letters).await,
+                handle_lambda_event(event, now, margin, &*handler, &*dead_letters).await,
             )
         }
     }))

@@ -1,5 +1,7 @@
 //! Consumer configuration, from environment variables (see the README's table).
 
+use std::time::Duration;
+
 use relay_sync::FieldMapping;
 
 /// A token given inline (local runs) or as a Secrets Manager secret holding it.
@@ -31,12 +33,17 @@ pub struct ConsumerSettings {
     pub dead_letter_queue_url: Option<String>,
     /// The queue this consumer receives from; needed to hold messages (401/403 from the CRM).
     pub source_queue_url: Option<String>,
+    /// Time left before the invocation's deadline under which no new group is started
+    /// (`DEADLINE_MARGIN_SECS`, default [`crate::DEFAULT_DEADLINE_MARGIN`]).
+    pub deadline_margin: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
     #[error("{0}")]
     Missing(String),
+    #[error("{name} must be a whole number of seconds, not {value:?}")]
+    Seconds { name: &'static str, value: String },
     #[error("field mapping: {0}")]
     Mapping(#[from] relay_sync::FieldMappingError),
 }
@@ -54,6 +61,21 @@ fn token(
     get(secret)
         .map(TokenSource::Secret)
         .or_else(|| get(inline).map(TokenSource::Inline))
+}
+
+/// An optional whole number of seconds.
+fn seconds(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<Duration>, SettingsError> {
+    get(name)
+        .map(|value| {
+            value
+                .parse()
+                .map(Duration::from_secs)
+                .map_err(|_| SettingsError::Seconds { name, value })
+        })
+        .transpose()
 }
 
 impl ConsumerSettings {
@@ -83,6 +105,8 @@ impl ConsumerSettings {
             mappings_table: get("MAPPINGS_TABLE"),
             dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL"),
             source_queue_url: get("SOURCE_QUEUE_URL"),
+            deadline_margin: seconds(&get, "DEADLINE_MARGIN_SECS")?
+                .unwrap_or(crate::DEFAULT_DEADLINE_MARGIN),
         })
     }
 }

@@ -17,7 +17,7 @@ use relay_mappings::{IdMappings, Reservation};
 
 use crate::batch::{RecordRef, coalesce};
 use crate::context::{CREATE_LEASE, StepError, SyncContext, disposition, now};
-use crate::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
+use crate::{BatchHandler, Budget, Disposition, InboundEvent, MessageOutcome};
 
 /// What one kind of engagement needs from the shared handler.
 pub trait Engagement: Send + Sync + 'static {
@@ -113,6 +113,10 @@ impl<E: Engagement, S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler
     for EngagementHandler<E, S, M, A>
 {
     async fn handle(&self, events: &[InboundEvent]) -> Vec<MessageOutcome> {
+        self.handle_within(events, &Budget::unlimited()).await
+    }
+
+    async fn handle_within(&self, events: &[InboundEvent], budget: &Budget) -> Vec<MessageOutcome> {
         let (groups, mut outcomes) = coalesce(
             self,
             events,
@@ -120,6 +124,10 @@ impl<E: Engagement, S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler
             |deleted: &mut bool, e| *deleted |= E::is_delete(&e.event_type),
         );
         for group in groups {
+            if !budget.may_start() {
+                outcomes.settle(&group, &Disposition::Deferred);
+                continue;
+            }
             let result = self.sync(&group.key, group.work).await;
             outcomes.settle(&group, &disposition(result));
         }
