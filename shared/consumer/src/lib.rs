@@ -30,9 +30,11 @@ use relay_sync::{Disposition, MessageOutcome};
 mod dead_letters;
 mod deadline;
 pub mod lambda;
+mod secrets;
 mod settings;
 pub use dead_letters::{DeadLetterError, DeadLetters, SqsDeadLetters};
 pub use deadline::{DEFAULT_DEADLINE_MARGIN, handle_lambda_event, invocation_budget};
+pub use secrets::SecretsManagerToken;
 pub use settings::{ConsumerSettings, SettingsError, TokenSource};
 
 /// A raw message as received, kept for forwarding to the DLQ unchanged.
