@@ -5,7 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use relay_credentials::{Credential, Token};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -34,6 +35,8 @@ pub struct AttioClient {
 struct Inner {
     http: reqwest::Client,
     base: Url,
+    /// Read per call, so a rotated token reaches a warm container.
+    token: Credential,
     request_timeout: Duration,
     call_budget: Duration,
     max_attempts: u32,
@@ -109,14 +112,13 @@ impl AttioClient {
                 config.base_url
             )));
         }
-        if config.token.expose().trim().is_empty() {
+        let token = config.token.peek();
+        if token.expose().trim().is_empty() {
             return Err(invalid("the API token is empty".into()));
         }
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.token.expose()))
+        HeaderValue::from_str(&format!("Bearer {}", token.expose()))
             .map_err(|_| invalid("the API token has characters not allowed in a header".into()))?;
-        auth.set_sensitive(true);
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, auth);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         let http = reqwest::Client::builder()
             .default_headers(headers)
@@ -127,6 +129,7 @@ impl AttioClient {
             inner: Arc::new(Inner {
                 http,
                 base,
+                token: config.token,
                 request_timeout: config.request_timeout,
                 call_budget: config.call_budget,
                 max_attempts: config.max_attempts.max(1),
@@ -280,6 +283,8 @@ impl AttioClient {
         let deadline = Instant::now() + inner.call_budget;
         let mut attempts = 0;
         let mut last = None;
+        let mut token = inner.token.current().await;
+        let mut reauthorized = false;
         loop {
             if let Some(pacer) = inner.pacer(call.kind) {
                 let remaining = deadline.saturating_duration_since(Instant::now());
@@ -306,8 +311,20 @@ impl AttioClient {
             }
             attempts += 1;
             let timeout = remaining.min(inner.request_timeout);
-            let (error, wait) = match inner.attempt(call, &url, &path, timeout).await {
+            let (error, wait) = match inner.attempt(call, &url, &path, timeout, &token).await {
                 Outcome::Success(body) => return decode(&path, &body),
+                // A 401 may mean the token was rotated since it was read: re-read it once
+                // and send this call again with the new one (a refused call changed nothing).
+                Outcome::Permanent(error) if is_unauthorized(&error) && !reauthorized => {
+                    reauthorized = true;
+                    match inner.token.after_rejection(&token).await {
+                        Some(fresh) => {
+                            token = fresh;
+                            continue;
+                        }
+                        None => return Err(error),
+                    }
+                }
                 Outcome::Permanent(error) => return Err(error),
                 Outcome::RateLimited(retry_after) => {
                     let error = AttioError::RateLimited {
@@ -402,10 +419,19 @@ impl Inner {
         Duration::from_nanos(fastrand::u64(0..=nanos))
     }
 
-    async fn attempt(&self, call: &Call<'_>, url: &Url, path: &str, timeout: Duration) -> Outcome {
+    async fn attempt(
+        &self,
+        call: &Call<'_>,
+        url: &Url,
+        path: &str,
+        timeout: Duration,
+        token: &Token,
+    ) -> Outcome {
+        // `bearer_auth` marks the header sensitive: it is never shown in debug output.
         let mut request = self
             .http
             .request(call.method.clone(), url.clone())
+            .bearer_auth(token.expose())
             .timeout(timeout);
         if let Some(body) = &call.body {
             request = request
@@ -452,6 +478,11 @@ impl Inner {
             Outcome::Permanent(error)
         }
     }
+}
+
+/// Attio's answer to a token it does not accept (missing, revoked, rotated away).
+fn is_unauthorized(error: &AttioError) -> bool {
+    matches!(error, AttioError::Api { status: 401, .. })
 }
 
 fn to_json<T: serde::Serialize>(body: &T) -> Result<Vec<u8>, AttioError> {

@@ -1,43 +1,11 @@
 //! Client configuration. Defaults suit a consumer Lambda; tests shrink the delays.
 
-use std::fmt;
 use std::time::Duration;
+
+use relay_credentials::Credential;
 
 /// Attio's API root.
 pub const DEFAULT_BASE_URL: &str = "https://api.attio.com/v2";
-
-/// An Attio access token. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiToken(String);
-
-impl ApiToken {
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
-
-    /// The token itself, for the `Authorization` header only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiToken(<redacted>)")
-    }
-}
-
-impl From<String> for ApiToken {
-    fn from(token: String) -> Self {
-        Self(token)
-    }
-}
-
-impl From<&str> for ApiToken {
-    fn from(token: &str) -> Self {
-        Self(token.to_owned())
-    }
-}
 
 /// A request rate this client keeps to: `per_second` on average, up to `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +19,9 @@ pub struct RateLimit {
 pub struct AttioConfig {
     /// API root, `https://api.attio.com/v2` unless testing.
     pub base_url: String,
-    pub token: ApiToken,
+    /// The access token, read per call: a [`Credential`] from a store follows its rotations
+    /// (re-read on a TTL and, once per call, on a 401); text given here is fixed.
+    pub token: Credential,
     /// Upper bound for one HTTP attempt, connect to last body byte.
     pub request_timeout: Duration,
     /// Upper bound for one logical call, all attempts and waits included.
@@ -73,7 +43,7 @@ pub struct AttioConfig {
 
 impl AttioConfig {
     /// Production defaults with the given token.
-    pub fn new(token: impl Into<ApiToken>) -> Self {
+    pub fn new(token: impl Into<Credential>) -> Self {
         Self {
             base_url: DEFAULT_BASE_URL.to_owned(),
             token: token.into(),
@@ -107,6 +77,6 @@ mod tests {
         let shown = format!("{config:?} {:?}", config.token);
         assert!(!shown.contains("sk-very-secret"), "{shown}");
         assert!(shown.contains("<redacted>"));
-        assert_eq!(config.token.expose(), "sk-very-secret");
+        assert_eq!(config.token.peek().expose(), "sk-very-secret");
     }
 }

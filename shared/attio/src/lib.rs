@@ -48,7 +48,7 @@ mod schema;
 mod webhooks;
 
 pub use client::AttioClient;
-pub use config::{ApiToken, AttioConfig, DEFAULT_BASE_URL, RateLimit};
+pub use config::{AttioConfig, DEFAULT_BASE_URL, RateLimit};
 pub use error::{AttioError, MERGE_IN_PROGRESS_CODE, NOT_FOUND_CODE};
 pub use members::{WORKSPACE_MEMBER, WorkspaceMember, WorkspaceMemberId};
 pub use memory::{AttioCall, MemoryAttio};
@@ -62,5 +62,6 @@ pub use pages::{
     MAX_PAGE_SIZE, RecordPages, RecordQuery, WEBHOOK_PAGE_MAX, WEBHOOK_PAGE_MIN, WebhookPages,
 };
 pub use port::{AttioApi, CachedAttio};
+pub use relay_credentials::{Credential, MemoryTokenStore, Token};
 pub use schema::{DEFAULT_SCHEMA_TTL, SchemaCache};
 pub use webhooks::{Subscription, Webhook, WebhookId, WebhookStatus};

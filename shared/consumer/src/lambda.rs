@@ -1,40 +1,42 @@
 //! The Lambda wiring every consumer function shares: configuration, AWS clients, secrets, and
 //! the SQS event loop. A function's `main.rs` only names its handler.
+//!
+//! Each invocation runs under its deadline (`deadline.rs`); the API tokens follow their
+//! secrets (`secrets.rs`): re-read every `TOKEN_CACHE_SECS` and on a 401.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use relay_attio::{AttioClient, AttioConfig, CachedAttio};
+use relay_credentials::{Credential, Token};
 use relay_crm::{HubSpotConfig, HubSpotSink};
 use relay_mappings::DynamoDbMappings;
 use relay_sync::{BatchHandler, SchemaAware, SyncContext};
 
+use crate::secrets::SecretsManagerToken;
 use crate::settings::{ConsumerSettings, TokenSource};
-use crate::{SqsDeadLetters, handle_sqs_event};
+use crate::{SqsDeadLetters, handle_lambda_event};
 
 /// The context production consumers run with.
 pub type AwsContext = SyncContext<HubSpotSink, DynamoDbMappings, CachedAttio>;
 
-/// The token itself: inline, or read from its Secrets Manager secret (also used by the
-/// reconcile function, which reads the same two tokens).
-pub async fn resolve(
+/// The token `source` names: inline text is fixed (local runs); a secret is re-read every
+/// `ttl` and whenever an API refuses the token, so a rotation reaches warm containers. The
+/// reconcile function reads its two tokens the same way.
+pub async fn credential(
     source: &TokenSource,
     secrets: &aws_sdk_secretsmanager::Client,
-) -> Result<String, Error> {
+    ttl: Duration,
+) -> Result<Credential, Error> {
     match source {
-        TokenSource::Inline(token) => Ok(token.clone()),
+        TokenSource::Inline(token) => Ok(Credential::fixed(Token::parse(token)?)),
         TokenSource::Secret(arn) => {
-            let out = secrets
-                .get_secret_value()
-                .secret_id(arn)
-                .send()
+            let store = SecretsManagerToken::new(secrets.clone(), arn);
+            Credential::stored(store, ttl)
                 .await
-                .map_err(|e| format!("cannot read secret {arn}: {}", e.into_service_error()))?;
-            out.secret_string()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| format!("secret {arn} is empty: store the token in it").into())
+                .map_err(|e| format!("secret {arn}: {e}").into())
         }
     }
 }
@@ -63,11 +65,13 @@ where
 
     let aws = aws_config::load_from_env().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    let mut attio_config = AttioConfig::new(resolve(&settings.attio_token, &secrets).await?);
+    let ttl = settings.token_cache;
+    let mut attio_config =
+        AttioConfig::new(credential(&settings.attio_token, &secrets, ttl).await?);
     if let Some(url) = &settings.attio_api_url {
         attio_config.base_url = url.clone();
     }
-    let mut hubspot_config = HubSpotConfig::new(resolve(&hubspot, &secrets).await?);
+    let mut hubspot_config = HubSpotConfig::new(credential(&hubspot, &secrets, ttl).await?);
     if let Some(url) = &settings.hubspot_api_url {
         hubspot_config.base_url = url.clone();
     }
@@ -86,12 +90,21 @@ where
         ),
     }
     let dead_letters = Arc::new(dead_letters);
+    let margin = settings.deadline_margin;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let (handler, dead_letters) = (Arc::clone(&handler), Arc::clone(&dead_letters));
         async move {
-            Ok::<SqsBatchResponse, Error>(
-                handle_sqs_event(event.payload, &*handler, &*dead_letters).await,
-            )
+            let now = std::time::SystemTime::now();
+            // Boxed: the handler's future is deep (every port call nested in it), and inlining
+            // it into the runtime's own future type overflows the compiler's query depth.
+            let response = Box::pin(handle_lambda_event(
+                event,
+                now,
+                margin,
+                &*handler,
+                &*dead_letters,
+            ));
+            Ok::<SqsBatchResponse, Error>(response.await)
         }
     }))
     .await

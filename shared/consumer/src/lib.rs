@@ -14,19 +14,27 @@
 //! `crm_auth_failure` log line feeds the template's alarm. So a bad token neither dead-letters
 //! every message at once nor burns the receives in minutes; once the operator fixes it, held
 //! messages sync on their next receive. If the wait cannot be set, it is a plain retry.
+//!
+//! [`Disposition::Deferred`] (the invocation's deadline was too near to start the message's
+//! group, `deadline.rs`) is reported in `batchItemFailures` and made visible again at once
+//! (visibility 0): nothing was tried, so it should not wait out the visibility timeout.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use relay_events::QueuedEvent;
-pub use relay_sync::{BatchHandler, InboundEvent};
+pub use relay_sync::{BatchHandler, Budget, InboundEvent};
 use relay_sync::{Disposition, MessageOutcome};
 
 mod dead_letters;
+mod deadline;
 pub mod lambda;
+mod secrets;
 mod settings;
 pub use dead_letters::{DeadLetterError, DeadLetters, SqsDeadLetters};
+pub use deadline::{DEFAULT_DEADLINE_MARGIN, handle_lambda_event, invocation_budget};
+pub use secrets::SecretsManagerToken;
 pub use settings::{ConsumerSettings, SettingsError, TokenSource};
 
 /// A raw message as received, kept for forwarding to the DLQ unchanged.
@@ -96,6 +104,17 @@ pub async fn settle(
     handler: &impl BatchHandler,
     dead_letters: &impl DeadLetters,
 ) -> Vec<String> {
+    settle_within(messages, &Budget::unlimited(), handler, dead_letters).await
+}
+
+/// [`settle`] under a deadline: the handler starts groups only while `budget` allows, and the
+/// messages it leaves unstarted are returned (to retry) and made visible again at once.
+pub async fn settle_within(
+    messages: Vec<RawMessage>,
+    budget: &Budget,
+    handler: &impl BatchHandler,
+    dead_letters: &impl DeadLetters,
+) -> Vec<String> {
     let mut inbound = Vec::with_capacity(messages.len());
     let mut outcomes = Vec::with_capacity(messages.len());
     for message in &messages {
@@ -108,9 +127,10 @@ pub async fn settle(
             }),
         }
     }
-    outcomes.extend(handler.handle(&inbound).await);
+    outcomes.extend(handler.handle_within(&inbound, budget).await);
 
     let mut retry = Vec::new();
+    let mut deferred = 0usize;
     for message in &messages {
         let disposition = outcomes
             .iter()
@@ -148,20 +168,48 @@ pub async fn settle(
                     retry.push(message.message_id.clone());
                 }
             }
+            Disposition::Deferred => {
+                deferred += 1;
+                // Visible again now: it was never tried, so waiting out the visibility
+                // timeout would only delay it. If that fails it returns after the timeout.
+                if let Err(err) = dead_letters.hold(message, Duration::ZERO).await {
+                    tracing::debug!(message_id = %message.message_id, error = %err, "could not release the deferred message");
+                }
+                retry.push(message.message_id.clone());
+            }
         }
+    }
+    if deferred > 0 {
+        let left_ms = budget.remaining().map(|d| d.as_millis() as u64);
+        tracing::warn!(
+            event = "deadline_deferred",
+            deferred,
+            left_ms,
+            "invocation deadline near: messages not started were returned to the queue"
+        );
     }
     retry
 }
 
-/// The Lambda entry: an SQS event in, `batchItemFailures` out.
+/// An SQS event in, `batchItemFailures` out, without a deadline (see [`handle_lambda_event`]).
 pub async fn handle_sqs_event(
     event: SqsEvent,
     handler: &impl BatchHandler,
     dead_letters: &impl DeadLetters,
 ) -> SqsBatchResponse {
+    handle_sqs_event_within(event, &Budget::unlimited(), handler, dead_letters).await
+}
+
+/// [`handle_sqs_event`] under a deadline ([`settle_within`]).
+pub async fn handle_sqs_event_within(
+    event: SqsEvent,
+    budget: &Budget,
+    handler: &impl BatchHandler,
+    dead_letters: &impl DeadLetters,
+) -> SqsBatchResponse {
     let messages = event.records.iter().map(RawMessage::from_sqs).collect();
     let mut response = SqsBatchResponse::default();
-    for id in settle(messages, handler, dead_letters).await {
+    for id in settle_within(messages, budget, handler, dead_letters).await {
         response.add_failure(id);
     }
     response

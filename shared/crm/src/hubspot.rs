@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use relay_credentials::{Credential, Token};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -52,6 +53,8 @@ pub(crate) const OWNERS: &str = "/crm/v3/owners";
 /// Associations v4 (default associations have no v3 equivalent).
 pub(crate) const ASSOCIATIONS: &str = "/crm/v4/objects";
 
+mod auth;
+
 /// HubSpot accepts at most 100 inputs per batch call.
 const BATCH_LIMIT: usize = 100;
 const WINDOW: Duration = Duration::from_secs(10);
@@ -62,7 +65,8 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct HubSpotConfig {
     pub base_url: String,
-    pub token: String,
+    /// Read per call: a stored [`Credential`] follows rotations (`hubspot/auth.rs`).
+    pub token: Credential,
     pub request_timeout: Duration,
     /// Longest total time one call may spend waiting on rate limits and backoff.
     pub max_wait: Duration,
@@ -84,7 +88,7 @@ impl std::fmt::Debug for HubSpotConfig {
 }
 
 impl HubSpotConfig {
-    pub fn new(token: impl Into<String>) -> Self {
+    pub fn new(token: impl Into<Credential>) -> Self {
         Self {
             base_url: DEFAULT_BASE_URL.into(),
             token: token.into(),
@@ -274,10 +278,10 @@ impl HubSpotSink {
         Ok((status, json))
     }
 
-    /// [`Self::call`] that hands every final answer back, 4xx included (a batch upsert reads
-    /// the refusal's `context` to find the input and the existing object).
-    async fn call_raw(
+    /// One call with `token` (see `call_raw`, in `hubspot/auth.rs`, for the 401 re-read).
+    async fn send(
         &self,
+        token: &Token,
         operation: &str,
         method: Method,
         path: &str,
@@ -293,7 +297,7 @@ impl HubSpotSink {
             let mut request = self
                 .http
                 .request(method.clone(), &url)
-                .bearer_auth(&self.config.token)
+                .bearer_auth(token.expose())
                 .header("accept", "application/json");
             if let Some(body) = body {
                 request = request.json(body);

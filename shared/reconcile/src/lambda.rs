@@ -158,9 +158,12 @@ pub async fn run() -> Result<(), Error> {
     let aws = aws_config::load_from_env().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let share = settings.share;
+    // A run lasts up to 15 minutes: a token rotated meanwhile is picked up on a 401.
+    let token_ttl = relay_credentials::DEFAULT_TTL;
 
-    let mut attio_config =
-        AttioConfig::new(relay_consumer::lambda::resolve(&settings.attio_token, &secrets).await?);
+    let mut attio_config = AttioConfig::new(
+        relay_consumer::lambda::credential(&settings.attio_token, &secrets, token_ttl).await?,
+    );
     if let Some(url) = &settings.attio_api_url {
         attio_config.base_url = url.clone();
     }
@@ -170,7 +173,7 @@ pub async fn run() -> Result<(), Error> {
         burst: per_second,
     });
     let mut hubspot_config = HubSpotConfig::new(
-        relay_consumer::lambda::resolve(&settings.hubspot_token, &secrets).await?,
+        relay_consumer::lambda::credential(&settings.hubspot_token, &secrets, token_ttl).await?,
     );
     if let Some(url) = &settings.hubspot_api_url {
         hubspot_config.base_url = url.clone();

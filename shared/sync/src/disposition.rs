@@ -3,6 +3,8 @@ use std::future::Future;
 
 use relay_events::{Event, EventType, ParseError, QueuedEvent};
 
+use crate::Budget;
+
 /// How one queue message ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
@@ -17,6 +19,10 @@ pub enum Disposition {
     /// out of sight for a long, growing while (the consumer's hold), so neither the DLQ fills
     /// at once nor the receives burn in minutes.
     Hold { reason: String },
+    /// Not started: the invocation's deadline was too near to begin this message's group
+    /// ([`Budget`]). Nothing was attempted, so it goes back to the queue at once, costing only
+    /// the receive it was delivered with.
+    Deferred,
 }
 
 impl Disposition {
@@ -69,11 +75,12 @@ impl Disposition {
             Self::Retry { .. } => "retry",
             Self::DeadLetter { .. } => "dead_letter",
             Self::Hold { .. } => "hold",
+            Self::Deferred => "deferred",
         }
     }
 
     /// The worse of two outcomes, for a message whose work was split
-    /// (dead letter > hold > retry > done).
+    /// (dead letter > hold > retry > deferred > done).
     pub fn worst(self, other: Self) -> Self {
         match (&self, &other) {
             (Self::DeadLetter { .. }, _) => self,
@@ -82,6 +89,7 @@ impl Disposition {
             (_, Self::Hold { .. }) => other,
             (Self::Retry { .. }, _) => self,
             (_, Self::Retry { .. }) => other,
+            (Self::Deferred, _) | (_, Self::Deferred) => Self::Deferred,
             _ => Self::Done,
         }
     }
@@ -121,6 +129,19 @@ impl InboundEvent {
 pub trait BatchHandler: Send + Sync {
     /// Returns one outcome per message id it was given.
     fn handle(&self, events: &[InboundEvent]) -> impl Future<Output = Vec<MessageOutcome>> + Send;
+
+    /// [`Self::handle`] under a deadline: groups are started only while `budget` allows
+    /// ([`Budget::may_start`]); the messages of groups left unstarted end
+    /// [`Disposition::Deferred`]. Handlers that do their work in groups override this (and
+    /// make `handle` call it with [`Budget::unlimited`]); the default ignores the budget.
+    fn handle_within(
+        &self,
+        events: &[InboundEvent],
+        budget: &Budget,
+    ) -> impl Future<Output = Vec<MessageOutcome>> + Send {
+        let _ = budget;
+        self.handle(events)
+    }
 
     /// Why a message of type `event_type` that this handler cannot read is dead-lettered: its
     /// event does not parse, or does not name what this family syncs. One text per handler,

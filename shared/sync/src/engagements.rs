@@ -17,7 +17,7 @@ use relay_mappings::{IdMappings, Reservation};
 
 use crate::batch::{RecordRef, coalesce};
 use crate::context::{CREATE_LEASE, StepError, SyncContext, disposition, now};
-use crate::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
+use crate::{BatchHandler, Budget, Disposition, InboundEvent, MessageOutcome};
 
 /// What one kind of engagement needs from the shared handler.
 pub trait Engagement: Send + Sync + 'static {
@@ -111,6 +111,10 @@ impl<E: Engagement, S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler
     for EngagementHandler<E, S, M, A>
 {
     async fn handle(&self, events: &[InboundEvent]) -> Vec<MessageOutcome> {
+        self.handle_within(events, &Budget::unlimited()).await
+    }
+
+    async fn handle_within(&self, events: &[InboundEvent], budget: &Budget) -> Vec<MessageOutcome> {
         let (groups, mut outcomes) = coalesce(
             self,
             events,
@@ -118,6 +122,10 @@ impl<E: Engagement, S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler
             |deleted: &mut bool, e| *deleted |= E::is_delete(&e.event_type),
         );
         for group in groups {
+            if !budget.may_start() {
+                outcomes.settle(&group, &Disposition::Deferred);
+                continue;
+            }
             // Boxed: the whole sync of one note or task is a deep async state machine (fetch,
             // owners, links, create or update), and inlined into the handler, the schema
             // wrapper and the runtime it overflows rustc's layout query depth in the binaries.

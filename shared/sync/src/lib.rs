@@ -24,10 +24,12 @@
 //! | Attio says 404 `merge_in_progress`, or a 404 that is not Attio's error body | `Retry` | the merged record is being made; a proxy answered |
 //! | 429, 5xx, timeout, open circuit, store unavailable | `Retry` | SQS redelivers after the visibility timeout; after `maxReceiveCount` it lands in the DLQ |
 //! | HubSpot 401/403 (token, scope) | `Hold` | nothing succeeds until an operator fixes the token: the consumer hides the message for a growing time and an alarm fires, instead of burning its receives |
+//! | the invocation's deadline is too near to start the message's group ([`Budget`]) | `Deferred` | a timeout would fail the whole batch and redo finished work; unstarted messages go back to the queue at once |
 //! | HubSpot 400, a conflict retrying cannot solve (an email another Attio record holds), unmapped deal stage, unreadable message | `DeadLetter` | a configuration or data problem: sent to the DLQ at once with the reason, for an operator to fix and replay |
 
 mod backfill;
 mod batch;
+mod budget;
 mod context;
 mod disposition;
 mod engagements;
@@ -47,6 +49,7 @@ mod tasks;
 
 pub use backfill::PageReport;
 pub use batch::RecordRef;
+pub use budget::Budget;
 pub use context::{CREATE_LEASE, StepError, SyncContext};
 pub use disposition::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
 pub use engagements::{Engagement, EngagementHandler};

@@ -12,7 +12,7 @@ use relay_mappings::IdMappings;
 
 use crate::batch::{RecordRef, coalesce};
 use crate::context::{SyncContext, disposition};
-use crate::{BatchHandler, InboundEvent, MessageOutcome};
+use crate::{BatchHandler, Budget, Disposition, InboundEvent, MessageOutcome};
 
 /// The list-entries consumer.
 #[derive(Debug)]
@@ -28,6 +28,10 @@ impl<S, M, A> ListEntriesHandler<S, M, A> {
 
 impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for ListEntriesHandler<S, M, A> {
     async fn handle(&self, events: &[InboundEvent]) -> Vec<MessageOutcome> {
+        self.handle_within(events, &Budget::unlimited()).await
+    }
+
+    async fn handle_within(&self, events: &[InboundEvent], budget: &Budget) -> Vec<MessageOutcome> {
         let (groups, mut outcomes) = coalesce(
             self,
             events,
@@ -41,6 +45,10 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for ListEntriesHandler
             |(): &mut (), _| {},
         );
         for group in groups {
+            if !budget.may_start() {
+                outcomes.settle(&group, &Disposition::Deferred);
+                continue;
+            }
             let parent = &group.key;
             let result = self
                 .ctx

@@ -20,7 +20,7 @@ use relay_mappings::IdMappings;
 
 use crate::batch::{Group, Outcomes, RecordRef, coalesce};
 use crate::context::{StepError, SyncContext, disposition};
-use crate::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
+use crate::{BatchHandler, Budget, Disposition, InboundEvent, MessageOutcome};
 
 /// Everything one batch says about one record.
 #[derive(Debug, Default)]
@@ -200,11 +200,21 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
 
 impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for RecordsHandler<S, M, A> {
     async fn handle(&self, events: &[InboundEvent]) -> Vec<MessageOutcome> {
+        self.handle_within(events, &Budget::unlimited()).await
+    }
+
+    /// The cut for the deadline falls in the first loop only: a record fetched there has
+    /// started, and its upsert and links finish (the batched upsert is one call for all).
+    async fn handle_within(&self, events: &[InboundEvent], budget: &Budget) -> Vec<MessageOutcome> {
         let (groups, mut outcomes) = coalesce(self, events, record_of, RecordWork::fold);
 
         // Fetch and map every live record; deletes (and records Attio no longer has) archive.
         let mut upserts: BTreeMap<CrmObject, Vec<Item>> = BTreeMap::new();
         for group in groups {
+            if !budget.may_start() {
+                outcomes.settle(&group, &Disposition::Deferred);
+                continue;
+            }
             if !group.work.merged_duplicates.is_empty() && !group.work.deleted {
                 // Merges are rare and need several ordered calls: one at a time.
                 let outcome = disposition(self.merged(&group).await);

@@ -31,7 +31,7 @@ use relay_attio::{AttioApi, CachedAttio};
 use relay_events::{EventType, Subject};
 use relay_mappings::SchemaGenerations;
 
-use crate::{BatchHandler, Disposition, InboundEvent, MessageOutcome, SyncContext};
+use crate::{BatchHandler, Budget, Disposition, InboundEvent, MessageOutcome, SyncContext};
 
 /// A family's handler with the schema watch in front (module docs). Every consumer runs its
 /// handler wrapped: `relay_consumer::lambda::run` and `attio-relay dev` wrap it.
@@ -147,16 +147,21 @@ where
     A: AttioApi,
 {
     async fn handle(&self, events: &[InboundEvent]) -> Vec<MessageOutcome> {
+        self.handle_within(events, &Budget::unlimited()).await
+    }
+
+    /// The inner handler runs under the same deadline: this wrapper is what Lambda runs.
+    async fn handle_within(&self, events: &[InboundEvent], budget: &Budget) -> Vec<MessageOutcome> {
         let read = self.refresh().await;
         let (schema, rest): (Vec<&InboundEvent>, Vec<&InboundEvent>) =
             events.iter().partition(|e| schema_subject(e).is_some());
         if schema.is_empty() {
-            return self.inner.handle(events).await;
+            return self.inner.handle_within(events, budget).await;
         }
         let mut outcomes = self.schema_changed(&schema, read).await;
         if !rest.is_empty() {
             let rest: Vec<InboundEvent> = rest.into_iter().cloned().collect();
-            outcomes.extend(self.inner.handle(&rest).await);
+            outcomes.extend(self.inner.handle_within(&rest, budget).await);
         }
         outcomes
     }

@@ -9,6 +9,7 @@
 
 mod decode;
 mod policy;
+mod rotation;
 mod schema;
 
 use std::time::{Duration, Instant, SystemTime};

@@ -2,6 +2,7 @@
 //! `MemoryMappings`, checking the calls each batch makes and each message's disposition.
 
 mod adoption;
+mod deadline;
 mod engagements;
 mod field_formats;
 mod formats;
