@@ -332,8 +332,10 @@ async fn a_completed_task_becomes_a_completed_hubspot_task() {
     all_done(&handler.handle(&[inbound("m1", event)]).await, 1);
 }
 
+/// A 404 `not_found` on an update is no deletion (a merged-away original reads the same): the
+/// contact stays until the record's own `record.deleted`, which archives it.
 #[tokio::test]
-async fn a_record_attio_no_longer_has_is_archived_not_retried() {
+async fn a_record_that_reads_404_is_archived_by_its_delete_event_not_by_the_404() {
     let apis = Apis::start().await;
     apis.seed(CrmObject::Contacts, ADA, "901").await;
     Mock::given(method("GET"))
@@ -344,11 +346,24 @@ async fn a_record_attio_no_longer_has_is_archived_not_retried() {
         .expect(1)
         .mount(&apis.attio)
         .await;
-    apis.mount_archive("/crm/v3/objects/contacts/901").await;
     let handler = RecordsHandler::new(apis.ctx());
+    {
+        let _no_archive = Mock::given(method("DELETE"))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(0)
+            .mount_as_scoped(&apis.hubspot)
+            .await;
+        all_done(
+            &handler
+                .handle(&[inbound("m1", record_event("record.updated", Some("a")))])
+                .await,
+            1,
+        );
+    }
+    apis.mount_archive("/crm/v3/objects/contacts/901").await;
     all_done(
         &handler
-            .handle(&[inbound("m1", record_event("record.updated", Some("a")))])
+            .handle(&[inbound("m2", record_event("record.deleted", None))])
             .await,
         1,
     );
