@@ -82,8 +82,12 @@ fn every_consumer_function_is_wired_to_its_queue_with_partial_batch_responses() 
         4,
         "DEAD_LETTER_QUEUE_URL on every consumer"
     );
-    // Visibility timeout at least 6x the consumer timeout (60 s).
-    assert_eq!(text.matches("VisibilityTimeout: 360").count(), 5);
+    // Visibility timeout at least 6x the consumer timeout (60 s): the consumer families' queues
+    // come from one Fn::ForEach loop, the parked `other` queue is on its own.
+    let (families, queue) = for_each(&text, "ConsumerQueues");
+    assert_eq!(families, ["Records", "ListEntries", "Notes", "Tasks"]);
+    assert!(queue.contains("${Family}Queue:") && queue.contains("VisibilityTimeout: 360"));
+    assert!(resource(&text, "OtherQueue").contains("VisibilityTimeout: 360"));
     assert_eq!(text.matches("Timeout: 60\n").count(), 4);
     assert!(text.contains(&format!("AttributeName: {}", relay_mappings::KEY_ATTRIBUTE)));
 }
@@ -220,4 +224,200 @@ fn queue_resource(family: EventFamily) -> &'static str {
         EventFamily::Tasks => "TasksQueue",
         EventFamily::Other => "OtherQueue",
     }
+}
+
+/// The collection and body of the template's `Fn::ForEach::<name>` loop.
+fn for_each(text: &str, name: &str) -> (Vec<String>, String) {
+    let block = resource(text, &format!("Fn::ForEach::{name}"));
+    let collection = block
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("- [")?.strip_suffix(']'))
+        .unwrap_or_else(|| panic!("Fn::ForEach::{name} has no inline collection: {block}"));
+    let items = collection.split(", ").map(str::to_owned).collect();
+    (items, block)
+}
+
+fn samconfig() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/samconfig.toml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The value after `key: ` on the block's line for `key`.
+fn value<'a>(block: &'a str, key: &str) -> &'a str {
+    let prefix = format!("{key}: ");
+    block
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {key} in {block}"))
+}
+
+#[test]
+fn the_template_stays_under_the_repository_length_limit() {
+    let lines = template().lines().count();
+    assert!(
+        lines < 800,
+        "infra/template.yaml has {lines} lines (limit 800)"
+    );
+}
+
+#[test]
+fn every_event_family_has_a_dead_letter_queue_and_an_alarm_on_it() {
+    let text = template();
+    let families: Vec<String> = EventFamily::ALL
+        .map(|f| queue_resource(f).trim_end_matches("Queue").to_owned())
+        .into();
+    let (dlqs, dlq) = for_each(&text, "DeadLetterQueues");
+    assert_eq!(dlqs, families);
+    assert!(dlq.contains("MessageRetentionPeriod: 1209600"), "{dlq}");
+    let (alarmed, alarm) = for_each(&text, "DeadLetterAlarms");
+    assert_eq!(alarmed, families);
+    assert!(alarm.contains("Value: !GetAtt [!Sub \"${Family}DeadLetterQueue\", QueueName]"));
+    assert!(
+        alarm.contains("AlarmActions: !If [HasAlarmEmail, [!Ref AlarmTopic], !Ref AWS::NoValue]")
+    );
+    let (logged, _) = for_each(&text, "LogGroups");
+    for function in [
+        "Ingest",
+        "Records",
+        "ListEntries",
+        "Notes",
+        "Tasks",
+        "Reconcile",
+    ] {
+        assert!(
+            logged.iter().any(|f| f == function),
+            "no log group for {function}"
+        );
+        let block = resource(&text, &format!("{function}Function"));
+        assert!(
+            block.contains(&format!("LogGroup: !Ref {function}LogGroup")),
+            "{block}"
+        );
+    }
+    // The transform that expands the loops.
+    assert!(text.contains("Transform: [AWS::LanguageExtensions, AWS::Serverless-2016-10-31]"));
+}
+
+#[test]
+fn the_public_ingest_url_can_be_capped_without_failing_deploys_by_default() {
+    let text = template();
+    let parameter = resource(&text, "IngestReservedConcurrency");
+    assert!(
+        parameter.contains("Default: \"\""),
+        "no cap unless asked: {parameter}"
+    );
+    assert!(
+        text.contains(
+            "CapIngestConcurrency: !Not [!Equals [!Ref IngestReservedConcurrency, \"\"]]"
+        )
+    );
+    assert!(resource(&text, "IngestFunction").contains(
+        "ReservedConcurrentExecutions: !If [CapIngestConcurrency, !Ref IngestReservedConcurrency, !Ref AWS::NoValue]"
+    ));
+}
+
+#[test]
+fn parked_events_are_kept_14_days_and_alarm_well_before_they_expire() {
+    let text = template();
+    let queue = resource(&text, "OtherQueue");
+    let retention: u64 = value(&queue, "MessageRetentionPeriod").parse().unwrap();
+    assert_eq!(retention, 14 * 24 * 3600, "{queue}");
+    let alarm = resource(&text, "OtherQueueAgeAlarm");
+    assert!(
+        alarm.contains("MetricName: ApproximateAgeOfOldestMessage"),
+        "{alarm}"
+    );
+    assert!(
+        alarm.contains("Value: !GetAtt OtherQueue.QueueName"),
+        "{alarm}"
+    );
+    let threshold: u64 = value(&alarm, "Threshold").parse().unwrap();
+    assert!(
+        threshold > 0 && threshold <= retention / 2,
+        "the alarm must leave days to act: {threshold} s of {retention} s"
+    );
+    assert!(
+        alarm.contains("AlarmActions: !If [HasAlarmEmail, [!Ref AlarmTopic], !Ref AWS::NoValue]")
+    );
+}
+
+#[test]
+fn alarms_reach_someone_cloudwatch_can_publish_to_the_topic() {
+    let text = template();
+    // CloudWatch cannot use the AWS managed SNS key, so alarms on a topic under it are dropped.
+    assert!(!text.contains("KmsMasterKeyId: alias/aws/sns"));
+    let topic = resource(&text, "AlarmTopic");
+    assert!(
+        topic.contains("KmsMasterKeyId: !Ref AlarmTopicKey"),
+        "{topic}"
+    );
+    let key = resource(&text, "AlarmTopicKey");
+    assert!(key.contains("Type: AWS::KMS::Key"), "{key}");
+    assert!(key.contains("Service: cloudwatch.amazonaws.com"), "{key}");
+    assert!(
+        key.contains("Action: [kms:Decrypt, kms:GenerateDataKey*]"),
+        "{key}"
+    );
+    // Staging and prod cannot deploy without a real address, and samconfig says where it goes.
+    let rule = resource(&text, "AlarmEmailOutsideDev");
+    assert!(
+        rule.contains("RuleCondition: !Not [!Equals [!Ref Stage, dev]]"),
+        "{rule}"
+    );
+    assert!(
+        rule.contains("Assert: !Not [!Equals [!Ref AlarmEmail, \"\"]]"),
+        "{rule}"
+    );
+    let placeholder = "replace-me@example.com";
+    assert!(
+        rule.contains(&format!("!Equals [!Ref AlarmEmail, {placeholder}]")),
+        "{rule}"
+    );
+    let config = samconfig();
+    for env in ["staging", "prod"] {
+        let section = config
+            .split(&format!("[{env}.deploy.parameters]"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("samconfig.toml has no {env} deploy section"));
+        let overrides = value(&section.replace(" = ", ": "), "parameter_overrides").to_owned();
+        assert!(
+            overrides.contains(&format!("AlarmEmail={placeholder}")),
+            "{env}: {overrides}"
+        );
+    }
+}
+
+#[test]
+fn data_that_must_survive_does_and_never_blocks_the_next_create() {
+    let text = template();
+    // Retained with a fixed name, a table or secret left by a failed first create makes every
+    // later create fail ("already exists"): CloudFormation names what is retained.
+    let mappings = resource(&text, "MappingsTable");
+    for secret in ["AttioApiTokenSecret", "HubSpotTokenSecret", "WebhookSecret"] {
+        let block = resource(&text, secret);
+        assert!(block.contains("DeletionPolicy: Retain"), "{block}");
+        assert!(block.contains("UpdateReplacePolicy: Retain"), "{block}");
+        assert!(!block.contains("Name:"), "{block}");
+    }
+    assert!(mappings.contains("DeletionPolicy: Retain"), "{mappings}");
+    assert!(
+        mappings.contains("UpdateReplacePolicy: Retain"),
+        "{mappings}"
+    );
+    assert!(!mappings.contains("TableName:"), "{mappings}");
+    assert!(mappings.contains("DeletionProtectionEnabled: !If [IsProd, true, false]"));
+    // The idempotency table keeps its name (the CLI's `status --stage` reads it), so nothing
+    // may retain or protect it: a failed create must be able to delete it.
+    let keys = resource(&text, "IdempotencyTable");
+    assert!(keys.contains("TableName: !Sub attio-relay-${Stage}-idempotency"));
+    assert!(keys.contains("DeletionPolicy: Delete"), "{keys}");
+    assert!(!keys.contains("Retain") && !keys.contains("DeletionProtectionEnabled: true"));
+}
+
+#[test]
+fn lambda_keeps_its_start_and_report_lines() {
+    let text = template();
+    // WARN drops START/REPORT (duration, billed duration, memory, init duration).
+    assert_eq!(value(&text, "SystemLogLevel"), "INFO");
+    assert!(!text.contains("SystemLogLevel: WARN"));
 }
