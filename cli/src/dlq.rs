@@ -34,8 +34,16 @@ pub enum DlqCommand {
         #[arg(long, default_value_t = 100)]
         max: usize,
     },
-    /// Show one message whole (body and attributes).
-    Show { message_id: String },
+    /// Show dead letters whole (body and attributes): the one given, or the first --limit.
+    Show {
+        /// The message to show; without it, the first --limit messages of each DLQ.
+        message_id: Option<String>,
+        /// At most this many messages are read per DLQ (on SQS each read counts as a
+        /// receive and hides the message for a moment, so a large DLQ is never read whole);
+        /// how many more there are is printed.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Send messages back to the queue they failed on, then delete them from the DLQ.
     ///
     /// On SQS each batch of 10 is sent, journalled in --data-dir, then deleted: stop it
@@ -67,21 +75,53 @@ pub enum DlqCommand {
 pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
     let admin = QueueAdmin::connect(&args.queues).await?;
     let mut report = BTreeMap::new();
+    // DLQs larger than `dlq show --limit` that a searched id was not found in.
+    let mut not_found_within: Vec<String> = Vec::new();
+    // Messages the source queues refused during a replay (left in the DLQs).
+    let mut refused = 0;
     for pair in admin.pairs(args.family) {
         let value = match &args.command {
             DlqCommand::List { max } => {
                 let letters = admin.peek(&pair.dlq, *max, false).await?;
                 print_letters(&args, &letters);
+                if !args.json {
+                    print_more(&admin, &pair.dlq, letters.len(), "--max").await?;
+                }
                 serde_json::to_value(letters)?
             }
-            DlqCommand::Show { message_id } => {
-                let Some(letter) = admin.find(&pair.dlq, message_id).await? else {
+            DlqCommand::Show {
+                message_id: Some(message_id),
+                limit,
+            } => {
+                let Some(letter) = admin.find(&pair.dlq, message_id, *limit).await? else {
+                    let (total, _) = admin.total(&pair.dlq).await?;
+                    if total as usize > *limit {
+                        not_found_within.push(format!("{} ({total} messages)", pair.dlq));
+                    }
                     continue;
                 };
                 if !args.json {
                     println!("{}", serde_json::to_string_pretty(&letter)?);
                 }
                 serde_json::to_value(letter)?
+            }
+            DlqCommand::Show {
+                message_id: None,
+                limit,
+            } => {
+                let letters = admin.peek(&pair.dlq, *limit, true).await?;
+                let (total, _) = admin.total(&pair.dlq).await?;
+                let more = total.saturating_sub(letters.len() as u64);
+                if !args.json {
+                    for letter in &letters {
+                        println!("{}", serde_json::to_string_pretty(letter)?);
+                    }
+                    if letters.is_empty() {
+                        println!("{}: (empty)", pair.dlq);
+                    }
+                    print_more(&admin, &pair.dlq, letters.len(), "--limit").await?;
+                }
+                serde_json::json!({"messages": letters, "more": more})
             }
             DlqCommand::Replay {
                 event_type,
@@ -103,6 +143,7 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
                 if !args.json {
                     println!("{} -> {}: {replayed}", pair.dlq, pair.source);
                 }
+                refused += replayed.refused();
                 serde_json::to_value(replayed)?
             }
             DlqCommand::Purge { yes } => {
@@ -121,9 +162,18 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
         };
         report.insert(pair.dlq, value);
     }
-    if let DlqCommand::Show { message_id } = &args.command
+    if let DlqCommand::Show {
+        message_id: Some(message_id),
+        limit,
+    } = &args.command
         && report.is_empty()
     {
+        if !not_found_within.is_empty() {
+            bail!(
+                "no dead-lettered message {message_id} among the first {limit} read of {}: raise --limit to search further",
+                not_found_within.join(", ")
+            );
+        }
         bail!(
             "no dead-lettered message {message_id} in {}",
             admin.dlqs_described()
@@ -131,6 +181,22 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
     }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
+    }
+    if refused > 0 {
+        bail!(
+            "the source queue refused {refused} message(s); they are still in the DLQ: run the replay again"
+        );
+    }
+    Ok(())
+}
+
+/// "N more" under a bounded listing of `dlq`, when there are more than `shown`.
+async fn print_more(admin: &QueueAdmin, dlq: &str, shown: usize, flag: &str) -> anyhow::Result<()> {
+    let (total, approximate) = admin.total(dlq).await?;
+    let more = total.saturating_sub(shown as u64);
+    if more > 0 {
+        let about = if approximate { "about " } else { "" };
+        println!("{dlq}: {about}{more} more not shown ({flag} to see more)");
     }
     Ok(())
 }

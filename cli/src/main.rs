@@ -19,6 +19,7 @@ mod reconcile;
 mod send;
 mod status;
 mod sync_args;
+mod webhook_secrets;
 mod webhooks;
 
 use std::path::PathBuf;

@@ -29,6 +29,13 @@ pub enum ProxyFault {
     InternalError,
     /// The connection is closed without an answer: the network or the service died mid-call.
     DropConnection,
+    /// HTTP 200 `{"Messages": []}`: what a `ReceiveMessage` short poll may answer while the
+    /// queue still holds messages (it samples a subset of SQS's servers).
+    EmptyReceive,
+    /// For `SendMessageBatch`: the last entry is answered in `Failed` (`InternalError`,
+    /// `SenderFault: false`, as SendMessageBatch reports a per-entry failure) and only the
+    /// others are forwarded; the upstream's `Successful` list is passed back.
+    RefuseLastEntry,
 }
 
 /// Which calls fail, and how.
@@ -39,6 +46,8 @@ pub struct FaultRule {
     /// How many calls of it succeed before every later one fails.
     pub pass: usize,
     pub fault: ProxyFault,
+    /// How many calls fail after those (`None`: every later one); later calls pass again.
+    pub times: Option<usize>,
 }
 
 impl FaultRule {
@@ -48,6 +57,15 @@ impl FaultRule {
             target: target.to_owned(),
             pass,
             fault,
+            times: None,
+        }
+    }
+
+    /// Fails only `times` calls (after the passed ones); the calls after those pass again.
+    pub fn times(self, times: usize) -> Self {
+        Self {
+            times: Some(times),
+            ..self
         }
     }
 }
@@ -202,12 +220,30 @@ async fn handle(
     let Some(request) = read_request(&mut stream).await? else {
         return Ok(());
     };
-    if request.header("x-amz-target") == Some(rule.target.as_str())
-        && counters.matched.fetch_add(1, Ordering::SeqCst) >= rule.pass
-    {
+    let faulted = request.header("x-amz-target") == Some(rule.target.as_str()) && {
+        let call = counters.matched.fetch_add(1, Ordering::SeqCst);
+        call >= rule.pass && rule.times.is_none_or(|times| call < rule.pass + times)
+    };
+    if faulted {
         counters.failed.fetch_add(1, Ordering::SeqCst);
         return match rule.fault {
             ProxyFault::DropConnection => Ok(()),
+            ProxyFault::EmptyReceive => {
+                let headers = [(
+                    "content-type".to_owned(),
+                    "application/x-amz-json-1.0".to_owned(),
+                )];
+                write_response(&mut stream, 200, &headers, br#"{"Messages":[]}"#).await
+            }
+            ProxyFault::RefuseLastEntry => {
+                let (status, headers, body) = refuse_last_entry(client, upstream, request)
+                    .await
+                    .unwrap_or_else(|e| {
+                        let message = format!("fault proxy: upstream failed: {e}");
+                        (502, Vec::new(), message.into_bytes())
+                    });
+                write_response(&mut stream, status, &headers, &body).await
+            }
             ProxyFault::InternalError => {
                 let body = br#"{"__type":"com.amazonaws.sqs#InternalError","message":"injected by the test's fault proxy"}"#;
                 let headers = [
@@ -331,6 +367,52 @@ async fn forward(
     Ok((status, headers, response.bytes().await?.to_vec()))
 }
 
+/// Forwards a `SendMessageBatch` without its last entry, then answers that entry as failed
+/// beside the upstream's answer for the others.
+async fn refuse_last_entry(
+    client: &reqwest::Client,
+    upstream: &str,
+    mut request: Request,
+) -> Result<(u16, Vec<(String, String)>, Vec<u8>), Box<dyn std::error::Error + Send + Sync>> {
+    let mut body: serde_json::Value = serde_json::from_slice(&request.body)?;
+    let entries = body["Entries"]
+        .as_array_mut()
+        .ok_or("a SendMessageBatch without Entries")?;
+    let last = entries.pop().ok_or("a SendMessageBatch without entries")?;
+    let failed = serde_json::json!({
+        "Id": last["Id"],
+        "SenderFault": false,
+        "Code": "InternalError",
+        "Message": "injected by the test's fault proxy"
+    });
+    let (status, headers, answer) = if entries.is_empty() {
+        (200, Vec::new(), serde_json::json!({"Successful": []}))
+    } else {
+        request.body = serde_json::to_vec(&body)?;
+        let (status, headers, answer) = forward(client, upstream, request).await?;
+        (status, headers, serde_json::from_slice(&answer)?)
+    };
+    let mut answer: serde_json::Value = answer;
+    let Some(object) = answer.as_object_mut() else {
+        return Ok((status, headers, serde_json::to_vec(&answer)?));
+    };
+    match object.get_mut("Failed").and_then(|f| f.as_array_mut()) {
+        Some(list) => list.push(failed),
+        None => {
+            object.insert("Failed".to_owned(), serde_json::json!([failed]));
+        }
+    }
+    let headers = if headers.is_empty() {
+        vec![(
+            "content-type".to_owned(),
+            "application/x-amz-json-1.0".to_owned(),
+        )]
+    } else {
+        headers
+    };
+    Ok((status, headers, serde_json::to_vec(&answer)?))
+}
+
 async fn write_response(
     stream: &mut TcpStream,
     status: u16,
@@ -432,6 +514,66 @@ mod tests {
         assert!(call(&proxy, TARGET).await.is_err());
         assert_eq!(proxy.failed(), 1);
         assert!(call(&proxy, "AmazonSQS.ReceiveMessage").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_bounded_rule_fails_only_that_many_calls() {
+        let server = upstream().await;
+        let receive = "AmazonSQS.ReceiveMessage";
+        let proxy = FaultProxy::start(
+            &server.uri(),
+            FaultRule::after(1, receive, ProxyFault::EmptyReceive).times(1),
+        );
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            answers.push(call(&proxy, receive).await.expect("answered"));
+        }
+        assert_eq!((proxy.matched(), proxy.failed()), (3, 1));
+        assert!(answers.iter().all(|(status, _)| *status == 200));
+        assert_eq!(
+            server.received_requests().await.expect("recorded").len(),
+            2,
+            "the one failed call never reached the upstream"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_send_loses_its_last_entry_only() {
+        let target = "AmazonSQS.SendMessageBatch";
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(header("x-amz-target", target))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "Successful": [{"Id": "r0", "MessageId": "m-0", "MD5OfMessageBody": "x"}],
+                "Failed": []
+            })))
+            .mount(&server)
+            .await;
+        let proxy = FaultProxy::start(
+            &server.uri(),
+            FaultRule::after(0, target, ProxyFault::RefuseLastEntry),
+        );
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client")
+            .post(format!("{}/", proxy.endpoint()))
+            .header("x-amz-target", target)
+            .body(r#"{"QueueUrl":"q","Entries":[{"Id":"r0","MessageBody":"a"},{"Id":"r1","MessageBody":"b"}]}"#)
+            .send()
+            .await
+            .expect("answered");
+        let answer: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(answer["Successful"][0]["Id"], "r0");
+        assert_eq!(answer["Failed"][0]["Id"], "r1");
+        assert_eq!(answer["Failed"][0]["SenderFault"], false);
+        let received = server.received_requests().await.expect("recorded");
+        let forwarded: serde_json::Value = serde_json::from_slice(&received[0].body).expect("json");
+        assert_eq!(
+            forwarded["Entries"].as_array().map(Vec::len),
+            Some(1),
+            "only the other entries reach the upstream"
+        );
     }
 
     #[test]

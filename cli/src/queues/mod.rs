@@ -145,6 +145,14 @@ pub enum Replayed {
 }
 
 impl Replayed {
+    /// Messages the source queue refused; they are still in the DLQ.
+    pub fn refused(&self) -> usize {
+        match self {
+            Self::Journalled(summary) => summary.refused,
+            Self::Moved { .. } => 0,
+        }
+    }
+
     /// Messages now back on their source queue (those finished from an interrupted run too).
     pub fn count(&self) -> usize {
         match self {
@@ -237,17 +245,36 @@ impl QueueAdmin {
         }
     }
 
-    /// The message `message_id` of `queue`, whole, if it is there.
+    /// The message `message_id` of `queue`, whole, if it is there. On SQS the search reads
+    /// at most `limit` messages (each read counts as a receive and hides it for a moment);
+    /// locally it reads the whole queue, which costs nothing.
     pub async fn find(
         &self,
         queue: &str,
         message_id: &str,
+        limit: usize,
     ) -> anyhow::Result<Option<QueueMessage>> {
-        Ok(self
-            .peek(queue, usize::MAX, true)
-            .await?
-            .into_iter()
-            .find(|m| m.message_id == message_id))
+        match self {
+            Self::Sqs(sqs) => sqs.find(queue, message_id, limit).await,
+            Self::Local(local) => Ok(local
+                .peek(queue, usize::MAX, true)
+                .await?
+                .into_iter()
+                .find(|m| m.message_id == message_id)),
+        }
+    }
+
+    /// How many messages `queue` holds (visible and in flight), and whether that count is
+    /// SQS's approximation.
+    pub async fn total(&self, queue: &str) -> anyhow::Result<(u64, bool)> {
+        match self {
+            // The counts only: a depth would also sample (receive) the messages.
+            Self::Sqs(sqs) => Ok((sqs.total(queue).await?, true)),
+            Self::Local(local) => {
+                let depth = local.depths(&[queue.to_owned()]).await?;
+                Ok((depth.first().map_or(0, |d| d.visible + d.in_flight), false))
+            }
+        }
     }
 
     /// Sends the selected dead letters of `pair.dlq` back to `pair.source` (DLQ redrive).

@@ -237,9 +237,9 @@ mod tests {
         assert_eq!(admin.peek("notes-dlq", 10, false).await?.len(), 3);
 
         let id = peeked[1].message_id.clone();
-        let found = admin.find("notes-dlq", &id).await?.expect("found");
+        let found = admin.find("notes-dlq", &id, 50).await?.expect("found");
         assert_eq!(found.body.as_deref(), Some("{\"n\":3}"));
-        assert!(admin.find("notes", &id).await?.is_none());
+        assert!(admin.find("notes", &id, 50).await?.is_none());
         Ok(())
     }
 

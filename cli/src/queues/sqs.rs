@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use aws_config::SdkConfig;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
@@ -36,6 +36,60 @@ const FAILURE_ATTRIBUTES: [&str; 3] = [
     attribute::SOURCE_MESSAGE_ID,
 ];
 
+/// Seconds each replay or peek receive waits for messages. Long polling asks every SQS
+/// server; a short poll (no wait) samples a subset and can answer empty while messages remain
+/// — which ended replays early:
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/best-practices-setting-up-long-polling.html>.
+/// The minimum (1 s) already makes it a long poll; only the last receive of a run waits it out.
+const LONG_POLL_SECS: i32 = 1;
+
+/// The messages a replay leaves in the DLQ and holds until it ends, so it does not receive
+/// them over and over: those the filters leave out and those the source queue refused.
+#[derive(Debug, Default)]
+struct Held {
+    ids: HashSet<String>,
+    receipts: Vec<String>,
+    refused: HashSet<String>,
+}
+
+impl Held {
+    /// Holds `message` (its newest receipt too); `true` the first time its id is held.
+    fn hold(&mut self, message: &Message) -> bool {
+        self.receipts
+            .extend(message.receipt_handle().map(str::to_owned));
+        self.ids
+            .insert(message.message_id().unwrap_or_default().to_owned())
+    }
+
+    fn refuse(&mut self, message: &Message) {
+        self.refused
+            .insert(message.message_id().unwrap_or_default().to_owned());
+    }
+
+    /// Whether this run holds `message` already.
+    fn has(&self, message: &Message) -> bool {
+        message.message_id().is_some_and(|id| self.ids.contains(id))
+    }
+
+    /// Whether the source queue refused `message` in this run: it is not tried again.
+    fn refused(&self, message: &Message) -> bool {
+        message
+            .message_id()
+            .is_some_and(|id| self.refused.contains(id))
+    }
+}
+
+/// What a DeleteMessageBatch did: the ids SQS confirmed deleted, and whether all were.
+struct Deleted {
+    ids: Vec<String>,
+    result: anyhow::Result<()>,
+}
+
+/// The index of a batch entry from the id it was given (`r3` → 3).
+fn entry_index(id: &str, prefix: char) -> Option<usize> {
+    id.strip_prefix(prefix).and_then(|i| i.parse().ok())
+}
+
 #[derive(Debug, Clone)]
 pub struct SqsAdmin {
     sqs: Client,
@@ -52,7 +106,22 @@ pub struct JournalledReplay {
     pub resumed: usize,
     /// Received but not matching the filters; left in the DLQ.
     pub skipped: usize,
+    /// Refused by the source queue (SendMessageBatch's `Failed` entries); left in the DLQ for
+    /// the next run.
+    pub refused: usize,
+    /// SQS's reason for the first refusal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// Sent by this or an earlier run but not yet seen deleted from the DLQ (a filtered run
+    /// leaves an interrupted run's other messages); the journal keeps them so they are never
+    /// sent again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub journal_outstanding: usize,
     pub native_task: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl fmt::Display for JournalledReplay {
@@ -64,7 +133,23 @@ impl fmt::Display for JournalledReplay {
             f,
             "replayed {} message(s); {} finished from an interrupted run; {} left (not matching)",
             self.replayed, self.resumed, self.skipped
-        )
+        )?;
+        if self.refused > 0 {
+            write!(
+                f,
+                "; {} refused by the source queue and left in the DLQ ({})",
+                self.refused,
+                self.refusal.as_deref().unwrap_or("no reason given")
+            )?;
+        }
+        if self.journal_outstanding > 0 {
+            write!(
+                f,
+                "; {} sent earlier still in the DLQ (journalled: never sent again)",
+                self.journal_outstanding
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -176,6 +261,12 @@ impl SqsAdmin {
         ))
     }
 
+    /// Messages in `name`, visible and in flight (SQS's approximate counts).
+    pub(super) async fn total(&self, name: &str) -> anyhow::Result<u64> {
+        let (visible, in_flight) = self.counts(&self.url(name).await?).await?;
+        Ok(visible + in_flight)
+    }
+
     pub(super) async fn depth(&self, name: &str) -> anyhow::Result<Depth> {
         let url = self.url(name).await?;
         let (visible, in_flight) = self.counts(&url).await?;
@@ -210,13 +301,16 @@ impl SqsAdmin {
         })
     }
 
-    async fn receive(&self, url: &str, visibility: i32) -> anyhow::Result<Vec<Message>> {
+    /// Up to 10 messages, hidden for `visibility` seconds; waits up to `wait` seconds for
+    /// some (0: a short poll).
+    async fn receive(&self, url: &str, visibility: i32, wait: i32) -> anyhow::Result<Vec<Message>> {
         Ok(self
             .sqs
             .receive_message()
             .queue_url(url)
             .max_number_of_messages(10)
             .visibility_timeout(visibility)
+            .wait_time_seconds(wait)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
             .send()
@@ -249,21 +343,53 @@ impl SqsAdmin {
         max: usize,
         with_body: bool,
     ) -> anyhow::Result<Vec<QueueMessage>> {
+        self.scan(queue, max, with_body, None).await
+    }
+
+    /// The message `message_id`, whole, if it is among the first `limit` read: a search of a
+    /// large DLQ stops there (or as soon as it is found) instead of holding every message.
+    pub(super) async fn find(
+        &self,
+        queue: &str,
+        message_id: &str,
+        limit: usize,
+    ) -> anyhow::Result<Option<QueueMessage>> {
+        Ok(self
+            .scan(queue, limit, true, Some(message_id))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Reads up to `limit` distinct messages, keeping them all or only `wanted` (and stopping
+    /// once it is found), then makes every one visible again.
+    async fn scan(
+        &self,
+        queue: &str,
+        limit: usize,
+        with_body: bool,
+        wanted: Option<&str>,
+    ) -> anyhow::Result<Vec<QueueMessage>> {
         let url = self.url(queue).await?;
         let mut seen = HashSet::new();
         let mut messages = Vec::new();
         let mut receipts = Vec::new();
-        while messages.len() < max {
-            let batch = self.receive(&url, 30).await?;
+        let mut found = false;
+        while seen.len() < limit && !found {
+            let batch = self.receive(&url, 30, LONG_POLL_SECS).await?;
             if batch.is_empty() {
                 break;
             }
+            // Every receipt is kept, even past the limit: all of them are released below.
             for message in batch {
                 receipts.extend(message.receipt_handle().map(str::to_owned));
-                if seen.insert(message.message_id().unwrap_or_default().to_owned())
-                    && messages.len() < max
-                {
+                let id = message.message_id().unwrap_or_default();
+                if found || seen.len() >= limit || !seen.insert(id.to_owned()) {
+                    continue;
+                }
+                if wanted.is_none_or(|w| w == id) {
                     messages.push(shown(queue, &message, with_body));
+                    found = wanted.is_some();
                 }
             }
         }
@@ -322,40 +448,48 @@ impl SqsAdmin {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         let mut summary = JournalledReplay::default();
-        let mut skipped_receipts: Vec<String> = Vec::new();
-        let mut skipped_ids: HashSet<String> = HashSet::new();
+        // Messages this run leaves in the DLQ (not matching, or refused by the source queue):
+        // held until the end, then made visible again.
+        let mut held = Held::default();
         let mut idle_rounds = 0;
-        loop {
-            let batch = self.receive(dlq, visibility).await?;
-            if batch.is_empty() {
-                // Messages an interrupted run was holding come back after the visibility timeout.
-                let (_, in_flight) = self.counts(dlq).await?;
-                let others = in_flight.saturating_sub(skipped_ids.len() as u64);
+        let drained = loop {
+            let batch = self.receive(dlq, visibility, LONG_POLL_SECS).await?;
+            // Held messages come back once their visibility timeout lapses; a receive of
+            // nothing else is as good as an empty one.
+            if batch.iter().all(|m| held.has(m)) {
+                for m in &batch {
+                    held.hold(m);
+                }
+                // An empty receive is not proof of an empty queue: ask SQS how many remain.
+                // Messages an interrupted run was holding come back after its visibility
+                // timeout.
+                let (visible, in_flight) = self.counts(dlq).await?;
+                let remaining = (visible + in_flight).saturating_sub(held.ids.len() as u64);
+                if remaining == 0 {
+                    break visible + in_flight == 0;
+                }
                 // Half-second polls for up to the visibility timeout plus a margin.
-                if others == 0 || idle_rounds > (visibility.max(1) + 5) * 2 {
-                    if others > 0 {
-                        progress.suspend(|| {
-                            eprintln!(
-                                "{others} message(s) are still held by another reader; run the replay again after its visibility timeout"
-                            );
-                        });
-                    }
-                    break;
+                if idle_rounds > (visibility.max(1) + 5) * 2 {
+                    progress.suspend(|| {
+                        eprintln!(
+                            "{remaining} message(s) still in the DLQ (held by another reader?); run the replay again after its visibility timeout"
+                        );
+                    });
+                    break false;
                 }
                 idle_rounds += 1;
-                progress.set_message(format!("waiting for {others} in-flight message(s)"));
+                progress.set_message(format!("waiting for {remaining} message(s)"));
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
             idle_rounds = 0;
             let (chosen, skipped): (Vec<Message>, Vec<Message>) = batch
                 .into_iter()
-                .partition(|m| selected(&request.selector, m));
+                .partition(|m| selected(&request.selector, m) && !held.refused(m));
             for m in skipped {
-                if skipped_ids.insert(m.message_id().unwrap_or_default().to_owned()) {
+                if held.hold(&m) && !held.refused(&m) {
                     summary.skipped += 1;
                 }
-                skipped_receipts.extend(m.receipt_handle().map(str::to_owned));
             }
             if chosen.is_empty() {
                 continue;
@@ -363,28 +497,52 @@ impl SqsAdmin {
             let (resumed, to_send): (Vec<&Message>, Vec<&Message>) = chosen
                 .iter()
                 .partition(|m| m.message_id().is_some_and(|id| journal.contains(id)));
+            let mut to_delete = resumed.clone();
             if !to_send.is_empty() {
-                self.send_all(source, &to_send).await?;
-                let ids: Vec<String> = to_send
-                    .iter()
-                    .filter_map(|m| m.message_id().map(str::to_owned))
+                // Journals what the source queue accepted as it answers, even when a later
+                // attempt fails: those must never be sent again.
+                let refused = self.send_all(source, &to_send, &mut journal).await?;
+                for (m, reason) in refused {
+                    held.hold(m);
+                    held.refuse(m);
+                    summary.refused += 1;
+                    summary.refusal.get_or_insert(reason);
+                }
+                let accepted: Vec<&Message> = to_send
+                    .into_iter()
+                    .filter(|m| m.message_id().is_some_and(|id| journal.contains(id)))
                     .collect();
-                journal.record(&ids)?;
+                summary.replayed += accepted.len();
+                to_delete.extend(accepted);
             }
-            self.delete_replayed(dlq, &chosen).await?;
+            let deleted = self.delete_replayed(dlq, &to_delete).await;
+            journal.record_deleted(&deleted.ids)?;
+            deleted.result?;
             summary.resumed += resumed.len();
-            summary.replayed += to_send.len();
             progress.inc(chosen.len() as u64);
-        }
-        self.release(dlq, skipped_receipts).await;
+        };
+        self.release(dlq, held.receipts).await;
         progress.finish_and_clear();
-        journal.clear()?;
+        if drained && held.ids.is_empty() {
+            // The whole DLQ is gone: no journalled message can come back.
+            journal.forget_all()?;
+        } else {
+            summary.journal_outstanding = journal.outstanding();
+            journal.compact()?;
+        }
         Ok(summary)
     }
 
-    /// Deletes a sent and journalled batch from the DLQ. On failure the journal keeps it, and
-    /// the next run deletes it without resending.
-    async fn delete_replayed(&self, dlq: &str, messages: &[Message]) -> anyhow::Result<()> {
+    /// Deletes sent and journalled messages from the DLQ, answering the ids SQS confirmed
+    /// deleted even when it failed some (the journal keeps the others, and the next run
+    /// deletes them without resending).
+    async fn delete_replayed(&self, dlq: &str, messages: &[&Message]) -> Deleted {
+        if messages.is_empty() {
+            return Deleted {
+                ids: Vec::new(),
+                result: Ok(()),
+            };
+        }
         let entries: Vec<DeleteMessageBatchRequestEntry> = messages
             .iter()
             .enumerate()
@@ -396,33 +554,61 @@ impl SqsAdmin {
                     .ok()
             })
             .collect();
-        let deleted = self
+        let out = match self
             .sqs
             .delete_message_batch()
             .queue_url(dlq)
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "deleting replayed messages ({}); they are journalled: run the replay again to finish",
-                    e.into_service_error()
-                )
-            })?;
-        if !deleted.failed.is_empty() {
-            bail!(
-                "{} replayed message(s) could not be deleted from the DLQ; run the replay again to finish",
-                deleted.failed.len()
-            );
-        }
-        Ok(())
+        {
+            Ok(out) => out,
+            Err(e) => {
+                return Deleted {
+                    ids: Vec::new(),
+                    result: Err(anyhow::anyhow!(
+                        "deleting replayed messages ({}); they are journalled: run the replay again to finish",
+                        e.into_service_error()
+                    )),
+                };
+            }
+        };
+        let ids = out
+            .successful
+            .iter()
+            .filter_map(|s| entry_index(&s.id, 'm'))
+            .filter_map(|i| messages.get(i))
+            .filter_map(|m| m.message_id().map(str::to_owned))
+            .collect();
+        let result = if out.failed.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "{} replayed message(s) could not be deleted from the DLQ; they are journalled: run the replay again to finish",
+                out.failed.len()
+            ))
+        };
+        Deleted { ids, result }
     }
 
     /// Sends copies to the source queue (body and attributes unchanged but for the failure
     /// ones, plus where they came from), retrying entries SQS failed on its side.
-    async fn send_all(&self, source: &str, messages: &[&Message]) -> anyhow::Result<()> {
+    ///
+    /// SendMessageBatch answers per entry (`Successful`, and `Failed` with `SenderFault`):
+    /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html>.
+    /// Every accepted entry is journalled as soon as its answer arrives, so neither a refused
+    /// neighbour nor a later failed attempt can make the next run send it again. Answers the
+    /// messages still refused (with SQS's reason): the sender's fault at once, SQS's after
+    /// three attempts.
+    async fn send_all<'m>(
+        &self,
+        source: &str,
+        messages: &[&'m Message],
+        journal: &mut Journal,
+    ) -> anyhow::Result<Vec<(&'m Message, String)>> {
         let replayed_at = (now_ms() / 1000).to_string();
         let mut pending: Vec<&Message> = messages.to_vec();
+        let mut refused = Vec::new();
         for attempt in 1u64..=3 {
             let entries = pending
                 .iter()
@@ -453,30 +639,37 @@ impl SqsAdmin {
                 .send()
                 .await
                 .map_err(|e| anyhow::anyhow!("sending to {source}: {}", e.into_service_error()))?;
-            if out.failed.is_empty() {
-                return Ok(());
-            }
-            let failed: HashSet<usize> = out
-                .failed
+            let accepted: Vec<String> = out
+                .successful
                 .iter()
-                .filter_map(|f| f.id.strip_prefix('r').and_then(|i| i.parse().ok()))
+                .filter_map(|s| entry_index(&s.id, 'r'))
+                .filter_map(|i| pending.get(i))
+                .filter_map(|m| m.message_id().map(str::to_owned))
                 .collect();
-            if attempt == 3 || out.failed.iter().any(|f| f.sender_fault) {
-                bail!(
-                    "SQS refused {} replayed message(s): {}",
-                    failed.len(),
-                    out.failed[0].message.clone().unwrap_or_default()
+            journal.record_sent(&accepted)?;
+            let mut retry = Vec::new();
+            for failure in &out.failed {
+                let Some(m) = entry_index(&failure.id, 'r').and_then(|i| pending.get(i)) else {
+                    continue;
+                };
+                let reason = format!(
+                    "{}: {}",
+                    failure.code,
+                    failure.message.as_deref().unwrap_or("no message")
                 );
+                if failure.sender_fault || attempt == 3 {
+                    refused.push((*m, reason));
+                } else {
+                    retry.push(*m);
+                }
             }
-            pending = pending
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| failed.contains(i))
-                .map(|(_, m)| m)
-                .collect();
+            if retry.is_empty() {
+                break;
+            }
+            pending = retry;
             tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
         }
-        Ok(())
+        Ok(refused)
     }
 
     async fn native_move(&self, dlq: &str, source: &str) -> anyhow::Result<JournalledReplay> {
