@@ -516,12 +516,22 @@ impl FakeHubSpot {
             }
             ("POST", ["crm", "v3", "objects", "contacts", "merge"]) => state.merge_contacts(&body),
             ("DELETE", ["crm", "v3", "objects", "contacts", id]) => state.archive_contact(id),
-            ("POST", ["crm", "v3", "objects", object @ ("notes" | "tasks"), "search"]) => {
-                state.search_engagements(object, &body)
-            }
+            (
+                "POST",
+                [
+                    "crm",
+                    "v3",
+                    "objects",
+                    object @ ("notes" | "tasks"),
+                    "search",
+                ],
+            ) => state.search_engagements(object, &body),
             ("POST", ["crm", "v3", "objects", object @ ("notes" | "tasks")]) => {
                 let marker = search::marker(object).unwrap_or_default();
-                if body["properties"][marker].as_str().is_none_or(str::is_empty) {
+                if body["properties"][marker]
+                    .as_str()
+                    .is_none_or(str::is_empty)
+                {
                     return Outcome::Reject(format!("{object} created without {marker}"));
                 }
                 let expected_type = if *object == "notes" { 202 } else { 204 };
@@ -687,7 +697,8 @@ impl Respond for FakeHubSpot {
                 request.url.path(),
                 "/crm/v3/objects/notes" | "/crm/v3/objects/tasks"
             );
-        let is_search = request.method == http::Method::POST && request.url.path().ends_with("/search");
+        let is_search =
+            request.method == http::Method::POST && request.url.path().ends_with("/search");
         if is_search && state.search_limited() {
             return ResponseTemplate::new(429).set_body_json(json!({
                 "status": "error", "message": "You have reached your secondly limit.",

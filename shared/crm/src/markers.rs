@@ -60,7 +60,9 @@ fn no_marker(object: CrmObject, operation: &str) -> CrmError {
         operation: operation.to_owned(),
         status: 400,
         category: None,
-        message: format!("{object} carry no marker property; records are upserted on {ID_PROPERTY}"),
+        message: format!(
+            "{object} carry no marker property; records are upserted on {ID_PROPERTY}"
+        ),
     }
 }
 
@@ -89,7 +91,11 @@ impl HubSpotSink {
         let results = answer["results"].as_array().into_iter().flatten();
         // The filter is exact; checking the echoed value keeps a loose stand-in honest.
         let ids = results
-            .filter(|r| r["properties"][marker].as_str().is_none_or(|v| v == attio_id))
+            .filter(|r| {
+                r["properties"][marker]
+                    .as_str()
+                    .is_none_or(|v| v == attio_id)
+            })
             .filter_map(|r| r["id"].as_str().map(|id| CrmId(id.to_owned())))
             .collect();
         Ok(oldest_first(ids))

@@ -339,9 +339,7 @@ impl CrmSink for MemoryCrm {
         object: CrmObject,
         attio_id: &str,
     ) -> Result<Vec<CrmId>, CrmError> {
-        self.state()
-            .searches
-            .push((object, attio_id.to_owned()));
+        self.state().searches.push((object, attio_id.to_owned()));
         let state = self.begin(CrmOp::Search)?;
         let Some(marker) = marker_property(object) else {
             return Ok(Vec::new());
@@ -349,7 +347,9 @@ impl CrmSink for MemoryCrm {
         let mut found: Vec<CrmId> = state
             .objects
             .iter()
-            .filter(|((o, _), props)| *o == object && props.get(marker).map(String::as_str) == Some(attio_id))
+            .filter(|((o, _), props)| {
+                *o == object && props.get(marker).map(String::as_str) == Some(attio_id)
+            })
             .map(|((_, id), _)| id.clone())
             .collect();
         found.sort_by_key(|id| id.0.parse::<u64>().unwrap_or(u64::MAX));

@@ -170,7 +170,9 @@ impl CrmSink for OutboxSink {
                     id,
                     properties,
                     ..
-                } if o == object && properties.get(marker).map(String::as_str) == Some(attio_id) => {
+                } if o == object
+                    && properties.get(marker).map(String::as_str) == Some(attio_id) =>
+                {
                     found.push(id);
                 }
                 OutboxEntry::Archive { object: o, id } if o == object => {

@@ -42,7 +42,10 @@ async fn a_create_answered_502_is_not_sent_again_and_its_outcome_is_unknown() {
         .await
         .expect_err("502");
     assert!(matches!(err, CrmError::OutcomeUnknown { .. }), "{err}");
-    assert!(!err.is_permanent(), "the message is retried, after a lookup");
+    assert!(
+        !err.is_permanent(),
+        "the message is retried, after a lookup"
+    );
     assert_eq!(requests(&server).await, 1, "a create is sent once");
 }
 
@@ -148,9 +151,7 @@ async fn earlier_attempts_are_searched_by_marker() {
         .await;
     Mock::given(method("POST"))
         .and(path("/crm/v3/objects/tasks/search"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"total": 0, "results": []})),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total": 0, "results": []})))
         .expect(1)
         .mount(&server)
         .await;
@@ -208,7 +209,20 @@ async fn setup_creates_the_marker_in_the_group_of_the_notes_body() {
         .mount(&server)
         .await;
     let sink = sink(&server);
-    assert!(sink.ensure_marker_property(CrmObject::Notes).await.expect("created"));
-    assert!(!sink.ensure_marker_property(CrmObject::Tasks).await.expect("exists"));
-    assert!(sink.ensure_marker_property(CrmObject::Contacts).await.is_err());
+    assert!(
+        sink.ensure_marker_property(CrmObject::Notes)
+            .await
+            .expect("created")
+    );
+    assert!(
+        !sink
+            .ensure_marker_property(CrmObject::Tasks)
+            .await
+            .expect("exists")
+    );
+    assert!(
+        sink.ensure_marker_property(CrmObject::Contacts)
+            .await
+            .is_err()
+    );
 }

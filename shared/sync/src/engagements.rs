@@ -31,8 +31,8 @@ use std::sync::Arc;
 
 use relay_attio::{AttioApi, AttioError, CachedAttio};
 use relay_crm::{Association, CrmError, CrmId, CrmObject, CrmSink, Properties, marker_property};
-use relay_events::{Event, EventType};
 use relay_events::clock::UnixSeconds;
+use relay_events::{Event, EventType};
 use relay_mappings::{IdMappings, MappingError, Reservation};
 
 use crate::batch::{RecordRef, coalesce};

@@ -59,7 +59,10 @@ async fn contract(store: impl IdMappings) {
 async fn attempt_contract(store: &impl IdMappings) {
     let note = CrmObject::Notes;
     let lost = |r: Result<(), MappingError>| matches!(r, Err(MappingError::ReservationLost { .. }));
-    assert!(lost(store.record_create_attempt(note, "n3", T0).await), "never reserved");
+    assert!(
+        lost(store.record_create_attempt(note, "n3", T0).await),
+        "never reserved"
+    );
     assert_eq!(reserve(store, "n3", T0).await, Reservation::Reserved);
     store
         .record_create_attempt(note, "n3", T0 + 5)
@@ -70,7 +73,11 @@ async fn attempt_contract(store: &impl IdMappings) {
         attempted_at: T0 + 5,
     };
     assert_eq!(reserve(store, "n3", T0 + 31).await, unresolved);
-    assert_eq!(reserve(store, "n3", T0 + 62).await, unresolved, "kept until put");
+    assert_eq!(
+        reserve(store, "n3", T0 + 62).await,
+        unresolved,
+        "kept until put"
+    );
     assert!(
         lost(store.record_create_attempt(note, "n3", T0 + 200).await),
         "the reservation lapsed"
@@ -87,10 +94,20 @@ async fn attempt_contract(store: &impl IdMappings) {
     );
     let id = CrmId("hs-3".into());
     store.put(note, "n3", &id).await.expect("put");
-    assert_eq!(reserve(store, "n3", T0 + 300).await, Reservation::Mapped(id));
-    assert!(lost(store.record_create_attempt(note, "n3", T0 + 300).await), "mapped");
+    assert_eq!(
+        reserve(store, "n3", T0 + 300).await,
+        Reservation::Mapped(id)
+    );
+    assert!(
+        lost(store.record_create_attempt(note, "n3", T0 + 300).await),
+        "mapped"
+    );
     store.remove(note, "n3").await.expect("remove");
-    assert_eq!(reserve(store, "n3", T0 + 301).await, Reservation::Reserved, "forgotten");
+    assert_eq!(
+        reserve(store, "n3", T0 + 301).await,
+        Reservation::Reserved,
+        "forgotten"
+    );
 }
 
 #[tokio::test]

@@ -4,16 +4,14 @@
 use std::time::Duration;
 
 use relay_attio::AttioCall;
-use relay_crm::{
-    Association, CrmError, CrmId, CrmObject, CrmOp, CrmSink, OutboxEntry, Properties,
-};
+use relay_crm::{Association, CrmError, CrmId, CrmObject, CrmOp, CrmSink, OutboxEntry, Properties};
 use relay_events::clock::Clock;
 use relay_mappings::{IdMappings, Reservation};
 use serde_json::{Value, json};
 
 use super::*;
-use relay_events::clock::unix_now as now;
 use crate::{BatchHandler, CREATE_LEASE, NotesHandler, TasksHandler};
+use relay_events::clock::unix_now as now;
 
 const NOTE: &str = "ff3f3bd4-40f4-4f80-8187-cd02385af424";
 const TASK: &str = "649e34f4-c39a-4f4d-99ef-48a36bef8f04";
@@ -493,22 +491,41 @@ async fn a_create_whose_answer_was_lost_is_found_by_its_marker_and_never_made_tw
     let handler = NotesHandler::new(ctx.clone());
     ctx.crm.lose_next_create_answers(1);
 
-    let first = by_message(handler.handle(&[inbound("c", note_event("note.created"))]).await);
+    let first = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
     assert!(is_retry(&first["c"], "outcome unknown"), "{first:?}");
     let made = ctx.crm.objects(CrmObject::Notes);
     assert_eq!(made.len(), 1, "HubSpot made the note");
     let (copy, props) = made.into_iter().next().expect("one note");
-    assert_eq!(marker_of(&props), Some(NOTE), "every create carries the marker");
-    assert_eq!(ctx.mappings.get(CrmObject::Notes, NOTE).await.expect("get"), None);
+    assert_eq!(
+        marker_of(&props),
+        Some(NOTE),
+        "every create carries the marker"
+    );
+    assert_eq!(
+        ctx.mappings.get(CrmObject::Notes, NOTE).await.expect("get"),
+        None
+    );
 
     // Inside the lease: still the first creator's.
     clock.at(60);
-    let busy = by_message(handler.handle(&[inbound("u", note_event("note.updated"))]).await);
+    let busy = by_message(
+        handler
+            .handle(&[inbound("u", note_event("note.updated"))])
+            .await,
+    );
     assert!(is_retry(&busy["u"], "being created"), "{busy:?}");
 
     // SQS redelivers after the visibility timeout: the earlier attempt is looked up first.
     clock.at(361);
-    let again = by_message(handler.handle(&[inbound("c", note_event("note.created"))]).await);
+    let again = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
     assert_eq!(again["c"], Disposition::Done, "{again:?}");
     assert_eq!(creates(&ctx.crm.calls()).len(), 1, "no second note");
     assert_eq!(ctx.crm.objects(CrmObject::Notes).len(), 1);
@@ -518,9 +535,11 @@ async fn a_create_whose_answer_was_lost_is_found_by_its_marker_and_never_made_tw
         Some(copy.clone()),
         "the copy is adopted"
     );
-    let updated = ctx.crm.calls().into_iter().any(
-        |c| matches!(c, OutboxEntry::Update { id, .. } if id == copy),
-    );
+    let updated = ctx
+        .crm
+        .calls()
+        .into_iter()
+        .any(|c| matches!(c, OutboxEntry::Update { id, .. } if id == copy));
     assert!(updated, "the adopted copy gets the current values");
     assert!(ctx.crm.associations().contains(&(
         CrmObject::Notes,
@@ -531,7 +550,11 @@ async fn a_create_whose_answer_was_lost_is_found_by_its_marker_and_never_made_tw
 
     // From now on it is mapped: later events update without searching.
     clock.at(900);
-    let later = by_message(handler.handle(&[inbound("l", note_event("note.updated"))]).await);
+    let later = by_message(
+        handler
+            .handle(&[inbound("l", note_event("note.updated"))])
+            .await,
+    );
     assert_eq!(later["l"], Disposition::Done);
     assert_eq!(ctx.crm.searches().len(), 1);
     assert_eq!(creates(&ctx.crm.calls()).len(), 1);
@@ -552,9 +575,17 @@ async fn a_note_made_by_an_invocation_that_died_before_its_mapping_is_adopted() 
 
     clock.at(361);
     let handler = NotesHandler::new(ctx.clone());
-    let out = by_message(handler.handle(&[inbound("c", note_event("note.created"))]).await);
+    let out = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
     assert_eq!(out["c"], Disposition::Done, "{out:?}");
-    assert_eq!(creates(&ctx.crm.calls()).len(), 1, "only the dead invocation's");
+    assert_eq!(
+        creates(&ctx.crm.calls()).len(),
+        1,
+        "only the dead invocation's"
+    );
     assert_eq!(
         ctx.mappings.get(CrmObject::Notes, NOTE).await.expect("get"),
         Some(copy.clone())
@@ -575,14 +606,22 @@ async fn an_attempt_younger_than_the_settle_delay_is_retried_without_a_search() 
     let handler = NotesHandler::new(ctx.clone());
 
     clock.at(121);
-    let young = by_message(handler.handle(&[inbound("c", note_event("note.created"))]).await);
+    let young = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
     assert!(is_retry(&young["c"], "21 s ago"), "{young:?}");
     assert!(ctx.crm.searches().is_empty(), "search is not trusted yet");
     assert!(creates(&ctx.crm.calls()).is_empty());
 
     // Once settled (and the retry's own lease lapsed) the search answers.
     clock.at(100 + 121 + 60);
-    let settled = by_message(handler.handle(&[inbound("c", note_event("note.created"))]).await);
+    let settled = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
     assert_eq!(settled["c"], Disposition::Done, "{settled:?}");
     assert_eq!(ctx.crm.searches().len(), 1);
 }
@@ -595,7 +634,11 @@ async fn an_earlier_attempt_not_found_after_the_settle_delay_is_created_once() {
     let handler = NotesHandler::new(ctx.clone());
 
     clock.at(361);
-    let out = by_message(handler.handle(&[inbound("c", note_event("note.created"))]).await);
+    let out = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
     assert_eq!(out["c"], Disposition::Done, "{out:?}");
     assert_eq!(ctx.crm.searches(), [(CrmObject::Notes, NOTE.to_owned())]);
     let made = creates(&ctx.crm.calls());
@@ -616,15 +659,27 @@ async fn a_refused_create_gives_the_reservation_back_but_an_unknown_one_keeps_it
         message: "hs_timestamp is invalid".into(),
     };
     ctx.crm.fail_next(CrmOp::Create, refused);
-    let out = by_message(handler.handle(&[inbound("c", note_event("note.created"))]).await);
+    let out = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
     assert!(is_dead_letter(&out["c"], "hs_timestamp"), "{out:?}");
     let n = CrmObject::Notes;
     let next = ctx.mappings.reserve(n, NOTE, clock.now(), CREATE_LEASE);
-    assert_eq!(next.await.expect("reserve"), Reservation::Reserved, "nothing was made");
+    assert_eq!(
+        next.await.expect("reserve"),
+        Reservation::Reserved,
+        "nothing was made"
+    );
     ctx.mappings.remove(n, NOTE).await.expect("remove");
 
     ctx.crm.lose_next_create_answers(1);
-    let out = by_message(handler.handle(&[inbound("c", note_event("note.created"))]).await);
+    let out = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
     assert!(is_retry(&out["c"], "outcome unknown"), "{out:?}");
     clock.at(CREATE_LEASE.as_secs() as i64 + 1);
     let next = ctx.mappings.reserve(n, NOTE, clock.now(), CREATE_LEASE);
