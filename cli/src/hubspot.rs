@@ -7,9 +7,15 @@
 //! cannot make an existing property unique ("Only net new properties can be set to contain a
 //! unique value": <https://developers.hubspot.com/changelog/unique-properties-for-contacts>),
 //! so setup stops and says how to replace it.
+//!
+//! Notes and tasks get a plain text marker property each (`attio_note_id`, `attio_task_id`,
+//! in the group of the object's body or subject): every create carries it, so a create whose
+//! answer was lost is found with the search API instead of made twice (`relay-crm`'s
+//! `markers.rs`). HubSpot offers no unique values on notes or tasks; the marker need not be
+//! unique, only a string.
 
 use anyhow::bail;
-use relay_crm::{CrmObject, HubSpotConfig, HubSpotSink, ID_PROPERTY};
+use relay_crm::{CrmObject, HubSpotConfig, HubSpotSink, ID_PROPERTY, marker_property};
 use serde_json::Value;
 
 #[derive(Debug, clap::Args)]
@@ -21,8 +27,9 @@ pub struct HubSpotArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum HubSpotCommand {
     /// Create the unique `attio_record_id` property on contacts, companies and deals (records
-    /// are upserted on it). Safe to run again: an existing property is checked (it must be a
-    /// string that requires unique values) and left alone; a wrong one fails with how to fix it.
+    /// are upserted on it), and the `attio_note_id` / `attio_task_id` markers on notes and
+    /// tasks (a create whose answer was lost is found by them). Safe to run again: an existing
+    /// property is checked and left alone; a wrong one fails with how to fix it.
     Setup {
         /// HubSpot private app token (scopes: crm.schemas.*.write, crm.objects.*.write).
         #[arg(long, env = "HUBSPOT_TOKEN", hide_env_values = true)]
@@ -109,6 +116,34 @@ pub async fn run(args: HubSpotArgs) -> anyhow::Result<()> {
                         .map(ToString::to_string)
                         .collect::<Vec<_>>()
                         .join(", ")
+                );
+            }
+            let mut bad_markers = Vec::new();
+            for object in [CrmObject::Notes, CrmObject::Tasks] {
+                let Some(marker) = marker_property(object) else {
+                    continue;
+                };
+                let state = match sink.property_definition(object, marker).await? {
+                    None => {
+                        sink.ensure_marker_property(object).await?;
+                        "created".to_owned()
+                    }
+                    Some(definition) => match definition["type"].as_str() {
+                        Some("string") | None => "already there".to_owned(),
+                        Some(other) => {
+                            bad_markers.push(format!("{object} {marker}"));
+                            format!("UNUSABLE: its type is {other:?}, not \"string\"")
+                        }
+                    },
+                };
+                println!("{:<9} {marker}: {state}", object.to_string());
+            }
+            if !bad_markers.is_empty() {
+                bail!(
+                    "{} cannot hold Attio ids: delete it (Settings > Properties, or DELETE \
+                     {}/crm/v3/properties/<object>/<name>) and run `attio-relay hubspot setup` again",
+                    bad_markers.join(", "),
+                    api_url.trim_end_matches('/')
                 );
             }
             Ok(())

@@ -13,7 +13,11 @@
 //! `unexpected` and answered 400, so the run fails loudly instead of passing by accident.
 //!
 //! Faults come from a seeded [`FaultDice`]: rate limits, 5xx answers, answers slower than the
-//! client's timeout, and, for HubSpot, writes that happened but whose answer was lost.
+//! client's timeout, and, for HubSpot, writes that happened but whose answer was lost — for
+//! note and task creates also from a dice of their own ([`FakeHubSpot::create_dice`]), since
+//! those are the writes a lost answer can duplicate. Every note and task must be created with
+//! its marker (`attio_note_id`, `attio_task_id`), and is found by it with the search API
+//! (`search.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,7 +28,9 @@ use serde_json::{Map, Value, json};
 use wiremock::{Request, Respond, ResponseTemplate};
 
 mod merges;
+mod search;
 pub use merges::{AttioMerge, ContactMerges, MergeModel};
+pub use search::SEARCHES_PER_SECOND;
 
 /// Decides, from a fixed seed, which calls fail and how; counts what it injected.
 #[derive(Debug)]
@@ -294,6 +300,10 @@ pub struct HubSpotState {
     pub merges: ContactMerges,
     /// Contacts archived (`DELETE /crm/v3/objects/contacts/{id}`), by HubSpot id.
     pub archived_contacts: BTreeMap<String, StoredObject>,
+    /// Marker searches answered (`search.rs`).
+    pub marker_searches: usize,
+    /// Searches answered in the last second, for the search rate limit.
+    searches: Vec<std::time::Instant>,
     pub unexpected: Vec<String>,
     next_id: u64,
 }
@@ -353,6 +363,9 @@ pub struct FakeHubSpot {
     pub state: Arc<Mutex<HubSpotState>>,
     pub hang: Duration,
     pub dice: FaultDice,
+    /// Note and task creates that pass `dice` are applied and then lose their answer at this
+    /// dice's rate (a 504 or a hang).
+    pub create_dice: Option<FaultDice>,
 }
 
 /// What a write did, so a fault can be applied before or after it.
@@ -368,6 +381,7 @@ impl FakeHubSpot {
             state: Arc::new(Mutex::new(HubSpotState::default())),
             hang: Duration::from_secs(2),
             dice,
+            create_dice: None,
         }
     }
 
@@ -502,7 +516,24 @@ impl FakeHubSpot {
             }
             ("POST", ["crm", "v3", "objects", "contacts", "merge"]) => state.merge_contacts(&body),
             ("DELETE", ["crm", "v3", "objects", "contacts", id]) => state.archive_contact(id),
+            (
+                "POST",
+                [
+                    "crm",
+                    "v3",
+                    "objects",
+                    object @ ("notes" | "tasks"),
+                    "search",
+                ],
+            ) => state.search_engagements(object, &body),
             ("POST", ["crm", "v3", "objects", object @ ("notes" | "tasks")]) => {
+                let marker = search::marker(object).unwrap_or_default();
+                if body["properties"][marker]
+                    .as_str()
+                    .is_none_or(str::is_empty)
+                {
+                    return Outcome::Reject(format!("{object} created without {marker}"));
+                }
                 let expected_type = if *object == "notes" { 202 } else { 204 };
                 let mut associations = Vec::new();
                 for a in body["associations"].as_array().into_iter().flatten() {
@@ -666,6 +697,18 @@ impl Respond for FakeHubSpot {
                 request.url.path(),
                 "/crm/v3/objects/notes" | "/crm/v3/objects/tasks"
             );
+        let is_search =
+            request.method == http::Method::POST && request.url.path().ends_with("/search");
+        if is_search && state.search_limited() {
+            return ResponseTemplate::new(429).set_body_json(json!({
+                "status": "error", "message": "You have reached your secondly limit.",
+                "errorType": "RATE_LIMIT", "policyName": "SECONDLY"
+            }));
+        }
+        let fault = match (fault, &self.create_dice) {
+            (None, Some(dice)) if is_create => dice.roll(2).map(|kind| kind + 3),
+            _ => fault,
+        };
         match self.apply(&mut state, request) {
             Outcome::Reject(what) => {
                 state.unexpected.push(what.clone());

@@ -13,10 +13,11 @@ use aws_config::SdkConfig;
 use http::StatusCode;
 use relay_attio::{AttioClient, AttioConfig};
 use relay_consumer::{BatchHandler, SqsDeadLetters, handle_sqs_event};
-use relay_crm::{CrmId, CrmObject, HubSpotConfig, HubSpotSink};
+use relay_crm::{HubSpotConfig, HubSpotSink};
 use relay_events::EventFamily;
+use relay_events::clock::{Clock, UnixSeconds};
 use relay_idempotency::DynamoDbStore;
-use relay_mappings::{DynamoDbMappings, IdMappings, MappingError, Reservation, UnixSeconds};
+use relay_mappings::DynamoDbMappings;
 use relay_queue::SqsQueue;
 use relay_sync::{FieldMapping, SyncContext};
 use serde_json::{Value, json};
@@ -29,46 +30,23 @@ use crate::moto;
 /// Lambda's redelivery after a killed invocation: the queue's visibility timeout (SAM: 360 s).
 pub const VISIBILITY_TIMEOUT_SECS: i64 = 360;
 
-/// Id mappings whose clock the test can move: a killed consumer's create reservation lapses
-/// after `CREATE_LEASE`, and Lambda only redelivers after the visibility timeout, which is longer.
+/// The consumers' clock, moved by the test: Lambda redelivers a failed or killed invocation's
+/// messages only after the visibility timeout, by which time a create reservation has lapsed
+/// (`CREATE_LEASE`) and an earlier create attempt has settled (`CREATE_SETTLE`). Real seconds
+/// plus the test's offset.
 #[derive(Debug, Clone)]
-pub struct ShiftedMappings {
-    inner: DynamoDbMappings,
+pub struct ShiftedClock {
     offset: Arc<AtomicI64>,
 }
 
-impl IdMappings for ShiftedMappings {
-    async fn get(&self, object: CrmObject, attio_id: &str) -> Result<Option<CrmId>, MappingError> {
-        self.inner.get(object, attio_id).await
-    }
-
-    async fn reserve(
-        &self,
-        object: CrmObject,
-        attio_id: &str,
-        now: UnixSeconds,
-        lease: Duration,
-    ) -> Result<Reservation, MappingError> {
-        let now = now + self.offset.load(Ordering::SeqCst);
-        self.inner.reserve(object, attio_id, now, lease).await
-    }
-
-    async fn put(
-        &self,
-        object: CrmObject,
-        attio_id: &str,
-        crm_id: &CrmId,
-    ) -> Result<(), MappingError> {
-        self.inner.put(object, attio_id, crm_id).await
-    }
-
-    async fn remove(&self, object: CrmObject, attio_id: &str) -> Result<(), MappingError> {
-        self.inner.remove(object, attio_id).await
+impl Clock for ShiftedClock {
+    fn now(&self) -> UnixSeconds {
+        relay_events::clock::unix_now() + self.offset.load(Ordering::SeqCst)
     }
 }
 
 /// The consumers' context in the pipeline tests.
-pub type Ctx = SyncContext<HubSpotSink, ShiftedMappings>;
+pub type Ctx = SyncContext<HubSpotSink, DynamoDbMappings>;
 
 /// Ingest on moto, with its DynamoDB and SQS adapters wrapped to fail on command.
 pub type Ingest = relay_ingest::IngestService<
@@ -170,8 +148,8 @@ pub struct Consumer<'a, H> {
 
 /// Lambda's SQS event source mapping for one queue: receive a batch, invoke, delete what
 /// succeeded, make the failures visible again (here at once, instead of after the visibility
-/// timeout). Killed invocations delete nothing, and move `mapping_clock` past the visibility
-/// timeout (when Lambda would redeliver).
+/// timeout). Killed invocations delete nothing. Both move `mapping_clock` past the visibility
+/// timeout, when Lambda would redeliver: the consumers see the time that would have passed.
 pub async fn drive_consumer<H: BatchHandler>(
     config: &SdkConfig,
     consumer: Consumer<'_, H>,
@@ -217,6 +195,8 @@ pub async fn drive_consumer<H: BatchHandler>(
             // Killed: nothing is deleted; Lambda redelivers after the visibility timeout, by
             // which time a create reservation the dead invocation held has lapsed.
             counts.consumers_killed.fetch_add(1, Ordering::SeqCst);
+        }
+        if failed.as_ref().is_none_or(|f| !f.is_empty()) {
             mapping_clock.fetch_add(VISIBILITY_TIMEOUT_SECS + 1, Ordering::SeqCst);
         }
         source.settle(&received, failed.as_deref()).await;
@@ -225,8 +205,8 @@ pub async fn drive_consumer<H: BatchHandler>(
 }
 
 /// The consumers' context: the real Attio and HubSpot clients pointed at the stand-ins (short
-/// timeouts and backoffs, no pacing), and mappings in `mappings_table` whose reservation clock
-/// is moved by `mapping_clock`.
+/// timeouts and backoffs, no pacing), and mappings in `mappings_table`, on a clock moved by
+/// `mapping_clock`.
 pub fn sync_context(
     config: &SdkConfig,
     mappings_table: &str,
@@ -248,15 +228,18 @@ pub fn sync_context(
     hubspot_config.request_timeout = Duration::from_millis(250);
     hubspot_config.backoff = Duration::from_millis(10);
     hubspot_config.max_wait = Duration::from_secs(5);
-    Arc::new(SyncContext::new(
-        AttioClient::new(attio_config).expect("attio client"),
-        HubSpotSink::new(hubspot_config).expect("hubspot client"),
-        ShiftedMappings {
-            inner: DynamoDbMappings::new(aws_sdk_dynamodb::Client::new(config), mappings_table),
-            offset: Arc::clone(mapping_clock),
-        },
-        FieldMapping::default(),
-    ))
+    let clock = ShiftedClock {
+        offset: Arc::clone(mapping_clock),
+    };
+    Arc::new(
+        SyncContext::new(
+            AttioClient::new(attio_config).expect("attio client"),
+            HubSpotSink::new(hubspot_config).expect("hubspot client"),
+            DynamoDbMappings::new(aws_sdk_dynamodb::Client::new(config), mappings_table),
+            FieldMapping::default(),
+        )
+        .with_clock(clock),
+    )
 }
 
 /// Asserts that every queue and every DLQ of `queues` is empty, naming the dead letters'

@@ -112,3 +112,63 @@ async fn setup_passes_when_every_property_is_unique() {
     assert!(out.ok, "{}", out.text());
     assert_eq!(out.text().matches("already there (unique)").count(), 3);
 }
+
+/// Notes and tasks get their marker (a plain string, not unique: HubSpot has no unique values
+/// on them) in the group of their own body or subject property.
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_creates_the_note_and_task_markers_where_missing() {
+    let hubspot = MockServer::start().await;
+    for object in ["contacts", "companies", "deals"] {
+        Mock::given(method("GET"))
+            .and(path(format!("/crm/v3/properties/{object}/attio_record_id")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(property(true)))
+            .mount(&hubspot)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/crm/v3/properties/notes/attio_note_id"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "status": "error", "message": "Unable to find property attio_note_id", "category": "OBJECT_NOT_FOUND"
+        })))
+        .mount(&hubspot)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/crm/v3/properties/notes/hs_note_body"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "name": "hs_note_body", "type": "string", "fieldType": "html", "groupName": "engagement"
+        })))
+        .mount(&hubspot)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/properties/notes"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"name": "attio_note_id"})))
+        .expect(1)
+        .mount(&hubspot)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/crm/v3/properties/tasks/attio_task_id"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "name": "attio_task_id", "type": "string", "fieldType": "text", "groupName": "task"
+        })))
+        .mount(&hubspot)
+        .await;
+
+    let out = setup(&hubspot);
+    let text = out.text();
+    assert!(out.ok, "{text}");
+    assert!(text.contains("notes     attio_note_id: created"), "{text}");
+    assert!(
+        text.contains("tasks     attio_task_id: already there"),
+        "{text}"
+    );
+    let requests = hubspot.received_requests().await.expect("recording");
+    let created = requests
+        .iter()
+        .find(|r| r.method.as_str() == "POST")
+        .expect("create");
+    let body: Value = serde_json::from_slice(&created.body).expect("json");
+    assert_eq!(body["name"], "attio_note_id");
+    assert_eq!(body["type"], "string");
+    assert_eq!(body["groupName"], "engagement");
+    assert_eq!(body["hasUniqueValue"], false);
+}

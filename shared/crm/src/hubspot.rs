@@ -7,6 +7,14 @@
 //! errors and 423 (a lock HubSpot holds for about 2 s) are retried with backoff; other 4xx are
 //! not, and classify themselves by status and `category` ([`crate::classify`]).
 //!
+//! Except for creates. `POST /crm/v3/objects/{type}` is not idempotent: a 5xx, a timeout or a
+//! dropped connection may come after HubSpot made the note, and sending it again makes a
+//! second one. A create is therefore sent once ([`Replay::Never`], as the Attio client sends a
+//! webhook create once); only answers that say it was refused and not done — 429, 423, a
+//! connection that never opened — are retried. Anything else is [`CrmError::OutcomeUnknown`],
+//! which the sync resolves by looking for the object's marker (`markers.rs`) before any new
+//! create.
+//!
 //! Batch upserts send each input with an `objectWriteTraceId` (its position in the batch) and
 //! read every result and error back by it, so one refused input fails only its own record
 //! (https://developers.hubspot.com/docs/api-reference/error-handling, "Multi-status errors":
@@ -60,6 +68,17 @@ const BATCH_LIMIT: usize = 100;
 const WINDOW: Duration = Duration::from_secs(10);
 /// "Locks will last for 2 seconds" (423; https://developers.hubspot.com/docs/api-reference/error-handling).
 const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether a request may be sent again after a failure that does not say it was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replay {
+    /// Reads and idempotent writes (upserts on a unique property, PATCH, PUT, DELETE): any
+    /// transient failure is retried.
+    Safe,
+    /// A create: only a refusal that says nothing was done (429, 423, no connection) is
+    /// retried; a 5xx, timeout or dropped connection is [`CrmError::OutcomeUnknown`].
+    Never,
+}
 
 /// HubSpot connection settings.
 #[derive(Clone)]
@@ -278,7 +297,9 @@ impl HubSpotSink {
         Ok((status, json))
     }
 
-    /// One call with `token` (see `call_raw`, in `hubspot/auth.rs`, for the 401 re-read).
+    /// Sends one request with `token`, rate limited, retrying what `replay` allows; returns
+    /// every final answer (4xx included) with its JSON body. Callers go through
+    /// `call_replaying` (in `hubspot/auth.rs`), which re-reads the token once on a 401.
     async fn send(
         &self,
         token: &Token,
@@ -286,6 +307,7 @@ impl HubSpotSink {
         method: Method,
         path: &str,
         body: Option<&Value>,
+        replay: Replay,
     ) -> Result<(StatusCode, Value), CrmError> {
         let url = format!("{}{path}", self.config.base_url.trim_end_matches('/'));
         let started = Instant::now();
@@ -306,8 +328,16 @@ impl HubSpotSink {
                 operation: operation.to_owned(),
                 message,
             };
+            let unknown = |message: String| CrmError::OutcomeUnknown {
+                operation: operation.to_owned(),
+                message,
+            };
             let outcome = request.send().await;
             let (retry_in, failure) = match outcome {
+                // A connection that never opened sent nothing; any later failure may have.
+                Err(err) if replay == Replay::Never && !err.is_connect() => {
+                    return Err(unknown(err.to_string()));
+                }
                 Err(err) => (Some(backoff), unavailable(err.to_string())),
                 Ok(response) => {
                     let status = response.status();
@@ -342,6 +372,9 @@ impl HubSpotSink {
                             return Err(limited);
                         }
                         (Some(wait), limited)
+                    } else if replay == Replay::Never && !locked {
+                        // 5xx, 408, 477: the write may have happened before the answer failed.
+                        return Err(unknown(format!("HTTP {status}: {}", error.message)));
                     } else {
                         // 5xx, 408, 423 (HubSpot's locks last 2 s), 477 (with Retry-After).
                         let floor = if locked { LOCK_WAIT } else { backoff };
@@ -515,68 +548,6 @@ impl HubSpotSink {
     }
 }
 
-impl HubSpotSink {
-    /// Creates the unique `attio_record_id` property on `object` unless it exists; upserts are
-    /// keyed on it. Returns true when it was created. A one-time setup step.
-    pub async fn ensure_id_property(&self, object: CrmObject) -> Result<bool, CrmError> {
-        let path = format!("{PROPERTIES}/{object}/{ID_PROPERTY}");
-        let (status, _) = self
-            .call("read id property", Method::GET, &path, None)
-            .await?;
-        if status != StatusCode::NOT_FOUND {
-            return Ok(false);
-        }
-        let group = match object {
-            CrmObject::Contacts => "contactinformation",
-            CrmObject::Companies => "companyinformation",
-            CrmObject::Deals => "dealinformation",
-            CrmObject::Notes | CrmObject::Tasks => {
-                return Err(CrmError::Rejected {
-                    operation: "create id property".into(),
-                    status: 400,
-                    category: None,
-                    message: format!(
-                        "{object} are not upserted by Attio id; they need no id property"
-                    ),
-                });
-            }
-        };
-        let body = json!({
-            "name": ID_PROPERTY,
-            "label": "Attio record ID",
-            "description": "The Attio record this object is synced from (set by attio-relay).",
-            "type": "string",
-            "fieldType": "text",
-            "groupName": group,
-            "hasUniqueValue": true
-        });
-        self.call(
-            "create id property",
-            Method::POST,
-            &format!("{PROPERTIES}/{object}"),
-            Some(&body),
-        )
-        .await?;
-        Ok(true)
-    }
-
-    /// `GET /crm/v3/properties/{object}/{name}`: the property's definition as HubSpot
-    /// returns it (`type`, `hasUniqueValue`, `modificationMetadata`, …), or `None` when the
-    /// object has no such (unarchived) property
-    /// (<https://developers.hubspot.com/docs/api-reference/crm-properties-v3/core/get-crm-v3-properties-objectType-propertyName>).
-    /// `hubspot setup` reads it to check that an existing `attio_record_id` really is unique:
-    /// upserts keyed on a property without `hasUniqueValue` are refused.
-    pub async fn property_definition(
-        &self,
-        object: CrmObject,
-        name: &str,
-    ) -> Result<Option<Value>, CrmError> {
-        let path = format!("{PROPERTIES}/{object}/{name}");
-        let (status, body) = self.call("read property", Method::GET, &path, None).await?;
-        Ok((status != StatusCode::NOT_FOUND).then_some(body))
-    }
-}
-
 /// `Retry-After` as seconds or an HTTP date.
 fn parse_retry_after(value: &str) -> Option<Duration> {
     if let Ok(secs) = value.trim().parse::<u64>() {
@@ -634,21 +605,41 @@ impl CrmSink for HubSpotSink {
             })
             .collect();
         let operation = format!("create {object}");
-        let (_, body) = self
-            .call(
+        let (status, body) = self
+            .call_replaying(
                 &operation,
                 Method::POST,
                 &format!("{OBJECTS}/{object}"),
                 Some(&json!({"properties": properties, "associations": associations})),
+                Replay::Never,
             )
             .await?;
+        if !status.is_success() {
+            let (category, message, _, _) = refusal(status.as_u16(), &body);
+            return Err(CrmError::Rejected {
+                operation,
+                status: status.as_u16(),
+                category,
+                message,
+            });
+        }
+        // A success whose body was lost (a connection dropped mid-answer) made the object.
         body["id"]
             .as_str()
             .map(|id| CrmId(id.to_owned()))
-            .ok_or_else(|| CrmError::Unavailable {
+            .ok_or_else(|| CrmError::OutcomeUnknown {
                 operation,
                 message: "HubSpot answered without an id".into(),
             })
+    }
+
+    /// `POST /crm/v3/objects/{type}/search` on the marker (see `markers.rs`).
+    async fn find_by_marker(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+    ) -> Result<Vec<CrmId>, CrmError> {
+        self.search_marker(object, attio_id).await
     }
 
     async fn update(

@@ -23,11 +23,13 @@ use serde::{Deserialize, Serialize};
 
 mod associations;
 mod hubspot;
+mod markers;
 mod memory;
 mod outbox;
 mod owners;
 
 pub use hubspot::{DEFAULT_BASE_URL as HUBSPOT_API_URL, HubSpotConfig, HubSpotSink, ID_PROPERTY};
+pub use markers::marker_property;
 pub use memory::{CrmOp, Link, MemoryCrm};
 pub use outbox::{OutboxEntry, OutboxSink};
 
@@ -168,6 +170,12 @@ pub enum CrmError {
     /// Network failure, timeout or 5xx: retry later.
     #[error("CRM unavailable during {operation}: {message}")]
     Unavailable { operation: String, message: String },
+    /// A write that is not idempotent (creating a note or task) was sent, and no answer says
+    /// whether it was applied: a 5xx, a timeout or a dropped connection. HubSpot may hold the
+    /// object, so the caller must look for it ([`CrmSink::find_by_marker`]) before creating
+    /// again; retrying blindly is how one note becomes two. Transient: the retry resolves it.
+    #[error("CRM outcome unknown for {operation}: {message}; it may have been applied")]
+    OutcomeUnknown { operation: String, message: String },
     #[error("local outbox failed: {0}")]
     Outbox(#[from] std::io::Error),
 }
@@ -212,9 +220,10 @@ impl CrmError {
                 status, category, ..
             } => classify(*status, category.as_deref()),
             Self::NotFound { .. } => ErrorClass::Permanent,
-            Self::RateLimited { .. } | Self::Unavailable { .. } | Self::Outbox(_) => {
-                ErrorClass::Transient
-            }
+            Self::RateLimited { .. }
+            | Self::Unavailable { .. }
+            | Self::OutcomeUnknown { .. }
+            | Self::Outbox(_) => ErrorClass::Transient,
         }
     }
 
@@ -233,13 +242,25 @@ pub trait CrmSink: Send + Sync {
         records: &[RecordUpsert],
     ) -> impl Future<Output = Result<UpsertReport, CrmError>> + Send;
 
-    /// Creates a note or task with its associations; not idempotent: callers keep a mapping.
+    /// Creates a note or task with its associations; not idempotent: callers keep a mapping,
+    /// and set the object's [`marker_property`] so an attempt whose answer was lost can be
+    /// found. Adapters never repeat it on their own: a failure after the request may have been
+    /// applied is [`CrmError::OutcomeUnknown`].
     fn create(
         &self,
         object: CrmObject,
         properties: &Properties,
         associations: &[Association],
     ) -> impl Future<Output = Result<CrmId, CrmError>> + Send;
+
+    /// The ids of every `object` (a note or task) whose [`marker_property`] is `attio_id`,
+    /// oldest first: how an earlier create whose outcome is unknown is found. HubSpot's search
+    /// is eventually consistent, so callers only ask about attempts older than a settle delay.
+    fn find_by_marker(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+    ) -> impl Future<Output = Result<Vec<CrmId>, CrmError>> + Send;
 
     /// Updates properties of an existing object.
     fn update(

@@ -7,13 +7,18 @@
 //! upsert or update that would give a second contact an existing email is refused with
 //! HubSpot's `CONFLICT` "Contact already exists. Existing ID: N". [`MemoryCrm::seed`] fills
 //! the portal beforehand (contacts that existed before the first sync).
+//!
+//! Creates can lose their answer as HubSpot's do ([`MemoryCrm::lose_next_create_answers`]):
+//! the note is made, and the caller gets [`CrmError::OutcomeUnknown`]. Notes and tasks are
+//! found by their marker property ([`CrmSink::find_by_marker`]) at once: this portal's search
+//! has no indexing delay.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::{
     Association, CrmError, CrmId, CrmObject, CrmSink, ErrorClass, ID_PROPERTY, ItemFailure,
-    OutboxEntry, Properties, RecordUpsert, UpsertReport,
+    OutboxEntry, Properties, RecordUpsert, UpsertReport, marker_property,
 };
 
 /// The kinds of call, to choose which one fails.
@@ -31,6 +36,8 @@ pub enum CrmOp {
     Associate,
     /// Removing the associations between two records.
     Dissociate,
+    /// A search for notes or tasks by their marker.
+    Search,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +65,10 @@ struct State {
     owner_lookups: Vec<String>,
     /// Default associations the portal holds: one per pair, however often it is made.
     associations: BTreeSet<Link>,
+    /// Creates still to be applied with their answer lost.
+    lost_create_answers: usize,
+    /// Every marker search made: (object, Attio id).
+    searches: Vec<(CrmObject, String)>,
 }
 
 /// One association between two records: (from type, from id, to type, to id).
@@ -134,6 +145,18 @@ impl MemoryCrm {
             .entry(op)
             .or_default()
             .push_back(error);
+    }
+
+    /// The next `creates` creates are applied — the object exists, its associations are made
+    /// — but answer [`CrmError::OutcomeUnknown`], as a HubSpot create answered 502 or timed
+    /// out after the write does.
+    pub fn lose_next_create_answers(&self, creates: usize) {
+        self.state().lost_create_answers += creates;
+    }
+
+    /// Every marker search made, in order: (object, Attio id).
+    pub fn searches(&self) -> Vec<(CrmObject, String)> {
+        self.state().searches.clone()
     }
 
     /// Every upsert refuses the input for `attio_record_id`, as a per-item failure.
@@ -300,7 +323,37 @@ impl CrmSink for MemoryCrm {
             properties: properties.clone(),
             associations: associations.to_vec(),
         });
+        if state.lost_create_answers > 0 {
+            state.lost_create_answers -= 1;
+            return Err(CrmError::OutcomeUnknown {
+                operation: format!("create {object}"),
+                message: "HTTP 502 (the write was applied)".into(),
+            });
+        }
         Ok(id)
+    }
+
+    /// As HubSpot's search with an `EQ` filter on the marker, without its indexing delay.
+    async fn find_by_marker(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+    ) -> Result<Vec<CrmId>, CrmError> {
+        self.state().searches.push((object, attio_id.to_owned()));
+        let state = self.begin(CrmOp::Search)?;
+        let Some(marker) = marker_property(object) else {
+            return Ok(Vec::new());
+        };
+        let mut found: Vec<CrmId> = state
+            .objects
+            .iter()
+            .filter(|((o, _), props)| {
+                *o == object && props.get(marker).map(String::as_str) == Some(attio_id)
+            })
+            .map(|((_, id), _)| id.clone())
+            .collect();
+        found.sort_by_key(|id| id.0.parse::<u64>().unwrap_or(u64::MAX));
+        Ok(found)
     }
 
     /// Updates (or, for an id it never saw, starts holding) the object.

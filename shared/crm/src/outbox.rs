@@ -9,6 +9,7 @@ use tokio::sync::Mutex;
 
 use crate::{
     Association, CrmError, CrmId, CrmObject, CrmSink, Properties, RecordUpsert, UpsertReport,
+    marker_property,
 };
 
 /// One line of the outbox: what would have been sent to the CRM.
@@ -147,6 +148,40 @@ impl CrmSink for OutboxSink {
         })
         .await?;
         Ok(id)
+    }
+
+    /// The creates in the file that carry the marker and were not archived since: a local run
+    /// that died between a create and its mapping finds its note here, as HubSpot's search
+    /// would.
+    async fn find_by_marker(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+    ) -> Result<Vec<CrmId>, CrmError> {
+        let Some(marker) = marker_property(object) else {
+            return Ok(Vec::new());
+        };
+        let _guard = self.lock.lock().await;
+        let mut found = Vec::new();
+        for entry in self.entries()? {
+            match entry {
+                OutboxEntry::Create {
+                    object: o,
+                    id,
+                    properties,
+                    ..
+                } if o == object
+                    && properties.get(marker).map(String::as_str) == Some(attio_id) =>
+                {
+                    found.push(id);
+                }
+                OutboxEntry::Archive { object: o, id } if o == object => {
+                    found.retain(|f| *f != id);
+                }
+                _ => {}
+            }
+        }
+        Ok(found)
     }
 
     async fn update(

@@ -76,8 +76,9 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE TABLE IF NOT EXISTS mappings (
     mapping_key     TEXT PRIMARY KEY,
-    crm_id          TEXT,
-    reserved_until  INTEGER
+    crm_id              TEXT,
+    reserved_until      INTEGER,
+    create_attempted_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS counters (
     name   TEXT PRIMARY KEY,
@@ -112,6 +113,11 @@ impl LocalDb {
         conn.execute_batch(SCHEMA)?;
         // Files made before failure reasons were kept gain the column (an error means it exists).
         let _ = conn.execute("ALTER TABLE messages ADD COLUMN failure_reason TEXT", []);
+        // Files made before create attempts were recorded gain theirs the same way.
+        let _ = conn.execute(
+            "ALTER TABLE mappings ADD COLUMN create_attempted_at INTEGER",
+            [],
+        );
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

@@ -1,5 +1,6 @@
 //! Mappings in DynamoDB: partition key `mapping_key` (S); `crm_id` (S) once created;
-//! `reserved_until` (N) while a create is in flight. One more item, keyed
+//! `reserved_until` (N) while a create is in flight; `create_attempted_at` (N) once a create
+//! was sent and until its id is stored. One more item, keyed
 //! [`SCHEMA_GENERATION_KEY`](crate::SCHEMA_GENERATION_KEY), holds the schema generation (N).
 
 use std::time::Duration;
@@ -15,6 +16,8 @@ use crate::{
 };
 
 pub const KEY_ATTRIBUTE: &str = "mapping_key";
+/// When a create was last sent under the item's reservation (unix seconds).
+const ATTEMPT_ATTRIBUTE: &str = "create_attempted_at";
 
 #[derive(Debug, Clone)]
 pub struct DynamoDbMappings {
@@ -60,28 +63,80 @@ impl IdMappings for DynamoDbMappings {
         lease: Duration,
     ) -> Result<Reservation, MappingError> {
         let until = now.saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX));
-        let put = self
+        // An update, not a put: it keeps `create_attempted_at` of an earlier creator that died
+        // or lost its answer, and hands it back (ALL_OLD) so that attempt is looked up first.
+        let update = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item(KEY_ATTRIBUTE, Self::key(object, attio_id))
-            .item("reserved_until", AttributeValue::N(until.to_string()))
+            .key(KEY_ATTRIBUTE, Self::key(object, attio_id))
+            .update_expression("SET reserved_until = :until")
             .condition_expression(
                 "attribute_not_exists(#key) OR (attribute_not_exists(crm_id) AND reserved_until < :now)",
             )
             .expression_attribute_names("#key", KEY_ATTRIBUTE)
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(Reservation::Reserved),
+        match update {
+            Ok(out) => {
+                let attempted = out
+                    .attributes
+                    .as_ref()
+                    .and_then(|old| old.get(ATTEMPT_ATTRIBUTE))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<UnixSeconds>().ok());
+                Ok(match attempted {
+                    Some(attempted_at) => Reservation::Unresolved { attempted_at },
+                    None => Reservation::Reserved,
+                })
+            }
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
                 Ok(match self.get(object, attio_id).await? {
                     Some(id) => Reservation::Mapped(id),
                     None => Reservation::Busy,
                 })
             }
-            Err(e) => Err(MappingError::unavailable("PutItem", e.into_service_error())),
+            Err(e) => Err(MappingError::unavailable(
+                "UpdateItem",
+                e.into_service_error(),
+            )),
+        }
+    }
+
+    async fn record_create_attempt(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        at: UnixSeconds,
+    ) -> Result<(), MappingError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, Self::key(object, attio_id))
+            .update_expression("SET #attempted = :at")
+            .condition_expression(
+                "attribute_exists(#key) AND attribute_not_exists(crm_id) AND reserved_until >= :at",
+            )
+            .expression_attribute_names("#key", KEY_ATTRIBUTE)
+            .expression_attribute_names("#attempted", ATTEMPT_ATTRIBUTE)
+            .expression_attribute_values(":at", AttributeValue::N(at.to_string()))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Err(MappingError::ReservationLost {
+                    key: mapping_key(object, attio_id),
+                })
+            }
+            Err(e) => Err(MappingError::unavailable(
+                "UpdateItem",
+                e.into_service_error(),
+            )),
         }
     }
 

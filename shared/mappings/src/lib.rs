@@ -7,6 +7,13 @@
 //! reserves and creates, the other is told the id is [`Reservation::Busy`] and retries later,
 //! when it finds the mapping and updates.
 //!
+//! A create can also end without an answer (HubSpot's 502 after the write, a timeout) or be
+//! followed by a crash before its id is stored. So the creator records the attempt
+//! ([`IdMappings::record_create_attempt`]) before it sends the create, and the item keeps that
+//! time until the id is stored: whoever takes the reservation over next is told
+//! [`Reservation::Unresolved`] and must look the earlier attempt up in the CRM before creating
+//! — the reservation never lapses into a blind second create.
+//!
 //! Records are upserted on `attio_record_id` and need no guard, but their HubSpot ids are
 //! stored too: notes and tasks are associated with, and deletes and merges applied to, them.
 //!
@@ -43,6 +50,10 @@ pub enum Reservation {
     Mapped(CrmId),
     /// Another invocation is creating it right now: retry this event later.
     Busy,
+    /// Reserved, but an earlier create was attempted at `attempted_at` and its outcome is
+    /// unknown (its answer was lost, or its creator died before storing the id): find that
+    /// attempt in the CRM before creating, then [`IdMappings::put`] what was found or created.
+    Unresolved { attempted_at: UnixSeconds },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +64,10 @@ pub enum MappingError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The create reservation this invocation held lapsed or was taken over (or the id was
+    /// stored meanwhile): it must not create. Retried like an unavailable store.
+    #[error("the create reservation of {key} is no longer held")]
+    ReservationLost { key: String },
 }
 
 impl MappingError {
@@ -90,7 +105,19 @@ pub trait IdMappings: Send + Sync {
         lease: Duration,
     ) -> impl Future<Output = Result<Reservation, MappingError>> + Send;
 
-    /// Records the CRM id (after a create, upsert or merge).
+    /// Records, under a reservation still held at `at`, that a create is about to be sent at
+    /// `at`; kept until [`Self::put`] or [`Self::remove`], so a later reservation is
+    /// [`Reservation::Unresolved`]. [`MappingError::ReservationLost`] when the reservation is
+    /// no longer held (then nothing may be created).
+    fn record_create_attempt(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        at: UnixSeconds,
+    ) -> impl Future<Output = Result<(), MappingError>> + Send;
+
+    /// Records the CRM id (after a create, upsert or merge); clears any reservation and
+    /// recorded attempt.
     fn put(
         &self,
         object: CrmObject,

@@ -23,11 +23,13 @@ struct State {
     failures: usize,
 }
 
-/// One item: a CRM id once created; a reservation while a create is in flight.
+/// One item: a CRM id once created; a reservation while a create is in flight, and when a
+/// create was last sent under it.
 #[derive(Debug, Clone, Default)]
 struct Entry {
     crm_id: Option<CrmId>,
     reserved_until: Option<UnixSeconds>,
+    create_attempted_at: Option<UnixSeconds>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,9 +90,32 @@ impl IdMappings for MemoryMappings {
             (None, Some(reserved)) if reserved >= now => Reservation::Busy,
             (None, _) => {
                 entry.reserved_until = Some(until);
-                Reservation::Reserved
+                match entry.create_attempted_at {
+                    Some(attempted_at) => Reservation::Unresolved { attempted_at },
+                    None => Reservation::Reserved,
+                }
             }
         })
+    }
+
+    /// Same condition as DynamoDB's: the item has no CRM id and is reserved until `at` or later.
+    async fn record_create_attempt(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        at: UnixSeconds,
+    ) -> Result<(), MappingError> {
+        let key = mapping_key(object, attio_id);
+        let mut state = self.call("record_create_attempt")?;
+        match state.entries.get_mut(&key) {
+            Some(entry)
+                if entry.crm_id.is_none() && entry.reserved_until.is_some_and(|r| r >= at) =>
+            {
+                entry.create_attempted_at = Some(at);
+                Ok(())
+            }
+            _ => Err(MappingError::ReservationLost { key }),
+        }
     }
 
     async fn put(
@@ -101,7 +126,7 @@ impl IdMappings for MemoryMappings {
     ) -> Result<(), MappingError> {
         let entry = Entry {
             crm_id: Some(crm_id.clone()),
-            reserved_until: None,
+            ..Entry::default()
         };
         self.call("put")?
             .entries

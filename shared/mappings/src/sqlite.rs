@@ -62,7 +62,14 @@ impl IdMappings for SqliteMappings {
                     params![key, until, now],
                 )?;
                 let outcome = if taken == 1 {
-                    Reservation::Reserved
+                    let attempted: Option<i64> = tx.query_row(
+                        "SELECT create_attempted_at FROM mappings WHERE mapping_key = ?1",
+                        [&key],
+                        |row| row.get(0),
+                    )?;
+                    attempted.map_or(Reservation::Reserved, |attempted_at| {
+                        Reservation::Unresolved { attempted_at }
+                    })
                 } else {
                     let crm_id: Option<String> = tx
                         .query_row("SELECT crm_id FROM mappings WHERE mapping_key = ?1", [&key], |row| row.get(0))
@@ -77,6 +84,32 @@ impl IdMappings for SqliteMappings {
             .map_err(unavailable("reserve"))
     }
 
+    async fn record_create_attempt(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        at: UnixSeconds,
+    ) -> Result<(), MappingError> {
+        let key = mapping_key(object, attio_id);
+        let held = key.clone();
+        let marked = self
+            .db
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE mappings SET create_attempted_at = ?2
+                     WHERE mapping_key = ?1 AND crm_id IS NULL AND reserved_until >= ?2",
+                    params![held, at],
+                )
+            })
+            .await
+            .map_err(unavailable("record_create_attempt"))?;
+        if marked == 1 {
+            Ok(())
+        } else {
+            Err(MappingError::ReservationLost { key })
+        }
+    }
+
     async fn put(
         &self,
         object: CrmObject,
@@ -88,7 +121,8 @@ impl IdMappings for SqliteMappings {
             .call(move |conn| {
                 conn.execute(
                     "INSERT INTO mappings (mapping_key, crm_id) VALUES (?1, ?2)
-                     ON CONFLICT (mapping_key) DO UPDATE SET crm_id = excluded.crm_id, reserved_until = NULL",
+                     ON CONFLICT (mapping_key) DO UPDATE SET crm_id = excluded.crm_id, reserved_until = NULL,
+                         create_attempted_at = NULL",
                     params![key, id],
                 )
                 .map(drop)

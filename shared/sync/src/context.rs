@@ -7,12 +7,42 @@ use std::time::Duration;
 
 use relay_attio::{AttioApi, AttioClient, AttioError, CachedAttio};
 use relay_crm::{CrmError, CrmId, CrmObject, CrmSink, ID_PROPERTY, ItemFailure, RecordUpsert};
+use relay_events::clock::{Clock, SystemClock, UnixSeconds};
 use relay_mappings::{IdMappings, MappingError};
 
 use crate::{Disposition, FieldMapping};
 
 /// How long a note or task create is reserved against concurrent creators.
 pub const CREATE_LEASE: Duration = Duration::from_secs(120);
+
+/// How old an earlier create attempt whose outcome is unknown must be before the CRM's search
+/// is asked for it. HubSpot's search is eventually consistent: a note made a moment ago may not
+/// be in its results yet, and "not found" then would create a second one. Younger attempts are
+/// retried instead (SQS hands the message back after its 360 s visibility timeout anyway).
+pub const CREATE_SETTLE: Duration = Duration::from_secs(60);
+
+/// The clock reservations and create attempts are measured by (the system clock unless a test
+/// passes its own).
+#[derive(Clone)]
+pub struct SyncClock(Arc<dyn Clock>);
+
+impl SyncClock {
+    pub fn now(&self) -> UnixSeconds {
+        self.0.now()
+    }
+}
+
+impl Default for SyncClock {
+    fn default() -> Self {
+        Self(Arc::new(SystemClock))
+    }
+}
+
+impl std::fmt::Debug for SyncClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncClock")
+    }
+}
 
 /// The ports and configuration the handlers share. `A` is the Attio port; it comes last, with
 /// the production adapter as its default, so `SyncContext<Sink, Mappings>` names what every
@@ -25,6 +55,8 @@ pub struct SyncContext<S, M, A = CachedAttio> {
     pub fields: Arc<FieldMapping>,
     /// Workspace member → CRM owner, cached per container (`owners.rs`).
     pub owners: crate::OwnerResolver,
+    /// Reservations and create attempts are measured by it ([`Self::with_clock`]).
+    pub clock: SyncClock,
 }
 
 /// Why one step failed, already classified.
@@ -59,9 +91,6 @@ impl From<crate::FieldMappingError> for StepError {
     }
 }
 
-/// The reservation clock: a create lease is measured in wall-clock seconds.
-pub(crate) use relay_events::clock::unix_now as now;
-
 /// The disposition of a step's messages: done, or what its error says.
 pub(crate) fn disposition(step: Result<(), StepError>) -> Disposition {
     step.err().map_or(Disposition::Done, |StepError(d)| d)
@@ -83,7 +112,16 @@ impl<S, M, A> SyncContext<S, M, A> {
             mappings,
             fields: Arc::new(fields),
             owners: crate::OwnerResolver::default(),
+            clock: SyncClock::default(),
         }
+    }
+
+    /// The context measuring reservations and create attempts by `clock`, so tests step past
+    /// a lease or a settle delay instead of sleeping through it.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = SyncClock(Arc::new(clock));
+        self
     }
 }
 

@@ -50,7 +50,7 @@ mod tasks;
 pub use backfill::PageReport;
 pub use batch::RecordRef;
 pub use budget::Budget;
-pub use context::{CREATE_LEASE, StepError, SyncContext};
+pub use context::{CREATE_LEASE, CREATE_SETTLE, StepError, SyncClock, SyncContext};
 pub use disposition::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
 pub use engagements::{Engagement, EngagementHandler};
 pub use field_mapping::{

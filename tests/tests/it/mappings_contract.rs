@@ -1,5 +1,6 @@
-//! The mapping stores (DynamoDB on moto, SQLite) keep one contract: one creator per object,
-//! later events update the mapped id; the schema generation only goes up, and concurrent bumps
+//! The mapping stores (DynamoDB on moto, SQLite, memory) keep one contract: one creator per
+//! object, later events update the mapped id, a create attempt whose outcome is unknown is
+//! handed to the next creator until the id is stored; the schema generation only goes up, and concurrent bumps
 //! all count.
 
 use std::time::Duration;
@@ -7,8 +8,10 @@ use std::time::Duration;
 use integration_tests::moto;
 use relay_crm::{CrmId, CrmObject};
 use relay_embedded::LocalDb;
-use relay_mappings::SqliteMappings;
-use relay_mappings::{DynamoDbMappings, IdMappings, Reservation, SchemaGenerations};
+use relay_mappings::{
+    DynamoDbMappings, IdMappings, MappingError, MemoryMappings, Reservation, SchemaGenerations,
+    SqliteMappings,
+};
 
 const T0: i64 = 1_763_000_000;
 const LEASE: Duration = Duration::from_secs(30);
@@ -47,6 +50,69 @@ async fn contract(store: impl IdMappings) {
 
     store.remove(note, "n1").await.expect("remove");
     assert_eq!(store.get(note, "n1").await.expect("get"), None);
+
+    attempt_contract(&store).await;
+}
+
+/// A creator records its attempt before sending the create; until the id is stored, whoever
+/// takes the reservation next is told when, and no attempt is recorded without a reservation.
+async fn attempt_contract(store: &impl IdMappings) {
+    let note = CrmObject::Notes;
+    let lost = |r: Result<(), MappingError>| matches!(r, Err(MappingError::ReservationLost { .. }));
+    assert!(
+        lost(store.record_create_attempt(note, "n3", T0).await),
+        "never reserved"
+    );
+    assert_eq!(reserve(store, "n3", T0).await, Reservation::Reserved);
+    store
+        .record_create_attempt(note, "n3", T0 + 5)
+        .await
+        .expect("attempt");
+    assert_eq!(reserve(store, "n3", T0 + 6).await, Reservation::Busy);
+    let unresolved = Reservation::Unresolved {
+        attempted_at: T0 + 5,
+    };
+    assert_eq!(reserve(store, "n3", T0 + 31).await, unresolved);
+    assert_eq!(
+        reserve(store, "n3", T0 + 62).await,
+        unresolved,
+        "kept until put"
+    );
+    assert!(
+        lost(store.record_create_attempt(note, "n3", T0 + 200).await),
+        "the reservation lapsed"
+    );
+    store
+        .record_create_attempt(note, "n3", T0 + 70)
+        .await
+        .expect("a second attempt under the new reservation");
+    assert_eq!(
+        reserve(store, "n3", T0 + 100).await,
+        Reservation::Unresolved {
+            attempted_at: T0 + 70
+        }
+    );
+    let id = CrmId("hs-3".into());
+    store.put(note, "n3", &id).await.expect("put");
+    assert_eq!(
+        reserve(store, "n3", T0 + 300).await,
+        Reservation::Mapped(id)
+    );
+    assert!(
+        lost(store.record_create_attempt(note, "n3", T0 + 300).await),
+        "mapped"
+    );
+    store.remove(note, "n3").await.expect("remove");
+    assert_eq!(
+        reserve(store, "n3", T0 + 301).await,
+        Reservation::Reserved,
+        "forgotten"
+    );
+}
+
+#[tokio::test]
+async fn memory_mappings_keep_the_contract() {
+    contract(MemoryMappings::new()).await;
 }
 
 /// Two handles on one store, as two consumer containers have.

@@ -263,10 +263,13 @@ async fn a_note_is_created_once_with_its_parent_and_updated_on_retry() {
         "hs_note_body": "<p><strong>Intro call</strong></p><p>Wants the analytical engine in Q1.</p>",
         "hs_timestamp": "1795168800000"
     });
+    // Every create carries the note's marker, so an attempt whose answer is lost can be found.
+    let mut created = properties.clone();
+    created["attio_note_id"] = json!(NOTE);
     Mock::given(method("POST"))
         .and(path("/crm/v3/objects/notes"))
         .and(body_json(json!({
-            "properties": properties,
+            "properties": created,
             "associations": [{"to": {"id": "901"},
                               "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}]}]
         })))
@@ -317,7 +320,8 @@ async fn a_completed_task_becomes_a_completed_hubspot_task() {
                 "hs_task_subject": "Send the engine spec",
                 "hs_task_body": "<p>Send the engine spec<br>Include the difference engine appendix.</p>",
                 "hs_task_status": "COMPLETED",
-                "hs_timestamp": "1796058000000"
+                "hs_timestamp": "1796058000000",
+                "attio_task_id": TASK
             },
             "associations": [{"to": {"id": "901"},
                               "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 204}]}]

@@ -12,7 +12,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use super::HubSpotSink;
+use super::{HubSpotSink, Replay};
 use crate::CrmError;
 
 impl HubSpotSink {
@@ -25,15 +25,32 @@ impl HubSpotSink {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), CrmError> {
+        self.call_replaying(operation, method, path, body, Replay::Safe)
+            .await
+    }
+
+    /// One call, retried as `replay` allows (a create is never replayed after it may have been
+    /// applied), and sent once more with a re-read token after a 401.
+    pub(super) async fn call_replaying(
+        &self,
+        operation: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        replay: Replay,
+    ) -> Result<(StatusCode, Value), CrmError> {
         let token = self.config.token.current().await;
         let answer = self
-            .send(&token, operation, method.clone(), path, body)
+            .send(&token, operation, method.clone(), path, body, replay)
             .await?;
         if answer.0 != StatusCode::UNAUTHORIZED {
             return Ok(answer);
         }
         match self.config.token.after_rejection(&token).await {
-            Some(fresh) => self.send(&fresh, operation, method, path, body).await,
+            Some(fresh) => {
+                self.send(&fresh, operation, method, path, body, replay)
+                    .await
+            }
             None => Ok(answer),
         }
     }

@@ -4,13 +4,14 @@
 use std::time::Duration;
 
 use relay_attio::AttioCall;
-use relay_crm::{Association, CrmError, CrmId, CrmObject, CrmOp, OutboxEntry, Properties};
+use relay_crm::{Association, CrmError, CrmId, CrmObject, CrmOp, CrmSink, OutboxEntry, Properties};
+use relay_events::clock::Clock;
 use relay_mappings::{IdMappings, Reservation};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::context::now;
 use crate::{BatchHandler, CREATE_LEASE, NotesHandler, TasksHandler};
+use relay_events::clock::unix_now as now;
 
 const NOTE: &str = "ff3f3bd4-40f4-4f80-8187-cd02385af424";
 const TASK: &str = "649e34f4-c39a-4f4d-99ef-48a36bef8f04";
@@ -426,4 +427,266 @@ async fn an_update_linking_a_record_never_synced_syncs_it_first_or_retries() {
     assert!(task_links(&ctx, &task_id).contains(&grace));
     let status = &ctx.crm.objects(CrmObject::Tasks)[&task_id]["hs_task_status"];
     assert_eq!(status, "COMPLETED");
+}
+
+/// A clock the test steps: the reservation lease and the settle delay pass without sleeping.
+#[derive(Debug, Clone)]
+struct StepClock(Arc<std::sync::atomic::AtomicI64>);
+
+impl StepClock {
+    const T0: i64 = 1_790_000_000;
+
+    fn new() -> Self {
+        Self(Arc::new(Self::T0.into()))
+    }
+
+    fn at(&self, secs_after_t0: i64) {
+        self.0.store(
+            Self::T0 + secs_after_t0,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+}
+
+impl relay_events::clock::Clock for StepClock {
+    fn now(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Ada's note in Attio, Ada already in the CRM, and a context on a stepped clock at T0.
+async fn note_on_a_clock() -> (Arc<Ctx>, StepClock, CrmId) {
+    let clock = StepClock::new();
+    let ctx = context_at(clock.clone());
+    ctx.attio.put_note(note(NOTE, "people", ADA));
+    ctx.attio
+        .put_record("people", person(ADA, "ada@example.com", "Ada"));
+    let contact = ctx.crm.seed(CrmObject::Contacts, Properties::new());
+    ctx.mappings
+        .put(CrmObject::Contacts, ADA, &contact)
+        .await
+        .expect("put");
+    (ctx, clock, contact)
+}
+
+/// What an invocation that died after HubSpot made the note leaves: the reservation taken and
+/// the attempt recorded at `reserved + attempted_after`, the note in HubSpot with its marker,
+/// no mapping.
+async fn a_dead_creator(ctx: &Ctx, clock: &StepClock, attempted_after: i64) {
+    let n = CrmObject::Notes;
+    let reserved = ctx.mappings.reserve(n, NOTE, clock.now(), CREATE_LEASE);
+    assert_eq!(reserved.await.expect("reserve"), Reservation::Reserved);
+    let at = clock.now() + attempted_after;
+    let recorded = ctx.mappings.record_create_attempt(n, NOTE, at);
+    recorded.await.expect("record the attempt");
+}
+
+fn marker_of(properties: &Properties) -> Option<&str> {
+    properties.get("attio_note_id").map(String::as_str)
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_found_by_its_marker_and_never_made_twice() {
+    let (ctx, clock, contact) = note_on_a_clock().await;
+    let handler = NotesHandler::new(ctx.clone());
+    ctx.crm.lose_next_create_answers(1);
+
+    let first = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
+    assert!(is_retry(&first["c"], "outcome unknown"), "{first:?}");
+    let made = ctx.crm.objects(CrmObject::Notes);
+    assert_eq!(made.len(), 1, "HubSpot made the note");
+    let (copy, props) = made.into_iter().next().expect("one note");
+    assert_eq!(
+        marker_of(&props),
+        Some(NOTE),
+        "every create carries the marker"
+    );
+    assert_eq!(
+        ctx.mappings.get(CrmObject::Notes, NOTE).await.expect("get"),
+        None
+    );
+
+    // Inside the lease: still the first creator's.
+    clock.at(60);
+    let busy = by_message(
+        handler
+            .handle(&[inbound("u", note_event("note.updated"))])
+            .await,
+    );
+    assert!(is_retry(&busy["u"], "being created"), "{busy:?}");
+
+    // SQS redelivers after the visibility timeout: the earlier attempt is looked up first.
+    clock.at(361);
+    let again = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
+    assert_eq!(again["c"], Disposition::Done, "{again:?}");
+    assert_eq!(creates(&ctx.crm.calls()).len(), 1, "no second note");
+    assert_eq!(ctx.crm.objects(CrmObject::Notes).len(), 1);
+    assert_eq!(ctx.crm.searches(), [(CrmObject::Notes, NOTE.to_owned())]);
+    assert_eq!(
+        ctx.mappings.get(CrmObject::Notes, NOTE).await.expect("get"),
+        Some(copy.clone()),
+        "the copy is adopted"
+    );
+    let updated = ctx
+        .crm
+        .calls()
+        .into_iter()
+        .any(|c| matches!(c, OutboxEntry::Update { id, .. } if id == copy));
+    assert!(updated, "the adopted copy gets the current values");
+    assert!(ctx.crm.associations().contains(&(
+        CrmObject::Notes,
+        copy,
+        CrmObject::Contacts,
+        contact
+    )));
+
+    // From now on it is mapped: later events update without searching.
+    clock.at(900);
+    let later = by_message(
+        handler
+            .handle(&[inbound("l", note_event("note.updated"))])
+            .await,
+    );
+    assert_eq!(later["l"], Disposition::Done);
+    assert_eq!(ctx.crm.searches().len(), 1);
+    assert_eq!(creates(&ctx.crm.calls()).len(), 1);
+}
+
+#[tokio::test]
+async fn a_note_made_by_an_invocation_that_died_before_its_mapping_is_adopted() {
+    let (ctx, clock, contact) = note_on_a_clock().await;
+    a_dead_creator(&ctx, &clock, 1).await;
+    let mut props: Properties = [("hs_note_body".to_owned(), "old".to_owned())].into();
+    props.insert("attio_note_id".into(), NOTE.into());
+    let association = [Association {
+        to: CrmObject::Contacts,
+        id: contact,
+    }];
+    let made = ctx.crm.create(CrmObject::Notes, &props, &association);
+    let copy = made.await.expect("the dead invocation's create");
+
+    clock.at(361);
+    let handler = NotesHandler::new(ctx.clone());
+    let out = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
+    assert_eq!(out["c"], Disposition::Done, "{out:?}");
+    assert_eq!(
+        creates(&ctx.crm.calls()).len(),
+        1,
+        "only the dead invocation's"
+    );
+    assert_eq!(
+        ctx.mappings.get(CrmObject::Notes, NOTE).await.expect("get"),
+        Some(copy.clone())
+    );
+    let held = ctx.crm.objects(CrmObject::Notes);
+    assert_eq!(
+        held[&copy]["hs_note_body"],
+        "<p><strong>Call notes</strong></p><p>Discussed the engine.</p>",
+        "updated to Attio's current content"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_younger_than_the_settle_delay_is_retried_without_a_search() {
+    let (ctx, clock, _) = note_on_a_clock().await;
+    // A slow creator recorded its attempt 100 s into its 120 s lease, then died.
+    a_dead_creator(&ctx, &clock, 100).await;
+    let handler = NotesHandler::new(ctx.clone());
+
+    clock.at(121);
+    let young = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
+    assert!(is_retry(&young["c"], "21 s ago"), "{young:?}");
+    assert!(ctx.crm.searches().is_empty(), "search is not trusted yet");
+    assert!(creates(&ctx.crm.calls()).is_empty());
+
+    // Once settled (and the retry's own lease lapsed) the search answers.
+    clock.at(100 + 121 + 60);
+    let settled = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
+    assert_eq!(settled["c"], Disposition::Done, "{settled:?}");
+    assert_eq!(ctx.crm.searches().len(), 1);
+}
+
+#[tokio::test]
+async fn an_earlier_attempt_not_found_after_the_settle_delay_is_created_once() {
+    let (ctx, clock, _) = note_on_a_clock().await;
+    // Died after recording the attempt, before the create was sent.
+    a_dead_creator(&ctx, &clock, 0).await;
+    let handler = NotesHandler::new(ctx.clone());
+
+    clock.at(361);
+    let out = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
+    assert_eq!(out["c"], Disposition::Done, "{out:?}");
+    assert_eq!(ctx.crm.searches(), [(CrmObject::Notes, NOTE.to_owned())]);
+    let made = creates(&ctx.crm.calls());
+    assert_eq!(made.len(), 1);
+    assert_eq!(marker_of(&made[0].0), Some(NOTE));
+    let mapped = ctx.mappings.get(CrmObject::Notes, NOTE).await.expect("get");
+    assert!(mapped.is_some(), "mapped to the new copy");
+}
+
+#[tokio::test]
+async fn a_refused_create_gives_the_reservation_back_but_an_unknown_one_keeps_it() {
+    let (ctx, clock, _) = note_on_a_clock().await;
+    let handler = NotesHandler::new(ctx.clone());
+    let refused = CrmError::Rejected {
+        operation: "create notes".into(),
+        status: 400,
+        category: Some("VALIDATION_ERROR".into()),
+        message: "hs_timestamp is invalid".into(),
+    };
+    ctx.crm.fail_next(CrmOp::Create, refused);
+    let out = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
+    assert!(is_dead_letter(&out["c"], "hs_timestamp"), "{out:?}");
+    let n = CrmObject::Notes;
+    let next = ctx.mappings.reserve(n, NOTE, clock.now(), CREATE_LEASE);
+    assert_eq!(
+        next.await.expect("reserve"),
+        Reservation::Reserved,
+        "nothing was made"
+    );
+    ctx.mappings.remove(n, NOTE).await.expect("remove");
+
+    ctx.crm.lose_next_create_answers(1);
+    let out = by_message(
+        handler
+            .handle(&[inbound("c", note_event("note.created"))])
+            .await,
+    );
+    assert!(is_retry(&out["c"], "outcome unknown"), "{out:?}");
+    clock.at(CREATE_LEASE.as_secs() as i64 + 1);
+    let next = ctx.mappings.reserve(n, NOTE, clock.now(), CREATE_LEASE);
+    assert_eq!(
+        next.await.expect("reserve"),
+        Reservation::Unresolved {
+            attempted_at: StepClock::T0
+        }
+    );
 }

@@ -36,16 +36,25 @@ pub type Ctx = SyncContext<MemoryCrm, MemoryMappings, MemoryAttio>;
 
 /// A context over the in-memory adapters, with people, companies and projects declared.
 pub fn context() -> Arc<Ctx> {
+    Arc::new(unshared_context())
+}
+
+/// [`context`] measuring reservations and create attempts by `clock`.
+pub fn context_at(clock: impl relay_events::clock::Clock + 'static) -> Arc<Ctx> {
+    Arc::new(unshared_context().with_clock(clock))
+}
+
+fn unshared_context() -> Ctx {
     let attio = MemoryAttio::new();
     attio.add_object(PEOPLE, "people");
     attio.add_object(COMPANIES, "companies");
     attio.add_object(PROJECTS, "projects");
-    Arc::new(SyncContext::with_attio(
+    SyncContext::with_attio(
         attio,
         MemoryCrm::new(),
         MemoryMappings::new(),
         FieldMapping::default(),
-    ))
+    )
 }
 
 /// [`context`] with Ada and Grace in Attio's people.
