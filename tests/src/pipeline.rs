@@ -16,7 +16,9 @@ use relay_consumer::{BatchHandler, SqsDeadLetters, handle_sqs_event};
 use relay_crm::{CrmId, CrmObject, HubSpotConfig, HubSpotSink};
 use relay_events::EventFamily;
 use relay_idempotency::DynamoDbStore;
-use relay_mappings::{DynamoDbMappings, IdMappings, MappingError, Reservation, UnixSeconds};
+use relay_mappings::{
+    DynamoDbMappings, IdMappings, MappingError, Reservation, Tombstones, UnixSeconds,
+};
 use relay_queue::SqsQueue;
 use relay_sync::{FieldMapping, SyncContext};
 use serde_json::{Value, json};
@@ -64,6 +66,30 @@ impl IdMappings for ShiftedMappings {
 
     async fn remove(&self, object: CrmObject, attio_id: &str) -> Result<(), MappingError> {
         self.inner.remove(object, attio_id).await
+    }
+}
+
+/// Tombstones on the same moved clock, so one outlives every redelivery the test makes.
+impl Tombstones for ShiftedMappings {
+    async fn bury(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        now: UnixSeconds,
+        retention: Duration,
+    ) -> Result<(), MappingError> {
+        let now = now + self.offset.load(Ordering::SeqCst);
+        self.inner.bury(object, attio_id, now, retention).await
+    }
+
+    async fn is_buried(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        now: UnixSeconds,
+    ) -> Result<bool, MappingError> {
+        let now = now + self.offset.load(Ordering::SeqCst);
+        self.inner.is_buried(object, attio_id, now).await
     }
 }
 

@@ -58,6 +58,9 @@ struct State {
     owner_lookups: Vec<String>,
     /// Default associations the portal holds: one per pair, however often it is made.
     associations: BTreeSet<Link>,
+    /// Objects archived: HubSpot answers 404 to an update of one (it is in the recycling bin,
+    /// not the portal's objects), so an update never brings one back.
+    archived: BTreeSet<(CrmObject, CrmId)>,
 }
 
 /// One association between two records: (from type, from id, to type, to id).
@@ -303,7 +306,8 @@ impl CrmSink for MemoryCrm {
         Ok(id)
     }
 
-    /// Updates (or, for an id it never saw, starts holding) the object.
+    /// Updates (or, for an id it never saw, starts holding) the object; an archived or merged
+    /// away one is not found.
     async fn update(
         &self,
         object: CrmObject,
@@ -311,7 +315,8 @@ impl CrmSink for MemoryCrm {
         properties: &Properties,
     ) -> Result<(), CrmError> {
         let mut state = self.begin(CrmOp::Update)?;
-        if state.merged_into.contains_key(&(object, id.clone())) {
+        let key = (object, id.clone());
+        if state.merged_into.contains_key(&key) || state.archived.contains(&key) {
             return Err(CrmError::NotFound {
                 operation: format!("update {object}"),
             });
@@ -349,7 +354,9 @@ impl CrmSink for MemoryCrm {
 
     async fn archive(&self, object: CrmObject, id: &CrmId) -> Result<(), CrmError> {
         let mut state = self.begin(CrmOp::Archive)?;
-        state.objects.remove(&(object, id.clone()));
+        if state.objects.remove(&(object, id.clone())).is_some() {
+            state.archived.insert((object, id.clone()));
+        }
         state.done.push(OutboxEntry::Archive {
             object,
             id: id.clone(),

@@ -44,6 +44,7 @@ pub use record_source::RecordValues;
 mod records;
 mod schema;
 mod tasks;
+mod tombstones;
 
 pub use backfill::PageReport;
 pub use batch::RecordRef;
