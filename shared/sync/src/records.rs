@@ -143,17 +143,19 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
     /// A record Attio merged others into (`record.merged`, either model).
     async fn merged(&self, group: &RecordGroup) -> Result<(), StepError> {
         let slug = self.ctx.slug(&group.key.object).await?;
-        if self.ctx.fields.crm_object(&slug).is_none() {
+        let Some(crm_object) = self.ctx.fields.crm_object(&slug) else {
             tracing::debug!(object = %slug, "object is not mapped to the CRM; skipping");
             return Ok(());
-        }
+        };
         let duplicates = &group.work.merged_duplicates;
         let record_id = &group.key.record_id;
-        self.ctx.sync_merged(&slug, record_id, duplicates).await?;
-        // The merged record itself deleted while its merge was synced: its copy goes too.
-        if let Some(crm_object) = self.ctx.fields.crm_object(&slug) {
-            self.ctx.archive_if_deleted(crm_object, record_id).await?;
+        // The merged record was deleted since (a late or redelivered merge): nothing to merge.
+        if self.ctx.archive_if_deleted(crm_object, record_id).await? {
+            return Ok(());
         }
+        self.ctx.sync_merged(&slug, record_id, duplicates).await?;
+        // ... or is deleted while this merge is synced: its copy goes too.
+        self.ctx.archive_if_deleted(crm_object, record_id).await?;
         Ok(())
     }
 

@@ -11,6 +11,7 @@ mod merges;
 mod owners;
 mod records;
 mod schema;
+mod tombstones;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
