@@ -94,6 +94,8 @@ pub struct FakeAttio {
     pub served: AtomicUsize,
     /// Records merged away or made by a merge ([`FakeAttio::merge`], `merges.rs`).
     merges: Mutex<merges::AttioMerges>,
+    /// Records, notes and tasks deleted ([`FakeAttio::delete`]): they read 404 `not_found`.
+    deleted: Mutex<HashSet<String>>,
 }
 
 impl FakeAttio {
@@ -119,6 +121,7 @@ impl FakeAttio {
             unexpected: Mutex::new(Vec::new()),
             served: AtomicUsize::new(0),
             merges: Mutex::default(),
+            deleted: Mutex::default(),
         }
     }
 
@@ -151,6 +154,12 @@ impl FakeAttio {
             self.completed_tasks.insert(task_id.to_owned());
         }
         self
+    }
+
+    /// Deletes a record, note or task: from now on it reads 404 `not_found`, Attio's answer
+    /// for an id it no longer has, as for a merged-away original (`merges.rs`).
+    pub fn delete(&self, id: &str) {
+        self.deleted.lock().expect("lock").insert(id.to_owned());
     }
 
     /// The job title the fake gives a person: lets the test check the synced values.
@@ -243,6 +252,13 @@ impl Respond for FakeAttio {
             None => {}
         }
         let segments: Vec<&str> = request.url.path().trim_matches('/').split('/').collect();
+        if let ["v2", "objects", "people", "records", id] | ["v2", "notes" | "tasks", id] =
+            segments.as_slice()
+            && self.deleted.lock().expect("lock").contains(*id)
+        {
+            self.served.fetch_add(1, Ordering::SeqCst);
+            return attio_error(404, "not_found", &format!("{id} was not found"));
+        }
         if let ["v2", "objects", "people", "records", id] = segments.as_slice()
             && let Some(answer) = self.merged_person(id)
         {

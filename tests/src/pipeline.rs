@@ -32,8 +32,9 @@ pub const VISIBILITY_TIMEOUT_SECS: i64 = 360;
 
 /// The consumers' clock, moved by the test: Lambda redelivers a failed or killed invocation's
 /// messages only after the visibility timeout, by which time a create reservation has lapsed
-/// (`CREATE_LEASE`) and an earlier create attempt has settled (`CREATE_SETTLE`). Real seconds
-/// plus the test's offset.
+/// (`CREATE_LEASE`) and an earlier create attempt has settled (`CREATE_SETTLE`); tombstones
+/// are read on it too, so one outlives every redelivery the test makes. Real seconds plus the
+/// test's offset.
 #[derive(Debug, Clone)]
 pub struct ShiftedClock {
     offset: Arc<AtomicI64>,

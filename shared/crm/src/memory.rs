@@ -69,6 +69,9 @@ struct State {
     lost_create_answers: usize,
     /// Every marker search made: (object, Attio id).
     searches: Vec<(CrmObject, String)>,
+    /// Objects archived: HubSpot answers 404 to an update of one (it is in the recycling bin,
+    /// not the portal's objects), so an update never brings one back.
+    archived: BTreeSet<(CrmObject, CrmId)>,
 }
 
 /// One association between two records: (from type, from id, to type, to id).
@@ -356,7 +359,8 @@ impl CrmSink for MemoryCrm {
         Ok(found)
     }
 
-    /// Updates (or, for an id it never saw, starts holding) the object.
+    /// Updates (or, for an id it never saw, starts holding) the object; an archived or merged
+    /// away one is not found.
     async fn update(
         &self,
         object: CrmObject,
@@ -364,7 +368,8 @@ impl CrmSink for MemoryCrm {
         properties: &Properties,
     ) -> Result<(), CrmError> {
         let mut state = self.begin(CrmOp::Update)?;
-        if state.merged_into.contains_key(&(object, id.clone())) {
+        let key = (object, id.clone());
+        if state.merged_into.contains_key(&key) || state.archived.contains(&key) {
             return Err(CrmError::NotFound {
                 operation: format!("update {object}"),
             });
@@ -402,7 +407,9 @@ impl CrmSink for MemoryCrm {
 
     async fn archive(&self, object: CrmObject, id: &CrmId) -> Result<(), CrmError> {
         let mut state = self.begin(CrmOp::Archive)?;
-        state.objects.remove(&(object, id.clone()));
+        if state.objects.remove(&(object, id.clone())).is_some() {
+            state.archived.insert((object, id.clone()));
+        }
         state.done.push(OutboxEntry::Archive {
             object,
             id: id.clone(),

@@ -11,7 +11,8 @@
 //!   receive count, and a dead-letter queue per family after `max_receive_count` receives.
 //! * `relay_mappings::SqliteMappings` — table `mappings`: Attio id → CRM id, with the same
 //!   create reservation as DynamoDB; table `counters`: the schema generation the consumers
-//!   watch to drop their cached Attio schema.
+//!   watch to drop their cached Attio schema; table `tombstones`: deleted Attio ids, until
+//!   they expire.
 //!
 //! They share one [`LocalDb`] connection; SQLite calls run on tokio's blocking pool.
 
@@ -79,6 +80,10 @@ CREATE TABLE IF NOT EXISTS mappings (
     crm_id              TEXT,
     reserved_until      INTEGER,
     create_attempted_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS tombstones (
+    tombstone_key  TEXT PRIMARY KEY,
+    expires_at     INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (
     name   TEXT PRIMARY KEY,

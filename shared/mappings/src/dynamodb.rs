@@ -2,6 +2,8 @@
 //! `reserved_until` (N) while a create is in flight; `create_attempted_at` (N) once a create
 //! was sent and until its id is stored. One more item, keyed
 //! [`SCHEMA_GENERATION_KEY`](crate::SCHEMA_GENERATION_KEY), holds the schema generation (N).
+//! A tombstone is an item keyed [`tombstone_key`](crate::tombstone_key) with `deleted_at` (N)
+//! and `expires_at` (N), the table's TTL attribute.
 
 use std::time::Duration;
 
@@ -10,9 +12,10 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use relay_crm::{CrmId, CrmObject};
 
+use crate::tombstone::expiry;
 use crate::{
-    GENERATION_ATTRIBUTE, IdMappings, MappingError, Reservation, SCHEMA_GENERATION_KEY,
-    SchemaGenerations, UnixSeconds, mapping_key,
+    EXPIRES_ATTRIBUTE, GENERATION_ATTRIBUTE, IdMappings, MappingError, Reservation,
+    SCHEMA_GENERATION_KEY, SchemaGenerations, Tombstones, UnixSeconds, mapping_key, tombstone_key,
 };
 
 pub const KEY_ATTRIBUTE: &str = "mapping_key";
@@ -166,6 +169,62 @@ impl IdMappings for DynamoDbMappings {
             .await
             .map_err(|e| MappingError::unavailable("DeleteItem", e.into_service_error()))?;
         Ok(())
+    }
+}
+
+impl Tombstones for DynamoDbMappings {
+    /// An unconditional put: burying again only moves the expiry.
+    async fn bury(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        now: UnixSeconds,
+        retention: Duration,
+    ) -> Result<(), MappingError> {
+        let until = expiry(now, retention);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(
+                KEY_ATTRIBUTE,
+                AttributeValue::S(tombstone_key(object, attio_id)),
+            )
+            .item("deleted_at", AttributeValue::N(now.to_string()))
+            .item(EXPIRES_ATTRIBUTE, AttributeValue::N(until.to_string()))
+            .send()
+            .await
+            .map_err(|e| MappingError::unavailable("PutItem", e.into_service_error()))?;
+        Ok(())
+    }
+
+    /// Strongly consistent, and an item TTL has not deleted yet counts only until it expires.
+    async fn is_buried(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        now: UnixSeconds,
+    ) -> Result<bool, MappingError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                KEY_ATTRIBUTE,
+                AttributeValue::S(tombstone_key(object, attio_id)),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| MappingError::unavailable("GetItem", e.into_service_error()))?;
+        let Some(item) = out.item else {
+            return Ok(false);
+        };
+        let expires = item
+            .get(EXPIRES_ATTRIBUTE)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<UnixSeconds>().ok());
+        // A tombstone whose expiry does not read is kept: forgetting a delete resurrects.
+        Ok(expires.is_none_or(|at| at >= now))
     }
 }
 

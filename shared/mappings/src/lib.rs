@@ -20,7 +20,8 @@
 //! Adapters: [`DynamoDbMappings`] in Lambda, `SqliteMappings` (feature `sqlite`) for local runs,
 //! [`MemoryMappings`] for unit tests — one reservation rule in all three. The same stores keep
 //! the [`SchemaGenerations`] counter that tells every consumer container when Attio's schema
-//! changed (`generation.rs`).
+//! changed (`generation.rs`), and the [`Tombstones`] of deleted notes, tasks and records that
+//! stop a late create or update from bringing them back (`tombstone.rs`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -30,9 +31,11 @@ use relay_crm::{CrmId, CrmObject};
 mod dynamodb;
 mod generation;
 mod memory;
+mod tombstone;
 pub use dynamodb::{DynamoDbMappings, KEY_ATTRIBUTE};
 pub use generation::{GENERATION_ATTRIBUTE, SCHEMA_GENERATION_KEY, SchemaGenerations};
 pub use memory::MemoryMappings;
+pub use tombstone::{EXPIRES_ATTRIBUTE, TOMBSTONE_RETENTION, Tombstones, tombstone_key};
 #[cfg(any(test, feature = "sqlite"))]
 mod sqlite;
 #[cfg(any(test, feature = "sqlite"))]
@@ -88,8 +91,9 @@ pub fn mapping_key(object: CrmObject, attio_id: &str) -> String {
 }
 
 /// Attio id → CRM id. Adapters: [`DynamoDbMappings`], the SQLite one in `relay-embedded`, and
-/// [`MemoryMappings`] for tests.
-pub trait IdMappings: Send + Sync {
+/// [`MemoryMappings`] for tests. Every mapping store keeps the [`Tombstones`] of deleted ids
+/// too: the sync checks them after each write, through the same port.
+pub trait IdMappings: Tombstones + Send + Sync {
     fn get(
         &self,
         object: CrmObject,

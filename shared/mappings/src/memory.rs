@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use relay_crm::{CrmId, CrmObject};
 
-use crate::{IdMappings, MappingError, Reservation, SchemaGenerations, UnixSeconds, mapping_key};
+use crate::tombstone::expiry;
+use crate::{
+    IdMappings, MappingError, Reservation, SchemaGenerations, Tombstones, UnixSeconds, mapping_key,
+    tombstone_key,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct MemoryMappings {
@@ -19,6 +23,8 @@ struct State {
     entries: HashMap<String, Entry>,
     /// The schema generation counter.
     generation: u64,
+    /// Tombstone key → when it expires.
+    tombstones: HashMap<String, UnixSeconds>,
     /// Calls left to fail before the store answers again.
     failures: usize,
 }
@@ -142,6 +148,32 @@ impl IdMappings for MemoryMappings {
     }
 }
 
+impl Tombstones for MemoryMappings {
+    async fn bury(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        now: UnixSeconds,
+        retention: Duration,
+    ) -> Result<(), MappingError> {
+        self.call("bury")?
+            .tombstones
+            .insert(tombstone_key(object, attio_id), expiry(now, retention));
+        Ok(())
+    }
+
+    async fn is_buried(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        now: UnixSeconds,
+    ) -> Result<bool, MappingError> {
+        let state = self.call("is_buried")?;
+        let expires = state.tombstones.get(&tombstone_key(object, attio_id));
+        Ok(expires.is_some_and(|&at| at >= now))
+    }
+}
+
 impl SchemaGenerations for MemoryMappings {
     async fn schema_generation(&self) -> Result<u64, MappingError> {
         Ok(self.call("schema_generation")?.generation)
@@ -186,6 +218,29 @@ mod tests {
         assert_eq!(m.get(CrmObject::Tasks, "a").await.ok(), Some(None));
         m.clone().remove(n, "a").await.expect("remove");
         assert_eq!(m.get(n, "a").await.ok(), Some(None));
+    }
+
+    #[tokio::test]
+    async fn tombstones_expire_and_are_no_mappings() {
+        let m = MemoryMappings::new();
+        let n = CrmObject::Notes;
+        assert_eq!(m.is_buried(n, "a", 1000).await.ok(), Some(false));
+        m.bury(n, "a", 1000, Duration::from_secs(60))
+            .await
+            .expect("bury");
+        let other = m.clone();
+        assert_eq!(other.is_buried(n, "a", 1060).await.ok(), Some(true));
+        assert_eq!(other.is_buried(n, "a", 1061).await.ok(), Some(false));
+        assert_eq!(
+            m.is_buried(CrmObject::Tasks, "a", 1000).await.ok(),
+            Some(false)
+        );
+        // A tombstone neither maps nor reserves the id.
+        assert_eq!(m.get(n, "a").await.ok(), Some(None));
+        assert_eq!(
+            m.reserve(n, "a", 1000, LEASE).await.ok(),
+            Some(Reservation::Reserved)
+        );
     }
 
     #[tokio::test]

@@ -1,10 +1,12 @@
-//! [`IdMappings`] in SQLite; the schema generation in the `counters` table beside it.
+//! [`IdMappings`] in SQLite; the schema generation in the `counters` table beside it, and
+//! [`Tombstones`] in the `tombstones` table.
 
 use std::time::Duration;
 
+use crate::tombstone::expiry;
 use crate::{
-    IdMappings, MappingError, Reservation, SCHEMA_GENERATION_KEY, SchemaGenerations, UnixSeconds,
-    mapping_key,
+    IdMappings, MappingError, Reservation, SCHEMA_GENERATION_KEY, SchemaGenerations, Tombstones,
+    UnixSeconds, mapping_key, tombstone_key,
 };
 use relay_crm::{CrmId, CrmObject};
 use rusqlite::{OptionalExtension, params};
@@ -140,6 +142,50 @@ impl IdMappings for SqliteMappings {
             })
             .await
             .map_err(unavailable("remove"))
+    }
+}
+
+impl Tombstones for SqliteMappings {
+    async fn bury(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        now: UnixSeconds,
+        retention: Duration,
+    ) -> Result<(), MappingError> {
+        let (key, until) = (tombstone_key(object, attio_id), expiry(now, retention));
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "INSERT INTO tombstones (tombstone_key, expires_at) VALUES (?1, ?2)
+                     ON CONFLICT (tombstone_key) DO UPDATE SET expires_at = excluded.expires_at",
+                    params![key, until],
+                )
+                .map(drop)
+            })
+            .await
+            .map_err(unavailable("bury"))
+    }
+
+    async fn is_buried(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        now: UnixSeconds,
+    ) -> Result<bool, MappingError> {
+        let key = tombstone_key(object, attio_id);
+        self.db
+            .call(move |conn| {
+                conn.query_row(
+                    "SELECT 1 FROM tombstones WHERE tombstone_key = ?1 AND expires_at >= ?2",
+                    params![key, now],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map(|found| found.is_some())
+            })
+            .await
+            .map_err(unavailable("is_buried"))
     }
 }
 

@@ -195,19 +195,23 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
                 }],
             )
             .await?;
-        if let Some(failure) = report.failures.first() {
+        let id = if let Some(failure) = report.failures.first() {
             let upsert = RecordUpsert {
                 attio_record_id: record_id.to_owned(),
                 properties,
             };
-            let id = self.adopt(slug, crm_object, &upsert, failure, &[]).await?;
-            return Ok(Synced::Mapped(crm_object, id));
-        }
-        let id =
-            report.ids.get(record_id).cloned().ok_or_else(|| {
+            self.adopt(slug, crm_object, &upsert, failure, &[]).await?
+        } else {
+            let id = report.ids.get(record_id).cloned().ok_or_else(|| {
                 StepError(Disposition::retry("CRM returned no id for the record"))
             })?;
-        self.mappings.put(crm_object, record_id, &id).await?;
+            self.mappings.put(crm_object, record_id, &id).await?;
+            id
+        };
+        // Deleted while this write was in flight: its copy is archived again (`tombstones.rs`).
+        if self.archive_if_deleted(crm_object, record_id).await? {
+            return Ok(Synced::Gone);
+        }
         Ok(Synced::Mapped(crm_object, id))
     }
 

@@ -1,6 +1,8 @@
 //! Notes and tasks ("engagements"): HubSpot has no idempotent create for them, so the first
 //! event creates (under a reservation) and records the HubSpot id; every later event updates
-//! that id. Deletes, and reads Attio answers with 404, archive the copy.
+//! that id. Deletes, and reads Attio answers with 404, archive the copy and leave a tombstone:
+//! a create or update racing the delete checks it after writing, so it cannot leave an orphan
+//! or bring the copy back (`tombstones.rs`).
 //!
 //! No second copy, even when a create's outcome is unknown. A create can be applied and its
 //! answer lost (a 502 or timeout after the write: [`CrmError::OutcomeUnknown`], never retried
@@ -104,13 +106,17 @@ impl<E, S, M, A> EngagementHandler<E, S, M, A> {
 impl<E: Engagement, S: CrmSink, M: IdMappings, A: AttioApi> EngagementHandler<E, S, M, A> {
     async fn sync(&self, id: &str, deleted: bool) -> Result<(), StepError> {
         if deleted {
+            return self.ctx.delete_engagement(E::OBJECT, id).await;
+        }
+        // Deleted already (a late or redelivered event): write nothing, archive what is left.
+        if self.ctx.is_buried(E::OBJECT, id).await? {
             return self.ctx.archive_engagement(E::OBJECT, id).await;
         }
         let source = match E::fetch(&self.ctx.attio, id).await {
             Ok(source) => source,
             // Only Attio's not-found for the note or task itself is a deletion.
             Err(err) if err.is_record_gone() => {
-                return self.ctx.archive_engagement(E::OBJECT, id).await;
+                return self.ctx.delete_engagement(E::OBJECT, id).await;
             }
             Err(err) => return Err(err.into()),
         };
@@ -121,9 +127,12 @@ impl<E: Engagement, S: CrmSink, M: IdMappings, A: AttioApi> EngagementHandler<E,
         {
             properties.insert(crate::OWNER_PROPERTY.to_owned(), owner);
         }
-        self.ctx
+        let written = self
+            .ctx
             .write_engagement(E::OBJECT, id, &properties, &linked)
-            .await
+            .await;
+        // After the write: a delete handled meanwhile archives what it wrote.
+        self.ctx.unless_deleted(E::OBJECT, id, written).await
     }
 }
 
@@ -316,21 +325,6 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         tracing::info!(%object, attio_id, crm_id = %id, "adopted the copy an earlier create made");
         self.update_engagement(object, attio_id, id, properties, linked)
             .await
-    }
-
-    /// Archives the CRM copy of a deleted note or task, if there is one, and forgets it and
-    /// the links remembered for it.
-    pub(crate) async fn archive_engagement(
-        &self,
-        object: CrmObject,
-        attio_id: &str,
-    ) -> Result<(), StepError> {
-        if let Some(id) = self.mappings.get(object, attio_id).await? {
-            self.crm.archive(object, &id).await?;
-            self.remember_links(object, attio_id, &[]).await?;
-            self.mappings.remove(object, attio_id).await?;
-        }
-        Ok(())
     }
 }
 

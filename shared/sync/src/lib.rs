@@ -19,6 +19,7 @@
 //! |---|---|---|
 //! | written (or nothing to write: unmapped object, parked type) | `Done` | |
 //! | `object-attribute.*` / `list-attribute.*` (any object or list, known or not) | `Done` after dropping the cached definition and bumping the schema generation; `Retry` if the bump fails | the other containers must hear of it; the TTL is only the fallback |
+//! | `record.deleted`, `note.deleted`, `task.deleted`, or a late write of an id deleted since | `Done` after leaving a tombstone and archiving the copy (a write checks the tombstone after writing: `tombstones.rs`); a note or task delete whose create is in flight is `Retry` | a delete racing a write must not leave an orphan or a recreated contact |
 //! | a contact with the record's email already exists in HubSpot and carries no other Attio id | `Done` after adopting it (`SyncContext::adopt`) | every real portal already holds contacts: never a second one for an email |
 //! | Attio says 404 `not_found` for the record, note or task | `Done` after archiving the CRM copy | it was deleted (or merged away); retrying cannot help |
 //! | Attio says 404 `merge_in_progress`, or a 404 that is not Attio's error body | `Retry` | the merged record is being made; a proxy answered |
@@ -46,6 +47,7 @@ pub use record_source::RecordValues;
 mod records;
 mod schema;
 mod tasks;
+mod tombstones;
 
 pub use backfill::PageReport;
 pub use batch::RecordRef;

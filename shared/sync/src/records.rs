@@ -1,6 +1,8 @@
 //! record.* events: one Attio fetch and one batched upsert per record per batch, however many
-//! events name it; `record.deleted` archives the CRM copy (a record that merely reads 404 is
-//! left to its own delete or merge event: Attio answers both alike); merges (`merges.rs`) end with one CRM object
+//! events name it; `record.deleted` archives the CRM copy and leaves a tombstone that every
+//! later upsert checks after writing, so an update in flight cannot recreate the contact
+//! (`tombstones.rs`); a record that merely reads 404 is left to its own delete or merge event
+//! (Attio answers both alike); merges (`merges.rs`) end with one CRM object
 //! for the merged record; after its upsert a record is linked to the records it references
 //! (`links.rs`).
 //!
@@ -98,7 +100,11 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
             return Ok(None);
         };
         if work.deleted {
-            self.ctx.archive_record(crm_object, record_id).await?;
+            self.ctx.delete_record(crm_object, record_id).await?;
+            return Ok(None);
+        }
+        // Deleted already (a late or redelivered event): write nothing, archive what is left.
+        if self.ctx.archive_if_deleted(crm_object, record_id).await? {
             return Ok(None);
         }
         let fetched = match self.ctx.attio.get_record(&slug, record_id).await {
@@ -137,14 +143,20 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
     /// A record Attio merged others into (`record.merged`, either model).
     async fn merged(&self, group: &RecordGroup) -> Result<(), StepError> {
         let slug = self.ctx.slug(&group.key.object).await?;
-        if self.ctx.fields.crm_object(&slug).is_none() {
+        let Some(crm_object) = self.ctx.fields.crm_object(&slug) else {
             tracing::debug!(object = %slug, "object is not mapped to the CRM; skipping");
             return Ok(());
-        }
+        };
         let duplicates = &group.work.merged_duplicates;
-        self.ctx
-            .sync_merged(&slug, &group.key.record_id, duplicates)
-            .await
+        let record_id = &group.key.record_id;
+        // The merged record was deleted since (a late or redelivered merge): nothing to merge.
+        if self.ctx.archive_if_deleted(crm_object, record_id).await? {
+            return Ok(());
+        }
+        self.ctx.sync_merged(&slug, record_id, duplicates).await?;
+        // ... or is deleted while this merge is synced: its copy goes too.
+        self.ctx.archive_if_deleted(crm_object, record_id).await?;
+        Ok(())
     }
 
     /// One batched upsert of `items`, then each accepted record's mapping; the records whose
@@ -190,8 +202,18 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
                     "CRM returned no id for record {record_id}"
                 ))))
             };
-            match mapped {
-                Ok(id) => upserted.push((crm_object, id, links, group)),
+            let id = match mapped {
+                Ok(id) => id,
+                Err(StepError(d)) => {
+                    outcomes.settle(&group, &d);
+                    continue;
+                }
+            };
+            // After the write and its mapping: a record.deleted handled while this upsert was
+            // in flight archived the old copy, and the upsert made a new one (`tombstones.rs`).
+            match self.ctx.archive_if_deleted(crm_object, record_id).await {
+                Ok(false) => upserted.push((crm_object, id, links, group)),
+                Ok(true) => outcomes.settle(&group, &Disposition::Done),
                 Err(StepError(d)) => outcomes.settle(&group, &d),
             }
         }

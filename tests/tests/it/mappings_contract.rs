@@ -1,7 +1,7 @@
 //! The mapping stores (DynamoDB on moto, SQLite, memory) keep one contract: one creator per
 //! object, later events update the mapped id, a create attempt whose outcome is unknown is
-//! handed to the next creator until the id is stored; the schema generation only goes up, and concurrent bumps
-//! all count.
+//! handed to the next creator until the id is stored; the schema generation only goes up, and
+//! concurrent bumps all count; a tombstone is kept until its retention ends and is no mapping.
 
 use std::time::Duration;
 
@@ -9,8 +9,8 @@ use integration_tests::moto;
 use relay_crm::{CrmId, CrmObject};
 use relay_embedded::LocalDb;
 use relay_mappings::{
-    DynamoDbMappings, IdMappings, MappingError, MemoryMappings, Reservation, SchemaGenerations,
-    SqliteMappings,
+    DynamoDbMappings, EXPIRES_ATTRIBUTE, IdMappings, MappingError, MemoryMappings, Reservation,
+    SchemaGenerations, SqliteMappings, Tombstones,
 };
 
 const T0: i64 = 1_763_000_000;
@@ -51,6 +51,41 @@ async fn contract(store: impl IdMappings) {
     store.remove(note, "n1").await.expect("remove");
     assert_eq!(store.get(note, "n1").await.expect("get"), None);
 
+    // Tombstones: kept for their retention (inclusive), per object type, never a mapping, and
+    // burying again extends them.
+    let day = Duration::from_secs(86_400);
+    assert!(!store.is_buried(note, "n1", T0).await.expect("read"));
+    store.bury(note, "n1", T0, day).await.expect("bury");
+    assert!(
+        store
+            .is_buried(note, "n1", T0 + 86_400)
+            .await
+            .expect("read")
+    );
+    assert!(
+        !store
+            .is_buried(note, "n1", T0 + 86_401)
+            .await
+            .expect("read")
+    );
+    assert!(
+        !store
+            .is_buried(CrmObject::Tasks, "n1", T0)
+            .await
+            .expect("read")
+    );
+    assert_eq!(store.get(note, "n1").await.expect("get"), None);
+    assert_eq!(reserve(&store, "n1", T0 + 3).await, Reservation::Reserved);
+    store
+        .bury(note, "n1", T0 + 86_400, day)
+        .await
+        .expect("bury");
+    assert!(
+        store
+            .is_buried(note, "n1", T0 + 86_401)
+            .await
+            .expect("read")
+    );
     attempt_contract(&store).await;
 }
 
@@ -167,4 +202,52 @@ async fn dynamodb_mappings_keep_the_contract() {
         table,
     ))
     .await;
+}
+
+/// The tombstone item as the table's TTL needs it: its own key beside the mapping's, and
+/// `expires_at` a number of epoch seconds (DynamoDB's TTL attribute type).
+#[tokio::test]
+async fn a_dynamodb_tombstone_is_one_item_with_the_ttl_attribute() {
+    let config = moto::sdk_config().await;
+    let table = moto::fresh_table_keyed(&config, "mappings", relay_mappings::KEY_ATTRIBUTE).await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let store = DynamoDbMappings::new(client.clone(), table.clone());
+    let retention = relay_mappings::TOMBSTONE_RETENTION;
+    store
+        .bury(CrmObject::Contacts, "r1", T0, retention)
+        .await
+        .expect("bury");
+    let key = relay_mappings::tombstone_key(CrmObject::Contacts, "r1");
+    assert_eq!(key, "contacts#r1#deleted");
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key(
+            relay_mappings::KEY_ATTRIBUTE,
+            aws_sdk_dynamodb::types::AttributeValue::S(key),
+        )
+        .send()
+        .await
+        .expect("get item")
+        .item
+        .expect("the tombstone item");
+    let expires = item[EXPIRES_ATTRIBUTE].as_n().expect("a number");
+    let expected = T0 + i64::try_from(retention.as_secs()).expect("secs");
+    assert_eq!(expires, &expected.to_string());
+    assert!(
+        retention >= Duration::from_secs(21 * 86_400),
+        "outlives every redelivery"
+    );
+    assert!(
+        store
+            .is_buried(CrmObject::Contacts, "r1", expected)
+            .await
+            .expect("read")
+    );
+    assert!(
+        !store
+            .is_buried(CrmObject::Contacts, "r1", expected + 1)
+            .await
+            .expect("read")
+    );
 }

@@ -15,14 +15,19 @@
 //!   whose first reads answer 404 `merge_in_progress`, two `record.merged` events; or a
 //!   surviving original, one event), delivered with updates of the originals and the merged
 //!   records on both sides of the merge's events
-//!   (which now read 404 `not_found`) through the same faults.
+//!   (which now read 404 `not_found`) through the same faults;
+//! * then deletes in Attio of a few notes, tasks and people, each delivered after an update of
+//!   the same id, then updates handled after the delete while Attio still answers the id (reads
+//!   that raced the delete), then the updates again once it reads 404.
 //!
 //! Invariant: every delivery is eventually acknowledged, nothing is left on a queue or a DLQ,
 //! every record, note and task reaches HubSpot with its current values, and none is there
 //! twice: a create whose answer was lost is found by its marker before anything is created
 //! again (see README "What the consumers do"). Each merged record
 //! ends as exactly one HubSpot contact, at the id HubSpot's merge answered, mapped from it and
-//! both originals, holding the notes and tasks of both. The counts are printed.
+//! both originals, holding the notes and tasks of both. Nothing deleted is left active: the
+//! deleted people have no contact, and a deleted note or task keeps no copy but the unmapped
+//! duplicates of lost create answers. The counts are printed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -61,6 +66,12 @@ const MERGES: [(MergeModel, usize, usize); 4] = [
     (MergeModel::Survivor, 20, 25),
     (MergeModel::Survivor, 35, 30),
 ];
+
+/// What Attio deletes after the merges, as indexes: notes and tasks (of people no merge
+/// touches) and people without notes or tasks.
+const DELETED_NOTES: [usize; 2] = [3, 7];
+const DELETED_TASKS: [usize; 2] = [8, 9];
+const DELETED_PEOPLE: [usize; 2] = [41, 43];
 
 /// Reads of a new merged record that answer `merge_in_progress` (the merge runs in the
 /// background, Attio's 202).
@@ -168,6 +179,31 @@ fn updates_racing_the_merge(merges: &[AttioMerge]) -> Vec<Vec<u8>> {
     gone.chain(merged)
         .map(|id| delivery(record_updated(id, "job_title")))
         .collect()
+}
+
+/// The ids Attio deletes: (event kind — `note`, `task`, `record` —, Attio id).
+fn doomed(workspace: &Workspace) -> Vec<(&'static str, String)> {
+    let notes = DELETED_NOTES.map(|i| ("note", workspace.notes[i].0.clone()));
+    let tasks = DELETED_TASKS.map(|i| ("task", workspace.tasks[i].0.clone()));
+    let people = DELETED_PEOPLE.map(|i| ("record", workspace.people[i].clone()));
+    notes.into_iter().chain(tasks).chain(people).collect()
+}
+
+/// One event about a doomed id: `{kind}.updated` or `{kind}.deleted`.
+fn doomed_event(kind: &str, id: &str, change: &str) -> serde_json::Value {
+    match (kind, change) {
+        ("record", "updated") => record_updated(id, "job_title"),
+        ("record", _) => json!({
+            "event_type": "record.deleted",
+            "id": {"workspace_id": WS, "object_id": PEOPLE, "record_id": id},
+            "actor": actor()
+        }),
+        (_, change) => {
+            let mut ids = json!({"workspace_id": WS});
+            ids[format!("{kind}_id")] = json!(id);
+            json!({"event_type": format!("{kind}.{change}"), "id": ids, "actor": actor()})
+        }
+    }
 }
 
 /// Runs the records, notes and tasks consumers until their queues are empty.
@@ -413,6 +449,57 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
     deliver_with_retries(&service, &clock, &racing, "late", KILL_SHARE, &counts).await;
     drain_consumers(&config, &queues, &ctx, &mapping_clock, &counts, 61).await;
 
+    // Attio deletes a few notes, tasks and people. Each delete is delivered after an update,
+    // then updates that still read the id (fetched before the delete: Attio answers them
+    // here) are handled after it, then the updates come again once it reads 404. Before: each
+    // note's and task's mapped copy.
+    let doomed = doomed(&workspace);
+    let mut before_delete = BTreeMap::new();
+    for (kind, id) in doomed.iter().filter(|(k, _)| *k != "record") {
+        let object = if *kind == "note" { "notes" } else { "tasks" };
+        let crm_object = CrmObject::parse(object).expect("object");
+        let mapped = ctx.mappings.get(crm_object, id).await.expect("mapping");
+        let state = hubspot_fake.state.lock().expect("state");
+        let copies: BTreeSet<String> = state
+            .engagements_for(object, id)
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
+        before_delete.insert(id.clone(), (object, mapped.expect("synced").0, copies));
+    }
+    let racing_deletes: Vec<Vec<u8>> = doomed
+        .iter()
+        .flat_map(|(kind, id)| {
+            ["updated", "deleted"].map(|change| delivery(doomed_event(kind, id, change)))
+        })
+        .collect();
+    deliver_with_retries(
+        &service,
+        &clock,
+        &racing_deletes,
+        "delete",
+        KILL_SHARE,
+        &counts,
+    )
+    .await;
+    drain_consumers(&config, &queues, &ctx, &mapping_clock, &counts, 71).await;
+    // Updates whose read raced the delete, handled after it (Attio still answers them).
+    let stale: Vec<Vec<u8>> = doomed
+        .iter()
+        .map(|(kind, id)| delivery(doomed_event(kind, id, "updated")))
+        .collect();
+    deliver_with_retries(&service, &clock, &stale, "stale", KILL_SHARE, &counts).await;
+    drain_consumers(&config, &queues, &ctx, &mapping_clock, &counts, 75).await;
+    for (_, id) in &doomed {
+        attio_fake.delete(id);
+    }
+    deliver_with_retries(&service, &clock, &stale, "after", KILL_SHARE, &counts).await;
+    drain_consumers(&config, &queues, &ctx, &mapping_clock, &counts, 81).await;
+    let deleted_people: BTreeSet<&str> = DELETED_PEOPLE
+        .iter()
+        .map(|i| workspace.people[*i].as_str())
+        .collect();
+
     // Nothing parked anywhere: every queue and every DLQ is empty.
     pipeline::assert_nothing_parked(&config, &queues).await;
     let unexpected_attio = attio_fake.unexpected.lock().expect("lock").clone();
@@ -441,10 +528,16 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
         state.contacts.get(owner).map(|c| c.id.clone())
     };
     let mut lost = 0;
+    for person in &deleted_people {
+        assert!(
+            !state.contacts.contains_key(*person),
+            "deleted person {person} has no active contact"
+        );
+    }
     for person in workspace
         .people
         .iter()
-        .filter(|p| !gone.contains(p.as_str()))
+        .filter(|p| !gone.contains(p.as_str()) && !deleted_people.contains(p.as_str()))
     {
         match state.contacts.get(person) {
             Some(contact) => assert_eq!(
@@ -459,18 +552,23 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
         state.unowned_contacts.is_empty(),
         "every pre-existing contact was adopted"
     );
-    assert!(
-        state.archived_contacts.is_empty(),
-        "no contact archived: {:?}",
-        state.archived_contacts.keys()
-    );
+    for archived in state.archived_contacts.values() {
+        let owner = archived
+            .properties
+            .get("attio_record_id")
+            .and_then(|v| v.as_str());
+        assert!(
+            owner.is_some_and(|o| deleted_people.contains(o)),
+            "only deleted people's contacts are archived: {archived:?}"
+        );
+    }
     let new_records = merges
         .iter()
         .filter(|m| m.model == MergeModel::NewRecord)
         .count();
     assert_eq!(
         state.contacts.len(),
-        PEOPLE_COUNT - gone.len() + new_records,
+        PEOPLE_COUNT - gone.len() + new_records - deleted_people.len(),
         "one contact per live Attio person"
     );
     assert_eq!(
@@ -487,6 +585,7 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
         }
     }
     let mut duplicates = 0;
+    let mut deleted_left_active = 0;
     for (object, items) in [
         (
             "notes",
@@ -507,6 +606,18 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
     ] {
         for (id, person, completed) in items {
             let copies = state.engagements_for(object, id);
+            if let Some((_, mapped, before)) = before_delete.get(id) {
+                // Deleted: its mapped copy is archived and nothing new is active; what stays is
+                // a duplicate an unanswered create left before the delete (no mapping names it).
+                for copy in &copies {
+                    assert!(
+                        copy.id != *mapped && before.contains(&copy.id),
+                        "deleted {object} {id} left active: {copy:?}"
+                    );
+                }
+                deleted_left_active += copies.len();
+                continue;
+            }
             if copies.is_empty() {
                 lost += 1;
                 continue;
@@ -534,8 +645,13 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
         "pipeline chaos: deliveries={} ingest_attempts={} ingest_killed={} aws_faults_injected={aws_faults} \
          attio_faults_injected={} hubspot_faults_injected={} consumer_invocations={} consumers_killed={} \
          redeliveries={} hubspot_lost_create_answers={} marker_searches={} crm_duplicates={duplicates} lost={lost} \
+         attio_deletes={} deleted_left_active={deleted_left_active} \
          attio_merges={} merge_deliveries={} hubspot_merges={} contacts={}",
-        bodies.len() + merge_bodies.len() + 2 * racing.len(),
+        bodies.len()
+            + merge_bodies.len()
+            + 2 * racing.len()
+            + racing_deletes.len()
+            + 2 * stale.len(),
         Counts::get(&counts.ingest_attempts),
         Counts::get(&counts.ingest_killed),
         attio_fake.dice.injected(),
@@ -545,6 +661,7 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
         Counts::get(&counts.redeliveries),
         state.lost_create_answers,
         state.marker_searches,
+        doomed.len(),
         merges.len(),
         merge_bodies.len(),
         state.merges.made.len(),
@@ -577,5 +694,9 @@ async fn the_pipeline_loses_nothing_under_random_faults_everywhere() {
         duplicates, 0,
         "no note or task twice in HubSpot, though {} creates lost their answer",
         state.lost_create_answers
+    );
+    assert_eq!(
+        deleted_left_active, 0,
+        "nothing Attio deleted is left active in HubSpot"
     );
 }

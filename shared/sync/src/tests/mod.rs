@@ -12,6 +12,7 @@ mod merges;
 mod owners;
 mod records;
 mod schema;
+mod tombstones;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
