@@ -48,7 +48,7 @@ pub struct Target {
     /// (event_type = "...", filter = { "$and" = [{ field = "id.list_id", operator = "equals", value = "..." }] }).
     #[arg(long, conflicts_with = "event_types")]
     pub subscriptions: Option<PathBuf>,
-    /// Secrets Manager secret to add the new signing secret to (e.g. attio-relay/prod/webhook-secrets).
+    /// Secrets Manager secret to add the new signing secret to (its ARN: the stack output WebhookSecretArn).
     #[arg(long, required_unless_present = "print_secret")]
     pub store_secret: Option<String>,
     /// Print the signing secret instead of storing it (local runs: pass it to `dev --secrets`).
