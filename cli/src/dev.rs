@@ -44,6 +44,16 @@ pub struct DevArgs {
     /// Receives before a local message moves to its dead-letter queue.
     #[arg(long, default_value_t = 5)]
     pub max_receive_count: u32,
+    /// Most record events per records batch (coalesced per record; 100 fill one HubSpot
+    /// batch upsert). Lambda's counterpart is the template's RecordsBatchSize.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=500))]
+    pub records_batch_size: u16,
+    /// How long a records batch keeps gathering once an event is visible, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub records_window_ms: u64,
+    /// Batches each family's consumer runs at once, so Attio reads and HubSpot writes overlap.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub batches_in_flight: u16,
     #[command(flatten)]
     pub sync: SyncArgs,
 }
@@ -132,6 +142,7 @@ fn start_consumers(args: &DevArgs, run: &LocalRun) -> anyhow::Result<String> {
             spawn_consumers(
                 &run.queue,
                 Arc::new(SyncContext::new(attio, sink, mappings, fields)),
+                args,
             );
             format!("on, writing to HubSpot at {}", args.sync.hubspot_api_url)
         }
@@ -143,6 +154,7 @@ fn start_consumers(args: &DevArgs, run: &LocalRun) -> anyhow::Result<String> {
             spawn_consumers(
                 &run.queue,
                 Arc::new(SyncContext::new(attio, sink, mappings, fields)),
+                args,
             );
             shown
         }
@@ -150,31 +162,46 @@ fn start_consumers(args: &DevArgs, run: &LocalRun) -> anyhow::Result<String> {
 }
 
 /// One poller per family, each handler inside [`SchemaAware`] as in Lambda: attribute events
-/// drop the shared schema cache, and the generation lives in the SQLite file.
-fn spawn_consumers<S>(queue: &SqliteQueue, ctx: Arc<SyncContext<S, SqliteMappings>>)
+/// drop the shared schema cache, and the generation lives in the SQLite file. Records take
+/// full batches with a short window; every family keeps `--batches-in-flight` batches going.
+fn spawn_consumers<S>(queue: &SqliteQueue, ctx: Arc<SyncContext<S, SqliteMappings>>, args: &DevArgs)
 where
     S: CrmSink + 'static,
 {
-    use crate::consumers::poll_forever;
+    use crate::consumers::{Polling, poll_forever};
+    let in_flight = usize::from(args.batches_in_flight);
+    let records = Polling::records(
+        usize::from(args.records_batch_size),
+        std::time::Duration::from_millis(args.records_window_ms),
+        in_flight,
+    );
+    let others = Polling {
+        in_flight,
+        ..Polling::SMALL
+    };
     tokio::spawn(poll_forever(
         queue.clone(),
         EventFamily::Records,
         SchemaAware::new(Arc::clone(&ctx), RecordsHandler::new(Arc::clone(&ctx))),
+        records,
     ));
     tokio::spawn(poll_forever(
         queue.clone(),
         EventFamily::ListEntries,
         SchemaAware::new(Arc::clone(&ctx), ListEntriesHandler::new(Arc::clone(&ctx))),
+        others,
     ));
     tokio::spawn(poll_forever(
         queue.clone(),
         EventFamily::Notes,
         SchemaAware::new(Arc::clone(&ctx), NotesHandler::new(Arc::clone(&ctx))),
+        others,
     ));
     tokio::spawn(poll_forever(
         queue.clone(),
         EventFamily::Tasks,
         SchemaAware::new(Arc::clone(&ctx), TasksHandler::new(Arc::clone(&ctx))),
+        others,
     ));
 }
 

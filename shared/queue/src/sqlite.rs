@@ -13,6 +13,9 @@ use rusqlite::params;
 use relay_embedded::{LocalDb, LocalDbError};
 use relay_events::clock::unix_now_millis as now_millis;
 
+/// How often [`SqliteQueue::receive_batch`] looks again while its window is open.
+const WINDOW_POLL: Duration = Duration::from_millis(20);
+
 /// The dead-letter queue of a local queue.
 pub fn dlq_name(queue: &str) -> String {
     format!("{queue}-dlq")
@@ -122,6 +125,62 @@ impl SqliteQueue {
                 }
                 tx.commit()?;
                 Ok(received)
+            })
+            .await
+    }
+
+    /// Receives like [`Self::receive`], but once something is visible keeps gathering for up to
+    /// `window` until `max` messages are held: Lambda's batching window
+    /// (`MaximumBatchingWindowInSeconds`), so a burst fills a batch instead of being cut into
+    /// whatever was visible at one instant, while a lone message waits at most `window`. Every
+    /// message is hidden from its own receive on, as SQS hides the ones Lambda gathers.
+    pub async fn receive_batch(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility: Duration,
+        window: Duration,
+    ) -> Result<Vec<ReceivedMessage>, LocalDbError> {
+        let mut batch = self.receive(queue, max, visibility).await?;
+        if batch.is_empty() || window.is_zero() {
+            return Ok(batch);
+        }
+        let closes = tokio::time::Instant::now() + window;
+        while batch.len() < max {
+            let left = closes.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            tokio::time::sleep(left.min(WINDOW_POLL)).await;
+            let more = self.receive(queue, max - batch.len(), visibility).await?;
+            batch.extend(more);
+        }
+        Ok(batch)
+    }
+
+    /// Hides the messages of these receipts for `visibility` from now (a consumer still working
+    /// on them renews its lease, as a long SQS consumer calls ChangeMessageVisibility); returns
+    /// how many receipts were still current. One transaction for the whole batch.
+    pub async fn extend_visibility(
+        &self,
+        receipt_handles: &[String],
+        visibility: Duration,
+    ) -> Result<usize, LocalDbError> {
+        let receipts = receipt_handles.to_vec();
+        let hide_ms = i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX);
+        self.db
+            .call(move |conn| {
+                let until = now_millis().saturating_add(hide_ms);
+                let tx = conn.transaction()?;
+                let mut renewed = 0;
+                for receipt in &receipts {
+                    renewed += tx.execute(
+                        "UPDATE messages SET visible_at_ms = ?2 WHERE receipt_handle = ?1",
+                        params![receipt, until],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(renewed)
             })
             .await
     }
@@ -380,6 +439,66 @@ mod tests {
         );
         assert!(queue.delete(&again[0].receipt_handle).await.unwrap());
         assert!(queue.peek("notes").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_batch_window_gathers_what_arrives_while_it_is_open() {
+        let queue = SqliteQueue::new(LocalDb::in_memory().unwrap(), 3);
+        let hide = Duration::from_secs(30);
+        // Nothing visible: no wait at all, however long the window.
+        let started = std::time::Instant::now();
+        let none = queue.receive_batch("records", 100, hide, Duration::from_secs(5));
+        assert!(none.await.unwrap().is_empty());
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // One message, then more while the window is open: one batch holds them all.
+        queue
+            .send(&[message(EventFamily::Records, 0)])
+            .await
+            .unwrap();
+        let sender = queue.clone();
+        let later = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            let more: Vec<_> = (1..4).map(|n| message(EventFamily::Records, n)).collect();
+            sender.send(&more).await.unwrap();
+        });
+        let window = Duration::from_millis(400);
+        let batch = queue.receive_batch("records", 100, hide, window).await;
+        later.await.unwrap();
+        let bodies: Vec<_> = batch.unwrap().into_iter().map(|r| r.message.body).collect();
+        assert_eq!(bodies, ["{\"n\":0}", "{\"n\":1}", "{\"n\":2}", "{\"n\":3}"]);
+        // A full batch returns at once, window or not; the rest waits for the next receive.
+        let more: Vec<_> = (4..9).map(|n| message(EventFamily::Records, n)).collect();
+        queue.send(&more).await.unwrap();
+        let started = std::time::Instant::now();
+        let full = queue.receive_batch("records", 3, hide, Duration::from_secs(5));
+        assert_eq!(full.await.unwrap().len(), 3);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(queue.receive("records", 10, hide).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_renewed_lease_keeps_messages_hidden_and_a_stale_receipt_renews_nothing() {
+        let queue = SqliteQueue::new(LocalDb::in_memory().unwrap(), 3);
+        queue
+            .send(&[
+                message(EventFamily::Tasks, 0),
+                message(EventFamily::Tasks, 1),
+            ])
+            .await
+            .unwrap();
+        let got = queue.receive("tasks", 10, Duration::ZERO).await.unwrap();
+        let receipts: Vec<String> = got.iter().map(|r| r.receipt_handle.clone()).collect();
+        // Visible again at once (zero visibility) until the lease is renewed.
+        let hide = Duration::from_secs(30);
+        assert_eq!(queue.extend_visibility(&receipts, hide).await.unwrap(), 2);
+        assert!(queue.receive("tasks", 10, hide).await.unwrap().is_empty());
+        // Received again by someone else: the old receipts renew nothing.
+        queue
+            .extend_visibility(&receipts, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(queue.receive("tasks", 10, hide).await.unwrap().len(), 2);
+        assert_eq!(queue.extend_visibility(&receipts, hide).await.unwrap(), 0);
     }
 
     #[tokio::test]

@@ -82,14 +82,112 @@ fn every_consumer_function_is_wired_to_its_queue_with_partial_batch_responses() 
         4,
         "DEAD_LETTER_QUEUE_URL on every consumer"
     );
-    // Visibility timeout at least 6x the consumer timeout (60 s): the consumer families' queues
-    // come from one Fn::ForEach loop, the parked `other` queue is on its own.
+    // The consumer families' queues come from one Fn::ForEach loop, each with its family's
+    // visibility timeout (checked against its function in the next test); the parked `other`
+    // queue is on its own.
     let (families, queue) = for_each(&text, "ConsumerQueues");
     assert_eq!(families, ["Records", "ListEntries", "Notes", "Tasks"]);
-    assert!(queue.contains("${Family}Queue:") && queue.contains("VisibilityTimeout: 360"));
+    assert!(queue.contains("${Family}Queue:"), "{queue}");
+    assert!(queue.contains("VisibilityTimeout: !FindInMap [Families, !Ref Family, Visibility]"));
     assert!(resource(&text, "OtherQueue").contains("VisibilityTimeout: 360"));
-    assert_eq!(text.matches("Timeout: 60\n").count(), 4);
     assert!(text.contains(&format!("AttributeName: {}", relay_mappings::KEY_ATTRIBUTE)));
+}
+
+/// A consumer's event source setting as the range it can take: a literal, or a `!Ref` to a
+/// parameter, whose `MinValue` and `MaxValue` bound it (and whose `Default` lies between).
+fn setting(text: &str, raw: &str) -> (u64, u64) {
+    match raw.strip_prefix("!Ref ") {
+        Some(name) => {
+            let parameter = resource(text, name);
+            let number = |k: &str| -> u64 {
+                value(&parameter, k)
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{name} {k}: {e}"))
+            };
+            let (min, default, max) = (number("MinValue"), number("Default"), number("MaxValue"));
+            assert!(
+                min <= default && default <= max,
+                "{name}: {min}..{max}, {default}"
+            );
+            (min, max)
+        }
+        None => {
+            let n = raw.parse().unwrap_or_else(|e| panic!("{raw}: {e}"));
+            (n, n)
+        }
+    }
+}
+
+/// The visibility timeout a family's queue gets from the Families mapping.
+fn visibility(text: &str, family: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{family}: {{Name:")))
+        .unwrap_or_else(|| panic!("no {family} in the Families mapping"));
+    let visibility = line
+        .split("Visibility: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{family} has no Visibility: {line}"));
+    visibility.trim_end_matches('}').parse().expect("seconds")
+}
+
+#[test]
+fn every_consumer_event_source_keeps_lambdas_sqs_rules_and_records_take_full_batches() {
+    let text = template();
+    for family in ["Records", "ListEntries", "Notes", "Tasks"] {
+        let function = resource(&text, &format!("{family}Function"));
+        let timeout: u64 = value(&function, "Timeout").parse().expect("seconds");
+        let (_, batch) = setting(&text, value(&function, "BatchSize"));
+        let window = value(&function, "MaximumBatchingWindowInSeconds");
+        let (least_window, window) = setting(&text, window);
+        let scaling = value(&function, "ScalingConfig");
+        let concurrency = scaling
+            .strip_prefix("{MaximumConcurrency: ")
+            .and_then(|s| s.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("{family}: ScalingConfig {scaling}"));
+        let (least, most) = setting(&text, concurrency);
+        // https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html: batches
+        // over 10 need a window of at least 1 s; windows are 0-300 s; standard queues take up to
+        // 10,000 per batch. ScalingConfig.MaximumConcurrency is 2-1000.
+        assert!(batch <= 10 || least_window >= 1, "{family}: {function}");
+        assert!(window <= 300 && batch <= 10_000, "{family}: {function}");
+        assert!(least >= 2 && most <= 1000, "{family}: {least}..{most}");
+        // https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html: at least
+        // six times the function timeout, plus the longest window it may wait.
+        let hidden = visibility(&text, family);
+        assert!(
+            hidden >= 6 * timeout + window,
+            "{family}: visibility {hidden} s < 6 x {timeout} s + {window} s"
+        );
+        assert!(function.contains("FunctionResponseTypes: [ReportBatchItemFailures]"));
+    }
+
+    // Records: 100 by default, one HubSpot batch upsert's maximum; never more than one Attio
+    // record query per object takes (500 ids).
+    let records = resource(&text, "RecordsFunction");
+    assert!(
+        records.contains("BatchSize: !Ref RecordsBatchSize"),
+        "{records}"
+    );
+    let size = resource(&text, "RecordsBatchSize");
+    assert_eq!(value(&size, "Default"), "100", "{size}");
+    let (_, most) = setting(&text, value(&records, "BatchSize"));
+    assert!(most <= u64::from(relay_attio::MAX_PAGE_SIZE), "{size}");
+    // The deadline margin leaves the batch's upserts and links their time, and groups start.
+    let timeout: u64 = value(&records, "Timeout").parse().expect("seconds");
+    let margin: u64 = value(&records, "DEADLINE_MARGIN_SECS")
+        .trim_matches('"')
+        .parse()
+        .expect("seconds");
+    assert!(
+        margin < timeout && margin >= 50,
+        "{margin} s of {timeout} s"
+    );
+    // Notes, tasks and list entries sync one item per call: batches of 10.
+    for family in ["ListEntries", "Notes", "Tasks"] {
+        let function = resource(&text, &format!("{family}Function"));
+        assert_eq!(value(&function, "BatchSize"), "10", "{family}");
+    }
 }
 
 /// The YAML block of one parameter or resource: its `  Name:` line and every line after it up
