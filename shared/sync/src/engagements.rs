@@ -254,6 +254,8 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
             Ok(id) => {
                 // Should this fail, the recorded attempt makes the retry find `id` by marker.
                 self.mappings.put(object, attio_id, &id).await?;
+                // The create made its associations: later syncs skip them while unchanged.
+                self.store_links(object, attio_id, &targets, true).await?;
                 tracing::info!(%object, attio_id, crm_id = %id, "created in CRM");
                 Ok(())
             }

@@ -23,8 +23,11 @@
 //! remembered links (older versions) are left alone, as is a pair a user had associated
 //! before Attio named it (the relay cannot tell that it did not make it).
 //!
-//! The default association PUT is idempotent, so every sync makes every current link again:
-//! a redelivered message links again harmlessly, and a link lost in HubSpot comes back.
+//! The set is marked confirmed once every association in it was made. A sync whose links are
+//! exactly a confirmed set makes no HubSpot call at all — an import that edits a thousand
+//! people's job titles costs no association calls — and any other sync makes every current
+//! link (the default association PUT is idempotent, so a redelivered message or a crash
+//! between the write-ahead and the PUTs only repeats it).
 
 use relay_attio::{AttioApi, ValueMap, current_values};
 use relay_crm::{Association, CrmId, CrmObject, CrmSink};
@@ -66,20 +69,32 @@ pub(crate) fn links_key(attio_id: &str) -> String {
     format!("{attio_id}#links")
 }
 
-/// `type:id,type:id`: CRM ids hold neither `,` nor a leading `type:` of their own (the outbox's
-/// `outbox:companies:…` ids keep their colons: only the first one splits).
-fn encode(targets: &[Association]) -> CrmId {
+/// Marks a remembered set whose associations were all made (see the module doc).
+const CONFIRMED: char = '=';
+
+/// `type:id,type:id`, led by [`CONFIRMED`] once all were made: CRM ids hold neither `,` nor a
+/// leading `type:` of their own (the outbox's `outbox:companies:…` ids keep their colons: only
+/// the first one splits).
+fn encode(targets: &[Association], confirmed: bool) -> CrmId {
     let items: Vec<String> = targets
         .iter()
         .map(|t| format!("{}:{}", t.to, t.id))
         .collect();
-    CrmId(items.join(","))
+    let mark = if confirmed { "=" } else { "" };
+    CrmId(format!("{mark}{}", items.join(",")))
 }
 
-/// The targets [`encode`] wrote; an item this version cannot read is skipped (never removed).
-fn decode(stored: &CrmId) -> Vec<Association> {
-    let items = stored.0.split(',').filter(|i| !i.is_empty());
-    items
+/// What [`encode`] wrote: the targets and whether they were all made. An item this version
+/// cannot read is skipped (never removed); a set written by an older version (no mark) reads
+/// as unconfirmed, so its links are made once more.
+fn decode(stored: &CrmId) -> Remembered {
+    let (confirmed, items) = match stored.0.strip_prefix(CONFIRMED) {
+        Some(rest) => (true, rest),
+        None => (false, stored.0.as_str()),
+    };
+    let targets = items
+        .split(',')
+        .filter(|i| !i.is_empty())
         .filter_map(|item| {
             let (to, id) = item.split_once(':')?;
             let to = CrmObject::parse(to)?;
@@ -88,7 +103,23 @@ fn decode(stored: &CrmId) -> Vec<Association> {
                 id: CrmId(id.to_owned()),
             })
         })
-        .collect()
+        .collect();
+    Remembered { targets, confirmed }
+}
+
+/// The links remembered for one Attio record, note or task.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Remembered {
+    pub(crate) targets: Vec<Association>,
+    /// Every one of `targets` was associated (not just written ahead).
+    pub(crate) confirmed: bool,
+}
+
+impl Remembered {
+    /// The same set as `targets`, whatever the order.
+    fn same_as(&self, targets: &[Association]) -> bool {
+        self.targets.len() == targets.len() && targets.iter().all(|t| self.targets.contains(t))
+    }
 }
 
 impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
@@ -119,23 +150,36 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         &self,
         object: CrmObject,
         attio_id: &str,
-    ) -> Result<Vec<Association>, StepError> {
+    ) -> Result<Remembered, StepError> {
         let stored = self.mappings.get(object, &links_key(attio_id)).await?;
         Ok(stored.as_ref().map(decode).unwrap_or_default())
     }
 
-    /// Remembers `targets` as what the relay linked `attio_id` to (nothing: forgets).
+    /// Remembers `targets` as what the relay may have linked `attio_id` to (nothing: forgets),
+    /// before the associations are made.
     pub(crate) async fn remember_links(
         &self,
         object: CrmObject,
         attio_id: &str,
         targets: &[Association],
     ) -> Result<(), StepError> {
+        self.store_links(object, attio_id, targets, false).await
+    }
+
+    /// Stores the remembered set; `confirmed` once every association in it was made.
+    pub(crate) async fn store_links(
+        &self,
+        object: CrmObject,
+        attio_id: &str,
+        targets: &[Association],
+        confirmed: bool,
+    ) -> Result<(), StepError> {
         let key = links_key(attio_id);
         if targets.is_empty() {
             self.mappings.remove(object, &key).await?;
         } else {
-            self.mappings.put(object, &key, &encode(targets)).await?;
+            let value = encode(targets, confirmed);
+            self.mappings.put(object, &key, &value).await?;
         }
         Ok(())
     }
@@ -155,8 +199,9 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
     }
 
     /// Makes `targets` the links the relay holds for `id`: associates each (idempotent), then
-    /// removes the remembered ones not among them, and remembers `targets`. Stops at the first
-    /// failure; the retry repeats the work, which is idempotent throughout.
+    /// removes the remembered ones not among them, and remembers `targets` as made. Nothing at
+    /// all when `targets` is the confirmed set already. Stops at the first failure; the retry
+    /// repeats the work, which is idempotent throughout.
     pub(crate) async fn relink(
         &self,
         object: CrmObject,
@@ -164,7 +209,17 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         attio_id: &str,
         targets: &[Association],
     ) -> Result<(), StepError> {
-        let remembered = self.remembered_links(object, attio_id).await?;
+        let Remembered {
+            targets: remembered,
+            confirmed,
+        } = self.remembered_links(object, attio_id).await?;
+        let unchanged = Remembered {
+            targets: remembered.clone(),
+            confirmed,
+        };
+        if confirmed && unchanged.same_as(targets) {
+            return Ok(());
+        }
         if targets.iter().any(|t| !remembered.contains(t)) {
             // Written ahead, so no association the relay makes is ever unremembered.
             let mut union = remembered.clone();
@@ -183,11 +238,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
                 .await?;
             tracing::info!(%object, crm_id = %id, to = %target.to, to_id = %target.id, "removed a link Attio no longer has");
         }
-        // What is remembered now (remembered ∪ targets) is `targets` unless some were stale.
-        if !stale.is_empty() {
-            self.remember_links(object, attio_id, targets).await?;
-        }
-        Ok(())
+        self.store_links(object, attio_id, targets, true).await
     }
 }
 
@@ -207,10 +258,20 @@ mod tests {
                 id: CrmId("901".into()),
             },
         ];
-        let stored = encode(&targets);
+        let stored = encode(&targets, false);
         assert_eq!(stored.0, "companies:outbox:companies:c1,contacts:901");
-        assert_eq!(decode(&stored), targets);
+        assert_eq!(decode(&stored).targets, targets);
+        assert!(!decode(&stored).confirmed);
+        let made = encode(&targets, true);
+        assert_eq!(made.0, "=companies:outbox:companies:c1,contacts:901");
+        assert_eq!(
+            decode(&made),
+            Remembered {
+                targets: targets.clone(),
+                confirmed: true
+            }
+        );
         let with_unknown = CrmId("tickets:5,contacts:901,".into());
-        assert_eq!(decode(&with_unknown), targets[1..]);
+        assert_eq!(decode(&with_unknown).targets, targets[1..]);
     }
 }

@@ -101,7 +101,11 @@ async fn a_person_is_linked_to_its_company_once_even_on_redelivery() {
         company_reads, 1,
         "the redelivery finds the company's mapping"
     );
-    assert_eq!(associate_calls(&ctx), 2, "the idempotent PUT is repeated");
+    assert_eq!(
+        associate_calls(&ctx),
+        1,
+        "the redelivery finds the link made and confirmed: no HubSpot call"
+    );
 }
 
 #[tokio::test]
