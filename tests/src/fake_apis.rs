@@ -7,7 +7,8 @@
 //! as HubSpot does (a second contact for an email is refused with `CONFLICT` "Contact already
 //! exists. Existing ID: N", per input, by `objectWriteTraceId`), serves and patches contacts by
 //! id (adoption), creates, updates and archives notes and tasks, and remembers every write.
-//! Attio answers `GET /v2/workspace_members/{id}` (the documented shape, an email per member,
+//! Attio answers the records query the consumers batch their reads with (`record_id` `$in`,
+//! up to 500, the absent left out); it answers `GET /v2/workspace_members/{id}` (the documented shape, an email per member,
 //! [`FakeAttio::member_email`]); HubSpot answers `GET /crm/v3/owners/?email=` from the owners
 //! a test seeds ([`FakeHubSpot::seed_owner`]), `{"results": []}` for any other email. Anything they do not recognise is recorded in
 //! `unexpected` and answered 400, so the run fails loudly instead of passing by accident.
@@ -92,6 +93,8 @@ pub struct FakeAttio {
     pub dice: FaultDice,
     pub unexpected: Mutex<Vec<String>>,
     pub served: AtomicUsize,
+    /// Batched record reads answered (`POST /v2/objects/people/records/query`).
+    pub queries: AtomicUsize,
     /// Records merged away or made by a merge ([`FakeAttio::merge`], `merges.rs`).
     merges: Mutex<merges::AttioMerges>,
     /// Records, notes and tasks deleted ([`FakeAttio::delete`]): they read 404 `not_found`.
@@ -120,6 +123,7 @@ impl FakeAttio {
             dice,
             unexpected: Mutex::new(Vec::new()),
             served: AtomicUsize::new(0),
+            queries: AtomicUsize::new(0),
             merges: Mutex::default(),
             deleted: Mutex::default(),
         }
@@ -221,6 +225,44 @@ impl FakeAttio {
         task
     }
 
+    /// `POST /v2/objects/people/records/query` with the filter the relay sends,
+    /// `{"record_id": {"$in": [ids]}}` (<https://docs.attio.com/rest-api/guides/filtering-and-sorting>),
+    /// and `limit` (1..=500, default 500; `offset`): `{"data": [records]}`, each as its GET
+    /// answers it, in the order asked; deleted and merged-away records are left out, as is a
+    /// merged record whose merge is still being applied. Any other filter is unexpected.
+    fn query_people(&self, request: &Request) -> ResponseTemplate {
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return self.unexpected(request);
+        };
+        let ids = body["filter"]["record_id"]["$in"].as_array();
+        let ids: Option<Vec<&str>> = ids.and_then(|ids| ids.iter().map(Value::as_str).collect());
+        let limit = body.get("limit").map_or(Some(500), Value::as_u64);
+        let offset = body.get("offset").map_or(Some(0), Value::as_u64);
+        let filter_keys = body["filter"].as_object().map_or(0, Map::len);
+        let (Some(ids), Some(limit @ 1..=500), Some(offset), 1) = (ids, limit, offset, filter_keys)
+        else {
+            return attio_error(
+                400,
+                "validation_type",
+                "the fake answers record_id $in queries only",
+            );
+        };
+        let deleted = self.deleted.lock().expect("lock").clone();
+        let records: Vec<Value> = ids
+            .into_iter()
+            .filter(|id| !deleted.contains(*id))
+            .filter_map(|id| match self.queried_person(id) {
+                None => Some(self.person(id)["data"].clone()),
+                Some(merged) => merged.map(|person| person["data"].clone()),
+            })
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect();
+        self.served.fetch_add(1, Ordering::SeqCst);
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        ResponseTemplate::new(200).set_body_json(json!({ "data": records }))
+    }
+
     fn unexpected(&self, request: &Request) -> ResponseTemplate {
         let seen = format!("{} {}", request.method, request.url.path());
         self.unexpected.lock().expect("lock").push(seen.clone());
@@ -235,7 +277,9 @@ impl Respond for FakeAttio {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             == Some(self.token.as_str());
-        if !authorised || request.method != http::Method::GET {
+        let query = request.method == http::Method::POST
+            && request.url.path() == "/v2/objects/people/records/query";
+        if !authorised || !(request.method == http::Method::GET || query) {
             return self.unexpected(request);
         }
         match self.dice.roll(3) {
@@ -250,6 +294,9 @@ impl Respond for FakeAttio {
                     .set_delay(self.hang);
             }
             None => {}
+        }
+        if query {
+            return self.query_people(request);
         }
         let segments: Vec<&str> = request.url.path().trim_matches('/').split('/').collect();
         if let ["v2", "objects", "people", "records", id] | ["v2", "notes" | "tasks", id] =
