@@ -33,10 +33,11 @@ use crate::batch::{Group, Outcomes, RecordRef};
 use crate::context::{StepError, SyncContext};
 use crate::{Budget, Disposition};
 
-/// Records per CRM batch upsert: HubSpot's batch endpoints take at most 100 inputs
-/// (<https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/batch/post-crm-v3-objects-contacts-batch-upsert>).
-/// The handler cuts its upserts at this size itself, so a chunk that fails settles only its
-/// own records' messages.
+/// Records per CRM batch upsert: HubSpot's batch upsert
+/// (<https://developers.hubspot.com/docs/api-reference/legacy/crm/objects/contacts/batch/upsert-contacts>)
+/// takes at most 100 inputs per call, the size the HubSpot adapter cuts at too. The handler
+/// cuts its upserts at this size itself, so each call is full, and a call that fails settles
+/// only its own records' messages (the adapter would fail all of them for one chunk).
 pub(crate) const UPSERT_BATCH: usize = 100;
 
 /// The records one record links to: associated after its upsert (`links.rs`).
