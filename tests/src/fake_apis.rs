@@ -7,7 +7,8 @@
 //! as HubSpot does (a second contact for an email is refused with `CONFLICT` "Contact already
 //! exists. Existing ID: N", per input, by `objectWriteTraceId`), serves and patches contacts by
 //! id (adoption), creates, updates and archives notes and tasks, and remembers every write.
-//! Attio answers `GET /v2/workspace_members/{id}` (the documented shape, an email per member,
+//! Attio answers the records query the consumers batch their reads with (`record_id` `$in`,
+//! up to 500, the absent left out); it answers `GET /v2/workspace_members/{id}` (the documented shape, an email per member,
 //! [`FakeAttio::member_email`]); HubSpot answers `GET /crm/v3/owners/?email=` from the owners
 //! a test seeds ([`FakeHubSpot::seed_owner`]), `{"results": []}` for any other email. Anything they do not recognise is recorded in
 //! `unexpected` and answered 400, so the run fails loudly instead of passing by accident.
@@ -28,6 +29,7 @@ use serde_json::{Map, Value, json};
 use wiremock::{Request, Respond, ResponseTemplate};
 
 mod merges;
+mod query;
 mod search;
 pub use merges::{AttioMerge, ContactMerges, MergeModel};
 pub use search::SEARCHES_PER_SECOND;
@@ -92,6 +94,8 @@ pub struct FakeAttio {
     pub dice: FaultDice,
     pub unexpected: Mutex<Vec<String>>,
     pub served: AtomicUsize,
+    /// Batched record reads answered (`POST /v2/objects/people/records/query`).
+    pub queries: AtomicUsize,
     /// Records merged away or made by a merge ([`FakeAttio::merge`], `merges.rs`).
     merges: Mutex<merges::AttioMerges>,
     /// Records, notes and tasks deleted ([`FakeAttio::delete`]): they read 404 `not_found`.
@@ -120,6 +124,7 @@ impl FakeAttio {
             dice,
             unexpected: Mutex::new(Vec::new()),
             served: AtomicUsize::new(0),
+            queries: AtomicUsize::new(0),
             merges: Mutex::default(),
             deleted: Mutex::default(),
         }
@@ -221,7 +226,7 @@ impl FakeAttio {
         task
     }
 
-    fn unexpected(&self, request: &Request) -> ResponseTemplate {
+    pub(super) fn unexpected(&self, request: &Request) -> ResponseTemplate {
         let seen = format!("{} {}", request.method, request.url.path());
         self.unexpected.lock().expect("lock").push(seen.clone());
         attio_error(400, "unexpected_request", &seen)
@@ -235,7 +240,9 @@ impl Respond for FakeAttio {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             == Some(self.token.as_str());
-        if !authorised || request.method != http::Method::GET {
+        let query = request.method == http::Method::POST
+            && request.url.path() == "/v2/objects/people/records/query";
+        if !authorised || !(request.method == http::Method::GET || query) {
             return self.unexpected(request);
         }
         match self.dice.roll(3) {
@@ -250,6 +257,9 @@ impl Respond for FakeAttio {
                     .set_delay(self.hang);
             }
             None => {}
+        }
+        if query {
+            return self.query_people(request);
         }
         let segments: Vec<&str> = request.url.path().trim_matches('/').split('/').collect();
         if let ["v2", "objects", "people", "records", id] | ["v2", "notes" | "tasks", id] =

@@ -151,8 +151,14 @@ pub fn attio(name: &str) -> serde_json::Value {
 
 /// Serves the Attio fixtures on a stand-in Attio: the `people` object (which the consumers read
 /// to map a person, any number of times) and Ada's record, which must be read exactly `reads`
-/// times.
+/// times — by the batched read the consumers make ([`mount_ada_query`]).
 pub async fn mount_people_and_ada(server: &wiremock::MockServer, reads: u64) {
+    mount_people(server).await;
+    mount_ada_query(server, reads).await;
+}
+
+/// The `people` object, any number of times.
+pub async fn mount_people(server: &wiremock::MockServer) {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, ResponseTemplate};
     Mock::given(method("GET"))
@@ -160,9 +166,24 @@ pub async fn mount_people_and_ada(server: &wiremock::MockServer, reads: u64) {
         .respond_with(ResponseTemplate::new(200).set_body_json(attio("people-object.json")))
         .mount(server)
         .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/v2/objects/people/records/{}", ids::ADA)))
-        .respond_with(ResponseTemplate::new(200).set_body_json(attio("person.json")))
+}
+
+/// Ada's record answered to the query the consumers batch their reads with, exactly as Attio's
+/// filtering guide has it (`{"filter": {"record_id": {"$in": [Ada]}}, "limit": 1, ...}`:
+/// <https://docs.attio.com/rest-api/guides/filtering-and-sorting>), exactly `reads` times;
+/// the answer is `{"data": [record]}`, the record as its GET answers it.
+pub async fn mount_ada_query(server: &wiremock::MockServer, reads: u64) {
+    use wiremock::matchers::{body_json, method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let person = attio("person.json");
+    Mock::given(method("POST"))
+        .and(path("/v2/objects/people/records/query"))
+        .and(body_json(serde_json::json!({
+            "filter": {"record_id": {"$in": [ids::ADA]}}, "limit": 1, "offset": 0
+        })))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"data": [person["data"]]})),
+        )
         .expect(reads)
         .mount(server)
         .await;

@@ -87,7 +87,7 @@ async fn a_sent_record_update_is_synced_to_the_local_outbox() {
     let attio = MockServer::start().await;
     people_object(&attio, "attio-dev-token").await;
     ada()
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixtures::attio("person.json")))
+        .respond_with(ada_found())
         .expect(1)
         .mount(&attio)
         .await;
@@ -136,9 +136,18 @@ async fn people_object(attio: &MockServer, token: &str) {
         .await;
 }
 
-/// A request for the sample's person record (Ada), to be answered by the test.
+/// A read of the sample's person record (Ada), to be answered by the test: the records
+/// consumer reads a batch's records with one query per object (`record_id` `$in`).
 fn ada() -> wiremock::MockBuilder {
-    Mock::given(method("GET")).and(path(format!("/v2/objects/people/records/{}", ids::ADA)))
+    Mock::given(method("POST"))
+        .and(path("/v2/objects/people/records/query"))
+        .and(wiremock::matchers::body_string_contains(ids::ADA))
+}
+
+/// The query's answer holding Ada: `{"data": [record]}`, the record as its GET answers it.
+fn ada_found() -> ResponseTemplate {
+    let person = fixtures::attio("person.json");
+    ResponseTemplate::new(200).set_body_json(serde_json::json!({"data": [person["data"]]}))
 }
 
 /// Starts `attio-relay dev` with its consumers on against the stand-in Attio (and no HubSpot:
@@ -175,7 +184,7 @@ async fn dev_with_one_dead_letter() -> (DevServer, tempfile::TempDir, MockServer
         .mount(&attio)
         .await;
     ada()
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixtures::attio("person.json")))
+        .respond_with(ada_found())
         .with_priority(2)
         .mount(&attio)
         .await;

@@ -30,10 +30,16 @@
 //! an [`AttioClient`]; [`SchemaCache`] turns the object ids in events into slugs with one request
 //! per object per TTL.
 //!
+//! * **Batched record reads.** [`AttioApi::get_records`] reads up to 500 records of one object
+//!   in one query (`record_id` `$in` the ids), so a batch of events costs one read per object,
+//!   not one per record; notes and tasks have no such filter and stay one `GET` each
+//!   (`batch_reads.rs` has the documented facts and what an absent record means).
+//!
 //! The consumers reach Attio through the [`AttioApi`] port (the reads they make): the
 //! production adapter is [`CachedAttio`] (client plus schema cache); [`MemoryAttio`] holds
 //! everything in maps and can be told to fail a call, for handler tests without a server.
 
+mod batch_reads;
 mod breaker;
 mod client;
 mod config;
@@ -47,6 +53,7 @@ mod port;
 mod schema;
 mod webhooks;
 
+pub use batch_reads::{MAX_IDS_PER_QUERY, record_id_filter};
 pub use client::AttioClient;
 pub use config::{AttioConfig, DEFAULT_BASE_URL, RateLimit};
 pub use error::{AttioError, MERGE_IN_PROGRESS_CODE, NOT_FOUND_CODE};

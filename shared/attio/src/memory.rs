@@ -2,7 +2,10 @@
 //! logged, and any call made to answer a chosen [`AttioError`] — so the sync handlers can be
 //! tested alone, without an HTTP server.
 //!
-//! Missing things answer [`AttioError::NotFound`], as Attio answers 404 for deleted ones.
+//! Missing things answer [`AttioError::NotFound`], as Attio answers 404 for deleted ones; a
+//! batched read ([`AttioApi::get_records`]) leaves them out of its answer, as Attio's query
+//! does, and is logged as one [`AttioCall::Records`] per 500 distinct ids, as the client
+//! sends them.
 //!
 //! By default every slug lookup reaches the maps. [`MemoryAttio::with_schema_cache`] caches
 //! them as the production adapter does (until `forget_schema*`), and
@@ -18,7 +21,15 @@ use crate::{AttioApi, AttioError, Note, Record, Task, WorkspaceMember};
 /// One call made through the port, as the caller named it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum AttioCall {
-    Record { object: String, record_id: String },
+    Record {
+        object: String,
+        record_id: String,
+    },
+    /// One batched read of `object`: the ids it asked for (distinct, at most 500).
+    Records {
+        object: String,
+        record_ids: Vec<String>,
+    },
     Note(String),
     Task(String),
     Slug(String),
@@ -33,9 +44,23 @@ impl AttioCall {
         }
     }
 
+    /// A batched read of `object` asking for `record_ids`.
+    pub fn records(object: &str, record_ids: &[&str]) -> Self {
+        Self::Records {
+            object: object.to_owned(),
+            record_ids: record_ids.iter().map(|id| (*id).to_owned()).collect(),
+        }
+    }
+
+    /// The key queued failures of every batched read of `object` are kept under.
+    fn any_query_of(object: &str) -> Self {
+        Self::records(object, &[])
+    }
+
     fn path(&self) -> String {
         match self {
             Self::Record { object, record_id } => format!("/objects/{object}/records/{record_id}"),
+            Self::Records { object, .. } => format!("/objects/{object}/records/query"),
             Self::Note(id) => format!("/notes/{id}"),
             Self::Task(id) => format!("/tasks/{id}"),
             Self::Slug(object) => format!("/objects/{object}"),
@@ -145,6 +170,13 @@ impl MemoryAttio {
             .push_back(error);
     }
 
+    /// The next batched read of `object` ([`AttioApi::get_records`], whatever ids it asks
+    /// for) answers `error` instead. Failures queued for single records
+    /// ([`AttioCall::Record`]) answer single reads only: a query fails as a whole.
+    pub fn fail_next_query(&self, object: &str, error: AttioError) {
+        self.fail_next(AttioCall::any_query_of(object), error);
+    }
+
     /// Every call this view made so far, in order.
     pub fn calls(&self) -> Vec<AttioCall> {
         self.calls
@@ -155,12 +187,17 @@ impl MemoryAttio {
 
     /// Logs `call` and answers a queued failure for it, if any.
     fn begin(&self, call: &AttioCall) -> Result<(), AttioError> {
+        self.begin_keyed(call, call)
+    }
+
+    /// Logs `call` and answers a failure queued under `key`, if any.
+    fn begin_keyed(&self, call: &AttioCall, key: &AttioCall) -> Result<(), AttioError> {
         self.calls
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(call.clone());
         let mut state = self.state();
-        match state.failures.get_mut(call).and_then(VecDeque::pop_front) {
+        match state.failures.get_mut(key).and_then(VecDeque::pop_front) {
             Some(error) => Err(error),
             None => Ok(()),
         }
@@ -172,6 +209,7 @@ impl MemoryAttio {
 fn not_found(call: &AttioCall) -> AttioError {
     let message = match call {
         AttioCall::Record { record_id, .. } => format!("Record with ID \"{record_id}\" not found."),
+        AttioCall::Records { .. } => "The referenced object was not found.".to_owned(),
         AttioCall::Note(id) => format!("Note with ID \"{id}\" not found."),
         AttioCall::Task(id) => format!("Task with ID \"{id}\" not found."),
         AttioCall::Slug(object) => format!("Object with slug/ID \"{object}\" not found."),
@@ -191,6 +229,24 @@ impl AttioApi for MemoryAttio {
             .get(&(slug.to_owned(), record_id.to_owned()))
             .cloned()
             .ok_or_else(|| not_found(&call))
+    }
+
+    /// Like Attio's query: the records held among the ids, absent ones left out; one call
+    /// logged per 500 distinct ids.
+    async fn get_records(&self, object: &str, ids: &[String]) -> Result<Vec<Record>, AttioError> {
+        let ids = crate::batch_reads::distinct(ids);
+        let mut found = Vec::new();
+        for chunk in ids.chunks(crate::MAX_IDS_PER_QUERY) {
+            let call = AttioCall::records(object, chunk);
+            self.begin_keyed(&call, &AttioCall::any_query_of(object))?;
+            let state = self.state();
+            let slug = state.slugs.get(object).map_or(object, String::as_str);
+            found.extend(chunk.iter().filter_map(|id| {
+                let key = (slug.to_owned(), (*id).to_owned());
+                state.records.get(&key).cloned()
+            }));
+        }
+        Ok(found)
     }
 
     async fn get_note(&self, note_id: &str) -> Result<Note, AttioError> {
@@ -298,6 +354,71 @@ mod tests {
             Err(AttioError::NotFound { .. })
         ));
         assert_eq!(attio.calls().len(), 6);
+    }
+
+    fn person(id: &str) -> Record {
+        serde_json::from_value(serde_json::json!({
+            "id": {"workspace_id": "ws", "object_id": PEOPLE, "record_id": id},
+            "created_at": "2026-11-02T09:12:44Z",
+            "values": {}
+        }))
+        .expect("record")
+    }
+
+    #[tokio::test]
+    async fn a_batched_read_answers_what_it_holds_in_calls_of_500_and_fails_whole() {
+        let attio = MemoryAttio::new();
+        attio.add_object(PEOPLE, "people");
+        let held: Vec<String> = (0..600).map(|i| format!("r{i}")).collect();
+        for id in &held {
+            attio.put_record("people", person(id));
+        }
+        let mut asked = held.clone();
+        asked.push("gone".into());
+        asked.push("r1".into());
+
+        let found = attio.get_records(PEOPLE, &asked).await.expect("records");
+
+        assert_eq!(found.len(), 600, "the absent id is left out, r1 read once");
+        let calls = attio.calls();
+        let sizes: Vec<usize> = calls
+            .iter()
+            .map(|c| match c {
+                AttioCall::Records { object, record_ids } if object == PEOPLE => record_ids.len(),
+                other => panic!("only batched reads expected: {other:?}"),
+            })
+            .collect();
+        assert_eq!(sizes, [500, 101]);
+
+        attio.fail_next_query(
+            PEOPLE,
+            AttioError::RateLimited {
+                retry_after: std::time::Duration::from_secs(1),
+                path: "/objects/people/records/query".into(),
+            },
+        );
+        let failed = attio.get_records(PEOPLE, &held[..2]).await;
+        assert!(matches!(failed, Err(AttioError::RateLimited { .. })));
+        // A failure queued for a single record answers single reads only.
+        attio.fail_next(AttioCall::record(PEOPLE, "r0"), attio_503());
+        assert_eq!(
+            attio
+                .get_records(PEOPLE, &held[..1])
+                .await
+                .expect("ok")
+                .len(),
+            1
+        );
+        assert!(attio.get_record(PEOPLE, "r0").await.is_err());
+    }
+
+    fn attio_503() -> AttioError {
+        AttioError::Api {
+            status: 503,
+            code: None,
+            message: "down".into(),
+            path: "/x".into(),
+        }
     }
 
     #[tokio::test]

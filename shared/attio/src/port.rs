@@ -20,6 +20,18 @@ pub trait AttioApi: Send + Sync {
         record_id: &str,
     ) -> impl Future<Output = Result<Record, AttioError>> + Send;
 
+    /// The records of `object` (id or slug) among `record_ids`, in one query per 500 distinct
+    /// ids (`POST /objects/{object}/records/query`, `record_id` `$in`), in any order. A record
+    /// absent from the answer is not held by Attio under that id now (deleted, merged away —
+    /// or the new record of a merge still being applied, which [`Self::get_record`] tells
+    /// apart with `merge_in_progress`): callers that act on "gone" confirm it with
+    /// [`Self::get_record`]. An error fails the read of every id.
+    fn get_records(
+        &self,
+        object: &str,
+        record_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Record>, AttioError>> + Send;
+
     fn get_note(&self, note_id: &str) -> impl Future<Output = Result<Note, AttioError>> + Send;
 
     fn get_task(&self, task_id: &str) -> impl Future<Output = Result<Task, AttioError>> + Send;
@@ -49,6 +61,10 @@ pub trait AttioApi: Send + Sync {
 impl AttioApi for AttioClient {
     async fn get_record(&self, object: &str, record_id: &str) -> Result<Record, AttioError> {
         AttioClient::get_record(self, object, record_id).await
+    }
+
+    async fn get_records(&self, object: &str, ids: &[String]) -> Result<Vec<Record>, AttioError> {
+        AttioClient::get_records(self, object, ids).await
     }
 
     async fn get_note(&self, note_id: &str) -> Result<Note, AttioError> {
@@ -113,6 +129,10 @@ impl From<AttioClient> for CachedAttio {
 impl AttioApi for CachedAttio {
     async fn get_record(&self, object: &str, record_id: &str) -> Result<Record, AttioError> {
         self.client.get_record(object, record_id).await
+    }
+
+    async fn get_records(&self, object: &str, ids: &[String]) -> Result<Vec<Record>, AttioError> {
+        self.client.get_records(object, ids).await
     }
 
     async fn get_note(&self, note_id: &str) -> Result<Note, AttioError> {

@@ -71,6 +71,13 @@ mod tests {
         async fn get_record(&self, object: &str, record_id: &str) -> Result<Record, AttioError> {
             self.inner.get_record(object, record_id).await
         }
+        async fn get_records(
+            &self,
+            object: &str,
+            ids: &[String],
+        ) -> Result<Vec<Record>, AttioError> {
+            self.inner.get_records(object, ids).await
+        }
         async fn get_note(&self, note_id: &str) -> Result<Note, AttioError> {
             self.inner.get_note(note_id).await
         }

@@ -161,19 +161,8 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         }
     }
 
-    /// Fetches a record and upserts it (used outside the records consumer's batched path).
-    /// A record Attio no longer has is left to its own `record.deleted` or `record.merged`.
-    pub async fn resync_record(&self, object: &str, record_id: &str) -> Result<(), StepError> {
-        let slug = self.slug(object).await?;
-        if let Synced::Gone = self.sync_record(&slug, record_id).await? {
-            tracing::info!(
-                record_id,
-                "record is gone from Attio; its record.deleted or record.merged settles its CRM copy"
-            );
-        }
-        Ok(())
-    }
-
+    /// Fetches one record and upserts it: a linked record or a note's parent synced on
+    /// demand (the consumers' batches take `record_batch.rs`).
     async fn sync_record(&self, slug: &str, record_id: &str) -> Result<Synced, StepError> {
         let record = match self.attio.get_record(slug, record_id).await {
             Ok(record) => record,

@@ -42,6 +42,7 @@ mod merges;
 mod notes;
 mod owners;
 mod property_spec;
+mod record_batch;
 mod record_source;
 pub use record_source::RecordValues;
 mod records;

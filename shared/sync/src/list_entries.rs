@@ -1,7 +1,11 @@
 //! list-entry.* events: a list entry belongs to a parent record (a deal in a pipeline, a
 //! company in an account list), so each event re-syncs that parent record — its stage and
 //! other attributes flow through the records mapping. Events are grouped by parent, so several
-//! events for one parent in a batch cost one sync.
+//! events for one parent in a batch cost one sync, and the batch's parents take the records'
+//! batched path (`record_batch.rs`): one Attio query per parent object, one CRM batch upsert
+//! per 100 parents. Entries themselves are never read (nothing of an entry is synced but its
+//! parent), so Attio's entries query is not needed here. A parent is upserted, not linked:
+//! its links follow its own `record.*` events.
 
 use std::sync::Arc;
 
@@ -11,7 +15,7 @@ use relay_events::Subject;
 use relay_mappings::IdMappings;
 
 use crate::batch::{RecordRef, coalesce};
-use crate::context::{SyncContext, disposition};
+use crate::context::SyncContext;
 use crate::{BatchHandler, Budget, Disposition, InboundEvent, MessageOutcome};
 
 /// The list-entries consumer.
@@ -44,17 +48,17 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for ListEntriesHandler
             },
             |(): &mut (), _| {},
         );
+        let mut started = Vec::new();
         for group in groups {
-            if !budget.may_start() {
+            if budget.may_start() {
+                started.push(group);
+            } else {
                 outcomes.settle(&group, &Disposition::Deferred);
-                continue;
             }
-            let parent = &group.key;
-            let result = self
-                .ctx
-                .resync_record(&parent.object, &parent.record_id)
-                .await;
-            outcomes.settle(&group, &disposition(result));
+        }
+        let upserted = self.ctx.sync_records(started, budget, &mut outcomes).await;
+        for parent in upserted {
+            outcomes.settle(&parent.group, &Disposition::Done);
         }
         outcomes.into_vec()
     }

@@ -1,8 +1,10 @@
-//! record.* events: one Attio fetch and one batched upsert per record per batch, however many
-//! events name it; `record.deleted` archives the CRM copy and leaves a tombstone that every
+//! record.* events: every event of a batch about one record is coalesced into one piece of
+//! work; the live records are read with one Attio query per object and written with one
+//! batched upsert per 100 records of a CRM object (`record_batch.rs`), however many events
+//! name them; `record.deleted` archives the CRM copy and leaves a tombstone that every
 //! later upsert checks after writing, so an update in flight cannot recreate the contact
-//! (`tombstones.rs`); a record that merely reads 404 is left to its own delete or merge event
-//! (Attio answers both alike); merges (`merges.rs`) end with one CRM object
+//! (`tombstones.rs`); a record that merely reads as gone is left to its own delete or merge
+//! event (Attio answers both alike); merges (`merges.rs`) end with one CRM object
 //! for the merged record; after its upsert a record is linked to the records it references
 //! (`links.rs`).
 //!
@@ -12,16 +14,16 @@
 //! another Attio record — then the message is dead-lettered with what to do. Companies are
 //! not adopted by domain (not unique in HubSpot; see `adopt`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use relay_attio::{AttioApi, CachedAttio};
-use relay_crm::{CrmId, CrmObject, CrmSink, RecordUpsert};
+use relay_crm::CrmSink;
 use relay_events::{Event, EventType, Subject};
 use relay_mappings::IdMappings;
 
-use crate::batch::{Group, Outcomes, RecordRef, coalesce};
+use crate::batch::{Group, RecordRef, coalesce};
 use crate::context::{StepError, SyncContext, disposition};
+use crate::record_batch::Upserted;
 use crate::{BatchHandler, Budget, Disposition, InboundEvent, MessageOutcome};
 
 /// Everything one batch says about one record.
@@ -64,15 +66,6 @@ fn record_of(event: &Event) -> Option<RecordRef> {
 
 type RecordGroup = Group<RecordRef, RecordWork>;
 
-/// The records one record links to: associated after its upsert.
-type Links = Vec<RecordRef>;
-
-/// One record ready to upsert: the input, its links, and the messages it settles.
-type Item = (RecordUpsert, Links, RecordGroup);
-
-/// One record upserted and mapped, its links still to make: (CRM object, its id, links, group).
-type Upserted = (CrmObject, CrmId, Links, RecordGroup);
-
 /// The records consumer.
 #[derive(Debug)]
 pub struct RecordsHandler<S, M, A = CachedAttio> {
@@ -86,58 +79,15 @@ impl<S, M, A> RecordsHandler<S, M, A> {
 }
 
 impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
-    /// Fetches and maps one live record; `None` when there is nothing to upsert (unmapped
-    /// object, deleted record — whose CRM copy this archives).
-    async fn prepare(
-        &self,
-        record: &RecordRef,
-        work: &RecordWork,
-    ) -> Result<Option<(CrmObject, RecordUpsert, Links)>, StepError> {
-        let record_id = &record.record_id;
+    /// A deleted record (`record.deleted`): its tombstone, then its copy archived. Attio is
+    /// not read.
+    async fn deleted(&self, record: &RecordRef) -> Result<(), StepError> {
         let slug = self.ctx.slug(&record.object).await?;
         let Some(crm_object) = self.ctx.fields.crm_object(&slug) else {
             tracing::debug!(object = %slug, "object is not mapped to the CRM; skipping");
-            return Ok(None);
+            return Ok(());
         };
-        if work.deleted {
-            self.ctx.delete_record(crm_object, record_id).await?;
-            return Ok(None);
-        }
-        // Deleted already (a late or redelivered event): write nothing, archive what is left.
-        if self.ctx.archive_if_deleted(crm_object, record_id).await? {
-            return Ok(None);
-        }
-        let fetched = match self.ctx.attio.get_record(&slug, record_id).await {
-            Ok(fetched) => fetched,
-            // Attio answers the same not-found for a deleted record and for an original merged
-            // into another, and SQS keeps no order: archiving here would archive an original's
-            // contact before its record.merged re-points it. The record.deleted or
-            // record.merged event Attio sends for it settles the CRM copy.
-            Err(err) if err.is_record_gone() => {
-                tracing::info!(
-                    record_id,
-                    "record is gone from Attio; its record.deleted or record.merged settles its CRM copy"
-                );
-                return Ok(None);
-            }
-            Err(err) => return Err(err.into()),
-        };
-        let mapped = self
-            .ctx
-            .map_record(&slug, record_id, &fetched.values)
-            .await?;
-        let links = crate::links::linked_records(&slug, &fetched.values);
-        Ok(mapped.map(|(crm_object, properties)| {
-            let attio_record_id = record_id.clone();
-            (
-                crm_object,
-                RecordUpsert {
-                    attio_record_id,
-                    properties,
-                },
-                links,
-            )
-        }))
+        self.ctx.delete_record(crm_object, &record.record_id).await
     }
 
     /// A record Attio merged others into (`record.merged`, either model).
@@ -158,66 +108,6 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> RecordsHandler<S, M, A> {
         self.ctx.archive_if_deleted(crm_object, record_id).await?;
         Ok(())
     }
-
-    /// One batched upsert of `items`, then each accepted record's mapping; the records whose
-    /// links are still to make go to `upserted`.
-    async fn upsert(
-        &self,
-        crm_object: CrmObject,
-        items: Vec<Item>,
-        outcomes: &mut Outcomes,
-        upserted: &mut Vec<Upserted>,
-    ) {
-        let inputs: Vec<RecordUpsert> = items.iter().map(|(u, _, _)| u.clone()).collect();
-        let report = match self.ctx.crm.upsert_records(crm_object, &inputs).await {
-            Ok(report) => report,
-            Err(err) => {
-                let StepError(disposition) = err.into();
-                for (_, _, group) in &items {
-                    outcomes.settle(group, &disposition);
-                }
-                return;
-            }
-        };
-        for (upsert, links, group) in items {
-            let record_id = &upsert.attio_record_id;
-            let refused = report
-                .failures
-                .iter()
-                .find(|f| &f.attio_record_id == record_id);
-            let mapped = if let Some(failure) = refused {
-                match self.ctx.slug(&group.key.object).await {
-                    Ok(slug) => {
-                        self.ctx
-                            .adopt(&slug, crm_object, &upsert, failure, &[])
-                            .await
-                    }
-                    Err(err) => Err(err),
-                }
-            } else if let Some(id) = report.ids.get(record_id) {
-                let put = self.ctx.mappings.put(crm_object, record_id, id).await;
-                put.map(|()| id.clone()).map_err(StepError::from)
-            } else {
-                Err(StepError(Disposition::retry(format!(
-                    "CRM returned no id for record {record_id}"
-                ))))
-            };
-            let id = match mapped {
-                Ok(id) => id,
-                Err(StepError(d)) => {
-                    outcomes.settle(&group, &d);
-                    continue;
-                }
-            };
-            // After the write and its mapping: a record.deleted handled while this upsert was
-            // in flight archived the old copy, and the upsert made a new one (`tombstones.rs`).
-            match self.ctx.archive_if_deleted(crm_object, record_id).await {
-                Ok(false) => upserted.push((crm_object, id, links, group)),
-                Ok(true) => outcomes.settle(&group, &Disposition::Done),
-                Err(StepError(d)) => outcomes.settle(&group, &d),
-            }
-        }
-    }
 }
 
 impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for RecordsHandler<S, M, A> {
@@ -225,47 +115,45 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for RecordsHandler<S, 
         self.handle_within(events, &Budget::unlimited()).await
     }
 
-    /// The cut for the deadline falls in the first loop only: a record fetched there has
-    /// started, and its upsert and links finish (the batched upsert is one call for all).
+    /// The cut for the deadline falls in the first loop only: a record accepted there has
+    /// started, and its read, upsert and links finish (the query and the batched upsert are
+    /// one call for all; `record_batch.rs`).
     async fn handle_within(&self, events: &[InboundEvent], budget: &Budget) -> Vec<MessageOutcome> {
         let (groups, mut outcomes) = coalesce(self, events, record_of, RecordWork::fold);
 
-        // Fetch and map every live record; deletes (and records Attio no longer has) archive.
-        let mut upserts: BTreeMap<CrmObject, Vec<Item>> = BTreeMap::new();
+        // Deletes and merges one by one; every live record goes to the batched path.
+        let mut live = Vec::new();
         for group in groups {
             if !budget.may_start() {
                 outcomes.settle(&group, &Disposition::Deferred);
                 continue;
             }
-            if !group.work.merged_duplicates.is_empty() && !group.work.deleted {
+            if group.work.deleted {
+                let outcome = disposition(self.deleted(&group.key).await);
+                outcomes.settle(&group, &outcome);
+            } else if !group.work.merged_duplicates.is_empty() {
                 // Merges are rare and need several ordered calls: one at a time.
                 let outcome = disposition(self.merged(&group).await);
                 outcomes.settle(&group, &outcome);
-                continue;
-            }
-            match self.prepare(&group.key, &group.work).await {
-                Ok(Some((crm_object, upsert, links))) => {
-                    let item = (upsert, links, group);
-                    upserts.entry(crm_object).or_default().push(item);
-                }
-                Ok(None) => outcomes.settle(&group, &Disposition::Done),
-                Err(StepError(d)) => outcomes.settle(&group, &d),
+            } else {
+                live.push(group);
             }
         }
 
-        // One batched upsert per CRM object type and the mappings; links only after every
-        // type is written, so a record linked to one of this batch's records finds it mapped
-        // instead of syncing it a second time (`links.rs`).
-        let mut upserted = Vec::new();
-        for (crm_object, items) in upserts {
-            self.upsert(crm_object, items, &mut outcomes, &mut upserted)
-                .await;
-        }
-        for (crm_object, id, links, group) in upserted {
+        // One query per object, one batched upsert per 100 records of a CRM object, and the
+        // mappings; links only after every type is written, so a record linked to one of this
+        // batch's records finds it mapped instead of syncing it a second time (`links.rs`).
+        let upserted = self.ctx.sync_records(live, budget, &mut outcomes).await;
+        for Upserted {
+            crm_object,
+            id,
+            links,
+            group,
+        } in upserted
+        {
             let record_id = &group.key.record_id;
             let linked = self.ctx.link(crm_object, &id, record_id, &links).await;
-            let outcome = disposition(linked);
-            outcomes.settle(&group, &outcome);
+            outcomes.settle(&group, &disposition(linked));
         }
         outcomes.into_vec()
     }

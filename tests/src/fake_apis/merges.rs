@@ -145,21 +145,41 @@ impl FakeAttio {
                 "Record is being merged.",
             ));
         }
-        // The merged record's own values, with the primary's email: its values take
-        // precedence (a person's email is what HubSpot matches contacts on).
         let primary = primary.clone();
         drop(merges);
+        self.served.fetch_add(1, Ordering::SeqCst);
+        Some(ResponseTemplate::new(200).set_body_json(self.merged_values(id, &primary)))
+    }
+
+    /// What a records query answers for `id` when a merge decides it: `None` for a record no
+    /// merge touched, `Some(None)` for one the query leaves out (an original marked as merged,
+    /// or a new record whose merge is still being applied: absent, where a GET would say
+    /// `merge_in_progress`; the query does not use up the reads the merge takes), and
+    /// `Some(Some(record))` for a merged record, as its GET would answer it.
+    pub(super) fn queried_person(&self, id: &str) -> Option<Option<Value>> {
+        let merges = self.merges.lock().expect("attio merges");
+        if merges.gone.contains(id) {
+            return Some(None);
+        }
+        let (primary, in_progress) = merges.made.get(id)?;
+        if *in_progress > 0 {
+            return Some(None);
+        }
+        let primary = primary.clone();
+        drop(merges);
+        Some(Some(self.merged_values(id, &primary)))
+    }
+
+    /// The merged record's own values, with the primary's email: its values take
+    /// precedence (a person's email is what HubSpot matches contacts on).
+    fn merged_values(&self, id: &str, primary: &str) -> Value {
         let mut person = self.person(id);
         if let Some(email) = person["data"]["values"]["email_addresses"][0].as_object_mut() {
-            email.insert("email_address".into(), json!(Self::email(&primary)));
-            email.insert(
-                "original_email_address".into(),
-                json!(Self::email(&primary)),
-            );
+            email.insert("email_address".into(), json!(Self::email(primary)));
+            email.insert("original_email_address".into(), json!(Self::email(primary)));
             email.insert("email_local_specifier".into(), json!(primary));
         }
-        self.served.fetch_add(1, Ordering::SeqCst);
-        Some(ResponseTemplate::new(200).set_body_json(person))
+        person
     }
 }
 

@@ -20,7 +20,7 @@ use relay_mappings::SqliteMappings;
 use relay_queue::{EventQueue, OutgoingMessage, SqsQueue};
 use relay_sync::{FieldMapping, RecordsHandler, SyncContext};
 use serde_json::json;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const BROKEN: &str = "00000000-0000-4000-8000-00000000dead";
@@ -51,11 +51,28 @@ async fn a_poison_message_alone_fails_and_reaches_the_dlq_after_max_receive_coun
 
     let attio = MockServer::start().await;
     let hubspot = MockServer::start().await;
-    fixtures::mount_people_and_ada(&attio, 1).await;
+    fixtures::mount_people(&attio).await;
+    // The poison record breaks every query that asks for it (a 5xx), and its own GET: the
+    // consumer reads the records of a failed query one by one, so only it fails.
+    let boom = || {
+        ResponseTemplate::new(500).set_body_json(json!({
+            "status_code": 500, "type": "api_error", "code": "internal", "message": "boom"}))
+    };
+    Mock::given(method("POST"))
+        .and(path("/v2/objects/people/records/query"))
+        .and(body_string_contains(BROKEN))
+        .respond_with(boom())
+        .mount(&attio)
+        .await;
     Mock::given(method("GET"))
         .and(path(format!("/v2/objects/people/records/{BROKEN}")))
-        .respond_with(ResponseTemplate::new(500).set_body_json(json!({
-            "status_code": 500, "type": "api_error", "code": "internal", "message": "boom"})))
+        .respond_with(boom())
+        .mount(&attio)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/objects/people/records/{ADA}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixtures::attio("person.json")))
+        .expect(1)
         .mount(&attio)
         .await;
     Mock::given(method("POST"))

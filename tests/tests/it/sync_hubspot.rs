@@ -75,6 +75,13 @@ impl Apis {
         .await;
     }
 
+    /// Attio answers the batched read of Ada (`POST .../records/query`, `record_id` `$in`
+    /// [Ada], as the records and list-entries consumers read a batch's records) with the
+    /// person fixture, `times` times.
+    async fn mount_person_query(&self, times: u64) {
+        integration_tests::fixtures::mount_ada_query(&self.attio, times).await;
+    }
+
     /// Attio answers GET `path` with `tests/fixtures/attio/<fixture>`, `times` times.
     async fn mount_attio_fixture(&self, path_: &str, fixture_name: &str, times: u64) {
         Mock::given(method("GET"))
@@ -158,9 +165,9 @@ fn all_done(outcomes: &[relay_sync::MessageOutcome], expected: usize) {
 }
 
 #[tokio::test]
-async fn ten_updates_of_one_record_cost_one_fetch_and_one_upsert() {
+async fn ten_updates_of_one_record_cost_one_query_and_one_upsert() {
     let apis = Apis::start().await;
-    apis.mount_person(1).await;
+    apis.mount_person_query(1).await;
     apis.mount_contact_upsert(1).await;
     let handler = RecordsHandler::new(apis.ctx());
     let batch: Vec<_> = (0..10)
@@ -336,12 +343,19 @@ async fn a_completed_task_becomes_a_completed_hubspot_task() {
     all_done(&handler.handle(&[inbound("m1", event)]).await, 1);
 }
 
-/// A 404 `not_found` on an update is no deletion (a merged-away original reads the same): the
+/// Absent from the query and 404 `not_found` on the GET that confirms it is no deletion (a merged-away original reads the same): the
 /// contact stays until the record's own `record.deleted`, which archives it.
 #[tokio::test]
 async fn a_record_that_reads_404_is_archived_by_its_delete_event_not_by_the_404() {
     let apis = Apis::start().await;
     apis.seed(CrmObject::Contacts, ADA, "901").await;
+    // The batched read leaves Ada out; one GET confirms what that means.
+    Mock::given(method("POST"))
+        .and(path("/v2/objects/people/records/query"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
+        .expect(1)
+        .mount(&apis.attio)
+        .await;
     Mock::given(method("GET"))
         .and(path(format!("/v2/objects/people/records/{ADA}")))
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({
@@ -376,7 +390,7 @@ async fn a_record_that_reads_404_is_archived_by_its_delete_event_not_by_the_404(
 #[tokio::test]
 async fn a_hubspot_validation_error_dead_letters_only_its_message() {
     let apis = Apis::start().await;
-    apis.mount_person(1).await;
+    apis.mount_person_query(1).await;
     Mock::given(method("POST"))
         .and(path("/crm/v3/objects/contacts/batch/upsert"))
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({
@@ -397,7 +411,7 @@ async fn a_hubspot_validation_error_dead_letters_only_its_message() {
 #[tokio::test]
 async fn list_entry_events_resync_their_parent_record_once_per_batch() {
     let apis = Apis::start().await;
-    apis.mount_person(1).await;
+    apis.mount_person_query(1).await;
     apis.mount_contact_upsert(1).await;
     let entry = |kind: &str, entry_id: &str| {
         json!({"event_type": kind,
@@ -484,17 +498,17 @@ async fn a_person_who_changes_company_ends_with_only_the_new_association() {
             "attribute_type": "record-reference",
             "target_object": "companies", "target_record_id": company
         }]);
-        ResponseTemplate::new(200).set_body_json(person)
+        ResponseTemplate::new(200).set_body_json(json!({"data": [person["data"]]}))
     };
-    let person_path = format!("/v2/objects/people/records/{ADA}");
-    Mock::given(method("GET"))
-        .and(path(person_path.clone()))
+    let query_path = "/v2/objects/people/records/query";
+    Mock::given(method("POST"))
+        .and(path(query_path))
         .respond_with(at(ACME))
         .up_to_n_times(1)
         .mount(&apis.attio)
         .await;
-    Mock::given(method("GET"))
-        .and(path(person_path))
+    Mock::given(method("POST"))
+        .and(path(query_path))
         .respond_with(at(INITECH))
         .mount(&apis.attio)
         .await;

@@ -289,6 +289,43 @@ async fn query_records_clamps_the_limit_and_sends_no_filter_or_sorts_when_unset(
     assert_eq!(body, json!({"limit": 500, "offset": 0}));
 }
 
+/// Attio's query as the filtering guide documents it: `record_id` `$in` the ids, at most 500
+/// per call; duplicates asked once; a stray record in an answer is not the caller's.
+#[tokio::test]
+async fn get_records_queries_record_id_in_the_ids_500_per_call() {
+    let server = MockServer::start().await;
+    let ids: Vec<String> = (0..600)
+        .map(|n| record(n)["id"]["record_id"].as_str().unwrap().to_owned())
+        .collect();
+    attio("POST", "/v2/objects/people/records/query")
+        .and(body_json(json!({
+            "filter": {"record_id": {"$in": ids[..500]}}, "limit": 500, "offset": 0
+        })))
+        .respond_with(json_response(200, records(0..500)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    attio("POST", "/v2/objects/people/records/query")
+        .and(body_json(json!({
+            "filter": {"record_id": {"$in": ids[500..]}}, "limit": 100, "offset": 0
+        })))
+        // Record 600 was not asked for: left out.
+        .respond_with(json_response(200, records(500..601)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut asked = ids.clone();
+    asked.extend_from_slice(&ids[..3]);
+
+    let found = client(&server)
+        .get_records("people", &asked)
+        .await
+        .expect("records");
+
+    assert_eq!(found.len(), 600);
+    assert_eq!(found[599].record_id(), ids[599]);
+}
+
 #[tokio::test]
 async fn assert_record_puts_the_values_with_the_matching_attribute() {
     let server = MockServer::start().await;

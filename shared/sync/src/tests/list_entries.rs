@@ -1,4 +1,5 @@
-//! The list-entries handler: each parent record re-synced once per batch.
+//! The list-entries handler: each parent record re-synced once per batch, the parents read
+//! with one query per object and written in one batched upsert.
 
 use relay_attio::AttioCall;
 use relay_crm::{CrmObject, OutboxEntry};
@@ -42,28 +43,27 @@ async fn each_parent_is_resynced_once_per_batch() {
         outcomes["x"],
         Disposition::dead_letter("list-entry.deleted does not carry the id this consumer needs")
     );
+    // The parents' reads and writes are batched like the records consumer's: one query for
+    // both people, one upsert for both contacts (each parent once).
     assert_eq!(
-        record_fetches(&ctx),
-        [
-            AttioCall::record("people", ADA),
-            AttioCall::record("people", GRACE)
-        ]
+        record_calls(&ctx),
+        [AttioCall::records("people", &[ADA, GRACE])]
     );
     let upserted: Vec<_> = ctx
         .crm
         .calls()
         .into_iter()
         .map(|c| match c {
-            OutboxEntry::Upsert { object, records } => (object, records[0].attio_record_id.clone()),
+            OutboxEntry::Upsert { object, records } => {
+                let ids: Vec<String> = records.iter().map(|r| r.attio_record_id.clone()).collect();
+                (object, ids)
+            }
             other => panic!("only upserts expected: {other:?}"),
         })
         .collect();
     assert_eq!(
         upserted,
-        [
-            (CrmObject::Contacts, ADA.to_owned()),
-            (CrmObject::Contacts, GRACE.to_owned())
-        ]
+        [(CrmObject::Contacts, vec![ADA.to_owned(), GRACE.to_owned()])]
     );
 }
 

@@ -219,17 +219,19 @@ async fn a_proxys_404_or_an_unknown_object_archives_nothing() {
     let created = [inbound("c", record_event("record.created", PEOPLE, ADA))];
     handler.handle(&created).await;
     let ada = mapped(&ctx, ADA).await.expect("synced");
-    let path = format!("/objects/people/records/{ADA}");
-    ctx.attio.fail_next(
-        AttioCall::record("people", ADA),
+    // The update's read is the object's batched query (`record_batch.rs`): a 404 there is
+    // about the path or the object, never a record gone.
+    let path = "/objects/people/records/query".to_owned();
+    ctx.attio.fail_next_query(
+        "people",
         AttioError::NotFound {
             path: path.clone(),
             code: None,
             message: "<html><body><h1>404 Not Found</h1></body></html>".into(),
         },
     );
-    ctx.attio.fail_next(
-        AttioCall::record("people", ADA),
+    ctx.attio.fail_next_query(
+        "people",
         AttioError::not_found(
             &path,
             "not_found",

@@ -68,11 +68,28 @@ pub fn with_people() -> Arc<Ctx> {
     ctx
 }
 
-/// The record reads made so far.
+/// The records read so far, single or batched: one `AttioCall::Record` per record per call
+/// (a batched read names each of its ids), for tests about *which* records were read.
 pub fn record_fetches(ctx: &Ctx) -> Vec<AttioCall> {
+    let mut reads = Vec::new();
+    for call in ctx.attio.calls() {
+        match call {
+            AttioCall::Record { .. } => reads.push(call),
+            AttioCall::Records { object, record_ids } => {
+                reads.extend(record_ids.iter().map(|id| AttioCall::record(&object, id)))
+            }
+            _ => {}
+        }
+    }
+    reads
+}
+
+/// The record reads made so far as calls (a batched read is one), for tests about how many
+/// requests Attio received.
+pub fn record_calls(ctx: &Ctx) -> Vec<AttioCall> {
     let calls = ctx.attio.calls().into_iter();
     calls
-        .filter(|c| matches!(c, AttioCall::Record { .. }))
+        .filter(|c| matches!(c, AttioCall::Record { .. } | AttioCall::Records { .. }))
         .collect()
 }
 
