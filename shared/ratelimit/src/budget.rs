@@ -251,10 +251,10 @@ impl ApiBudget {
     ) -> Result<i64, Denied> {
         let inner = &*self.inner;
         for _ in 0..MAX_CONFLICTS {
-            let current = self
-                .current(local)
-                .await
-                .map_err(|e| self.denied(STORE_RETRY, &e.to_string()))?;
+            let current = self.current(local).await.map_err(|e| {
+                tracing::warn!(api = %inner.limits.key, error = %e, "rate budget store unavailable");
+                self.denied(STORE_RETRY, &e.to_string())
+            })?;
             let state = current.map_or_else(|| inner.limits.fresh(now), |v| v.state);
             let (next, begins) = inner
                 .limits
@@ -267,7 +267,10 @@ impl ApiBudget {
                     return Ok(begins);
                 }
                 Ok(false) => continue,
-                Err(e) => return Err(self.denied(STORE_RETRY, &e.to_string())),
+                Err(e) => {
+                    tracing::warn!(api = %inner.limits.key, error = %e, "rate budget store unavailable");
+                    return Err(self.denied(STORE_RETRY, &e.to_string()));
+                }
             }
         }
         Err(self.denied(STORE_RETRY, "the store stayed contended"))

@@ -270,7 +270,10 @@ async fn a_creator_that_dies_after_mapping_its_note_is_cleaned_up_by_the_deletes
     let handler = NotesHandler::new(ctx.clone());
     let notes = CrmObject::Notes;
     // 1. A creator reserves the note ...
-    let held = ctx.mappings.reserve(notes, NOTE, relay_events::clock::unix_now(), CREATE_LEASE).await;
+    let held = ctx
+        .mappings
+        .reserve(notes, NOTE, relay_events::clock::unix_now(), CREATE_LEASE)
+        .await;
     assert_eq!(held.expect("reserve"), Reservation::Reserved);
     // 2. ... the delete comes meanwhile: buried, and retried while the create is in flight.
     let delete = [inbound("d", note_event("note.deleted"))];
@@ -279,7 +282,10 @@ async fn a_creator_that_dies_after_mapping_its_note_is_cleaned_up_by_the_deletes
         is_retry(&first["d"], "another invocation creates it"),
         "{first:?}"
     );
-    let buried = ctx.mappings.is_buried(notes, NOTE, relay_events::clock::unix_now()).await;
+    let buried = ctx
+        .mappings
+        .is_buried(notes, NOTE, relay_events::clock::unix_now())
+        .await;
     assert!(buried.expect("is_buried"));
     // 3. ... the creator creates and maps its note, then dies before its tombstone check.
     let id = ctx.crm.create(notes, &Properties::new(), &[]).await;
@@ -336,7 +342,10 @@ async fn an_attio_not_found_for_a_note_buries_it() {
     // Gone from Attio before the relay ever read it: Attio answers 404 `not_found`.
     let update = [inbound("u", note_event("note.updated"))];
     assert!(all_done(&by_message(handler.handle(&update).await)));
-    let buried = ctx.mappings.is_buried(CrmObject::Notes, NOTE, relay_events::clock::unix_now()).await;
+    let buried = ctx
+        .mappings
+        .is_buried(CrmObject::Notes, NOTE, relay_events::clock::unix_now())
+        .await;
     assert!(buried.expect("is_buried"));
     assert!(ctx.crm.objects(CrmObject::Notes).is_empty());
 }
@@ -444,7 +453,11 @@ async fn a_merge_still_re_points_its_originals_and_buries_nothing() {
         ctx.crm.objects(CrmObject::Contacts)
     );
     for original in [ADA, GRACE] {
-        let buried = ctx.mappings.is_buried(CrmObject::Contacts, original, relay_events::clock::unix_now());
+        let buried = ctx.mappings.is_buried(
+            CrmObject::Contacts,
+            original,
+            relay_events::clock::unix_now(),
+        );
         assert!(!buried.await.expect("is_buried"), "{original}");
         let mapped = ctx.mappings.get(CrmObject::Contacts, original).await;
         assert_eq!(
