@@ -96,6 +96,8 @@ async fn concurrent_containers_never_exceed_the_rate_over_any_window() {
     // Blocks: the store sees a fraction of the calls.
     let store_calls: u64 = budgets.iter().map(|b| b.stats().store_calls).sum();
     let spent: u64 = budgets.iter().map(|b| b.stats().spent).sum();
+    let conflicts: u64 = budgets.iter().map(|b| b.stats().conflicts).sum();
+    eprintln!("{spent} calls, {store_calls} store calls, {conflicts} conflicts");
     assert!(
         (store_calls as f64) < 0.5 * spent as f64,
         "{store_calls} store calls for {spent} API calls"
