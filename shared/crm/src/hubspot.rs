@@ -33,7 +33,6 @@
 //! unique domain in HubSpot and never conflict; the adapter never searches (search is
 //! eventually consistent and limited to a few requests per second).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,7 +41,6 @@ use relay_ratelimit::ApiBudget;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::{
@@ -67,6 +65,9 @@ pub(crate) const OWNERS: &str = "/crm/v3/owners";
 pub(crate) const ASSOCIATIONS: &str = "/crm/v4/objects";
 
 mod auth;
+mod limiter;
+
+use limiter::Limiter;
 
 /// HubSpot accepts at most 100 inputs per batch call.
 const BATCH_LIMIT: usize = 100;
@@ -129,41 +130,6 @@ impl HubSpotConfig {
             requests_per_10s: 90,
             budget: None,
             backoff: Duration::from_millis(250),
-        }
-    }
-}
-
-/// Requests sent in the last window, shared by clones.
-#[derive(Debug, Default)]
-struct Limiter {
-    sent: Mutex<VecDeque<Instant>>,
-}
-
-impl Limiter {
-    /// Waits until one more request fits in the window, then records it.
-    async fn acquire(&self, per_window: usize) {
-        loop {
-            let wait = {
-                let mut sent = self.sent.lock().await;
-                let now = Instant::now();
-                while sent
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= WINDOW)
-                {
-                    sent.pop_front();
-                }
-                if sent.len() < per_window.max(1) {
-                    sent.push_back(now);
-                    return;
-                }
-                sent.front()
-                    .map_or(Duration::ZERO, |t| WINDOW - now.duration_since(*t))
-            };
-            tracing::debug!(
-                wait_ms = wait.as_millis() as u64,
-                "HubSpot limiter full; waiting"
-            );
-            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -777,20 +743,6 @@ impl CrmSink for HubSpotSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn the_limiter_holds_the_request_past_the_window() {
-        let limiter = Limiter::default();
-        let start = Instant::now();
-        limiter.acquire(2).await;
-        limiter.acquire(2).await;
-        assert_eq!(start.elapsed(), Duration::ZERO);
-        limiter.acquire(2).await;
-        assert!(
-            start.elapsed() >= WINDOW,
-            "third request waited for the window"
-        );
-    }
 
     #[test]
     fn retry_after_is_read_as_seconds_or_a_date() {
