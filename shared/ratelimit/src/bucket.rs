@@ -53,8 +53,9 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Attio reads: 100/s per workspace ("Rate limiting":
-    /// <https://docs.attio.com/rest-api/guides/rate-limiting>), counted per clock second. The
+    /// Attio reads: 100/s ("Rate limiting":
+    /// <https://docs.attio.com/rest-api/guides/rate-limiting>), reset "in the next clock second";
+    /// Attio may also lower it during incidents, which is what the 429 cut is for. The
     /// deployment aims at 80/s with bursts of 8 and 100 ms leases: at most 8 + 80 × 1.1 = 96
     /// in any second.
     pub fn attio_reads() -> Self {
@@ -88,7 +89,8 @@ impl Limits {
     }
 
     /// HubSpot: `per_10s` requests per 10 s rolling per portal (100 on the smallest tiers, 190
-    /// on the larger: <https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines>),
+    /// on Professional and Enterprise: <https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines>,
+    /// <https://developers.hubspot.com/changelog/increasing-our-api-limits>),
     /// shared with every other app of the portal. The deployment aims at `headroom` of it
     /// (0.85: 85 per 10 s of 100) with bursts of 5 and 1 s leases: at most 5 + 8.5 × 11 =
     /// 98.5 in any 10 s.
