@@ -6,12 +6,15 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::Arc;
+
 use relay_attio::{AttioClient, RateLimit};
 use relay_crm::CrmSink;
 use relay_embedded::LocalDb;
 use relay_events::clock::SystemClock;
 use relay_mappings::SqliteMappings;
 use relay_mappings::{DynamoDbMappings, IdMappings};
+use relay_ratelimit::{Budgets, DynamoDbBudget, RateBudget, SqliteBudget};
 use relay_reconcile::{FilePositions, SyncPosition, WalkObserver, WalkOptions, walk_object};
 use relay_sync::{FieldMapping, PageReport, SyncContext};
 
@@ -65,28 +68,62 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
             "set ATTIO_API_TOKEN (or --attio-token): the backfill reads records from Attio",
         )?;
     let rate = args.rate.max(1);
-    let attio = args.sync.attio(
+    // The run draws from the deployment's budgets, in the store beside the mappings: the
+    // DynamoDB table the consumers use, or the SQLite file `dev` uses.
+    let dynamodb = match &args.store.mappings_table {
+        Some(_) => {
+            let mut loader = aws_config::from_env();
+            if let Some(url) = &args.store.endpoint_url {
+                loader = loader.endpoint_url(url);
+            }
+            Some(aws_sdk_dynamodb::Client::new(&loader.load().await))
+        }
+        None => None,
+    };
+    let (store, db): (Arc<dyn RateBudget>, _) = match (&dynamodb, &args.store.mappings_table) {
+        (Some(client), Some(table)) => (Arc::new(DynamoDbBudget::new(client.clone(), table)), None),
+        _ => {
+            let db = LocalDb::open(&crate::dev::database_file(&args.store.data_dir))?;
+            (Arc::new(SqliteBudget::new(db.clone())), Some(db))
+        }
+    };
+    let mut sync = args.sync.clone();
+    sync.budgets = crate::sync_args::open_budgets(store)?.map(|budgets| match sync.budget_share {
+        // reconcile: its share of every budget.
+        Some(share) => budgets.with_share(share),
+        // backfill: `--rate` Attio reads/s as a share of the reads budget; HubSpot calls
+        // compete in the shared bucket, which keeps the portal's total under its limit.
+        None => {
+            let aim = budgets.attio_reads.limits().rate_per_s;
+            Budgets {
+                attio_reads: budgets
+                    .attio_reads
+                    .with_share((f64::from(rate) / aim).min(1.0)),
+                ..budgets
+            }
+        }
+    });
+    let attio = sync.attio(
         token,
         Some(RateLimit {
             per_second: rate,
             burst: rate,
         }),
     )?;
-    let sink = args.sync.crm(&args.store.data_dir)?;
-    match (&args.store.mappings_table, sink) {
-        (Some(table), sink) => {
-            let mut loader = aws_config::from_env();
-            if let Some(url) = &args.store.endpoint_url {
-                loader = loader.endpoint_url(url);
-            }
-            let mappings =
-                DynamoDbMappings::new(aws_sdk_dynamodb::Client::new(&loader.load().await), table);
-            walk_with(sink, &args, attio, mappings, fields).await
+    let sink = sync.crm(&args.store.data_dir)?;
+    match (&args.store.mappings_table, dynamodb, db) {
+        (Some(table), Some(client), _) => {
+            walk_with(
+                sink,
+                &args,
+                attio,
+                DynamoDbMappings::new(client, table),
+                fields,
+            )
+            .await
         }
-        (None, sink) => {
-            let db = LocalDb::open(&crate::dev::database_file(&args.store.data_dir))?;
-            walk_with(sink, &args, attio, SqliteMappings::new(db), fields).await
-        }
+        (_, _, Some(db)) => walk_with(sink, &args, attio, SqliteMappings::new(db), fields).await,
+        _ => anyhow::bail!("no mappings store: give --mappings-table or a data folder"),
     }
 }
 

@@ -18,6 +18,7 @@ use relay_ingest::http::Transport;
 use relay_ingest::{IngestConfig, IngestService, StaticSecrets, parse_secret_list};
 use relay_mappings::SqliteMappings;
 use relay_queue::SqliteQueue;
+use relay_ratelimit::SqliteBudget;
 use relay_signature::{SchemePolicy, Verifier, WebhookSecret};
 use relay_sync::{
     ListEntriesHandler, NotesHandler, RecordsHandler, SchemaAware, SyncContext, TasksHandler,
@@ -135,9 +136,13 @@ fn start_consumers(args: &DevArgs, run: &LocalRun) -> anyhow::Result<String> {
     let Some(token) = &args.sync.attio_token else {
         return Ok("off (set ATTIO_API_TOKEN to sync queued events)".into());
     };
-    let (fields, attio) = (args.sync.fields()?, args.sync.attio(token, None)?);
+    // One budget per API in the SQLite file: every consumer here, and a `backfill` or
+    // `reconcile` run on the same data folder, draw from it.
+    let mut sync = args.sync.clone();
+    sync.budgets = crate::sync_args::open_budgets(Arc::new(SqliteBudget::new(run.db.clone())))?;
+    let (fields, attio) = (sync.fields()?, sync.attio(token, None)?);
     let mappings = SqliteMappings::new(run.db.clone());
-    Ok(match args.sync.crm(&args.data_dir)? {
+    Ok(match sync.crm(&args.data_dir)? {
         CrmTarget::HubSpot(sink) => {
             spawn_consumers(
                 &run.queue,

@@ -97,6 +97,8 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
         eprintln!("re-syncing {} at {}", objects.join(", "), share.describe());
         let mut sync = args.sync.clone();
         sync.hubspot_requests_per_10s = Some(hubspot_rate);
+        // With the shared budgets (the default), the share is of them: drawn with the consumers.
+        sync.budget_share = Some(share.get());
         for object in objects {
             let walk = BackfillArgs {
                 object: object.clone(),

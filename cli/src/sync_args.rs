@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use relay_attio::{AttioClient, AttioConfig, RateLimit};
 use relay_crm::{HubSpotConfig, HubSpotSink, OutboxSink};
+use relay_ratelimit::Budgets;
 use relay_sync::FieldMapping;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -30,6 +31,13 @@ pub struct SyncArgs {
     /// share of the portal's budget); `None` keeps the client's default.
     #[arg(skip)]
     pub hubspot_requests_per_10s: Option<usize>,
+    /// The shared rate budgets the clients draw from (not a flag: `dev`, `backfill` and
+    /// `reconcile` open them on the store they use); `None` keeps per-process pacing.
+    #[arg(skip)]
+    pub budgets: Option<Budgets>,
+    /// The share of the shared budgets this run keeps to (not a flag: `reconcile --share`).
+    #[arg(skip)]
+    pub budget_share: Option<f64>,
 }
 
 /// Where CRM writes go.
@@ -50,6 +58,10 @@ impl SyncArgs {
         if read_rate.is_some() {
             config.read_rate = read_rate;
         }
+        if let Some(budgets) = &self.budgets {
+            config.read_budget = Some(budgets.attio_reads.clone());
+            config.write_budget = Some(budgets.attio_writes.clone());
+        }
         Ok(AttioClient::new(config)?)
     }
 
@@ -62,9 +74,19 @@ impl SyncArgs {
                 if let Some(limit) = self.hubspot_requests_per_10s {
                     config.requests_per_10s = limit.max(1);
                 }
+                config.budget = self.budgets.as_ref().map(|b| b.hubspot.clone());
                 CrmTarget::HubSpot(HubSpotSink::new(config)?)
             }
             None => CrmTarget::Outbox(OutboxSink::new(crate::dev::outbox_file(data_dir))),
         })
     }
+}
+
+/// The shared budgets on `store`, as `RATE_BUDGET`, `RATE_BUDGET_HEADROOM` and
+/// `HUBSPOT_REQUESTS_PER_10S` set them (`None` when `RATE_BUDGET=off`).
+pub fn open_budgets(
+    store: std::sync::Arc<dyn relay_ratelimit::RateBudget>,
+) -> anyhow::Result<Option<Budgets>> {
+    let settings = relay_ratelimit::BudgetSettings::from_lookup(|name| std::env::var(name).ok())?;
+    Ok(settings.budgets(store))
 }

@@ -19,6 +19,7 @@ use crate::{
     AttioConfig, AttioError, Attribute, ListEntry, Note, ObjectSchema, Record, RecordPages,
     RecordQuery, Task,
 };
+use relay_ratelimit::ApiBudget;
 
 /// Wait assumed when a 429 has no usable `Retry-After`: Attio's limits reset every second.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -45,6 +46,9 @@ struct Inner {
     breaker: Breaker,
     reads: Option<Pacer>,
     writes: Option<Pacer>,
+    /// The deployment-wide budgets; when set they replace the container's pacers.
+    read_budget: Option<ApiBudget>,
+    write_budget: Option<ApiBudget>,
 }
 
 impl fmt::Debug for AttioClient {
@@ -142,6 +146,8 @@ impl AttioClient {
                 ),
                 reads: config.read_rate.map(Pacer::new),
                 writes: config.write_rate.map(Pacer::new),
+                read_budget: config.read_budget,
+                write_budget: config.write_budget,
             }),
         })
     }
@@ -286,7 +292,15 @@ impl AttioClient {
         let mut token = inner.token.current().await;
         let mut reauthorized = false;
         loop {
-            if let Some(pacer) = inner.pacer(call.kind) {
+            if let Some(budget) = inner.budget(call.kind) {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if let Err(denied) = budget.acquire(remaining).await {
+                    return Err(AttioError::RateLimited {
+                        retry_after: denied.wait,
+                        path,
+                    });
+                }
+            } else if let Some(pacer) = inner.pacer(call.kind) {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 match pacer.reserve(Instant::now(), remaining) {
                     Ok(wait) if wait.is_zero() => {}
@@ -327,6 +341,10 @@ impl AttioClient {
                 }
                 Outcome::Permanent(error) => return Err(error),
                 Outcome::RateLimited(retry_after) => {
+                    // Every container overran together: halve the shared rate for all.
+                    if let Some(budget) = inner.budget(call.kind) {
+                        budget.throttled().await;
+                    }
                     let error = AttioError::RateLimited {
                         retry_after,
                         path: path.clone(),
@@ -397,6 +415,13 @@ impl Inner {
             url.query_pairs_mut().extend_pairs(call.query);
         }
         url
+    }
+
+    fn budget(&self, kind: Kind) -> Option<&ApiBudget> {
+        match kind {
+            Kind::Read => self.read_budget.as_ref(),
+            Kind::Write => self.write_budget.as_ref(),
+        }
     }
 
     fn pacer(&self, kind: Kind) -> Option<&Pacer> {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use relay_credentials::Credential;
+use relay_ratelimit::ApiBudget;
 
 /// Attio's API root.
 pub const DEFAULT_BASE_URL: &str = "https://api.attio.com/v2";
@@ -39,6 +40,11 @@ pub struct AttioConfig {
     pub read_rate: Option<RateLimit>,
     /// Local pacing of writes (record asserts); `None` disables it.
     pub write_rate: Option<RateLimit>,
+    /// The deployment's shared budget for reads (Attio's 100/s are per workspace, so every
+    /// container must draw from one bucket); replaces `read_rate` when set, and is cut on a 429.
+    pub read_budget: Option<ApiBudget>,
+    /// The same for writes (25/s per workspace).
+    pub write_budget: Option<ApiBudget>,
 }
 
 impl AttioConfig {
@@ -63,6 +69,8 @@ impl AttioConfig {
                 per_second: 25,
                 burst: 25,
             }),
+            read_budget: None,
+            write_budget: None,
         }
     }
 }

@@ -24,6 +24,11 @@
 //!   to recover; one broken record alone cannot open its object's circuit.
 //! * **A local pacer** spaces this container's reads and writes under Attio's published rates,
 //!   so a backfill loop does not provoke the 429s it would then have to wait out.
+//! * **A shared budget** ([`AttioConfig::read_budget`], [`AttioConfig::write_budget`];
+//!   `relay_ratelimit`) replaces the pacer where several containers call at once: every
+//!   container draws from one bucket per workspace limit, and a 429 halves that shared rate
+//!   for all of them, which then climbs back. No token within the call's budget is
+//!   [`AttioError::RateLimited`] with the wait, like a 429 that does not fit.
 //!
 //! [`AttioError::is_permanent`] is how consumers choose between retrying a message and
 //! dead-lettering it. The breaker and the pacer live behind an `Arc`, shared by every clone of

@@ -13,6 +13,7 @@ use relay_attio::{AttioClient, AttioConfig, CachedAttio};
 use relay_credentials::{Credential, Token};
 use relay_crm::{HubSpotConfig, HubSpotSink};
 use relay_mappings::DynamoDbMappings;
+use relay_ratelimit::{BudgetSettings, Budgets, DynamoDbBudget};
 use relay_sync::{BatchHandler, SchemaAware, SyncContext};
 
 use crate::secrets::SecretsManagerToken;
@@ -39,6 +40,30 @@ pub async fn credential(
                 .map_err(|e| format!("secret {arn}: {e}").into())
         }
     }
+}
+
+/// The deployment-wide rate budgets (`relay_ratelimit`), one item per API in the mappings
+/// table, unless `RATE_BUDGET=off`. Every consumer and the reconcile function draw from them,
+/// so together they stay under Attio's per-workspace and HubSpot's per-portal limits.
+pub fn shared_budgets(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Option<Budgets>, Error> {
+    let settings = BudgetSettings::from_lookup(|name| std::env::var(name).ok())?;
+    let budgets = settings.budgets(Arc::new(DynamoDbBudget::new(dynamodb.clone(), table)));
+    match &budgets {
+        Some(_) => {
+            let [reads, writes, hubspot] = settings.limits();
+            tracing::info!(
+                attio_reads_per_s = reads.rate_per_s,
+                attio_writes_per_s = writes.rate_per_s,
+                hubspot_per_s = hubspot.rate_per_s,
+                "shared rate budgets"
+            );
+        }
+        None => tracing::warn!("RATE_BUDGET=off: each container paces itself alone"),
+    }
+    Ok(budgets)
 }
 
 /// Runs a consumer function: `make` builds its handler from the shared context. The handler
@@ -75,10 +100,16 @@ where
     if let Some(url) = &settings.hubspot_api_url {
         hubspot_config.base_url = url.clone();
     }
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    if let Some(budgets) = shared_budgets(&dynamodb, &table)? {
+        attio_config.read_budget = Some(budgets.attio_reads);
+        attio_config.write_budget = Some(budgets.attio_writes);
+        hubspot_config.budget = Some(budgets.hubspot);
+    }
     let ctx = Arc::new(SyncContext::new(
         AttioClient::new(attio_config)?,
         HubSpotSink::new(hubspot_config)?,
-        DynamoDbMappings::new(aws_sdk_dynamodb::Client::new(&aws), table),
+        DynamoDbMappings::new(dynamodb, table),
         settings.field_mapping,
     ));
     let handler = Arc::new(SchemaAware::new(Arc::clone(&ctx), make(ctx)));

@@ -1,7 +1,11 @@
 //! The HubSpot adapter (CRM v3 objects API).
 //!
-//! Rate limits: HubSpot allows 100–190 requests per 10 s per portal. A limiter shared by every
-//! clone of the sink keeps this container under `requests_per_10s`; a 429 is waited out
+//! Rate limits: HubSpot allows 100–190 requests per 10 s per portal, shared by every container
+//! and every app. With [`HubSpotConfig::budget`] set every container draws from one shared
+//! bucket (`relay_ratelimit`; a 429 of a burst policy halves it for all, then it climbs back;
+//! no token within `max_wait` is [`CrmError::RateLimited`] with policy [`BUDGET_POLICY`] and
+//! nothing sent). Without it a limiter shared by every
+//! clone of the sink keeps this container under `requests_per_10s`. A 429 is waited out
 //! (`Retry-After`, else one window of the named policy) while the call's wait budget lasts,
 //! and a `DAILY` limit is returned at once so the message goes back to SQS. 5xx, network
 //! errors and 423 (a lock HubSpot holds for about 2 s) are retried with backoff; other 4xx are
@@ -29,15 +33,14 @@
 //! unique domain in HubSpot and never conflict; the adapter never searches (search is
 //! eventually consistent and limited to a few requests per second).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use relay_credentials::{Credential, Token};
+use relay_ratelimit::ApiBudget;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::{
@@ -62,10 +65,16 @@ pub(crate) const OWNERS: &str = "/crm/v3/owners";
 pub(crate) const ASSOCIATIONS: &str = "/crm/v4/objects";
 
 mod auth;
+mod limiter;
+
+use limiter::Limiter;
 
 /// HubSpot accepts at most 100 inputs per batch call.
 const BATCH_LIMIT: usize = 100;
 const WINDOW: Duration = Duration::from_secs(10);
+/// The `policy` of a [`CrmError::RateLimited`] the shared budget gave (no token within the
+/// call's wait budget), not HubSpot.
+pub const BUDGET_POLICY: &str = "RELAY_BUDGET";
 /// "Locks will last for 2 seconds" (423; https://developers.hubspot.com/docs/api-reference/error-handling).
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
@@ -91,7 +100,11 @@ pub struct HubSpotConfig {
     pub max_wait: Duration,
     pub max_attempts: u32,
     /// Client-side ceiling, below HubSpot's per-portal limit to leave room for other apps.
+    /// Per container: used only without a `budget`.
     pub requests_per_10s: usize,
+    /// The deployment's shared budget: HubSpot's limit is per portal, so every container draws
+    /// from one bucket; replaces `requests_per_10s` when set, and is cut on a 429.
+    pub budget: Option<ApiBudget>,
     /// First backoff after a 5xx or network error; doubles per attempt.
     pub backoff: Duration,
 }
@@ -115,42 +128,8 @@ impl HubSpotConfig {
             max_wait: Duration::from_secs(20),
             max_attempts: 4,
             requests_per_10s: 90,
+            budget: None,
             backoff: Duration::from_millis(250),
-        }
-    }
-}
-
-/// Requests sent in the last window, shared by clones.
-#[derive(Debug, Default)]
-struct Limiter {
-    sent: Mutex<VecDeque<Instant>>,
-}
-
-impl Limiter {
-    /// Waits until one more request fits in the window, then records it.
-    async fn acquire(&self, per_window: usize) {
-        loop {
-            let wait = {
-                let mut sent = self.sent.lock().await;
-                let now = Instant::now();
-                while sent
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= WINDOW)
-                {
-                    sent.pop_front();
-                }
-                if sent.len() < per_window.max(1) {
-                    sent.push_back(now);
-                    return;
-                }
-                sent.front()
-                    .map_or(Duration::ZERO, |t| WINDOW - now.duration_since(*t))
-            };
-            tracing::debug!(
-                wait_ms = wait.as_millis() as u64,
-                "HubSpot limiter full; waiting"
-            );
-            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -315,7 +294,18 @@ impl HubSpotSink {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.limiter.acquire(self.config.requests_per_10s).await;
+            match &self.config.budget {
+                Some(budget) => {
+                    let left = self.config.max_wait.saturating_sub(started.elapsed());
+                    if let Err(denied) = budget.acquire(left).await {
+                        return Err(CrmError::RateLimited {
+                            retry_after_secs: denied.wait.as_secs().max(1),
+                            policy: BUDGET_POLICY.into(),
+                        });
+                    }
+                }
+                None => self.limiter.acquire(self.config.requests_per_10s).await,
+            }
             let mut request = self
                 .http
                 .request(method.clone(), &url)
@@ -370,6 +360,11 @@ impl HubSpotSink {
                         };
                         if policy == "DAILY" {
                             return Err(limited);
+                        }
+                        // A burst limit: every container overran together, so halve the
+                        // shared rate for all (the daily quota is not a rate).
+                        if let Some(budget) = &self.config.budget {
+                            budget.throttled().await;
                         }
                         (Some(wait), limited)
                     } else if replay == Replay::Never && !locked {
@@ -748,20 +743,6 @@ impl CrmSink for HubSpotSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn the_limiter_holds_the_request_past_the_window() {
-        let limiter = Limiter::default();
-        let start = Instant::now();
-        limiter.acquire(2).await;
-        limiter.acquire(2).await;
-        assert_eq!(start.elapsed(), Duration::ZERO);
-        limiter.acquire(2).await;
-        assert!(
-            start.elapsed() >= WINDOW,
-            "third request waited for the window"
-        );
-    }
 
     #[test]
     fn retry_after_is_read_as_seconds_or_a_date() {

@@ -28,7 +28,9 @@ mod memory;
 mod outbox;
 mod owners;
 
-pub use hubspot::{DEFAULT_BASE_URL as HUBSPOT_API_URL, HubSpotConfig, HubSpotSink, ID_PROPERTY};
+pub use hubspot::{
+    BUDGET_POLICY, DEFAULT_BASE_URL as HUBSPOT_API_URL, HubSpotConfig, HubSpotSink, ID_PROPERTY,
+};
 pub use markers::marker_property;
 pub use memory::{CrmOp, Link, MemoryCrm};
 pub use outbox::{OutboxEntry, OutboxSink};

@@ -13,6 +13,8 @@
 //!   create reservation as DynamoDB; table `counters`: the schema generation the consumers
 //!   watch to drop their cached Attio schema; table `tombstones`: deleted Attio ids, until
 //!   they expire.
+//! * `relay_ratelimit::SqliteBudget` — table `rate_budgets`: one token bucket per API, the
+//!   same versioned writes as the DynamoDB items, so every local process shares one budget.
 //!
 //! They share one [`LocalDb`] connection; SQLite calls run on tokio's blocking pool.
 
@@ -84,6 +86,14 @@ CREATE TABLE IF NOT EXISTS mappings (
 CREATE TABLE IF NOT EXISTS tombstones (
     tombstone_key  TEXT PRIMARY KEY,
     expires_at     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rate_budgets (
+    api         TEXT PRIMARY KEY,
+    tokens      REAL NOT NULL,
+    updated_ms  INTEGER NOT NULL,
+    cut_rate    REAL NOT NULL,
+    cut_ms      INTEGER NOT NULL,
+    version     INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (
     name   TEXT PRIMARY KEY,

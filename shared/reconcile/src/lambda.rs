@@ -180,8 +180,18 @@ pub async fn run() -> Result<(), Error> {
     }
     hubspot_config.requests_per_10s = share.hubspot_requests_per_10s();
 
-    let client = AttioClient::new(attio_config)?;
+    // The share applies to the deployment's budgets, drawn from with the consumers; the
+    // per-container rates above stay for `RATE_BUDGET=off`.
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    if let Some(budgets) =
+        relay_consumer::lambda::shared_budgets(&dynamodb, &settings.mappings_table)?
+    {
+        let budgets = budgets.with_share(share.get());
+        attio_config.read_budget = Some(budgets.attio_reads);
+        attio_config.write_budget = Some(budgets.attio_writes);
+        hubspot_config.budget = Some(budgets.hubspot);
+    }
+    let client = AttioClient::new(attio_config)?;
     let ctx = Arc::new(SyncContext::new(
         client.clone(),
         HubSpotSink::new(hubspot_config)?,

@@ -19,6 +19,7 @@ mod sqs_protocol;
 mod consumer_batches;
 mod consumer_redrive;
 mod mappings_contract;
+mod rate_budget;
 mod reconcile_positions;
 mod sync_hubspot;
 

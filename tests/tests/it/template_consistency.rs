@@ -313,6 +313,28 @@ fn the_consumers_that_receive_attribute_events_may_bump_the_schema_generation() 
     }
 }
 
+#[test]
+fn every_function_calling_the_apis_may_write_the_shared_rate_budget() {
+    // The budget is one item per API in the mappings table, taken with conditional UpdateItem
+    // (`relay_ratelimit::DynamoDbBudget`).
+    let text = template();
+    for function in [
+        "RecordsFunction",
+        "ListEntriesFunction",
+        "NotesFunction",
+        "TasksFunction",
+        "ReconcileFunction",
+    ] {
+        let function_text = resource(&text, function);
+        assert!(
+            function_text.contains("dynamodb:GetItem")
+                && function_text.contains("dynamodb:UpdateItem")
+                && function_text.contains("MAPPINGS_TABLE: !Ref MappingsTable"),
+            "{function} cannot take tokens from the shared rate budget"
+        );
+    }
+}
+
 /// The template's queue resource for a family.
 fn queue_resource(family: EventFamily) -> &'static str {
     match family {

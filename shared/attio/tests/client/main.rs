@@ -6,7 +6,9 @@
 //!   notes, tasks, schema).
 //! * [`policy`]: errors classified, 429s waited out, retries, timeouts, the circuit breaker.
 //! * [`schema`]: the object/attribute cache.
+//! * [`budget`]: containers drawing from one shared rate budget, cut on a 429.
 
+mod budget;
 mod decode;
 mod policy;
 mod rotation;
