@@ -43,7 +43,7 @@ impl Bound {
 /// Calls to one API.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiCalls {
-    /// Served, not counting the refused.
+    /// Served, not counting the refused, until every queued event was handled.
     pub requests: u64,
     pub per_event: f64,
     pub rate_limited: u64,
@@ -87,6 +87,8 @@ pub struct DesignResult {
     pub freshness_p50_ms: f64,
     pub freshness_p99_ms: f64,
     pub dead_letters: u64,
+    /// Every queued event was handled (the requests counted are the whole stream's).
+    pub queue_emptied: bool,
     /// Records whose HubSpot copy is not at the final version.
     pub records_not_final: usize,
     pub deliveries_not_acknowledged: u64,
@@ -105,6 +107,9 @@ impl DesignResult {
                 "{d}: {} records not at their final values",
                 self.records_not_final
             ));
+        }
+        if self.drained && !self.queue_emptied {
+            problems.push(format!("{d}: events still queued at --max-duration"));
         }
         if self.dead_letters > 0 {
             problems.push(format!("{d}: {} dead letters", self.dead_letters));
@@ -146,6 +151,7 @@ pub fn measure(
     drained: bool,
     gave_up_at: Instant,
     dead_letters: u64,
+    queue_emptied: bool,
 ) -> DesignResult {
     let started = sent.started.unwrap_or(gave_up_at);
     let contacts = standins
@@ -212,6 +218,7 @@ pub fn measure(
         freshness_p50_ms: percentile(&freshness, 50.0),
         freshness_p99_ms: percentile(&freshness, 99.0),
         dead_letters,
+        queue_emptied,
         records_not_final: not_final,
         deliveries_not_acknowledged: sent.failed,
     }
@@ -259,8 +266,8 @@ pub fn table(results: &[DesignResult]) -> String {
     for r in results {
         out.push_str(&format!(
             "{}: bound = max(ingest {:.1} s, Attio {:.2} s, HubSpot {:.2} s); Attio {} requests \
-             ({:.1} records per query), HubSpot {} requests ({:.1} inputs per batch upsert; \
-             0: none)\n",
+             ({:.1} records per query), HubSpot {} requests ({:.1} inputs per batch upsert) \
+             (0.0: none made)\n",
             r.design,
             r.bound.ingest_secs,
             r.bound.attio_secs,

@@ -172,6 +172,10 @@ pub async fn run_design(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let gave_up_at = Instant::now();
+    // Requests per event count the whole stream's work: the events still queued when the
+    // last final value landed are handled (a consumer cannot know they are redundant) before
+    // the counts are read.
+    let queue_emptied = drained && wait_until_empty(&queue, deadline).await?;
     stop.store(true, Ordering::Relaxed);
     if let Some(task) = sender {
         task.abort();
@@ -191,7 +195,23 @@ pub async fn run_design(
         drained,
         gave_up_at,
         dead_letters,
+        queue_emptied,
     ))
+}
+
+/// Waits until the records queue holds nothing (in flight included); false at `deadline`.
+async fn wait_until_empty(queue: &SqliteQueue, deadline: Instant) -> anyhow::Result<bool> {
+    let records = relay_events::EventFamily::Records.as_str();
+    loop {
+        let depths = queue.depths().await?;
+        if !depths.iter().any(|(name, n)| name == records && *n > 0) {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn open_queue(data_dir: &Path) -> anyhow::Result<SqliteQueue> {
