@@ -23,7 +23,8 @@ mod rate_budget;
 mod reconcile_positions;
 mod sync_hubspot;
 
-// The whole pipeline, the built Lambda binaries, the load tool, and the SAM template.
+// The whole pipeline, the built Lambda binaries, the load and burst tools, and the SAM template.
+mod burst_tool;
 mod first_sync;
 mod lambda_watch;
 mod load_tool;
