@@ -20,6 +20,7 @@
 
 mod config;
 pub mod http;
+pub mod hubspot;
 mod response;
 mod secrets;
 mod service;
