@@ -198,7 +198,7 @@ impl QueueAdmin {
 
     /// Every family's queue pair, or only `family`'s.
     pub fn pairs(&self, family: Option<EventFamily>) -> Vec<QueuePair> {
-        let families = family.map_or_else(|| EventFamily::ALL.to_vec(), |f| vec![f]);
+        let families = family.map_or_else(|| EventFamily::EVERY.to_vec(), |f| vec![f]);
         families
             .into_iter()
             .map(|family| match self {
