@@ -15,6 +15,7 @@ use relay_embedded::LocalDb;
 use relay_events::EventFamily;
 use relay_idempotency::SqliteIdempotencyStore;
 use relay_ingest::http::Transport;
+use relay_ingest::hubspot::{HubSpotIngest, StaticHubSpotSecrets};
 use relay_ingest::{IngestConfig, IngestService, StaticSecrets, parse_secret_list};
 use relay_mappings::SqliteMappings;
 use relay_queue::SqliteQueue;
@@ -26,6 +27,10 @@ use relay_sync::{
 
 /// The service the dev server runs: production logic over the embedded adapters.
 pub type LocalIngest = IngestService<SqliteIdempotencyStore, SqliteQueue, StaticSecrets>;
+
+/// The HubSpot webhook ingest the dev server runs when `HUBSPOT_APP_SECRET` is set.
+pub type LocalHubSpotIngest =
+    HubSpotIngest<SqliteIdempotencyStore, SqliteQueue, StaticHubSpotSecrets>;
 
 #[derive(Debug, clap::Args)]
 pub struct DevArgs {
@@ -42,6 +47,14 @@ pub struct DevArgs {
     /// Which signature schemes to accept: "either" or "timestamped".
     #[arg(long, default_value = "either", env = "SIGNATURE_POLICY")]
     pub policy: SchemePolicy,
+    /// HubSpot app client secrets, comma-separated (rotation): when set, `POST /hubspot/webhooks`
+    /// takes HubSpot webhooks (v3 signature) onto the `hubspot` queue, where they are parked.
+    #[arg(long, env = "HUBSPOT_APP_SECRET", hide_env_values = true)]
+    pub hubspot_app_secret: Option<String>,
+    /// The webhook URL as registered in HubSpot, when it is not the URL requests arrive on
+    /// (a tunnel that rewrites the Host): HubSpot signs the URL it called.
+    #[arg(long, env = "HUBSPOT_TARGET_URL")]
+    pub hubspot_target_url: Option<String>,
     /// Receives before a local message moves to its dead-letter queue.
     #[arg(long, default_value_t = 5)]
     pub max_receive_count: u32,
@@ -92,6 +105,8 @@ pub fn outbox_file(data_dir: &Path) -> PathBuf {
 /// What `dev` runs: the ingest service, and the database its queues live in.
 pub struct LocalRun {
     pub ingest: Arc<LocalIngest>,
+    /// The HubSpot ingest, when HubSpot app secrets are configured.
+    pub hubspot: Option<Arc<LocalHubSpotIngest>>,
     pub secrets: Vec<WebhookSecret>,
     pub db: LocalDb,
     pub queue: SqliteQueue,
@@ -123,8 +138,28 @@ pub fn local_service(args: &DevArgs) -> anyhow::Result<LocalRun> {
         StaticSecrets::new(Verifier::new(secrets.clone(), args.policy)),
         IngestConfig::default(),
     );
+    let hubspot = match &args.hubspot_app_secret {
+        None => None,
+        Some(list) => {
+            let secrets = parse_secret_list(list);
+            anyhow::ensure!(
+                !secrets.is_empty(),
+                "HUBSPOT_APP_SECRET is empty: give the HubSpot app's client secret"
+            );
+            Some(Arc::new(
+                HubSpotIngest::new(
+                    SqliteIdempotencyStore::new(db.clone()),
+                    queue.clone(),
+                    StaticHubSpotSecrets::new(secrets),
+                    IngestConfig::default(),
+                )
+                .with_target_url(args.hubspot_target_url.clone()),
+            ))
+        }
+    };
     Ok(LocalRun {
         ingest: Arc::new(service),
+        hubspot,
         secrets,
         db,
         queue,
@@ -211,15 +246,59 @@ where
 }
 
 /// The dev server's routes: the shared ingest adapter (any other path is a delivery), plus
-/// GET /healthz answering "ok" and the dashboard.
-pub fn router(service: Arc<LocalIngest>, dashboard: Dashboard) -> Router {
+/// GET /healthz answering "ok", the dashboard, and `/hubspot/webhooks` when HubSpot is on.
+pub fn router(
+    service: Arc<LocalIngest>,
+    hubspot: Option<Arc<LocalHubSpotIngest>>,
+    dashboard: Dashboard,
+) -> Router {
     let pages = Router::new()
         .route("/_relay", get(crate::dashboard::page))
         .route("/_relay/replay", post(crate::dashboard::replay))
         .with_state(dashboard);
-    relay_ingest::http::router(service, Transport::Socket)
+    let mut app = relay_ingest::http::router(service, Transport::Socket)
         .route("/healthz", get(|| async { "ok" }))
-        .merge(pages)
+        .merge(pages);
+    if let Some(hubspot) = hubspot {
+        let limit = hubspot
+            .config()
+            .max_body_bytes
+            .saturating_mul(relay_ingest::http::SOCKET_BODY_FACTOR);
+        app = app.merge(
+            Router::new()
+                .route(
+                    relay_ingest::hubspot::WEBHOOK_PATH,
+                    axum::routing::any(hubspot_webhook),
+                )
+                .layer(axum::extract::DefaultBodyLimit::max(limit))
+                .with_state(hubspot),
+        );
+    }
+    app
+}
+
+/// `/hubspot/webhooks`: the URL HubSpot called is rebuilt from the Host header (http, or
+/// `X-Forwarded-Proto` behind a tunnel) because the v3 signature covers it.
+async fn hubspot_webhook(
+    axum::extract::State(service): axum::extract::State<Arc<LocalHubSpotIngest>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = relay_ingest::hubspot::request_url(&headers, "http", path);
+    let request = relay_ingest::hubspot::HubSpotIngestRequest {
+        method: &method,
+        uri: &url,
+        headers: &headers,
+        body: &body,
+    };
+    relay_ingest::hubspot::respond(&service, request)
+        .await
+        .map(axum::body::Body::from)
+        .into_response()
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -227,6 +306,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let run = local_service(&args)?;
     let consumers = start_consumers(&args, &run)?;
     let (service, secrets) = (Arc::clone(&run.ingest), run.secrets.clone());
+    let hubspot = run.hubspot.clone();
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| {
@@ -252,6 +332,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     println!("  policy  : {}", args.policy);
     println!("  consumers: {consumers}");
+    match &hubspot {
+        Some(_) => println!(
+            "  hubspot : http://{addr}{} (events parked on the hubspot queue: no consumer yet)",
+            relay_ingest::hubspot::WEBHOOK_PATH
+        ),
+        None => println!("  hubspot : off (set HUBSPOT_APP_SECRET to take HubSpot webhooks)"),
+    }
     println!("  dashboard: http://{addr}/_relay");
     println!();
     println!("Send a signed sample delivery from another terminal:");
@@ -262,7 +349,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  cargo run -p attio-relay -- outbox");
 
     let dashboard = Dashboard::new(run.db.clone(), run.queue.clone());
-    axum::serve(listener, router(service, dashboard))
+    axum::serve(listener, router(service, hubspot, dashboard))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

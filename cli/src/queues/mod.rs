@@ -198,7 +198,13 @@ impl QueueAdmin {
 
     /// Every family's queue pair, or only `family`'s.
     pub fn pairs(&self, family: Option<EventFamily>) -> Vec<QueuePair> {
-        let families = family.map_or_else(|| EventFamily::ALL.to_vec(), |f| vec![f]);
+        // The local run has the `hubspot` queue (dev's HubSpot ingest); the SAM stack does not
+        // yet, so the AWS side lists the Attio families only.
+        let every: &[EventFamily] = match self {
+            Self::Sqs(_) => &EventFamily::ALL,
+            Self::Local(_) => &EventFamily::EVERY,
+        };
+        let families = family.map_or_else(|| every.to_vec(), |f| vec![f]);
         families
             .into_iter()
             .map(|family| match self {

@@ -201,7 +201,7 @@ mod tests {
     async fn local_queues_are_named_by_family() -> anyhow::Result<()> {
         let admin = admin().await?;
         let pairs = admin.pairs(None);
-        assert_eq!(pairs.len(), EventFamily::ALL.len());
+        assert_eq!(pairs.len(), EventFamily::EVERY.len());
         assert_eq!(
             notes(&admin),
             QueuePair {

@@ -11,6 +11,7 @@ use integration_tests::cli::Cli;
 use integration_tests::moto;
 
 mod backfill;
+mod dev_hubspot;
 mod dev_server;
 mod dlq_replay;
 mod hubspot_setup;

@@ -13,15 +13,30 @@ pub enum EventFamily {
     Notes,
     Tasks,
     Other,
+    /// HubSpot webhook events (the HubSpot → Attio direction). No consumer reads it yet: they
+    /// are parked, visible in `status --show`, until the HubSpot → Attio consumer exists.
+    Hubspot,
 }
 
 impl EventFamily {
+    /// The families Attio events are routed to: the Attio ingest needs a queue for each.
     pub const ALL: [EventFamily; 5] = [
         Self::Records,
         Self::ListEntries,
         Self::Notes,
         Self::Tasks,
         Self::Other,
+    ];
+
+    /// Every queue the relay has: [`Self::ALL`] and the HubSpot ingest's `hubspot` queue (what
+    /// an operator lists, inspects and replays).
+    pub const EVERY: [EventFamily; 6] = [
+        Self::Records,
+        Self::ListEntries,
+        Self::Notes,
+        Self::Tasks,
+        Self::Other,
+        Self::Hubspot,
     ];
 
     /// Stable short name, used in queue names, logs and message attributes.
@@ -32,6 +47,7 @@ impl EventFamily {
             Self::Notes => "notes",
             Self::Tasks => "tasks",
             Self::Other => "other",
+            Self::Hubspot => "hubspot",
         }
     }
 }
@@ -46,11 +62,13 @@ impl FromStr for EventFamily {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
+        Self::EVERY
             .into_iter()
             .find(|family| family.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown queue {s:?}: use records, list-entries, notes, tasks or other")
+                format!(
+                    "unknown queue {s:?}: use records, list-entries, notes, tasks, other or hubspot"
+                )
             })
     }
 }

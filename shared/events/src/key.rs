@@ -17,6 +17,9 @@ pub enum KeySource {
     DerivedSigned,
     /// Derived from the events alone: two genuine updates of the same attribute look identical.
     DerivedUnsigned,
+    /// One HubSpot webhook event (see [`crate::hubspot::HubSpotEvent::dedupe_key`]): the same
+    /// across HubSpot's retries of it, claimed per event.
+    HubSpotEvent,
 }
 
 /// Identifies one delivery across Attio's retries; the DynamoDB partition key.
@@ -73,6 +76,14 @@ impl IdempotencyKey {
             } else {
                 KeySource::DerivedUnsigned
             },
+        }
+    }
+
+    /// The key of one HubSpot event, from [`crate::hubspot::HubSpotEvent::dedupe_key`].
+    pub fn for_hubspot_event(event: &crate::hubspot::HubSpotEvent) -> Self {
+        Self {
+            value: event.dedupe_key(),
+            source: KeySource::HubSpotEvent,
         }
     }
 

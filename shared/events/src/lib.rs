@@ -9,6 +9,7 @@
 //! * [`QueuedEvent`] is the SQS message body the consumers read; [`attribute`] names the SQS
 //!   message attributes set beside it.
 //! * [`clock`] is the relay's one reading of wall-clock time.
+//! * [`hubspot`] parses HubSpot webhook requests (the HubSpot → Attio direction).
 //!
 //! Events carry ids only (no values, no timestamp, no event id): consumers fetch current state.
 
@@ -16,6 +17,7 @@ pub mod clock;
 pub mod delivery;
 mod event_type;
 mod family;
+pub mod hubspot;
 mod key;
 mod message;
 

@@ -17,9 +17,12 @@
 //!
 //! A crash anywhere leaves either nothing or an `IN_PROGRESS` key whose lease expires, after
 //! which Attio's retry queues the events. No path marks a key completed for unqueued events.
+//!
+//! [`hubspot`] is the same handler for HubSpot's webhooks: v3 signature, one key per event.
 
 mod config;
 pub mod http;
+pub mod hubspot;
 mod response;
 mod secrets;
 mod service;

@@ -127,6 +127,7 @@ impl QueueUrls {
             EventFamily::Notes => "NOTES_QUEUE_URL",
             EventFamily::Tasks => "TASKS_QUEUE_URL",
             EventFamily::Other => "OTHER_QUEUE_URL",
+            EventFamily::Hubspot => "HUBSPOT_QUEUE_URL",
         }
     }
 

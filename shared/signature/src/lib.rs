@@ -13,6 +13,9 @@
 //! Comparison is constant time (`hmac`'s `verify_slice`). Nothing here ever re-serialises the
 //! body: callers pass the bytes exactly as they arrived.
 //!
+//! [`hubspot`] verifies HubSpot's v3 request signature (the HubSpot → Attio direction) in the
+//! same style: several secrets, constant time, the clock passed in.
+//!
 //! This crate has no AWS or HTTP-server dependency; it only reads an [`http::HeaderMap`].
 
 use std::fmt;
@@ -21,6 +24,8 @@ use std::str::FromStr;
 use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
 use sha2::Sha256;
+
+pub mod hubspot;
 
 type HmacSha256 = Hmac<Sha256>;
 

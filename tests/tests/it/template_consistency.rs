@@ -343,6 +343,8 @@ fn queue_resource(family: EventFamily) -> &'static str {
         EventFamily::Notes => "NotesQueue",
         EventFamily::Tasks => "TasksQueue",
         EventFamily::Other => "OtherQueue",
+        // Not in the template yet: the HubSpot ingest function and its queue (issue 14).
+        EventFamily::Hubspot => "HubspotQueue",
     }
 }
 
