@@ -16,10 +16,13 @@ use crate::{Disposition, FieldMapping};
 pub const CREATE_LEASE: Duration = Duration::from_secs(120);
 
 /// How old an earlier create attempt whose outcome is unknown must be before the CRM's search
-/// is asked for it. HubSpot's search is eventually consistent: a note made a moment ago may not
-/// be in its results yet, and "not found" then would create a second one. Younger attempts are
-/// retried instead (SQS hands the message back after its 360 s visibility timeout anyway).
-pub const CREATE_SETTLE: Duration = Duration::from_secs(60);
+/// is asked for it. The attempt is recorded before the create is sent, and the send itself may
+/// take up to a minute (the HubSpot client's 20 s wait budget and 10 s request, twice when a
+/// 401 re-reads the token); then HubSpot's search is eventually consistent, so a note made a
+/// moment ago may not be in its results yet, and "not found" would create a second one. Three
+/// minutes covers both with room. Younger attempts are retried instead (SQS hands the message
+/// back after its visibility timeout, 365 s or more, anyway).
+pub const CREATE_SETTLE: Duration = Duration::from_secs(180);
 
 /// The clock reservations and create attempts are measured by (the system clock unless a test
 /// passes its own).

@@ -254,8 +254,10 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
             Ok(id) => {
                 // Should this fail, the recorded attempt makes the retry find `id` by marker.
                 self.mappings.put(object, attio_id, &id).await?;
-                // The create made its associations: later syncs skip them while unchanged.
-                self.store_links(object, attio_id, &targets, true).await?;
+                // The create made its associations: later syncs of this copy skip them while
+                // unchanged.
+                self.store_links(object, attio_id, &targets, Some(&id))
+                    .await?;
                 tracing::info!(%object, attio_id, crm_id = %id, "created in CRM");
                 Ok(())
             }
@@ -279,7 +281,21 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         linked: &[RecordRef],
     ) -> Result<Vec<Association>, Prepare> {
         let targets = self.link_targets(linked).await.map_err(Prepare::Failed)?;
-        self.remember_links(object, attio_id, &targets)
+        // Added to what is remembered, never replacing it: a creator whose reservation lapsed
+        // meanwhile must not make the links another creator made (and remembered) forgotten.
+        let remembered = self
+            .remembered_links(object, attio_id)
+            .await
+            .map_err(Prepare::Failed)?;
+        let mut union = remembered.targets;
+        union.extend(
+            targets
+                .iter()
+                .filter(|t| !union.contains(t))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        self.remember_links(object, attio_id, &union)
             .await
             .map_err(Prepare::Failed)?;
         match self

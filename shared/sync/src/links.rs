@@ -69,28 +69,33 @@ pub(crate) fn links_key(attio_id: &str) -> String {
     format!("{attio_id}#links")
 }
 
-/// Marks a remembered set whose associations were all made (see the module doc).
+/// Marks a remembered set whose associations were all made, on the copy named after it (see
+/// the module doc): `={copy id}|`.
 const CONFIRMED: char = '=';
 
-/// `type:id,type:id`, led by [`CONFIRMED`] once all were made: CRM ids hold neither `,` nor a
-/// leading `type:` of their own (the outbox's `outbox:companies:…` ids keep their colons: only
-/// the first one splits).
-fn encode(targets: &[Association], confirmed: bool) -> CrmId {
+/// `type:id,type:id`, led by `={copy}|` once all were made from the CRM object `copy`: CRM ids
+/// hold neither `,` nor `|` nor a leading `type:` of their own (the outbox's
+/// `outbox:companies:…` ids keep their colons: only the first one splits).
+fn encode(targets: &[Association], confirmed_on: Option<&CrmId>) -> CrmId {
     let items: Vec<String> = targets
         .iter()
         .map(|t| format!("{}:{}", t.to, t.id))
         .collect();
-    let mark = if confirmed { "=" } else { "" };
+    let mark = confirmed_on.map_or(String::new(), |copy| format!("{CONFIRMED}{copy}|"));
     CrmId(format!("{mark}{}", items.join(",")))
 }
 
-/// What [`encode`] wrote: the targets and whether they were all made. An item this version
-/// cannot read is skipped (never removed); a set written by an older version (no mark) reads
-/// as unconfirmed, so its links are made once more.
+/// What [`encode`] wrote: the targets and the copy they were all made on. An item this
+/// version cannot read is skipped (never removed); a set written by an older version (no mark)
+/// reads as unconfirmed, so its links are made once more.
 fn decode(stored: &CrmId) -> Remembered {
-    let (confirmed, items) = match stored.0.strip_prefix(CONFIRMED) {
-        Some(rest) => (true, rest),
-        None => (false, stored.0.as_str()),
+    let (confirmed_on, items) = match stored
+        .0
+        .strip_prefix(CONFIRMED)
+        .and_then(|rest| rest.split_once('|'))
+    {
+        Some((copy, rest)) => (Some(CrmId(copy.to_owned())), rest),
+        None => (None, stored.0.as_str()),
     };
     let targets = items
         .split(',')
@@ -104,15 +109,19 @@ fn decode(stored: &CrmId) -> Remembered {
             })
         })
         .collect();
-    Remembered { targets, confirmed }
+    Remembered {
+        targets,
+        confirmed_on,
+    }
 }
 
 /// The links remembered for one Attio record, note or task.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Remembered {
     pub(crate) targets: Vec<Association>,
-    /// Every one of `targets` was associated (not just written ahead).
-    pub(crate) confirmed: bool,
+    /// The CRM copy every one of `targets` was associated with (not just written ahead). A copy
+    /// HubSpot lost and the upsert made again has a new id, so its links are made again.
+    pub(crate) confirmed_on: Option<CrmId>,
 }
 
 impl Remembered {
@@ -163,22 +172,23 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         attio_id: &str,
         targets: &[Association],
     ) -> Result<(), StepError> {
-        self.store_links(object, attio_id, targets, false).await
+        self.store_links(object, attio_id, targets, None).await
     }
 
-    /// Stores the remembered set; `confirmed` once every association in it was made.
+    /// Stores the remembered set; `confirmed_on` the copy once every association in it was
+    /// made on it.
     pub(crate) async fn store_links(
         &self,
         object: CrmObject,
         attio_id: &str,
         targets: &[Association],
-        confirmed: bool,
+        confirmed_on: Option<&CrmId>,
     ) -> Result<(), StepError> {
         let key = links_key(attio_id);
         if targets.is_empty() {
             self.mappings.remove(object, &key).await?;
         } else {
-            let value = encode(targets, confirmed);
+            let value = encode(targets, confirmed_on);
             self.mappings.put(object, &key, &value).await?;
         }
         Ok(())
@@ -209,17 +219,11 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         attio_id: &str,
         targets: &[Association],
     ) -> Result<(), StepError> {
-        let Remembered {
-            targets: remembered,
-            confirmed,
-        } = self.remembered_links(object, attio_id).await?;
-        let unchanged = Remembered {
-            targets: remembered.clone(),
-            confirmed,
-        };
-        if confirmed && unchanged.same_as(targets) {
+        let held = self.remembered_links(object, attio_id).await?;
+        if held.confirmed_on.as_ref() == Some(id) && held.same_as(targets) {
             return Ok(());
         }
+        let remembered = held.targets;
         if targets.iter().any(|t| !remembered.contains(t)) {
             // Written ahead, so no association the relay makes is ever unremembered.
             let mut union = remembered.clone();
@@ -238,7 +242,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
                 .await?;
             tracing::info!(%object, crm_id = %id, to = %target.to, to_id = %target.id, "removed a link Attio no longer has");
         }
-        self.store_links(object, attio_id, targets, true).await
+        self.store_links(object, attio_id, targets, Some(id)).await
     }
 }
 
@@ -258,17 +262,18 @@ mod tests {
                 id: CrmId("901".into()),
             },
         ];
-        let stored = encode(&targets, false);
+        let stored = encode(&targets, None);
         assert_eq!(stored.0, "companies:outbox:companies:c1,contacts:901");
         assert_eq!(decode(&stored).targets, targets);
-        assert!(!decode(&stored).confirmed);
-        let made = encode(&targets, true);
-        assert_eq!(made.0, "=companies:outbox:companies:c1,contacts:901");
+        assert_eq!(decode(&stored).confirmed_on, None);
+        let copy = CrmId("77".into());
+        let made = encode(&targets, Some(&copy));
+        assert_eq!(made.0, "=77|companies:outbox:companies:c1,contacts:901");
         assert_eq!(
             decode(&made),
             Remembered {
                 targets: targets.clone(),
-                confirmed: true
+                confirmed_on: Some(copy)
             }
         );
         let with_unknown = CrmId("tickets:5,contacts:901,".into());

@@ -2,7 +2,7 @@
 //! default associations after the record's upsert, the linked record synced first.
 
 use relay_attio::{AttioCall, Record};
-use relay_crm::{CrmId, CrmObject, CrmOp, OutboxEntry};
+use relay_crm::{CrmId, CrmObject, CrmOp, CrmSink, OutboxEntry};
 use relay_mappings::IdMappings;
 use serde_json::{Value, json};
 
@@ -437,5 +437,41 @@ async fn a_link_made_before_a_failure_is_still_removed_when_attio_moves_on() {
     assert_eq!(
         ctx.crm.associations(),
         [(CrmObject::Contacts, contact, CrmObject::Companies, globex)]
+    );
+}
+
+/// The confirmed set belongs to the copy it was made on: a contact HubSpot lost (deleted by
+/// hand) is upserted anew with a new id, and its links are made again on the new copy.
+#[tokio::test]
+async fn a_contact_made_again_in_hubspot_is_linked_again() {
+    let ctx = with_people();
+    let ada = person(ADA, "ada@example.com", "Ada");
+    ctx.attio
+        .put_record("people", linking(ada, "company", &[("companies", ACME)]));
+    ctx.attio.put_record("companies", company(ACME, "Acme"));
+    let handler = RecordsHandler::new(ctx.clone());
+    let event = record_event("record.updated", PEOPLE, ADA);
+    let first = by_message(handler.handle(&[inbound("m1", event.clone())]).await);
+    assert_eq!(first["m1"], Disposition::Done, "{first:?}");
+    let lost = mapped(&ctx, CrmObject::Contacts, ADA).await;
+    ctx.crm
+        .archive(CrmObject::Contacts, &lost)
+        .await
+        .expect("deleted by hand in HubSpot");
+
+    let again = by_message(handler.handle(&[inbound("m2", event)]).await);
+    assert_eq!(again["m2"], Disposition::Done, "{again:?}");
+    let contact = mapped(&ctx, CrmObject::Contacts, ADA).await;
+    assert_ne!(contact, lost, "the upsert made a new contact");
+    let acme = mapped(&ctx, CrmObject::Companies, ACME).await;
+    assert!(
+        ctx.crm.associations().contains(&(
+            CrmObject::Contacts,
+            contact,
+            CrmObject::Companies,
+            acme
+        )),
+        "{:?}",
+        ctx.crm.associations()
     );
 }
