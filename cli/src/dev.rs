@@ -343,6 +343,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!();
     println!("Send a signed sample delivery from another terminal:");
     println!("  cargo run -p attio-relay -- send events/deliveries/record-updated.json");
+    if hubspot.is_some() {
+        println!("and a HubSpot request, signed with the app secret (HUBSPOT_APP_SECRET):");
+        println!("  cargo run -p attio-relay -- send-hubspot events/hubspot/contact-changes.json");
+    }
     println!("Then see it on the local queue:");
     println!("  cargo run -p attio-relay -- status --local --show");
     println!("and what the consumers sent to the CRM:");

@@ -3,6 +3,7 @@
 //! ```text
 //! attio-relay dev                          # local server on embedded SQLite, prints its secret
 //! attio-relay send events/deliveries/record-updated.json
+//! attio-relay send-hubspot events/hubspot/contact-changes.json   # with HUBSPOT_APP_SECRET
 //! attio-relay status --local --show        # what landed on the local queues
 //! attio-relay outbox                       # what the consumers would have sent to HubSpot
 //! ```
@@ -17,6 +18,7 @@ mod outbox;
 mod queues;
 mod reconcile;
 mod send;
+mod send_hubspot;
 mod status;
 mod sync_args;
 mod webhook_secrets;
@@ -44,6 +46,9 @@ enum Command {
     Dev(dev::DevArgs),
     /// Sign a delivery file the way Attio does and POST it to a relay.
     Send(send::SendArgs),
+    /// Sign a HubSpot webhook request file the way HubSpot does (v3) and POST it to a relay's
+    /// /hubspot/webhooks.
+    SendHubspot(send_hubspot::SendHubSpotArgs),
     /// Show the CRM calls the local consumers made to the outbox (when no HubSpot token is set).
     Outbox(outbox::OutboxArgs),
     /// Prepare HubSpot for syncing (create the attio_record_id property).
@@ -73,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
         Command::Send(args) => send::run(args).await,
+        Command::SendHubspot(args) => send_hubspot::run(args).await,
         Command::Outbox(args) => outbox::run(args),
         Command::Hubspot(args) => hubspot::run(args).await,
         Command::Dlq(args) => dlq::run(args).await,

@@ -101,3 +101,56 @@ fn without_the_secret_the_route_is_not_served() {
     });
     assert!(text.contains("Attio-Signature"), "{text}");
 }
+
+/// `send-hubspot` signs a sample as HubSpot does: queued once however often it is sent, and
+/// refused (non-zero exit, the 401 shown) when signed with another secret or a stale timestamp.
+#[test]
+fn send_hubspot_signs_the_sample_as_hubspot_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf8 path");
+    let server = relay().start_dev(dir.path(), &["--hubspot-app-secret", APP_SECRET]);
+    let url = format!("{}hubspot/webhooks", server.url);
+    let sample = repo_file("events/hubspot/contact-changes.json");
+    // Without the variables a user may have set: the secret comes from --secret only.
+    let cli = relay()
+        .without("HUBSPOT_APP_SECRET")
+        .without("HUBSPOT_TARGET_URL");
+    let send = |extra: &[&str]| {
+        let mut args = vec!["send-hubspot", sample.as_str(), "--url", url.as_str()];
+        args.extend_from_slice(extra);
+        cli.run(&args)
+    };
+
+    // The current secret first, as after a rotation; each repeat is signed afresh.
+    let secrets = format!("{APP_SECRET},an-older-secret");
+    let out = send(&["--secret", &secrets, "--times", "2"]);
+    let text = out.text();
+    assert!(out.ok, "{text}");
+    assert!(
+        text.contains("[1] 200 OK") && text.contains(r#""status":"queued","events":3"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("[2] 200 OK") && text.contains(r#""status":"duplicate""#),
+        "{text}"
+    );
+
+    for (extra, what) in [
+        (vec!["--secret", "not-the-app-secret"], "forged"),
+        (vec!["--secret", APP_SECRET, "--age-secs", "400"], "stale"),
+    ] {
+        let out = send(&extra);
+        let text = out.text();
+        assert!(!out.ok, "{what}: {text}");
+        assert!(text.contains("[1] 401"), "{what}: {text}");
+    }
+
+    let out = relay().run(&["status", "--local", "--show", "--json", "--data-dir", data]);
+    assert!(out.ok, "{}", out.text());
+    let status: serde_json::Value = serde_json::from_str(out.text().trim()).expect("json");
+    assert_eq!(
+        status["messages"]["hubspot"].as_array().map(Vec::len),
+        Some(3),
+        "{status}"
+    );
+}

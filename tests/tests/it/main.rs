@@ -7,7 +7,8 @@
 //!
 //! Run one area with a filter, e.g. `./scripts/test -p integration-tests -- pipeline_chaos`.
 
-// The receive path: ingest against moto, under faults, over random input.
+// The receive path: ingest (Attio's and HubSpot's) against moto, under faults, over random input.
+mod hubspot_ingest_on_moto;
 mod idempotency_contract;
 mod ingest_chaos;
 mod ingest_on_moto;

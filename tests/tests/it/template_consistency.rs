@@ -89,7 +89,9 @@ fn every_consumer_function_is_wired_to_its_queue_with_partial_batch_responses() 
     assert_eq!(families, ["Records", "ListEntries", "Notes", "Tasks"]);
     assert!(queue.contains("${Family}Queue:"), "{queue}");
     assert!(queue.contains("VisibilityTimeout: !FindInMap [Families, !Ref Family, Visibility]"));
-    assert!(resource(&text, "OtherQueue").contains("VisibilityTimeout: 360"));
+    let (parked, queue) = for_each(&text, "ParkedQueues");
+    assert_eq!(parked, ["Other", "Hubspot"]);
+    assert!(queue.contains("VisibilityTimeout: 360"), "{queue}");
     assert!(text.contains(&format!("AttributeName: {}", relay_mappings::KEY_ATTRIBUTE)));
 }
 
@@ -343,7 +345,6 @@ fn queue_resource(family: EventFamily) -> &'static str {
         EventFamily::Notes => "NotesQueue",
         EventFamily::Tasks => "TasksQueue",
         EventFamily::Other => "OtherQueue",
-        // Not in the template yet: the HubSpot ingest function and its queue (issue 14).
         EventFamily::Hubspot => "HubspotQueue",
     }
 }
@@ -385,7 +386,7 @@ fn the_template_stays_under_the_repository_length_limit() {
 #[test]
 fn every_event_family_has_a_dead_letter_queue_and_an_alarm_on_it() {
     let text = template();
-    let families: Vec<String> = EventFamily::ALL
+    let families: Vec<String> = EventFamily::EVERY
         .map(|f| queue_resource(f).trim_end_matches("Queue").to_owned())
         .into();
     let (dlqs, dlq) = for_each(&text, "DeadLetterQueues");
@@ -400,6 +401,7 @@ fn every_event_family_has_a_dead_letter_queue_and_an_alarm_on_it() {
     let (logged, _) = for_each(&text, "LogGroups");
     for function in [
         "Ingest",
+        "HubspotIngest",
         "Records",
         "ListEntries",
         "Notes",
@@ -441,7 +443,9 @@ fn the_public_ingest_url_can_be_capped_without_failing_deploys_by_default() {
 #[test]
 fn parked_events_are_kept_14_days_and_alarm_well_before_they_expire() {
     let text = template();
-    let queue = resource(&text, "OtherQueue");
+    // `other` and `hubspot` (no consumer yet) come from one loop: both keep SQS's maximum.
+    let (parked, queue) = for_each(&text, "ParkedQueues");
+    assert!(parked.iter().any(|f| f == "Other"), "{parked:?}");
     let retention: u64 = value(&queue, "MessageRetentionPeriod").parse().unwrap();
     assert_eq!(retention, 14 * 24 * 3600, "{queue}");
     let alarm = resource(&text, "OtherQueueAgeAlarm");
@@ -515,7 +519,12 @@ fn data_that_must_survive_does_and_never_blocks_the_next_create() {
     // Retained with a fixed name, a table or secret left by a failed first create makes every
     // later create fail ("already exists"): CloudFormation names what is retained.
     let mappings = resource(&text, "MappingsTable");
-    for secret in ["AttioApiTokenSecret", "HubSpotTokenSecret", "WebhookSecret"] {
+    for secret in [
+        "AttioApiTokenSecret",
+        "HubSpotTokenSecret",
+        "WebhookSecret",
+        "HubSpotAppSecret",
+    ] {
         let block = resource(&text, secret);
         assert!(block.contains("DeletionPolicy: Retain"), "{block}");
         assert!(block.contains("UpdateReplacePolicy: Retain"), "{block}");
@@ -542,4 +551,189 @@ fn lambda_keeps_its_start_and_report_lines() {
     // WARN drops START/REPORT (duration, billed duration, memory, init duration).
     assert_eq!(value(&text, "SystemLogLevel"), "INFO");
     assert!(!text.contains("SystemLogLevel: WARN"));
+}
+
+/// The `Environment.Variables` of one function block, `!Ref X` read as `ref:X` and literals
+/// without their quotes: what the function would see, by name.
+fn environment(block: &str) -> std::collections::HashMap<String, String> {
+    block
+        .lines()
+        .skip_while(|l| l.trim() != "Variables:")
+        .skip(1)
+        .take_while(|l| l.starts_with("          "))
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| {
+            let (name, raw) = l.trim().split_once(": ")?;
+            let value = match raw.strip_prefix("!Ref ") {
+                Some(target) => format!("ref:{target}"),
+                None => raw.trim_matches('"').to_owned(),
+            };
+            Some((name.to_owned(), value))
+        })
+        .collect()
+}
+
+#[test]
+fn the_hubspot_ingest_function_is_deployed_as_its_code_reads_it() {
+    use relay_ingest::hubspot::{HubSpotSecretsConfig, HubSpotSettings, WEBHOOK_PATH};
+    let text = template();
+    let function = resource(&text, "HubspotIngestFunction");
+    assert!(function.contains("Binary: hubspot-ingest"), "{function}");
+    assert!(
+        function.contains("AuthType: NONE"),
+        "HubSpot cannot send SigV4"
+    );
+    assert!(function.contains("LogGroup: !Ref HubspotIngestLogGroup"));
+
+    // The settings the function loads from exactly these variables (the parameter for the
+    // custom-domain URL defaults to empty, which the settings read as unset).
+    let mut env = environment(&function);
+    assert_eq!(
+        env.remove("HUBSPOT_TARGET_URL").as_deref(),
+        Some("ref:HubSpotTargetUrl")
+    );
+    assert!(resource(&text, "HubSpotTargetUrl").contains("Default: \"\""));
+    let settings = HubSpotSettings::from_lookup(|name| env.get(name).cloned())
+        .unwrap_or_else(|e| panic!("the template's variables do not load: {e}"));
+    assert_eq!(
+        settings.secrets,
+        HubSpotSecretsConfig::SecretsManager {
+            secret_id: "ref:HubSpotAppSecret".into(),
+            refresh: std::time::Duration::from_secs(300),
+        },
+        "the app secret comes from Secrets Manager, never inline"
+    );
+    assert_eq!(
+        settings.queues.get(EventFamily::Hubspot),
+        Some("ref:HubspotQueue")
+    );
+    assert_eq!(settings.idempotency_table, "ref:IdempotencyTable");
+    // The lease outlasts an invocation; keys outlive HubSpot's retries (10 over 24 hours).
+    let timeout: u64 = value(&text, "Timeout").parse().expect("global timeout");
+    assert!(!function.contains("Timeout:"), "the global timeout applies");
+    assert!(settings.ingest.lease.as_secs() > timeout, "{settings:?}");
+    assert!(settings.ingest.retain.as_secs() > 24 * 3600, "{settings:?}");
+
+    // What it may touch: its keys, its queue, its secret (and the Attio ingest's key actions).
+    let key_actions = value(&resource(&text, "IngestFunction"), "Action").to_owned();
+    assert!(
+        function.contains(&format!("Action: {key_actions}")),
+        "{function}"
+    );
+    assert!(function.contains("Resource: !GetAtt IdempotencyTable.Arn"));
+    assert!(
+        function.contains(
+            "{Effect: Allow, Action: sqs:SendMessage, Resource: !GetAtt HubspotQueue.Arn}"
+        ),
+        "{function}"
+    );
+    assert!(function.contains(
+        "{Effect: Allow, Action: secretsmanager:GetSecretValue, Resource: !Ref HubSpotAppSecret}"
+    ));
+
+    // The URL to give HubSpot: the Function URL (which ends in "/") and the documented path.
+    let output = resource(&text, "HubspotWebhookUrl");
+    let path = WEBHOOK_PATH.trim_start_matches('/');
+    assert!(
+        output.contains(&format!(
+            "Value: !Sub ${{HubspotIngestFunctionUrl.FunctionUrl}}{path}"
+        )),
+        "{output}"
+    );
+    assert!(resource(&text, "HubSpotAppSecretArn").contains("Value: !Ref HubSpotAppSecret"));
+}
+
+/// The identifier at the start of `s` (letters and digits).
+fn identifier(s: &str) -> &str {
+    let end = s
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+#[test]
+fn every_reference_names_something_the_template_defines() {
+    // cfn-lint does not resolve references through the LanguageExtensions loops, so a typo in a
+    // `!Ref` or `!GetAtt` would only fail at deploy time.
+    let text = template();
+    let mut defined: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut section = "";
+    for line in text.lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            section = line.trim_end_matches(':');
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("  ") else {
+            continue;
+        };
+        if rest.starts_with(' ') || rest.starts_with('#') {
+            continue;
+        }
+        let name = identifier(rest);
+        if matches!(section, "Parameters" | "Conditions" | "Resources") && !name.is_empty() {
+            defined.insert(name.to_owned());
+        }
+    }
+    // Loop bodies: `${Family}Queue:` for every item of the collection.
+    for line in text.lines().filter(|l| l.starts_with("  Fn::ForEach::")) {
+        let name = line
+            .trim()
+            .trim_start_matches("Fn::ForEach::")
+            .trim_end_matches(':');
+        let (items, block) = for_each(&text, name);
+        for template_line in block.lines() {
+            let key = template_line.trim().trim_start_matches("- ");
+            if let Some(after) = key.strip_prefix("${")
+                && let Some((_, suffix)) = after.split_once('}')
+                && let Some(suffix) = suffix.strip_suffix(':')
+            {
+                for item in &items {
+                    defined.insert(format!("{item}{suffix}"));
+                }
+            }
+        }
+    }
+    // SAM makes `<Function>Url` for every function with a FunctionUrlConfig.
+    for function in ["IngestFunction", "HubspotIngestFunction"] {
+        assert!(resource(&text, function).contains("FunctionUrlConfig:"));
+        defined.insert(format!("{function}Url"));
+    }
+    // Loop variables and !Sub's own variables.
+    let local = ["Family", "Function", "Name", "Events"];
+    let code: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    let text = code;
+    let mut checked = 0;
+    for (marker, _) in text
+        .match_indices("!Ref ")
+        .chain(text.match_indices("!GetAtt "))
+    {
+        let after = &text[marker..].split_once(' ').expect("marker").1;
+        let name = identifier(after);
+        if name.is_empty() || after.starts_with("AWS::") {
+            continue;
+        }
+        checked += 1;
+        assert!(
+            defined.contains(name) || local.contains(&name),
+            "{} refers to {name}, which the template does not define",
+            text[marker..].lines().next().unwrap_or_default()
+        );
+    }
+    for (at, _) in text.match_indices("${") {
+        let name = identifier(&text[at + 2..]);
+        if name.is_empty() || text[at + 2..].starts_with("AWS::") {
+            continue;
+        }
+        checked += 1;
+        assert!(
+            defined.contains(name) || local.contains(&name),
+            "${{{name}...}} names nothing the template defines"
+        );
+    }
+    assert!(checked > 100, "only {checked} references found");
+    assert!(defined.contains("HubspotQueue") && defined.contains("HubspotDeadLetterQueue"));
 }
