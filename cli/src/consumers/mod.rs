@@ -277,13 +277,11 @@ fn pick(
     let mut candidates: HashMap<&str, Candidate> = HashMap::new();
     for held in pool.iter().filter(|h| free(h)) {
         let sent = held.message.message.sent_at_ms;
-        let entry = candidates
-            .entry(held.key())
-            .or_insert_with(|| Candidate {
-                key: held.key().to_owned(),
-                newest_sent_ms: sent,
-                oldest: held.received,
-            });
+        let entry = candidates.entry(held.key()).or_insert_with(|| Candidate {
+            key: held.key().to_owned(),
+            newest_sent_ms: sent,
+            oldest: held.received,
+        });
         entry.newest_sent_ms = entry.newest_sent_ms.max(sent);
         entry.oldest = entry.oldest.min(held.received);
     }
