@@ -58,8 +58,9 @@ pub struct DevArgs {
     /// Receives before a local message moves to its dead-letter queue.
     #[arg(long, default_value_t = 5)]
     pub max_receive_count: u32,
-    /// Most record events per records batch (coalesced per record; 100 fill one HubSpot
-    /// batch upsert). Lambda's counterpart is the template's RecordsBatchSize.
+    /// Most records per records batch, each with every event pooled for it (100 fill one
+    /// HubSpot batch upsert). Lambda's counterpart, the template's RecordsBatchSize, counts
+    /// events: there a batch is one receive.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=500))]
     pub records_batch_size: u16,
     /// How long a records batch keeps gathering once an event is visible, in milliseconds.

@@ -11,10 +11,24 @@
 //!   lease lapses and the messages come back, as after a Lambda timeout;
 //! * two batches in flight never share a subject (a record, a list entry's parent, a note, a
 //!   task): handlers re-read current state, and a batch that read before another wrote could
-//!   otherwise write older values last. A message whose subject is held waits in the poller
-//!   (its lease renewed, no extra receive counted) and joins the next batch.
+//!   otherwise write older values last. A message whose subject is held waits in the pool
+//!   (its lease renewed, no extra receive counted) and joins a later batch.
+//!
+//! **Batches are cut by subject, from a pool** ([`Polling::pool`] messages, leases renewed).
+//! Why: during an import, a record's updates are spread over the whole burst (one event per
+//! changed attribute, from every row), so batches of 100 *messages* held 87 distinct records,
+//! and a record's five updates landed in several batches: 55 HubSpot upserts for 1,000
+//! records where 10 would do, each spending a token of the portal's 100–190 per 10 s (the
+//! drain's real limit, BENCHMARKS.md "Burst"). The poller receives whatever is visible into
+//! the pool and starts a batch of up to [`Polling::batch_size`] *subjects* with every pooled
+//! message of each, so a record's queued updates cost one read and one upsert input however
+//! many they are. Which subjects go first: any whose oldest message waited past [`OVERDUE`]
+//! (no subject starves while others keep changing), then the ones quiet longest — a record
+//! still changing is likely to change again, and syncing it now spends a HubSpot call that
+//! its next update repeats. A batch starts as soon as a full one is free (no window wait);
+//! a partial one once its oldest message waited [`Polling::window`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,12 +44,30 @@ mod tests;
 /// How often an idle poller looks for new messages.
 const IDLE_POLL: Duration = Duration::from_millis(300);
 
+/// How often a poller whose window is open looks for more (the queue's own window poll).
+const WINDOW_POLL: Duration = Duration::from_millis(20);
+
+/// A subject whose oldest message waited this long goes before the quiet ones: under a
+/// sustained stream of changes to more records than a batch takes, quiet-first alone could
+/// leave a busy record behind indefinitely. Well under the 2 s freshness goal at 25/s, where
+/// pools are small and everything pooled goes in the next batch anyway.
+const OVERDUE: Duration = Duration::from_secs(1);
+
+/// Messages pooled per subject of a records batch: enough to hold an import's backlog across
+/// receives (1,000 records × 5 updates fits in 2,000 messages at a time plus what is running).
+const RECORDS_POOL_PER_SUBJECT: usize = 20;
+
 /// How one family's poller takes and runs batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Polling {
-    /// Most messages per batch (Lambda's `BatchSize`).
+    /// Most subjects per batch (for records, 100 fill one HubSpot batch upsert); a batch holds
+    /// every pooled message of each. Lambda's `BatchSize` counts messages instead: there a
+    /// batch is what one receive hands over.
     pub batch_size: usize,
-    /// How long a batch keeps gathering once a message is visible (Lambda's batching window).
+    /// Most messages received and not yet in a batch (the pool); at least `batch_size`.
+    pub pool: usize,
+    /// How long a partial batch keeps gathering once a message is pooled (Lambda's batching
+    /// window); a full one starts at once.
     pub window: Duration,
     /// Batches running at once.
     pub in_flight: usize,
@@ -49,17 +81,21 @@ impl Polling {
     /// bigger batches buy nothing; 10, as SQS hands Lambda without a window.
     pub const SMALL: Self = Self {
         batch_size: 10,
+        pool: 10,
         window: Duration::ZERO,
         in_flight: 2,
         visibility: Duration::from_secs(60),
     };
 
     /// The records family: a batch is coalesced per record and upserted 100 to a HubSpot
-    /// call, so it pays to fill it; the window is short because the dev server's ingest fills
-    /// 100 in well under it during a burst, and a lone change should not wait.
+    /// call, so it pays to fill it, from a pool deep enough to gather a record's updates
+    /// across receives; the window is short because during a burst the pool holds 100 records
+    /// in well under it, and a lone change should not wait.
     pub fn records(batch_size: usize, window: Duration, in_flight: usize) -> Self {
+        let batch_size = batch_size.max(1);
         Self {
-            batch_size: batch_size.max(1),
+            batch_size,
+            pool: batch_size * RECORDS_POOL_PER_SUBJECT,
             window,
             in_flight: in_flight.max(1),
             ..Self::SMALL
@@ -193,10 +229,88 @@ async fn run_batch(
 struct Held {
     message: ReceivedMessage,
     subjects: Vec<String>,
+    /// When this poller received it: what the batching window counts from.
+    received: Instant,
 }
 
-/// One family's poller: the batches in flight, the subjects they hold, and the messages
-/// waiting for a held subject to be released.
+impl Held {
+    /// What the picker groups by: its first subject, or the message itself when it names none.
+    fn key(&self) -> &str {
+        self.subjects
+            .first()
+            .map_or(self.message.message.message_id.as_str(), String::as_str)
+    }
+}
+
+/// What one look at the pool came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// A batch was started.
+    Started,
+    /// Fewer free subjects than a batch takes, and the window is still open this much longer.
+    Gathering(Duration),
+    /// Nothing to start: the pool is empty, or every pooled message waits on a held subject.
+    Idle,
+}
+
+/// One pooled subject, as the picker weighs it.
+struct Candidate {
+    key: String,
+    /// The newest of its messages (queue send time, ms): the longer a subject has been quiet,
+    /// the likelier its pending change is its last one for a while.
+    newest_sent_ms: i64,
+    /// When its oldest pooled message was received.
+    oldest: Instant,
+}
+
+/// Picks the next batch from `pool` (module docs): at most `batch_size` subjects that no
+/// running batch holds, with every pooled message of each; subjects that waited past
+/// [`OVERDUE`] first, then the ones quiet longest. `None` with the step to report instead when
+/// nothing is to start yet. Messages not picked stay in `pool`.
+fn pick(
+    pool: &mut Vec<Held>,
+    busy: &HashSet<String>,
+    polling: Polling,
+    now: Instant,
+) -> Result<Vec<Held>, Step> {
+    let free = |held: &Held| !held.subjects.iter().any(|s| busy.contains(s));
+    let mut candidates: HashMap<&str, Candidate> = HashMap::new();
+    for held in pool.iter().filter(|h| free(h)) {
+        let sent = held.message.message.sent_at_ms;
+        let entry = candidates.entry(held.key()).or_insert_with(|| Candidate {
+            key: held.key().to_owned(),
+            newest_sent_ms: sent,
+            oldest: held.received,
+        });
+        entry.newest_sent_ms = entry.newest_sent_ms.max(sent);
+        entry.oldest = entry.oldest.min(held.received);
+    }
+    let Some(oldest) = candidates.values().map(|c| c.oldest).min() else {
+        return Err(Step::Idle);
+    };
+    let waited = now.saturating_duration_since(oldest);
+    if candidates.len() < polling.batch_size && waited < polling.window {
+        return Err(Step::Gathering(polling.window - waited));
+    }
+    let mut ranked: Vec<Candidate> = candidates.into_values().collect();
+    ranked.sort_by_key(|c| {
+        let overdue = now.saturating_duration_since(c.oldest) >= OVERDUE;
+        (!overdue, c.newest_sent_ms, c.oldest)
+    });
+    let chosen: HashSet<String> = ranked
+        .into_iter()
+        .take(polling.batch_size)
+        .map(|c| c.key)
+        .collect();
+    let (batch, rest): (Vec<Held>, Vec<Held>) = std::mem::take(pool)
+        .into_iter()
+        .partition(|h| free(h) && chosen.contains(h.key()));
+    *pool = rest;
+    Ok(batch)
+}
+
+/// One family's poller: the batches in flight, the subjects they hold, and the pool of
+/// received messages not yet in a batch.
 struct Poller<H> {
     queue: SqliteQueue,
     family: EventFamily,
@@ -204,8 +318,8 @@ struct Poller<H> {
     polling: Polling,
     running: JoinSet<(Vec<String>, usize, anyhow::Result<()>)>,
     busy: HashSet<String>,
-    waiting: Vec<Held>,
-    waiting_renewed: Instant,
+    pool: Vec<Held>,
+    pool_renewed: Instant,
 }
 
 impl<H: BatchHandler + 'static> Poller<H> {
@@ -217,61 +331,69 @@ impl<H: BatchHandler + 'static> Poller<H> {
             polling,
             running: JoinSet::new(),
             busy: HashSet::new(),
-            waiting: Vec::new(),
-            waiting_renewed: Instant::now(),
+            pool: Vec::new(),
+            pool_renewed: Instant::now(),
         }
     }
 
-    /// Starts a batch when a slot is free: waiting messages whose subjects were released
-    /// first, then newly received ones. Returns whether it started one.
-    async fn start_batch(&mut self) -> anyhow::Result<bool> {
-        let size = self.polling.batch_size;
-        let mut batch: Vec<Held> = Vec::new();
-        let waiting = std::mem::take(&mut self.waiting);
-        for held in waiting {
-            if batch.len() < size && !held.subjects.iter().any(|s| self.busy.contains(s)) {
-                batch.push(held);
-            } else {
-                self.waiting.push(held);
-            }
+    /// Receives whatever is visible, up to the pool's room (no window: the picker keeps it).
+    async fn absorb(&mut self) -> anyhow::Result<()> {
+        let room = self.polling.pool.saturating_sub(self.pool.len());
+        if room == 0 {
+            return Ok(());
         }
-        // Receive only while the waiting list is short, so it stays bounded.
-        if batch.len() < size && self.waiting.len() < size {
-            let received = self
-                .queue
-                .receive_batch(
-                    self.family.as_str(),
-                    size - batch.len(),
-                    self.polling.visibility,
-                    self.polling.window,
-                )
-                .await?;
-            for message in received {
-                let subjects = subjects(&message.message.body);
-                let held = Held { message, subjects };
-                if held.subjects.iter().any(|s| self.busy.contains(s)) {
-                    if self.waiting.is_empty() {
-                        self.waiting_renewed = Instant::now();
-                    }
-                    self.waiting.push(held);
-                } else {
-                    batch.push(held);
-                }
-            }
+        let received = self
+            .queue
+            .receive_batch(
+                self.family.as_str(),
+                room,
+                self.polling.visibility,
+                Duration::ZERO,
+            )
+            .await?;
+        let now = Instant::now();
+        if self.pool.is_empty() {
+            self.pool_renewed = now;
         }
-        if batch.is_empty() {
-            return Ok(false);
+        for message in received {
+            let subjects = subjects(&message.message.body);
+            self.pool.push(Held {
+                message,
+                subjects,
+                received: now,
+            });
         }
-        let subjects: Vec<String> = batch.iter().flat_map(|h| h.subjects.clone()).collect();
+        Ok(())
+    }
+
+    /// Starts a batch from the pool when one is due.
+    fn start_batch(&mut self) -> Step {
+        let batch = match pick(&mut self.pool, &self.busy, self.polling, Instant::now()) {
+            Ok(batch) => batch,
+            Err(step) => return step,
+        };
+        let subjects: Vec<String> = batch
+            .iter()
+            .flat_map(|h| h.subjects.iter().cloned())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         self.busy.extend(subjects.iter().cloned());
         let received: Vec<ReceivedMessage> = batch.into_iter().map(|h| h.message).collect();
+        tracing::debug!(
+            queue = self.family.as_str(),
+            messages = received.len(),
+            subjects = subjects.len(),
+            pooled = self.pool.len(),
+            "batch started"
+        );
         let (queue, handler, polling) =
             (self.queue.clone(), Arc::clone(&self.handler), self.polling);
         self.running.spawn(async move {
             let result = run_batch(&queue, handler.as_ref(), &received, polling).await;
             (subjects, received.len(), result)
         });
-        Ok(true)
+        Step::Started
     }
 
     /// Releases a finished batch's subjects.
@@ -298,13 +420,13 @@ impl<H: BatchHandler + 'static> Poller<H> {
         }
     }
 
-    /// Keeps the waiting messages hidden while they wait for their subjects.
-    async fn renew_waiting(&mut self) {
-        if self.waiting.is_empty() || self.waiting_renewed.elapsed() < self.polling.renew_every() {
+    /// Keeps the pooled messages hidden while they wait.
+    async fn renew_pool(&mut self) {
+        if self.pool.is_empty() || self.pool_renewed.elapsed() < self.polling.renew_every() {
             return;
         }
         let receipts: Vec<String> = self
-            .waiting
+            .pool
             .iter()
             .map(|h| h.message.receipt_handle.clone())
             .collect();
@@ -313,9 +435,9 @@ impl<H: BatchHandler + 'static> Poller<H> {
             .extend_visibility(&receipts, self.polling.visibility)
             .await
         {
-            tracing::warn!(queue = self.family.as_str(), error = %err, "could not renew waiting messages");
+            tracing::warn!(queue = self.family.as_str(), error = %err, "could not renew pooled messages");
         }
-        self.waiting_renewed = Instant::now();
+        self.pool_renewed = Instant::now();
     }
 
     async fn run(mut self) {
@@ -323,28 +445,25 @@ impl<H: BatchHandler + 'static> Poller<H> {
             while let Some(joined) = self.running.try_join_next() {
                 self.finished(joined);
             }
-            self.renew_waiting().await;
-            let started = if self.running.len() < self.polling.in_flight {
-                match self.start_batch().await {
-                    Ok(started) => started,
-                    Err(err) => {
-                        tracing::error!(queue = self.family.as_str(), error = %err, "local consumer failed; retrying");
-                        tokio::time::sleep(IDLE_POLL * 10).await;
-                        false
-                    }
-                }
-            } else {
-                false
-            };
-            if started {
+            self.renew_pool().await;
+            if let Err(err) = self.absorb().await {
+                tracing::error!(queue = self.family.as_str(), error = %err, "local consumer failed; retrying");
+                tokio::time::sleep(IDLE_POLL * 10).await;
                 continue;
             }
-            // Full, idle, or everything received waits on a held subject: until a batch ends
-            // or the next look.
-            let pause = if self.running.len() < self.polling.in_flight && self.waiting.is_empty() {
-                IDLE_POLL
+            let slot_free = self.running.len() < self.polling.in_flight;
+            let step = if slot_free {
+                self.start_batch()
             } else {
-                self.polling.renew_every().min(IDLE_POLL)
+                Step::Idle
+            };
+            // Until a batch ends, or the next look: soon while a window is open, at the idle
+            // pace when nothing is pooled, and in time to renew what is.
+            let pause = match step {
+                Step::Started => continue,
+                Step::Gathering(left) => left.min(WINDOW_POLL),
+                Step::Idle if slot_free && self.pool.is_empty() => IDLE_POLL,
+                Step::Idle => self.polling.renew_every().min(IDLE_POLL),
             };
             if self.running.is_empty() {
                 tokio::time::sleep(pause).await;

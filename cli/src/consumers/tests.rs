@@ -274,8 +274,8 @@ async fn an_import_burst_reaches_the_records_handler_in_full_batches() {
 
     let contacts = ctx.crm.objects(CrmObject::Contacts);
     assert_eq!(contacts.len(), 50, "{contacts:?}");
-    // Batches of 10 would need at least 25 upserts; batches of 100 (each naming every person
-    // twice) need one each, and held messages join the next.
+    // Batches of 10 would need at least 25 upserts, and batches of 100 messages one each;
+    // cut by record from the pool, the whole burst (every person five times) is one batch.
     let upserts: Vec<usize> = ctx
         .crm
         .calls()
@@ -285,6 +285,114 @@ async fn an_import_burst_reaches_the_records_handler_in_full_batches() {
             _ => None,
         })
         .collect();
-    assert!(upserts.len() <= 4, "{upserts:?}");
-    assert_eq!(upserts.first(), Some(&50), "{upserts:?}");
+    assert_eq!(upserts, [50], "{upserts:?}");
+}
+
+/// A pooled `record.updated` for person `n`, sent at `sent_ms`, received at `received`.
+fn pooled(n: usize, seq: usize, sent_ms: i64, received: Instant) -> Held {
+    let outgoing = record_updated(n, seq);
+    let message = ReceivedMessage {
+        message: relay_queue::LocalMessage {
+            message_id: format!("m{seq}"),
+            queue: "records".into(),
+            body: outgoing.body.clone(),
+            attributes: outgoing.attributes.clone(),
+            receive_count: 1,
+            sent_at_ms: sent_ms,
+            source_queue: None,
+            failure_reason: None,
+        },
+        receipt_handle: format!("r{seq}"),
+    };
+    let subjects = subjects(&message.message.body);
+    Held {
+        message,
+        subjects,
+        received,
+    }
+}
+
+fn ids(held: &[Held]) -> BTreeSet<String> {
+    held.iter()
+        .map(|h| h.message.message.message_id.clone())
+        .collect()
+}
+
+fn polling(batch_size: usize, window_ms: u64) -> Polling {
+    Polling {
+        batch_size,
+        pool: 100,
+        window: Duration::from_millis(window_ms),
+        ..Polling::SMALL
+    }
+}
+
+#[test]
+fn a_batch_takes_every_pooled_message_of_its_records_and_the_quiet_ones_first() {
+    let t0 = Instant::now();
+    // Person 1 changed last at 300 ms, person 2 at 100 ms, person 3 at 200 ms.
+    let mut pool = vec![
+        pooled(1, 0, 0, t0),
+        pooled(2, 1, 50, t0),
+        pooled(1, 2, 300, t0),
+        pooled(3, 3, 200, t0),
+        pooled(2, 4, 100, t0),
+    ];
+    let batch = pick(&mut pool, &HashSet::new(), polling(2, 0), t0).expect("a batch");
+    // The two quiet longest, each with all its messages; the busiest stays pooled.
+    assert_eq!(ids(&batch), ["m1", "m3", "m4"].map(String::from).into());
+    assert_eq!(ids(&pool), ["m0", "m2"].map(String::from).into());
+}
+
+#[test]
+fn a_record_waiting_past_overdue_goes_before_quieter_ones() {
+    let t0 = Instant::now();
+    let now = t0 + OVERDUE;
+    // Person 1 keeps changing (newest send) but was first received a full OVERDUE ago.
+    let mut pool = vec![
+        pooled(1, 0, 900, t0),
+        pooled(2, 1, 100, now),
+        pooled(3, 2, 200, now),
+    ];
+    let batch = pick(&mut pool, &HashSet::new(), polling(2, 0), now).expect("a batch");
+    assert_eq!(ids(&batch), ["m0", "m1"].map(String::from).into());
+}
+
+#[test]
+fn a_partial_batch_waits_for_the_window_and_a_full_one_does_not() {
+    let t0 = Instant::now();
+    let mut pool = vec![pooled(1, 0, 0, t0), pooled(1, 1, 10, t0)];
+    let gathering = pick(&mut pool, &HashSet::new(), polling(2, 200), t0 + ms(50));
+    assert_eq!(gathering.err(), Some(Step::Gathering(ms(150))));
+    assert_eq!(pool.len(), 2, "nothing taken while gathering");
+    // Once the window has passed, the partial batch goes.
+    let late = pick(&mut pool, &HashSet::new(), polling(2, 200), t0 + ms(200));
+    assert_eq!(late.map(|b| b.len()).ok(), Some(2));
+
+    // Two records fill a batch of two: no wait, even with the window open.
+    let mut pool = vec![pooled(1, 0, 0, t0), pooled(2, 1, 10, t0)];
+    let full = pick(&mut pool, &HashSet::new(), polling(2, 200), t0);
+    assert_eq!(full.map(|b| b.len()).ok(), Some(2));
+    assert!(pool.is_empty());
+}
+
+#[test]
+fn a_record_held_by_a_running_batch_stays_pooled() {
+    let t0 = Instant::now();
+    let mut pool = vec![pooled(1, 0, 0, t0), pooled(2, 1, 10, t0)];
+    let busy: HashSet<String> = subjects(&pool[0].message.message.body)
+        .into_iter()
+        .collect();
+    let batch = pick(&mut pool, &busy, polling(10, 0), t0).expect("a batch");
+    assert_eq!(ids(&batch), ["m1"].map(String::from).into());
+    assert_eq!(ids(&pool), ["m0"].map(String::from).into());
+    // Only held messages left: nothing to start.
+    assert_eq!(
+        pick(&mut pool, &busy, polling(10, 0), t0).err(),
+        Some(Step::Idle)
+    );
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
 }
