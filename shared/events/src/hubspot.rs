@@ -21,8 +21,6 @@ pub enum HubSpotParseError {
     NotAnArray,
     #[error("the request has no events")]
     Empty,
-    #[error("event {index} is not a HubSpot event: {reason}")]
-    InvalidEvent { index: usize, reason: String },
 }
 
 impl HubSpotParseError {
@@ -32,7 +30,6 @@ impl HubSpotParseError {
             Self::NotJson(_) => "invalid_json",
             Self::NotAnArray => "not_an_event_array",
             Self::Empty => "no_events",
-            Self::InvalidEvent { .. } => "invalid_event",
         }
     }
 }
@@ -64,6 +61,9 @@ pub struct HubSpotEvent {
     pub subscription_id: Option<u64>,
     pub object_id: Option<u64>,
     pub attempt_number: Option<u32>,
+    /// Why the event does not read, when it does not (its fields are then zero): it is queued
+    /// as received all the same, for an operator to look at.
+    pub unreadable: Option<String>,
     /// The event's JSON exactly as received.
     pub raw: Box<RawValue>,
 }
@@ -79,6 +79,13 @@ impl HubSpotEvent {
     /// — portal, subscription, event id, occurrence time, object — and never `attemptNumber`,
     /// which grows on each retry.
     pub fn dedupe_key(&self) -> String {
+        if self.unreadable.is_some() {
+            // No fields to trust: the text itself (a retry that only bumps `attemptNumber` is
+            // queued again, which costs a look, never a loss).
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(self.raw.get().as_bytes());
+            return format!("hs:unreadable:{}", hex::encode(digest));
+        }
         let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
         format!(
             "hs:{}:{}:{}:{}:{}",
@@ -109,9 +116,11 @@ impl HubSpotEvent {
     }
 }
 
-/// Parses a HubSpot webhook body. Every event must carry the fields the relay deduplicates and
-/// routes by; one that does not makes the whole request a 400 (nothing queued), so HubSpot's
-/// own retry and its delivery log show it rather than the event vanishing.
+/// Parses a HubSpot webhook body. Only the body as a whole can be refused (not JSON, not an
+/// array, empty): an event that lacks the fields the relay routes and deduplicates by is kept
+/// with [`HubSpotEvent::unreadable`] set. The request is signed, so it is authentic, and
+/// HubSpot does not retry a 4xx (<https://developers.hubspot.com/docs/api/webhooks#retries>):
+/// refusing the request for one odd event would lose the other 99.
 pub fn parse_events(body: &[u8]) -> Result<Vec<HubSpotEvent>, HubSpotParseError> {
     let value: Box<RawValue> =
         serde_json::from_slice(body).map_err(|e| HubSpotParseError::NotJson(e.to_string()))?;
@@ -120,33 +129,44 @@ pub fn parse_events(body: &[u8]) -> Result<Vec<HubSpotEvent>, HubSpotParseError>
     if items.is_empty() {
         return Err(HubSpotParseError::Empty);
     }
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(index, raw)| {
-            let fields: Fields =
-                serde_json::from_str(raw.get()).map_err(|e| HubSpotParseError::InvalidEvent {
-                    index,
-                    reason: e.to_string(),
-                })?;
+    Ok(items.into_iter().map(read_event).collect())
+}
+
+/// One event of the array, readable or not.
+fn read_event(raw: Box<RawValue>) -> HubSpotEvent {
+    let fields = serde_json::from_str::<Fields>(raw.get())
+        .map_err(|e| e.to_string())
+        .and_then(|fields| {
             if fields.subscription_type.trim().is_empty() {
-                return Err(HubSpotParseError::InvalidEvent {
-                    index,
-                    reason: "subscriptionType is empty".into(),
-                });
+                Err("subscriptionType is empty".to_owned())
+            } else {
+                Ok(fields)
             }
-            Ok(HubSpotEvent {
-                event_id: fields.event_id,
-                subscription_type: fields.subscription_type,
-                portal_id: fields.portal_id,
-                occurred_at: fields.occurred_at,
-                subscription_id: fields.subscription_id,
-                object_id: fields.object_id,
-                attempt_number: fields.attempt_number,
-                raw,
-            })
-        })
-        .collect()
+        });
+    match fields {
+        Ok(fields) => HubSpotEvent {
+            event_id: fields.event_id,
+            subscription_type: fields.subscription_type,
+            portal_id: fields.portal_id,
+            occurred_at: fields.occurred_at,
+            subscription_id: fields.subscription_id,
+            object_id: fields.object_id,
+            attempt_number: fields.attempt_number,
+            unreadable: None,
+            raw,
+        },
+        Err(reason) => HubSpotEvent {
+            event_id: 0,
+            subscription_type: "unreadable".to_owned(),
+            portal_id: 0,
+            occurred_at: 0,
+            subscription_id: None,
+            object_id: None,
+            attempt_number: None,
+            unreadable: Some(reason),
+            raw,
+        },
+    }
 }
 
 #[cfg(test)]
@@ -226,14 +246,26 @@ mod tests {
         assert_eq!(code("not json"), "invalid_json");
         assert_eq!(code(r#"{"eventId":1}"#), "not_an_event_array");
         assert_eq!(code("[]"), "no_events");
-        assert_eq!(code(r#"[{"eventId":1}]"#), "invalid_event");
-        assert_eq!(
-            code(r#"[{"eventId":"x","subscriptionType":"a","portalId":1,"occurredAt":1}]"#),
-            "invalid_event"
-        );
-        assert_eq!(
-            code(r#"[{"eventId":1,"subscriptionType":" ","portalId":1,"occurredAt":1}]"#),
-            "invalid_event"
-        );
+    }
+
+    #[test]
+    fn an_odd_event_is_kept_unreadable_beside_the_good_ones() {
+        let good =
+            r#"{"eventId":7,"subscriptionType":"contact.creation","portalId":1,"occurredAt":5}"#;
+        for odd in [
+            r#"{"eventId":1}"#,
+            r#"{"eventId":"x","subscriptionType":"a","portalId":1,"occurredAt":1}"#,
+            r#"{"eventId":1,"subscriptionType":" ","portalId":1,"occurredAt":1}"#,
+            "42",
+        ] {
+            let body = format!("[{good},{odd}]");
+            let events = parse_events(body.as_bytes()).unwrap();
+            assert_eq!(events.len(), 2, "{odd}");
+            assert_eq!(events[0].unreadable, None);
+            assert!(events[1].unreadable.is_some(), "{odd}");
+            assert_eq!(events[1].raw.get(), odd);
+            assert!(events[1].dedupe_key().starts_with("hs:unreadable:"));
+            assert_ne!(events[1].dedupe_key(), events[0].dedupe_key());
+        }
     }
 }

@@ -345,6 +345,18 @@ where
             Err(err) => return HubSpotOutcome::Rejected(HubSpotRejection::Body(err)),
         };
 
+        for (index, event) in events.iter().enumerate() {
+            if let Some(reason) = &event.unreadable {
+                // Signed, so authentic: queued as received for an operator, never the request
+                // refused (HubSpot does not retry a 4xx; its other events would be lost).
+                tracing::warn!(
+                    event_index = index,
+                    reason,
+                    "hubspot event does not read; parked as received"
+                );
+            }
+        }
+
         // One key per distinct event; an event repeated inside one request counts once.
         let mut keyed: Vec<(IdempotencyKey, &HubSpotEvent)> = Vec::with_capacity(events.len());
         for event in &events {
