@@ -79,34 +79,58 @@ pub enum ConfigError {
     Queues(String),
 }
 
+/// Variables read through a lookup (`std::env::var`, or a map in tests): trimmed, and empty
+/// counts as unset. Both ingest functions read their settings through it.
+pub(crate) struct Env<L>(pub(crate) L);
+
+impl<L: Fn(&str) -> Option<String>> Env<L> {
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A whole number, or `default` when unset.
+    pub(crate) fn number(&self, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(value) => value.parse().map_err(|_| ConfigError::Invalid {
+                name,
+                value,
+                expected: "a whole number".into(),
+            }),
+        }
+    }
+}
+
+impl IngestConfig {
+    /// `MAX_BODY_BYTES`, `IDEMPOTENCY_LEASE_SECS` and `IDEMPOTENCY_TTL_SECS` over the defaults.
+    pub(crate) fn from_env<L: Fn(&str) -> Option<String>>(
+        env: &Env<L>,
+    ) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            max_body_bytes: usize::try_from(
+                env.number("MAX_BODY_BYTES", defaults.max_body_bytes as u64)?,
+            )
+            .unwrap_or(usize::MAX),
+            lease: Duration::from_secs(
+                env.number("IDEMPOTENCY_LEASE_SECS", defaults.lease.as_secs())?,
+            ),
+            retain: Duration::from_secs(
+                env.number("IDEMPOTENCY_TTL_SECS", defaults.retain.as_secs())?,
+            ),
+        })
+    }
+}
+
 impl Settings {
     /// Reads settings through `lookup` (`std::env::var` in production, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(value) => value.parse().map_err(|_| ConfigError::Invalid {
-                    name,
-                    value,
-                    expected: "a whole number".into(),
-                }),
-            }
-        };
-        let defaults = IngestConfig::default();
-        let ingest = IngestConfig {
-            max_body_bytes: usize::try_from(number(
-                "MAX_BODY_BYTES",
-                defaults.max_body_bytes as u64,
-            )?)
-            .unwrap_or(usize::MAX),
-            lease: Duration::from_secs(number("IDEMPOTENCY_LEASE_SECS", defaults.lease.as_secs())?),
-            retain: Duration::from_secs(number("IDEMPOTENCY_TTL_SECS", defaults.retain.as_secs())?),
-        };
+        let env = Env(&lookup);
+        let get = |name: &str| env.get(name);
+        let number = |name: &'static str, default: u64| env.number(name, default);
+        let ingest = IngestConfig::from_env(&env)?;
         let secrets = match (
             get("ATTIO_WEBHOOK_SECRET_ARN"),
             get("ATTIO_WEBHOOK_SECRETS"),

@@ -11,6 +11,7 @@ use relay_signature::WebhookSecret;
 use relay_signature::hubspot::HubSpotVerifier;
 use tokio::sync::Mutex;
 
+use crate::config::Env;
 use crate::{ConfigError, IngestConfig, SecretError, parse_secret_list};
 
 /// Provides the verifier for the next request.
@@ -60,31 +61,10 @@ pub struct HubSpotSettings {
 impl HubSpotSettings {
     /// Reads settings through `lookup` (`std::env::var` in the function, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(value) => value.parse().map_err(|_| ConfigError::Invalid {
-                    name,
-                    value,
-                    expected: "a whole number".into(),
-                }),
-            }
-        };
-        let defaults = IngestConfig::default();
-        let ingest = IngestConfig {
-            max_body_bytes: usize::try_from(number(
-                "MAX_BODY_BYTES",
-                defaults.max_body_bytes as u64,
-            )?)
-            .unwrap_or(usize::MAX),
-            lease: Duration::from_secs(number("IDEMPOTENCY_LEASE_SECS", defaults.lease.as_secs())?),
-            retain: Duration::from_secs(number("IDEMPOTENCY_TTL_SECS", defaults.retain.as_secs())?),
-        };
+        let env = Env(&lookup);
+        let get = |name: &str| env.get(name);
+        let number = |name: &'static str, default: u64| env.number(name, default);
+        let ingest = IngestConfig::from_env(&env)?;
         let secrets = match (get("HUBSPOT_APP_SECRET_ARN"), get("HUBSPOT_APP_SECRET")) {
             (Some(secret_id), _) => HubSpotSecretsConfig::SecretsManager {
                 secret_id,
