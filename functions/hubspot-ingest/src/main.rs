@@ -3,9 +3,7 @@
 //! per container.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use aws_config::timeout::TimeoutConfig;
 use lambda_http::{Body, Error, Request, service_fn};
 use relay_idempotency::DynamoDbStore;
 use relay_ingest::hubspot::{
@@ -13,24 +11,12 @@ use relay_ingest::hubspot::{
 };
 use relay_queue::SqsQueue;
 
-/// One AWS call may not take longer than this, so a slow dependency becomes a 503 that HubSpot
-/// retries well within the function timeout and the idempotency lease.
-const AWS_CALL_TIMEOUT: Duration = Duration::from_secs(3);
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     relay_logging::init_json();
 
     let settings = HubSpotSettings::from_lookup(|name| std::env::var(name).ok())?;
-    let aws = aws_config::from_env()
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_attempt_timeout(AWS_CALL_TIMEOUT)
-                .operation_timeout(AWS_CALL_TIMEOUT * 2)
-                .build(),
-        )
-        .load()
-        .await;
+    let aws = relay_ingest::load_aws_config().await;
     let service = HubSpotIngest::new(
         DynamoDbStore::new(
             aws_sdk_dynamodb::Client::new(&aws),

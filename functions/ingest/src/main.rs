@@ -3,33 +3,19 @@
 //! Configuration is read once per container.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use aws_config::timeout::TimeoutConfig;
 use lambda_http::{Body, Error, Request, service_fn};
 use relay_idempotency::DynamoDbStore;
 use relay_ingest::http::respond;
 use relay_ingest::{IngestService, Settings, WebhookSecrets};
 use relay_queue::SqsQueue;
 
-/// One AWS call may not take longer than this, so a slow dependency becomes a 503 that Attio
-/// retries well within the function timeout and the idempotency lease.
-const AWS_CALL_TIMEOUT: Duration = Duration::from_secs(3);
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     relay_logging::init_json();
 
     let settings = Settings::from_lookup(|name| std::env::var(name).ok())?;
-    let aws = aws_config::from_env()
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_attempt_timeout(AWS_CALL_TIMEOUT)
-                .operation_timeout(AWS_CALL_TIMEOUT * 2)
-                .build(),
-        )
-        .load()
-        .await;
+    let aws = relay_ingest::load_aws_config().await;
     let service = IngestService::new(
         DynamoDbStore::new(
             aws_sdk_dynamodb::Client::new(&aws),

@@ -20,6 +20,7 @@
 //!
 //! [`hubspot`] is the same handler for HubSpot's webhooks: v3 signature, one key per event.
 
+mod aws;
 mod config;
 pub mod http;
 pub mod hubspot;
@@ -29,6 +30,7 @@ mod service;
 #[cfg(test)]
 mod testing;
 
+pub use aws::load_aws_config;
 pub use config::{ConfigError, IngestConfig, SecretsConfig, Settings};
 pub use response::{IngestResponse, Outcome, Rejection};
 pub use secrets::{
