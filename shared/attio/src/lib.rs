@@ -57,6 +57,7 @@ mod pages;
 mod port;
 mod schema;
 mod webhooks;
+mod writes;
 
 pub use batch_reads::{MAX_IDS_PER_QUERY, record_id_filter};
 pub use client::AttioClient;
@@ -77,3 +78,4 @@ pub use port::{AttioApi, CachedAttio};
 pub use relay_credentials::{Credential, MemoryTokenStore, Token};
 pub use schema::{DEFAULT_SCHEMA_TTL, SchemaCache};
 pub use webhooks::{Subscription, Webhook, WebhookId, WebhookStatus};
+pub use writes::{AttioValues, AttioWriter};

@@ -27,6 +27,7 @@ mod markers;
 mod memory;
 mod outbox;
 mod owners;
+mod source;
 
 pub use hubspot::{
     BUDGET_POLICY, DEFAULT_BASE_URL as HUBSPOT_API_URL, HubSpotConfig, HubSpotSink, ID_PROPERTY,
@@ -34,6 +35,7 @@ pub use hubspot::{
 pub use markers::marker_property;
 pub use memory::{CrmOp, Link, MemoryCrm};
 pub use outbox::{OutboxEntry, OutboxSink};
+pub use source::{CrmPage, CrmRecordState, CrmSource, PropertyChange};
 
 /// The CRM object types attio-relay writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
