@@ -28,9 +28,15 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value, json};
 use wiremock::{Request, Respond, ResponseTemplate};
 
+mod attio_writes;
+mod clock;
+mod hubspot_history;
 mod merges;
 mod query;
 mod search;
+pub use attio_writes::{ATTIO_WRITES_PER_SECOND, AttioWrite, AttioWriteKind, RELAY_TOKEN_ID};
+pub use clock::{FakeClock, attio_time, iso_ms};
+pub use hubspot_history::{ChangeSource, ContactChange, DEFAULT_APP_ID, DEFAULT_PORTAL_ID};
 pub use merges::{AttioMerge, ContactMerges, MergeModel};
 pub use search::SEARCHES_PER_SECOND;
 
@@ -100,6 +106,12 @@ pub struct FakeAttio {
     merges: Mutex<merges::AttioMerges>,
     /// Records, notes and tasks deleted ([`FakeAttio::delete`]): they read 404 `not_found`.
     deleted: Mutex<HashSet<String>>,
+    /// The relay's API token id: the actor of its writes (`attio_writes.rs`).
+    token_id: String,
+    /// "Now" for value histories and the per-second write limit.
+    pub clock: FakeClock,
+    /// Records written to and every write (`attio_writes.rs`).
+    writes: Mutex<attio_writes::AttioWrites>,
 }
 
 impl FakeAttio {
@@ -127,7 +139,16 @@ impl FakeAttio {
             queries: AtomicUsize::new(0),
             merges: Mutex::default(),
             deleted: Mutex::default(),
+            token_id: RELAY_TOKEN_ID.to_owned(),
+            clock: FakeClock::default(),
+            writes: Mutex::default(),
         }
+    }
+
+    /// "Now" for the writes' value histories and the write limit.
+    pub fn with_clock(mut self, clock: FakeClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The fake with the checked-in Attio answers (`tests/fixtures/attio`) as templates.
@@ -195,7 +216,16 @@ impl FakeAttio {
         }})
     }
 
+    /// A person as read: as last written (`attio_writes.rs`), else from the template.
     fn person(&self, id: &str) -> Value {
+        match self.stored_record(id) {
+            Some(data) => json!({ "data": data }),
+            None => self.template_person(id),
+        }
+    }
+
+    /// The person the fake serves for any id nobody wrote to.
+    fn template_person(&self, id: &str) -> Value {
         let mut person = self.person.clone();
         person["data"]["id"]["record_id"] = json!(id);
         if let Some(email) = person["data"]["values"]["email_addresses"][0].as_object_mut() {
@@ -242,6 +272,9 @@ impl Respond for FakeAttio {
             == Some(self.token.as_str());
         let query = request.method == http::Method::POST
             && request.url.path() == "/v2/objects/people/records/query";
+        if authorised && request.method == http::Method::PUT {
+            return self.write(request);
+        }
         if !authorised || !(request.method == http::Method::GET || query) {
             return self.unexpected(request);
         }
@@ -278,6 +311,10 @@ impl Respond for FakeAttio {
             ["v2", "objects", id] if *id == self.people_object_id => self.people_object.clone(),
             ["v2", "objects", "people", "records", id] => self.person(id),
             ["v2", "workspace_members", id] => self.member(id),
+            ["v2", "objects", _, "records", id] => match self.stored_record(id) {
+                Some(data) => json!({ "data": data }),
+                None => return self.unexpected(request),
+            },
             ["v2", "notes", id] => match self.parents.get(*id) {
                 Some(parent) => self.note(id, parent),
                 None => return self.unexpected(request),
@@ -332,6 +369,13 @@ pub struct HubSpotState {
     searches: Vec<std::time::Instant>,
     pub unexpected: Vec<String>,
     next_id: u64,
+    /// Contact property history and the change log (`hubspot_history.rs`).
+    pub history: hubspot_history::History,
+    /// The relay's app id: `sourceId` of its writes.
+    pub app_id: String,
+    pub portal_id: u64,
+    /// "Now" for history entries.
+    pub clock: FakeClock,
 }
 
 impl HubSpotState {
@@ -402,13 +446,24 @@ enum Outcome {
 
 impl FakeHubSpot {
     pub fn new(token: &str, dice: FaultDice) -> Self {
+        let state = HubSpotState {
+            app_id: DEFAULT_APP_ID.to_owned(),
+            portal_id: DEFAULT_PORTAL_ID,
+            ..HubSpotState::default()
+        };
         Self {
             token: format!("Bearer {token}"),
-            state: Arc::new(Mutex::new(HubSpotState::default())),
+            state: Arc::new(Mutex::new(state)),
             hang: Duration::from_secs(2),
             dice,
             create_dice: None,
         }
+    }
+
+    /// "Now" for the property history.
+    pub fn with_clock(self, clock: FakeClock) -> Self {
+        self.state.lock().expect("hubspot state").clock = clock;
+        self
     }
 
     /// Puts a contact in the portal as if created by hand before the relay ran; returns its id.
@@ -416,15 +471,17 @@ impl FakeHubSpot {
         let mut state = self.state.lock().expect("hubspot state");
         let id = state.new_id();
         let properties = json!({"email": email, "lifecyclestage": "lead"});
+        let properties = properties.as_object().cloned().unwrap_or_default();
         state.unowned_contacts.insert(
             id.clone(),
             StoredObject {
                 object: "contacts".into(),
                 id: id.clone(),
-                properties: properties.as_object().cloned().unwrap_or_default(),
+                properties: properties.clone(),
                 ..StoredObject::default()
             },
         );
+        state.note_write(&id, &Map::new(), &properties, true, ChangeSource::User(1));
         id
     }
 
@@ -468,12 +525,16 @@ impl FakeHubSpot {
                             "context": {"objectWriteTraceId": [trace], "existingId": [existing]}}));
                         continue;
                     }
+                    let created = current.is_none();
                     let id = current.unwrap_or_else(|| state.new_id());
                     let contact = state.contacts.entry(attio_id.to_owned()).or_default();
+                    let before = contact.properties.clone();
                     contact.object = "contacts".into();
                     contact.id = id.clone();
                     contact.properties.extend(properties.clone());
                     contact.writes += 1;
+                    let source = state.integration();
+                    state.note_write(&id, &before, properties, created, source);
                     results.push(json!({"id": id, "objectWriteTraceId": trace}));
                 }
                 let status = if errors.is_empty() { 200 } else { 207 };
@@ -481,6 +542,10 @@ impl FakeHubSpot {
                     "status": "COMPLETE", "results": results,
                     "numErrors": errors.len(), "errors": errors})))
             }
+            ("POST", ["crm", "v3", "objects", "contacts", "batch", "read"]) => {
+                state.batch_read(&body)
+            }
+            ("GET", ["crm", "v3", "objects", "contacts"]) => state.list_contacts(request),
             ("GET", ["crm", "v3", "objects", "contacts", id]) => {
                 let wanted: Vec<String> = request
                     .url
@@ -523,8 +588,11 @@ impl FakeHubSpot {
                         json!({"status": "error", "category": "OBJECT_NOT_FOUND", "message": "Object not found"}),
                     ));
                 };
+                let before = contact.properties.clone();
                 contact.properties.extend(properties.clone());
                 contact.writes += 1;
+                let source = state.integration();
+                state.note_write(id, &before, &properties, false, source);
                 // attio_record_id is unique: claiming it files the contact under it.
                 if let Some(claim) = claim.filter(|c| owner.as_deref() != Some(*c)) {
                     if state.contacts.contains_key(claim) {
@@ -780,3 +848,6 @@ pub async fn serve<R: Respond + Send + Sync + 'static>(fake: &Arc<R>) -> wiremoc
         .await;
     server
 }
+
+#[cfg(test)]
+mod two_way_tests;
