@@ -7,18 +7,23 @@
 //! as HubSpot does (a second contact for an email is refused with `CONFLICT` "Contact already
 //! exists. Existing ID: N", per input, by `objectWriteTraceId`), serves and patches contacts by
 //! id (adoption), creates, updates and archives notes and tasks, and remembers every write.
-//! Attio answers the records query the consumers batch their reads with (`record_id` `$in`,
-//! up to 500, the absent left out); it answers `GET /v2/workspace_members/{id}` (the documented shape, an email per member,
-//! [`FakeAttio::member_email`]); HubSpot answers `GET /crm/v3/owners/?email=` from the owners
-//! a test seeds ([`FakeHubSpot::seed_owner`]), `{"results": []}` for any other email. Anything they do not recognise is recorded in
-//! `unexpected` and answered 400, so the run fails loudly instead of passing by accident.
+//! Attio answers the batched records query (`record_id` `$in`, up to 500, the absent left
+//! out) and `GET /v2/workspace_members/{id}` ([`FakeAttio::member_email`]); HubSpot answers
+//! `GET /crm/v3/owners/?email=` from the owners a test seeds ([`FakeHubSpot::seed_owner`]).
+//! Anything they do not recognise is recorded in `unexpected` and answered 400, so the run
+//! fails loudly instead of passing by accident.
+//!
+//! The way back (two-way sync): Attio takes asserts and `PUT` updates, keeps each value's
+//! history and counts writes per clock second (`attio_writes.rs`); HubSpot keeps each contact
+//! property's history by source, serves `batch/read` with `propertiesWithHistory` and the list
+//! endpoint, and gives the webhook events of its changes (`hubspot_history.rs`). Both take a
+//! [`FakeClock`], and a test edits records as a user would on either side.
 //!
 //! Faults come from a seeded [`FaultDice`]: rate limits, 5xx answers, answers slower than the
-//! client's timeout, and, for HubSpot, writes that happened but whose answer was lost — for
-//! note and task creates also from a dice of their own ([`FakeHubSpot::create_dice`]), since
-//! those are the writes a lost answer can duplicate. Every note and task must be created with
-//! its marker (`attio_note_id`, `attio_task_id`), and is found by it with the search API
-//! (`search.rs`).
+//! client's timeout, and writes that happened but whose answer was lost — for note and task
+//! creates also from a dice of their own ([`FakeHubSpot::create_dice`]), since those are the
+//! writes a lost answer can duplicate. Every note and task must be created with its marker
+//! (`attio_note_id`, `attio_task_id`), and is found by it with the search API (`search.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,43 +39,13 @@ mod hubspot_history;
 mod merges;
 mod query;
 mod search;
+mod serving;
 pub use attio_writes::{ATTIO_WRITES_PER_SECOND, AttioWrite, AttioWriteKind, RELAY_TOKEN_ID};
 pub use clock::{FakeClock, attio_time, iso_ms};
 pub use hubspot_history::{ChangeSource, ContactChange, DEFAULT_APP_ID, DEFAULT_PORTAL_ID};
 pub use merges::{AttioMerge, ContactMerges, MergeModel};
 pub use search::SEARCHES_PER_SECOND;
-
-/// Decides, from a fixed seed, which calls fail and how; counts what it injected.
-#[derive(Debug)]
-pub struct FaultDice {
-    rng: Mutex<fastrand::Rng>,
-    share: f64,
-    injected: AtomicUsize,
-}
-
-impl FaultDice {
-    pub fn new(share: f64, seed: u64) -> Self {
-        Self {
-            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
-            share,
-            injected: AtomicUsize::new(0),
-        }
-    }
-
-    /// `Some(n)` with n in `0..kinds` for a call that should fail, `None` for one that passes.
-    fn roll(&self, kinds: usize) -> Option<usize> {
-        let mut rng = self.rng.lock().expect("dice lock");
-        if rng.f64() >= self.share {
-            return None;
-        }
-        self.injected.fetch_add(1, Ordering::SeqCst);
-        Some(rng.usize(0..kinds))
-    }
-
-    pub fn injected(&self) -> usize {
-        self.injected.load(Ordering::SeqCst)
-    }
-}
+pub use serving::{FaultDice, SharedResponder, serve};
 
 /// `Retry-After` as Attio sends it: an HTTP date, here about a second away.
 fn retry_after_date() -> String {
@@ -143,12 +118,6 @@ impl FakeAttio {
             clock: FakeClock::default(),
             writes: Mutex::default(),
         }
-    }
-
-    /// "Now" for the writes' value histories and the write limit.
-    pub fn with_clock(mut self, clock: FakeClock) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// The fake with the checked-in Attio answers (`tests/fixtures/attio`) as templates.
@@ -458,12 +427,6 @@ impl FakeHubSpot {
             dice,
             create_dice: None,
         }
-    }
-
-    /// "Now" for the property history.
-    pub fn with_clock(self, clock: FakeClock) -> Self {
-        self.state.lock().expect("hubspot state").clock = clock;
-        self
     }
 
     /// Puts a contact in the portal as if created by hand before the relay ran; returns its id.
@@ -825,28 +788,6 @@ impl Respond for FakeHubSpot {
             Outcome::Answer(answer) => answer,
         }
     }
-}
-
-/// Lets the caller keep a handle on a fake (its state, its counts) after wiremock takes the
-/// responder.
-#[derive(Debug)]
-pub struct SharedResponder<R>(pub Arc<R>);
-
-impl<R: Respond> Respond for SharedResponder<R> {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.0.respond(request)
-    }
-}
-
-/// Serves `fake` for every request on a new loopback wiremock server; the caller keeps the `Arc`
-/// to read the fake's state afterwards.
-pub async fn serve<R: Respond + Send + Sync + 'static>(fake: &Arc<R>) -> wiremock::MockServer {
-    let server = wiremock::MockServer::start().await;
-    wiremock::Mock::given(wiremock::matchers::any())
-        .respond_with(SharedResponder(Arc::clone(fake)))
-        .mount(&server)
-        .await;
-    server
 }
 
 #[cfg(test)]

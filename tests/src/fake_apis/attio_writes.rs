@@ -86,6 +86,12 @@ fn known_attribute(slug: &str) -> bool {
 }
 
 impl FakeAttio {
+    /// "Now" for the writes' value histories and the write limit.
+    pub fn with_clock(mut self, clock: super::FakeClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Writes by the relay are by this API token id.
     pub fn with_token_id(mut self, token_id: &str) -> Self {
         self.token_id = token_id.to_owned();

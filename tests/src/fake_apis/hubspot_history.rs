@@ -275,6 +275,12 @@ impl HubSpotState {
 }
 
 impl FakeHubSpot {
+    /// "Now" for the property history.
+    pub fn with_clock(self, clock: super::FakeClock) -> Self {
+        self.state.lock().expect("hubspot state").clock = clock;
+        self
+    }
+
     /// The relay's HubSpot app: its writes are `INTEGRATION` with this `sourceId`.
     pub fn with_app_id(self, app_id: &str) -> Self {
         self.state.lock().expect("hubspot state").app_id = app_id.to_owned();
