@@ -7,18 +7,23 @@
 //! as HubSpot does (a second contact for an email is refused with `CONFLICT` "Contact already
 //! exists. Existing ID: N", per input, by `objectWriteTraceId`), serves and patches contacts by
 //! id (adoption), creates, updates and archives notes and tasks, and remembers every write.
-//! Attio answers the records query the consumers batch their reads with (`record_id` `$in`,
-//! up to 500, the absent left out); it answers `GET /v2/workspace_members/{id}` (the documented shape, an email per member,
-//! [`FakeAttio::member_email`]); HubSpot answers `GET /crm/v3/owners/?email=` from the owners
-//! a test seeds ([`FakeHubSpot::seed_owner`]), `{"results": []}` for any other email. Anything they do not recognise is recorded in
-//! `unexpected` and answered 400, so the run fails loudly instead of passing by accident.
+//! Attio answers the batched records query (`record_id` `$in`, up to 500, the absent left
+//! out) and `GET /v2/workspace_members/{id}` ([`FakeAttio::member_email`]); HubSpot answers
+//! `GET /crm/v3/owners/?email=` from the owners a test seeds ([`FakeHubSpot::seed_owner`]).
+//! Anything they do not recognise is recorded in `unexpected` and answered 400, so the run
+//! fails loudly instead of passing by accident.
+//!
+//! The way back (two-way sync): Attio takes asserts and `PUT` updates, keeps each value's
+//! history and counts writes per clock second (`attio_writes.rs`); HubSpot keeps each contact
+//! property's history by source, serves `batch/read` with `propertiesWithHistory` and the list
+//! endpoint, and gives the webhook events of its changes (`hubspot_history.rs`). Both take a
+//! [`FakeClock`], and a test edits records as a user would on either side.
 //!
 //! Faults come from a seeded [`FaultDice`]: rate limits, 5xx answers, answers slower than the
-//! client's timeout, and, for HubSpot, writes that happened but whose answer was lost — for
-//! note and task creates also from a dice of their own ([`FakeHubSpot::create_dice`]), since
-//! those are the writes a lost answer can duplicate. Every note and task must be created with
-//! its marker (`attio_note_id`, `attio_task_id`), and is found by it with the search API
-//! (`search.rs`).
+//! client's timeout, and writes that happened but whose answer was lost — for note and task
+//! creates also from a dice of their own ([`FakeHubSpot::create_dice`]), since those are the
+//! writes a lost answer can duplicate. Every note and task must be created with its marker
+//! (`attio_note_id`, `attio_task_id`), and is found by it with the search API (`search.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,43 +33,19 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Map, Value, json};
 use wiremock::{Request, Respond, ResponseTemplate};
 
+mod attio_writes;
+mod clock;
+mod hubspot_history;
 mod merges;
 mod query;
 mod search;
+mod serving;
+pub use attio_writes::{ATTIO_WRITES_PER_SECOND, AttioWrite, AttioWriteKind, RELAY_TOKEN_ID};
+pub use clock::{FakeClock, attio_time, iso_ms};
+pub use hubspot_history::{ChangeSource, ContactChange, DEFAULT_APP_ID, DEFAULT_PORTAL_ID};
 pub use merges::{AttioMerge, ContactMerges, MergeModel};
 pub use search::SEARCHES_PER_SECOND;
-
-/// Decides, from a fixed seed, which calls fail and how; counts what it injected.
-#[derive(Debug)]
-pub struct FaultDice {
-    rng: Mutex<fastrand::Rng>,
-    share: f64,
-    injected: AtomicUsize,
-}
-
-impl FaultDice {
-    pub fn new(share: f64, seed: u64) -> Self {
-        Self {
-            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
-            share,
-            injected: AtomicUsize::new(0),
-        }
-    }
-
-    /// `Some(n)` with n in `0..kinds` for a call that should fail, `None` for one that passes.
-    fn roll(&self, kinds: usize) -> Option<usize> {
-        let mut rng = self.rng.lock().expect("dice lock");
-        if rng.f64() >= self.share {
-            return None;
-        }
-        self.injected.fetch_add(1, Ordering::SeqCst);
-        Some(rng.usize(0..kinds))
-    }
-
-    pub fn injected(&self) -> usize {
-        self.injected.load(Ordering::SeqCst)
-    }
-}
+pub use serving::{FaultDice, SharedResponder, serve};
 
 /// `Retry-After` as Attio sends it: an HTTP date, here about a second away.
 fn retry_after_date() -> String {
@@ -100,6 +81,12 @@ pub struct FakeAttio {
     merges: Mutex<merges::AttioMerges>,
     /// Records, notes and tasks deleted ([`FakeAttio::delete`]): they read 404 `not_found`.
     deleted: Mutex<HashSet<String>>,
+    /// The relay's API token id: the actor of its writes (`attio_writes.rs`).
+    token_id: String,
+    /// "Now" for value histories and the per-second write limit.
+    pub clock: FakeClock,
+    /// Records written to and every write (`attio_writes.rs`).
+    writes: Mutex<attio_writes::AttioWrites>,
 }
 
 impl FakeAttio {
@@ -127,6 +114,9 @@ impl FakeAttio {
             queries: AtomicUsize::new(0),
             merges: Mutex::default(),
             deleted: Mutex::default(),
+            token_id: RELAY_TOKEN_ID.to_owned(),
+            clock: FakeClock::default(),
+            writes: Mutex::default(),
         }
     }
 
@@ -195,7 +185,16 @@ impl FakeAttio {
         }})
     }
 
+    /// A person as read: as last written (`attio_writes.rs`), else from the template.
     fn person(&self, id: &str) -> Value {
+        match self.stored_record(id) {
+            Some(data) => json!({ "data": data }),
+            None => self.template_person(id),
+        }
+    }
+
+    /// The person the fake serves for any id nobody wrote to.
+    fn template_person(&self, id: &str) -> Value {
         let mut person = self.person.clone();
         person["data"]["id"]["record_id"] = json!(id);
         if let Some(email) = person["data"]["values"]["email_addresses"][0].as_object_mut() {
@@ -242,6 +241,9 @@ impl Respond for FakeAttio {
             == Some(self.token.as_str());
         let query = request.method == http::Method::POST
             && request.url.path() == "/v2/objects/people/records/query";
+        if authorised && request.method == http::Method::PUT {
+            return self.write(request);
+        }
         if !authorised || !(request.method == http::Method::GET || query) {
             return self.unexpected(request);
         }
@@ -278,6 +280,10 @@ impl Respond for FakeAttio {
             ["v2", "objects", id] if *id == self.people_object_id => self.people_object.clone(),
             ["v2", "objects", "people", "records", id] => self.person(id),
             ["v2", "workspace_members", id] => self.member(id),
+            ["v2", "objects", _, "records", id] => match self.stored_record(id) {
+                Some(data) => json!({ "data": data }),
+                None => return self.unexpected(request),
+            },
             ["v2", "notes", id] => match self.parents.get(*id) {
                 Some(parent) => self.note(id, parent),
                 None => return self.unexpected(request),
@@ -332,6 +338,13 @@ pub struct HubSpotState {
     searches: Vec<std::time::Instant>,
     pub unexpected: Vec<String>,
     next_id: u64,
+    /// Contact property history and the change log (`hubspot_history.rs`).
+    pub history: hubspot_history::History,
+    /// The relay's app id: `sourceId` of its writes.
+    pub app_id: String,
+    pub portal_id: u64,
+    /// "Now" for history entries.
+    pub clock: FakeClock,
 }
 
 impl HubSpotState {
@@ -402,9 +415,14 @@ enum Outcome {
 
 impl FakeHubSpot {
     pub fn new(token: &str, dice: FaultDice) -> Self {
+        let state = HubSpotState {
+            app_id: DEFAULT_APP_ID.to_owned(),
+            portal_id: DEFAULT_PORTAL_ID,
+            ..HubSpotState::default()
+        };
         Self {
             token: format!("Bearer {token}"),
-            state: Arc::new(Mutex::new(HubSpotState::default())),
+            state: Arc::new(Mutex::new(state)),
             hang: Duration::from_secs(2),
             dice,
             create_dice: None,
@@ -416,15 +434,17 @@ impl FakeHubSpot {
         let mut state = self.state.lock().expect("hubspot state");
         let id = state.new_id();
         let properties = json!({"email": email, "lifecyclestage": "lead"});
+        let properties = properties.as_object().cloned().unwrap_or_default();
         state.unowned_contacts.insert(
             id.clone(),
             StoredObject {
                 object: "contacts".into(),
                 id: id.clone(),
-                properties: properties.as_object().cloned().unwrap_or_default(),
+                properties: properties.clone(),
                 ..StoredObject::default()
             },
         );
+        state.note_write(&id, &Map::new(), &properties, true, ChangeSource::User(1));
         id
     }
 
@@ -468,12 +488,16 @@ impl FakeHubSpot {
                             "context": {"objectWriteTraceId": [trace], "existingId": [existing]}}));
                         continue;
                     }
+                    let created = current.is_none();
                     let id = current.unwrap_or_else(|| state.new_id());
                     let contact = state.contacts.entry(attio_id.to_owned()).or_default();
+                    let before = contact.properties.clone();
                     contact.object = "contacts".into();
                     contact.id = id.clone();
                     contact.properties.extend(properties.clone());
                     contact.writes += 1;
+                    let source = state.integration();
+                    state.note_write(&id, &before, properties, created, source);
                     results.push(json!({"id": id, "objectWriteTraceId": trace}));
                 }
                 let status = if errors.is_empty() { 200 } else { 207 };
@@ -481,6 +505,10 @@ impl FakeHubSpot {
                     "status": "COMPLETE", "results": results,
                     "numErrors": errors.len(), "errors": errors})))
             }
+            ("POST", ["crm", "v3", "objects", "contacts", "batch", "read"]) => {
+                state.batch_read(&body)
+            }
+            ("GET", ["crm", "v3", "objects", "contacts"]) => state.list_contacts(request),
             ("GET", ["crm", "v3", "objects", "contacts", id]) => {
                 let wanted: Vec<String> = request
                     .url
@@ -523,8 +551,11 @@ impl FakeHubSpot {
                         json!({"status": "error", "category": "OBJECT_NOT_FOUND", "message": "Object not found"}),
                     ));
                 };
+                let before = contact.properties.clone();
                 contact.properties.extend(properties.clone());
                 contact.writes += 1;
+                let source = state.integration();
+                state.note_write(id, &before, &properties, false, source);
                 // attio_record_id is unique: claiming it files the contact under it.
                 if let Some(claim) = claim.filter(|c| owner.as_deref() != Some(*c)) {
                     if state.contacts.contains_key(claim) {
@@ -759,24 +790,5 @@ impl Respond for FakeHubSpot {
     }
 }
 
-/// Lets the caller keep a handle on a fake (its state, its counts) after wiremock takes the
-/// responder.
-#[derive(Debug)]
-pub struct SharedResponder<R>(pub Arc<R>);
-
-impl<R: Respond> Respond for SharedResponder<R> {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.0.respond(request)
-    }
-}
-
-/// Serves `fake` for every request on a new loopback wiremock server; the caller keeps the `Arc`
-/// to read the fake's state afterwards.
-pub async fn serve<R: Respond + Send + Sync + 'static>(fake: &Arc<R>) -> wiremock::MockServer {
-    let server = wiremock::MockServer::start().await;
-    wiremock::Mock::given(wiremock::matchers::any())
-        .respond_with(SharedResponder(Arc::clone(fake)))
-        .mount(&server)
-        .await;
-    server
-}
+#[cfg(test)]
+mod two_way_tests;

@@ -205,8 +205,9 @@ impl AttioClient {
     }
 
     /// `PUT /objects/{object}/records?matching_attribute=...`: create or update the record
-    /// whose (unique) `matching_attribute` has the value given in `values`. Idempotent, so it
-    /// is retried like a read.
+    /// whose (unique) `matching_attribute` has the value given in `values`. Idempotent (sending
+    /// it twice leaves what sending it once does), so a 5xx or timeout is retried like a read;
+    /// it draws from the write pacer or budget (`writer.rs`).
     pub async fn assert_record(
         &self,
         object: &str,

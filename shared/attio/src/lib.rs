@@ -57,6 +57,7 @@ mod pages;
 mod port;
 mod schema;
 mod webhooks;
+mod writer;
 mod writes;
 
 pub use batch_reads::{MAX_IDS_PER_QUERY, record_id_filter};

@@ -66,11 +66,12 @@ pub(crate) const ASSOCIATIONS: &str = "/crm/v4/objects";
 
 mod auth;
 mod limiter;
+mod source;
 
 use limiter::Limiter;
 
 /// HubSpot accepts at most 100 inputs per batch call.
-const BATCH_LIMIT: usize = 100;
+pub(crate) const BATCH_LIMIT: usize = 100;
 const WINDOW: Duration = Duration::from_secs(10);
 /// The `policy` of a [`CrmError::RateLimited`] the shared budget gave (no token within the
 /// call's wait budget), not HubSpot.

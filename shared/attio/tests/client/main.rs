@@ -7,12 +7,14 @@
 //! * [`policy`]: errors classified, 429s waited out, retries, timeouts, the circuit breaker.
 //! * [`schema`]: the object/attribute cache.
 //! * [`budget`]: containers drawing from one shared rate budget, cut on a 429.
+//! * [`writes`]: the way back's asserts and updates (`AttioWriter`).
 
 mod budget;
 mod decode;
 mod policy;
 mod rotation;
 mod schema;
+mod writes;
 
 use std::time::{Duration, Instant, SystemTime};
 

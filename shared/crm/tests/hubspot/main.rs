@@ -4,8 +4,10 @@
 //! * [`protocol`]: batch upserts and their per-input results, errors and their classes, 429s,
 //!   reads, merges, associations.
 //! * [`creates`]: a create is sent once; an unknown outcome is never replayed; the marker search.
+//! * [`source`]: the way back's reads (`CrmSource`): batch read with history, listing pages.
 //! * [`token_rotation`]: a 401 re-reads the token once.
 
 mod creates;
 mod protocol;
+mod source;
 mod token_rotation;

@@ -1,0 +1,313 @@
+//! [`CrmSource`] on HubSpot: what the way back (HubSpot → Attio) and initial matching read.
+//!
+//! * **Batch read with history** — `POST /crm/v3/objects/{object}/batch/read` with
+//!   `{"properties": [...], "propertiesWithHistory": [...], "inputs": [{"id": ...}]}`, at most
+//!   100 inputs per call
+//!   (<https://developers.hubspot.com/docs/api-reference/latest/crm/objects/objects/batch/get-objects>).
+//!   Each result carries `properties` (an asked property without a value is `null` or absent)
+//!   and `propertiesWithHistory: {name: [{value, timestamp, sourceType, sourceId, sourceLabel,
+//!   updatedByUserId}]}`. Why the history: the sync needs *when* and *by whom* each value was
+//!   set — the time decides a conflict (later change wins) and `sourceType`/`sourceId` tell the
+//!   relay's own writes (its app id) from a user's. The newest entry (largest `timestamp`, read
+//!   as ISO-8601 or epoch milliseconds) is kept, whatever order HubSpot lists them in.
+//! * **Ids HubSpot does not hold** (archived, merged away, never existed) come back as a 207
+//!   multi-status whose `errors` name them (`category` `OBJECT_NOT_FOUND`, `context.ids`); they
+//!   are simply absent from the answer, as the port promises
+//!   (<https://developers.hubspot.com/docs/api-reference/error-handling>, "Multi-status
+//!   errors"). A 404 for the whole call (every id missing) is the same. Any other per-input
+//!   error fails the read, classified by its category.
+//! * **Listing** — `GET /crm/v3/objects/{object}?limit=100&properties=…&after=…`: one page, and
+//!   `paging.next.after` for the next (absent on the last page;
+//!   <https://developers.hubspot.com/docs/api-reference/latest/crm/objects/objects/get-objects>).
+//!
+//! Both go through the sink's one request path: the same rate budget or limiter, the token
+//! re-read once on a 401, 429/5xx retried within the wait budget, other 4xx classified
+//! ([`crate::classify`]). Reads are safe to repeat.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::{BATCH_LIMIT, HubSpotSink, OBJECTS};
+use crate::{CrmError, CrmId, CrmObject, CrmPage, CrmRecordState, CrmSource, PropertyChange};
+
+/// Objects per listing page (HubSpot's maximum for the list endpoint).
+const PAGE_LIMIT: usize = 100;
+/// The category of a batch read's error for ids HubSpot does not hold.
+const NOT_FOUND_CATEGORY: &str = "OBJECT_NOT_FOUND";
+
+impl CrmSource for HubSpotSink {
+    async fn read_batch(
+        &self,
+        object: CrmObject,
+        ids: &[CrmId],
+        properties: &[&str],
+    ) -> Result<Vec<CrmRecordState>, CrmError> {
+        let mut seen = BTreeSet::new();
+        let ids: Vec<&CrmId> = ids.iter().filter(|id| seen.insert(*id)).collect();
+        let mut states = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_LIMIT) {
+            states.extend(self.read_chunk(object, chunk, properties).await?);
+        }
+        Ok(states)
+    }
+
+    async fn list_page(
+        &self,
+        object: CrmObject,
+        properties: &[&str],
+        after: Option<&str>,
+    ) -> Result<CrmPage, CrmError> {
+        let mut path = format!(
+            "{OBJECTS}/{object}?limit={PAGE_LIMIT}&archived=false&properties={}",
+            encode(&properties.join(","))
+        );
+        if let Some(after) = after {
+            path.push_str(&format!("&after={}", encode(after)));
+        }
+        let operation = format!("list {object}");
+        let (_, body) = self.call_found(operation, Method::GET, &path, None).await?;
+        let records = body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|result| state(result, properties))
+            .collect();
+        let after = body["paging"]["next"]["after"]
+            .as_str()
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned);
+        Ok(CrmPage { records, after })
+    }
+}
+
+impl HubSpotSink {
+    /// One batch read of at most [`BATCH_LIMIT`] ids.
+    async fn read_chunk(
+        &self,
+        object: CrmObject,
+        ids: &[&CrmId],
+        properties: &[&str],
+    ) -> Result<Vec<CrmRecordState>, CrmError> {
+        let inputs: Vec<Value> = ids.iter().map(|id| json!({"id": id.0})).collect();
+        let body = json!({
+            "properties": properties,
+            "propertiesWithHistory": properties,
+            "inputs": inputs,
+        });
+        let operation = format!("{object} batch read");
+        let (status, body) = self
+            .call(
+                &operation,
+                Method::POST,
+                &format!("{OBJECTS}/{object}/batch/read"),
+                Some(&body),
+            )
+            .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        for error in body["errors"].as_array().into_iter().flatten() {
+            let category = error["category"].as_str();
+            if category == Some(NOT_FOUND_CATEGORY) {
+                continue;
+            }
+            let (category, message, _, _) = super::refusal(status.as_u16(), error);
+            return Err(CrmError::Rejected {
+                operation,
+                status: status.as_u16(),
+                category,
+                message,
+            });
+        }
+        Ok(body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|result| state(result, properties))
+            .collect())
+    }
+}
+
+/// One result as the port states it: every asked property (`None` when empty), and the newest
+/// history entry of each that has one. `None` for a result without an id.
+fn state(result: &Value, asked: &[&str]) -> Option<CrmRecordState> {
+    let id = match &result["id"] {
+        Value::String(id) => id.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let values = &result["properties"];
+    let properties: BTreeMap<String, Option<String>> = asked
+        .iter()
+        .map(|name| (name.to_string(), text(&values[*name])))
+        .collect();
+    let mut changes = BTreeMap::new();
+    let history = result["propertiesWithHistory"].as_object();
+    for (name, entries) in history.into_iter().flatten() {
+        let newest = entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| Some((timestamp_ms(&entry["timestamp"])?, entry)))
+            .max_by_key(|(at, _)| *at);
+        if let Some((at_ms, entry)) = newest {
+            changes.insert(
+                name.clone(),
+                PropertyChange {
+                    at_ms,
+                    source_type: text(&entry["sourceType"]),
+                    source_id: text(&entry["sourceId"]),
+                },
+            );
+        }
+    }
+    Some(CrmRecordState {
+        id: CrmId(id),
+        properties,
+        changes,
+    })
+}
+
+/// A property value as text; `None` for null, absent or empty (HubSpot's "no value").
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A history timestamp in epoch milliseconds: ISO-8601 UTC (`2024-01-15T10:30:00.000Z`, as
+/// the API answers) or a number of milliseconds.
+fn timestamp_ms(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse::<i64>().ok().or_else(|| parse_iso_ms(s)),
+        _ => None,
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` → epoch milliseconds.
+pub(crate) fn parse_iso_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (date, rest) = text.split_once(['T', ' '])?;
+    let mut date = date.splitn(3, '-');
+    let year: i64 = date.next()?.parse().ok()?;
+    let month: i64 = date.next()?.parse().ok()?;
+    let day: i64 = date.next()?.parse().ok()?;
+    let (clock, offset_secs) = if let Some(clock) = rest.strip_suffix(['Z', 'z']) {
+        (clock, 0)
+    } else {
+        let at = rest.rfind(['+', '-'])?;
+        let (clock, offset) = rest.split_at(at);
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        let (h, m) = offset[1..].split_once(':')?;
+        let offset: i64 = h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60;
+        (clock, sign * offset)
+    };
+    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut hms = hms.splitn(3, ':');
+    let hour: i64 = hms.next()?.parse().ok()?;
+    let minute: i64 = hms.next()?.parse().ok()?;
+    let second: i64 = hms.next()?.parse().ok()?;
+    let valid = (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second < 61
+        && fraction.bytes().all(|b| b.is_ascii_digit());
+    if !valid {
+        return None;
+    }
+    let millis: i64 = format!("{fraction:0<3}")[..3].parse().ok()?;
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
+    Some(secs * 1000 + millis)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass, `,` too: HubSpot reads
+/// `properties` as a comma-separated list).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_timestamps_read_as_epoch_milliseconds() {
+        assert_eq!(parse_iso_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_iso_ms("2024-01-15T10:30:00.000Z"),
+            Some(1_705_314_600_000)
+        );
+        assert_eq!(
+            parse_iso_ms("2024-01-15T10:30:00.123456Z"),
+            Some(1_705_314_600_123)
+        );
+        assert_eq!(
+            parse_iso_ms("2024-01-15T12:30:00.5+02:00"),
+            Some(1_705_314_600_500)
+        );
+        assert_eq!(
+            parse_iso_ms("2024-02-29T00:00:00Z"),
+            Some(1_709_164_800_000)
+        );
+        assert_eq!(parse_iso_ms("2024-13-01T00:00:00Z"), None);
+        assert_eq!(parse_iso_ms("yesterday"), None);
+        assert_eq!(
+            timestamp_ms(&json!(1_705_314_600_000_i64)),
+            Some(1_705_314_600_000)
+        );
+    }
+
+    #[test]
+    fn the_newest_history_entry_wins_whatever_the_order() {
+        let result = json!({
+            "id": "512",
+            "properties": {"email": "ada@analytical.example", "jobtitle": null},
+            "propertiesWithHistory": {"email": [
+                {"value": "old@analytical.example", "timestamp": "2024-01-01T00:00:00Z",
+                 "sourceType": "CRM_UI", "sourceId": "userId:1"},
+                {"value": "ada@analytical.example", "timestamp": "2024-03-01T00:00:00Z",
+                 "sourceType": "INTEGRATION", "sourceId": "4242"}
+            ], "jobtitle": []}
+        });
+        let state = state(&result, &["email", "jobtitle", "phone"]).expect("state");
+        assert_eq!(state.id, CrmId("512".into()));
+        assert_eq!(
+            state.properties["email"].as_deref(),
+            Some("ada@analytical.example")
+        );
+        assert_eq!(state.properties["jobtitle"], None);
+        assert_eq!(state.properties["phone"], None);
+        let email = &state.changes["email"];
+        assert_eq!(email.at_ms, parse_iso_ms("2024-03-01T00:00:00Z").unwrap());
+        assert_eq!(email.source_type.as_deref(), Some("INTEGRATION"));
+        assert_eq!(email.source_id.as_deref(), Some("4242"));
+        assert!(!state.changes.contains_key("jobtitle"));
+    }
+}
