@@ -23,6 +23,7 @@ mod mappings_contract;
 mod rate_budget;
 mod reconcile_positions;
 mod sync_hubspot;
+mod two_way_contract;
 
 // The whole pipeline, the built Lambda binaries, the load and burst tools, and the SAM template.
 mod burst_tool;
