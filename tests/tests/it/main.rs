@@ -32,3 +32,4 @@ mod lambda_watch;
 mod load_tool;
 mod pipeline_chaos;
 mod template_consistency;
+mod template_two_way;
