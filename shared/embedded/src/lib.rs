@@ -12,7 +12,8 @@
 //! * `relay_mappings::SqliteMappings` — table `mappings`: Attio id → CRM id, with the same
 //!   create reservation as DynamoDB; table `counters`: the schema generation the consumers
 //!   watch to drop their cached Attio schema; table `tombstones`: deleted Attio ids, until
-//!   they expire.
+//!   they expire; tables `sync_ledger` and `conflicts`: two-way sync's last synced values
+//!   (`SyncLedger`) and `relay_mappings::SqliteConflicts`.
 //! * `relay_ratelimit::SqliteBudget` — table `rate_budgets`: one token bucket per API, the
 //!   same versioned writes as the DynamoDB items, so every local process shares one budget.
 //!
@@ -95,6 +96,31 @@ CREATE TABLE IF NOT EXISTS rate_budgets (
     cut_ms      INTEGER NOT NULL,
     version     INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sync_ledger (
+    ledger_key   TEXT NOT NULL,
+    property     TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    at_ms        INTEGER NOT NULL,
+    direction    TEXT NOT NULL,
+    PRIMARY KEY (ledger_key, property)
+);
+CREATE TABLE IF NOT EXISTS conflicts (
+    id                     TEXT PRIMARY KEY,
+    object                 TEXT NOT NULL,
+    attio_record_id        TEXT NOT NULL,
+    crm_id                 TEXT NOT NULL,
+    property               TEXT NOT NULL,
+    attribute              TEXT NOT NULL,
+    attio_value            TEXT,
+    attio_changed_at_ms    INTEGER NOT NULL,
+    hubspot_value          TEXT,
+    hubspot_changed_at_ms  INTEGER NOT NULL,
+    winner                 TEXT NOT NULL,
+    detected_at_ms         INTEGER NOT NULL,
+    resolved_kept          TEXT,
+    resolved_at_ms         INTEGER
+);
+CREATE INDEX IF NOT EXISTS conflicts_by_time ON conflicts (detected_at_ms, id);
 CREATE TABLE IF NOT EXISTS counters (
     name   TEXT PRIMARY KEY,
     value  INTEGER NOT NULL

@@ -3,7 +3,8 @@
 //! was sent and until its id is stored. One more item, keyed
 //! [`SCHEMA_GENERATION_KEY`](crate::SCHEMA_GENERATION_KEY), holds the schema generation (N).
 //! A tombstone is an item keyed [`tombstone_key`](crate::tombstone_key) with `deleted_at` (N)
-//! and `expires_at` (N), the table's TTL attribute.
+//! and `expires_at` (N), the table's TTL attribute. A record's sync ledger is an item keyed
+//! [`ledger_key`](crate::ledger_key) with one map attribute (`ledger_dynamodb.rs`).
 
 use std::time::Duration;
 
@@ -34,6 +35,14 @@ impl DynamoDbMappings {
             client,
             table: table.into(),
         }
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn table(&self) -> &str {
+        &self.table
     }
 
     fn key(object: CrmObject, attio_id: &str) -> AttributeValue {

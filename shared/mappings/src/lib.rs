@@ -29,23 +29,31 @@ use std::time::Duration;
 use relay_crm::{CrmId, CrmObject};
 
 mod conflicts;
+mod conflicts_dynamodb;
 mod dynamodb;
 mod generation;
 mod ledger;
+mod ledger_dynamodb;
 mod memory;
 mod tombstone;
 pub use conflicts::{
     Conflict, ConflictFilter, ConflictPage, ConflictStore, ConflictValue, Resolution, Side,
 };
+pub use conflicts_dynamodb::{CONFLICT_KEY_ATTRIBUTE, DynamoDbConflicts};
 pub use dynamodb::{DynamoDbMappings, KEY_ATTRIBUTE};
 pub use generation::{GENERATION_ATTRIBUTE, SCHEMA_GENERATION_KEY, SchemaGenerations};
 pub use ledger::{Ledger, SyncDirection, SyncLedger, Synced, fingerprint, ledger_key};
+pub use ledger_dynamodb::LEDGER_ATTRIBUTE;
 pub use memory::MemoryMappings;
 pub use tombstone::{EXPIRES_ATTRIBUTE, TOMBSTONE_RETENTION, Tombstones, tombstone_key};
 #[cfg(any(test, feature = "sqlite"))]
 mod sqlite;
 #[cfg(any(test, feature = "sqlite"))]
 pub use sqlite::SqliteMappings;
+#[cfg(any(test, feature = "sqlite"))]
+mod two_way_sqlite;
+#[cfg(any(test, feature = "sqlite"))]
+pub use two_way_sqlite::SqliteConflicts;
 
 /// Seconds since the Unix epoch.
 pub use relay_events::clock::UnixSeconds;
@@ -77,9 +85,19 @@ pub enum MappingError {
     /// stored meanwhile): it must not create. Retried like an unavailable store.
     #[error("the create reservation of {key} is no longer held")]
     ReservationLost { key: String },
+    /// [`ConflictStore::resolve`] named a conflict that is not stored (a mistyped or
+    /// truncated id): retrying cannot help, and nothing was written.
+    #[error("no conflict {id}")]
+    UnknownConflict { id: String },
 }
 
 impl MappingError {
+    /// Whether retrying the same call cannot succeed (an unknown conflict); an unavailable
+    /// store or a lost reservation may succeed on a retry.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::UnknownConflict { .. })
+    }
+
     pub fn unavailable(
         operation: &'static str,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,

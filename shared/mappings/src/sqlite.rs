@@ -1,5 +1,5 @@
 //! [`IdMappings`] in SQLite; the schema generation in the `counters` table beside it, and
-//! [`Tombstones`] in the `tombstones` table.
+//! [`Tombstones`] in the `tombstones` table. The sync ledger is in `two_way_sqlite.rs`.
 
 use std::time::Duration;
 
@@ -21,6 +21,10 @@ pub struct SqliteMappings {
 impl SqliteMappings {
     pub fn new(db: LocalDb) -> Self {
         Self { db }
+    }
+
+    pub(crate) fn db(&self) -> &LocalDb {
+        &self.db
     }
 }
 

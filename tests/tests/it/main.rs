@@ -23,6 +23,7 @@ mod mappings_contract;
 mod rate_budget;
 mod reconcile_positions;
 mod sync_hubspot;
+mod two_way_contract;
 
 // The whole pipeline, the built Lambda binaries, the load and burst tools, and the SAM template.
 mod burst_tool;
@@ -31,3 +32,4 @@ mod lambda_watch;
 mod load_tool;
 mod pipeline_chaos;
 mod template_consistency;
+mod template_two_way;

@@ -5,7 +5,7 @@
 use relay_events::EventFamily;
 use relay_queue::QueueUrls;
 
-fn template() -> String {
+pub(crate) fn template() -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -51,6 +51,7 @@ fn every_consumer_function_is_wired_to_its_queue_with_partial_batch_responses() 
         ("list-entries", "ListEntriesQueue"),
         ("notes", "NotesQueue"),
         ("tasks", "TasksQueue"),
+        ("hubspot-sync", "HubspotQueue"),
     ] {
         assert!(
             text.contains(&format!("Binary: {binary}")),
@@ -64,7 +65,7 @@ fn every_consumer_function_is_wired_to_its_queue_with_partial_batch_responses() 
     assert_eq!(
         text.matches("FunctionResponseTypes: [ReportBatchItemFailures]")
             .count(),
-        4
+        5
     );
     for name in [
         "ATTIO_API_TOKEN_SECRET_ARN",
@@ -73,24 +74,26 @@ fn every_consumer_function_is_wired_to_its_queue_with_partial_batch_responses() 
     ] {
         assert_eq!(
             text.matches(&format!("{name}:")).count(),
-            5,
+            6,
             "{name} on every consumer and the reconcile function"
         );
     }
     assert_eq!(
         text.matches("DEAD_LETTER_QUEUE_URL:").count(),
-        4,
+        5,
         "DEAD_LETTER_QUEUE_URL on every consumer"
     );
     // The consumer families' queues come from one Fn::ForEach loop, each with its family's
     // visibility timeout (checked against its function in the next test); the parked `other`
-    // queue is on its own.
+    // queue is on its own. `hubspot` has had a consumer since two-way sync.
     let (families, queue) = for_each(&text, "ConsumerQueues");
-    assert_eq!(families, ["Records", "ListEntries", "Notes", "Tasks"]);
+    assert_eq!(
+        families,
+        ["Records", "ListEntries", "Notes", "Tasks", "Hubspot"]
+    );
     assert!(queue.contains("${Family}Queue:"), "{queue}");
     assert!(queue.contains("VisibilityTimeout: !FindInMap [Families, !Ref Family, Visibility]"));
-    let (parked, queue) = for_each(&text, "ParkedQueues");
-    assert_eq!(parked, ["Other", "Hubspot"]);
+    let queue = resource(&text, "OtherQueue");
     assert!(queue.contains("VisibilityTimeout: 360"), "{queue}");
     assert!(text.contains(&format!("AttributeName: {}", relay_mappings::KEY_ATTRIBUTE)));
 }
@@ -136,8 +139,8 @@ fn visibility(text: &str, family: &str) -> u64 {
 #[test]
 fn every_consumer_event_source_keeps_lambdas_sqs_rules_and_records_take_full_batches() {
     let text = template();
-    for family in ["Records", "ListEntries", "Notes", "Tasks"] {
-        let function = resource(&text, &format!("{family}Function"));
+    for (family, function) in CONSUMERS {
+        let function = resource(&text, function);
         let timeout: u64 = value(&function, "Timeout").parse().expect("seconds");
         let (_, batch) = setting(&text, value(&function, "BatchSize"));
         let window = value(&function, "MaximumBatchingWindowInSeconds");
@@ -185,18 +188,31 @@ fn every_consumer_event_source_keeps_lambdas_sqs_rules_and_records_take_full_bat
         margin < timeout && margin >= 50,
         "{margin} s of {timeout} s"
     );
-    // Notes, tasks and list entries sync one item per call: batches of 10.
-    for family in ["ListEntries", "Notes", "Tasks"] {
+    // Notes, tasks, list entries and HubSpot events sync one item per call: batches of 10.
+    for family in ["ListEntries", "Notes", "Tasks", "HubspotSync"] {
         let function = resource(&text, &format!("{family}Function"));
         assert_eq!(value(&function, "BatchSize"), "10", "{family}");
     }
 }
 
+/// Each consumer family and its function.
+pub(crate) const CONSUMERS: [(&str, &str); 5] = [
+    ("Records", "RecordsFunction"),
+    ("ListEntries", "ListEntriesFunction"),
+    ("Notes", "NotesFunction"),
+    ("Tasks", "TasksFunction"),
+    ("Hubspot", "HubspotSyncFunction"),
+];
+
 /// The YAML block of one parameter or resource: its `  Name:` line and every line after it up
-/// to the next entry at the same indentation (or the next section).
-fn resource(text: &str, name: &str) -> String {
+/// to the next entry at the same indentation (or the next section); an entry written on one
+/// line (`  Name: {Description: …, Value: …}`) is that line.
+pub(crate) fn resource(text: &str, name: &str) -> String {
     let header = format!("  {name}:");
-    let mut lines = text.lines().skip_while(|l| *l != header);
+    let one_line = format!("{header} ");
+    let mut lines = text
+        .lines()
+        .skip_while(|l| *l != header && !l.starts_with(&one_line));
     let first = lines
         .next()
         .unwrap_or_else(|| panic!("infra/template.yaml has no {name}"));
@@ -325,6 +341,7 @@ fn every_function_calling_the_apis_may_write_the_shared_rate_budget() {
         "ListEntriesFunction",
         "NotesFunction",
         "TasksFunction",
+        "HubspotSyncFunction",
         "ReconcileFunction",
     ] {
         let function_text = resource(&text, function);
@@ -350,7 +367,7 @@ fn queue_resource(family: EventFamily) -> &'static str {
 }
 
 /// The collection and body of the template's `Fn::ForEach::<name>` loop.
-fn for_each(text: &str, name: &str) -> (Vec<String>, String) {
+pub(crate) fn for_each(text: &str, name: &str) -> (Vec<String>, String) {
     let block = resource(text, &format!("Fn::ForEach::{name}"));
     let collection = block
         .lines()
@@ -366,7 +383,7 @@ fn samconfig() -> String {
 }
 
 /// The value after `key: ` on the block's line for `key`.
-fn value<'a>(block: &'a str, key: &str) -> &'a str {
+pub(crate) fn value<'a>(block: &'a str, key: &str) -> &'a str {
     let prefix = format!("{key}: ");
     block
         .lines()
@@ -406,6 +423,7 @@ fn every_event_family_has_a_dead_letter_queue_and_an_alarm_on_it() {
         "ListEntries",
         "Notes",
         "Tasks",
+        "HubspotSync",
         "Reconcile",
     ] {
         assert!(
@@ -443,9 +461,8 @@ fn the_public_ingest_url_can_be_capped_without_failing_deploys_by_default() {
 #[test]
 fn parked_events_are_kept_14_days_and_alarm_well_before_they_expire() {
     let text = template();
-    // `other` and `hubspot` (no consumer yet) come from one loop: both keep SQS's maximum.
-    let (parked, queue) = for_each(&text, "ParkedQueues");
-    assert!(parked.iter().any(|f| f == "Other"), "{parked:?}");
+    // `other` has no consumer: it keeps SQS's maximum.
+    let queue = resource(&text, "OtherQueue");
     let retention: u64 = value(&queue, "MessageRetentionPeriod").parse().unwrap();
     assert_eq!(retention, 14 * 24 * 3600, "{queue}");
     let alarm = resource(&text, "OtherQueueAgeAlarm");
@@ -555,7 +572,7 @@ fn lambda_keeps_its_start_and_report_lines() {
 
 /// The `Environment.Variables` of one function block, `!Ref X` read as `ref:X` and literals
 /// without their quotes: what the function would see, by name.
-fn environment(block: &str) -> std::collections::HashMap<String, String> {
+pub(crate) fn environment(block: &str) -> std::collections::HashMap<String, String> {
     block
         .lines()
         .skip_while(|l| l.trim() != "Variables:")
@@ -699,7 +716,7 @@ fn every_reference_names_something_the_template_defines() {
         defined.insert(format!("{function}Url"));
     }
     // Loop variables and !Sub's own variables.
-    let local = ["Family", "Function", "Name", "Events"];
+    let local = ["Family", "Function", "Name", "Events", "Sender"];
     let code: String = text
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
