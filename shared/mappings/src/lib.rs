@@ -34,11 +34,11 @@ mod generation;
 mod ledger;
 mod memory;
 mod tombstone;
-pub use dynamodb::{DynamoDbMappings, KEY_ATTRIBUTE};
-pub use generation::{GENERATION_ATTRIBUTE, SCHEMA_GENERATION_KEY, SchemaGenerations};
 pub use conflicts::{
     Conflict, ConflictFilter, ConflictPage, ConflictStore, ConflictValue, Resolution, Side,
 };
+pub use dynamodb::{DynamoDbMappings, KEY_ATTRIBUTE};
+pub use generation::{GENERATION_ATTRIBUTE, SCHEMA_GENERATION_KEY, SchemaGenerations};
 pub use ledger::{Ledger, SyncDirection, SyncLedger, Synced, fingerprint, ledger_key};
 pub use memory::MemoryMappings;
 pub use tombstone::{EXPIRES_ATTRIBUTE, TOMBSTONE_RETENTION, Tombstones, tombstone_key};
