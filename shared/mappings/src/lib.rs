@@ -33,6 +33,7 @@ mod dynamodb;
 mod generation;
 mod ledger;
 mod memory;
+mod memory_two_way;
 mod tombstone;
 pub use conflicts::{
     Conflict, ConflictFilter, ConflictPage, ConflictStore, ConflictValue, Resolution, Side,
@@ -41,6 +42,7 @@ pub use dynamodb::{DynamoDbMappings, KEY_ATTRIBUTE};
 pub use generation::{GENERATION_ATTRIBUTE, SCHEMA_GENERATION_KEY, SchemaGenerations};
 pub use ledger::{Ledger, SyncDirection, SyncLedger, Synced, fingerprint, ledger_key};
 pub use memory::MemoryMappings;
+pub use memory_two_way::MemoryTwoWay;
 pub use tombstone::{EXPIRES_ATTRIBUTE, TOMBSTONE_RETENTION, Tombstones, tombstone_key};
 #[cfg(any(test, feature = "sqlite"))]
 mod sqlite;
