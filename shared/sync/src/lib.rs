@@ -49,6 +49,7 @@ mod records;
 mod schema;
 mod tasks;
 mod tombstones;
+pub mod two_way;
 
 pub use backfill::PageReport;
 pub use batch::RecordRef;
