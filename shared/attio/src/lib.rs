@@ -65,7 +65,7 @@ pub use client::AttioClient;
 pub use config::{AttioConfig, DEFAULT_BASE_URL, RateLimit};
 pub use error::{AttioError, MERGE_IN_PROGRESS_CODE, NOT_FOUND_CODE};
 pub use members::{WORKSPACE_MEMBER, WorkspaceMember, WorkspaceMemberId};
-pub use memory::{AttioCall, MemoryAttio};
+pub use memory::{AttioCall, MemoryAttio, MsClock};
 pub use model::{
     Actor, ActorReference, Assignee, Attribute, AttributeId, AttributeValue, Currency, Domain,
     EmailAddress, EntryId, Interaction, LinkedRecord, ListEntry, Location, Note, NoteId, NoteTag,

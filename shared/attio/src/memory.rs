@@ -15,6 +15,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+#[path = "memory_writes.rs"]
+mod writes;
+pub use writes::MsClock;
+
 use crate::schema::looks_like_uuid;
 use crate::{AttioApi, AttioError, Note, Record, Task, WorkspaceMember};
 
@@ -34,6 +38,16 @@ pub enum AttioCall {
     Task(String),
     Slug(String),
     Member(String),
+    /// An assert (`PUT /objects/{object}/records?matching_attribute=…`): a write.
+    Assert {
+        object: String,
+        matching_attribute: String,
+    },
+    /// An update (`PUT /objects/{object}/records/{record_id}`): a write.
+    Update {
+        object: String,
+        record_id: String,
+    },
 }
 
 impl AttioCall {
@@ -65,6 +79,8 @@ impl AttioCall {
             Self::Task(id) => format!("/tasks/{id}"),
             Self::Slug(object) => format!("/objects/{object}"),
             Self::Member(id) => format!("/workspace_members/{id}"),
+            Self::Assert { object, .. } => format!("/objects/{object}/records"),
+            Self::Update { object, record_id } => format!("/objects/{object}/records/{record_id}"),
         }
     }
 }
@@ -91,6 +107,8 @@ struct State {
     slugs: HashMap<String, String>,
     /// Answers queued for particular calls, used up one per call.
     failures: HashMap<AttioCall, VecDeque<AttioError>>,
+    /// The writer's clock, actor and record counter (`memory_writes.rs`).
+    writes: writes::WriteState,
 }
 
 impl MemoryAttio {
@@ -208,8 +226,12 @@ impl MemoryAttio {
 /// the record, note or task otherwise).
 fn not_found(call: &AttioCall) -> AttioError {
     let message = match call {
-        AttioCall::Record { record_id, .. } => format!("Record with ID \"{record_id}\" not found."),
-        AttioCall::Records { .. } => "The referenced object was not found.".to_owned(),
+        AttioCall::Record { record_id, .. } | AttioCall::Update { record_id, .. } => {
+            format!("Record with ID \"{record_id}\" not found.")
+        }
+        AttioCall::Records { .. } | AttioCall::Assert { .. } => {
+            "The referenced object was not found.".to_owned()
+        }
         AttioCall::Note(id) => format!("Note with ID \"{id}\" not found."),
         AttioCall::Task(id) => format!("Task with ID \"{id}\" not found."),
         AttioCall::Slug(object) => format!("Object with slug/ID \"{object}\" not found."),

@@ -33,7 +33,7 @@ pub use hubspot::{
     BUDGET_POLICY, DEFAULT_BASE_URL as HUBSPOT_API_URL, HubSpotConfig, HubSpotSink, ID_PROPERTY,
 };
 pub use markers::marker_property;
-pub use memory::{CrmOp, Link, MemoryCrm};
+pub use memory::{CrmOp, Link, MemoryCrm, MsClock};
 pub use outbox::{OutboxEntry, OutboxSink};
 pub use source::{CrmPage, CrmRecordState, CrmSource, PropertyChange};
 

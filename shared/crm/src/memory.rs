@@ -12,9 +12,15 @@
 //! the note is made, and the caller gets [`CrmError::OutcomeUnknown`]. Notes and tasks are
 //! found by their marker property ([`CrmSink::find_by_marker`]) at once: this portal's search
 //! has no indexing delay.
+//!
+//! For two-way sync it is also a [`crate::CrmSource`] (`memory_source.rs`): every property
+//! change is kept with its time and source, as HubSpot's property history is — a write through
+//! [`CrmSink`] is `INTEGRATION` with the relay's app id, [`MemoryCrm::edit_by_user`] is a
+//! user's edit in HubSpot's UI (`CRM_UI`) — and produces the `propertyChange` webhook event
+//! HubSpot would send ([`MemoryCrm::take_webhook_events`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::{
     Association, CrmError, CrmId, CrmObject, CrmSink, ErrorClass, ID_PROPERTY, ItemFailure,
@@ -40,9 +46,14 @@ pub enum CrmOp {
     Search,
 }
 
+#[path = "memory_source.rs"]
+mod source;
+pub use source::MsClock;
+
+/// HubSpot in memory. [`MemoryCrm::shared`] gives a second handle on the same portal.
 #[derive(Debug, Default)]
 pub struct MemoryCrm {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +83,8 @@ struct State {
     /// Objects archived: HubSpot answers 404 to an update of one (it is in the recycling bin,
     /// not the portal's objects), so an update never brings one back.
     archived: BTreeSet<(CrmObject, CrmId)>,
+    /// Property history, webhook events, clock and app id (`memory_source.rs`).
+    source: source::SourceState,
 }
 
 /// One association between two records: (from type, from id, to type, to id).
@@ -291,11 +304,7 @@ impl CrmSink for MemoryCrm {
                 continue;
             }
             let id = id.unwrap_or_else(|| state.new_id());
-            state
-                .objects
-                .entry((object, id.clone()))
-                .or_default()
-                .extend(properties);
+            state.write_properties(object, &id, &properties, source::Writer::Relay);
             report.ids.insert(attio_id.clone(), id);
         }
         Ok(report)
@@ -377,11 +386,7 @@ impl CrmSink for MemoryCrm {
         if let Some((_, message)) = state.unique_clash(object, Some(id), properties) {
             return Err(conflict(format!("update {object}"), message));
         }
-        state
-            .objects
-            .entry((object, id.clone()))
-            .or_default()
-            .extend(properties.clone());
+        state.write_properties(object, id, properties, source::Writer::Relay);
         state.done.push(OutboxEntry::Update {
             object,
             id: id.clone(),

@@ -35,6 +35,7 @@ mod generation;
 mod ledger;
 mod ledger_dynamodb;
 mod memory;
+mod memory_two_way;
 mod tombstone;
 pub use conflicts::{
     Conflict, ConflictFilter, ConflictPage, ConflictStore, ConflictValue, Resolution, Side,
@@ -45,6 +46,7 @@ pub use generation::{GENERATION_ATTRIBUTE, SCHEMA_GENERATION_KEY, SchemaGenerati
 pub use ledger::{Ledger, SyncDirection, SyncLedger, Synced, fingerprint, ledger_key};
 pub use ledger_dynamodb::LEDGER_ATTRIBUTE;
 pub use memory::MemoryMappings;
+pub use memory_two_way::MemoryTwoWay;
 pub use tombstone::{EXPIRES_ATTRIBUTE, TOMBSTONE_RETENTION, Tombstones, tombstone_key};
 #[cfg(any(test, feature = "sqlite"))]
 mod sqlite;

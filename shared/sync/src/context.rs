@@ -60,6 +60,8 @@ pub struct SyncContext<S, M, A = CachedAttio> {
     pub owners: crate::OwnerResolver,
     /// Reservations and create attempts are measured by it ([`Self::with_clock`]).
     pub clock: SyncClock,
+    /// Two-way sync, when configured ([`Self::with_two_way`]); `None`: Attio → HubSpot only.
+    pub two_way: Option<crate::two_way::TwoWay>,
 }
 
 /// Why one step failed, already classified.
@@ -116,7 +118,36 @@ impl<S, M, A> SyncContext<S, M, A> {
             fields: Arc::new(fields),
             owners: crate::OwnerResolver::default(),
             clock: SyncClock::default(),
+            two_way: None,
         }
+    }
+
+    /// The context with two-way sync on: `both` fields compared with `ledger` before they are
+    /// sent, conflicts kept in `conflicts`, HubSpot's side read from `source`
+    /// (`two_way/mod.rs`).
+    #[must_use]
+    pub fn with_two_way<L, C, R>(
+        mut self,
+        ledger: L,
+        conflicts: C,
+        source: R,
+        settings: crate::two_way::TwoWaySettings,
+    ) -> Self
+    where
+        L: relay_mappings::SyncLedger + 'static,
+        C: relay_mappings::ConflictStore + 'static,
+        R: relay_crm::CrmSource + 'static,
+    {
+        let stores = crate::two_way::Stores {
+            ledger,
+            conflicts,
+            source,
+        };
+        self.two_way = Some(crate::two_way::TwoWay {
+            stores: Box::new(stores),
+            settings,
+        });
+        self
     }
 
     /// The context measuring reservations and create attempts by `clock`, so tests step past

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use relay_crm::{CrmObject, Properties};
 use serde::Deserialize;
 
-pub use crate::property_spec::{Format, OwnerIds, Pick, PropertySpec};
+pub use crate::property_spec::{Direction, Format, OwnerIds, Pick, PropertySpec};
 
 /// Reads current attribute values from an Attio record (or list entry) as text.
 pub trait AttributeSource {
@@ -90,6 +90,27 @@ pub enum FieldMappingError {
     Unreadable { path: String, message: String },
     #[error("objects.{object}.crm_object = {value:?}: use contacts, companies or deals")]
     UnknownCrmObject { object: String, value: String },
+    /// A property asked to flow HubSpot → Attio that cannot (see
+    /// [`PropertySpec::reverse_problem`]).
+    #[error(
+        "objects.{object}.properties.{property} has direction = \"{direction}\", but {reason}; use direction = \"attio_to_hubspot\" (the default) for it"
+    )]
+    NotReversible {
+        object: String,
+        property: String,
+        direction: &'static str,
+        reason: String,
+    },
+    /// Two Attio objects map to one CRM object with properties flowing back: a HubSpot change
+    /// would not say which Attio object to write.
+    #[error(
+        "objects.{first} and objects.{second} both map to {crm_object} with properties flowing to Attio; a HubSpot change could not say which Attio object to write"
+    )]
+    AmbiguousReverse {
+        first: String,
+        second: String,
+        crm_object: String,
+    },
     #[error(
         "Attio {object} record {record_id} has stage {title:?} (status id {id:?}), which objects.{object}.stage.map does not name; add its id or title to the field mapping"
     )]
@@ -156,8 +177,63 @@ impl FieldMapping {
                     });
                 }
             }
+            for (property, spec) in &m.properties {
+                if !spec.direction.to_attio() {
+                    continue;
+                }
+                let reason = if property == relay_crm::ID_PROPERTY {
+                    Some(format!(
+                        "{property} is the relay's own key, written only by the relay"
+                    ))
+                } else {
+                    spec.reverse_problem()
+                };
+                if let Some(reason) = reason {
+                    return Err(FieldMappingError::NotReversible {
+                        object: object.clone(),
+                        property: property.clone(),
+                        direction: spec.direction.as_str(),
+                        reason,
+                    });
+                }
+            }
+        }
+        let mut reversed: BTreeMap<&str, &str> = BTreeMap::new();
+        for (object, m) in &mapping.objects {
+            if !m.properties.values().any(|s| s.direction.to_attio()) {
+                continue;
+            }
+            if let Some(first) = reversed.insert(&m.crm_object, object) {
+                return Err(FieldMappingError::AmbiguousReverse {
+                    first: first.to_owned(),
+                    second: object.clone(),
+                    crm_object: m.crm_object.clone(),
+                });
+            }
         }
         Ok(mapping)
+    }
+
+    /// The Attio object (slug) a CRM object's changes flow back to: the one mapping to it
+    /// with at least one property whose direction reaches Attio. `None`: nothing flows back.
+    pub fn reverse_object(&self, crm_object: CrmObject) -> Option<(&str, &ObjectMapping)> {
+        self.objects.iter().find_map(|(slug, m)| {
+            (CrmObject::parse(&m.crm_object) == Some(crm_object)
+                && m.properties.values().any(|s| s.direction.to_attio()))
+            .then_some((slug.as_str(), m))
+        })
+    }
+
+    /// The properties of `object_slug` with direction `both`: the ones the records consumer
+    /// compares with the sync ledger before sending.
+    pub fn both_ways(&self, object_slug: &str) -> Vec<(&str, &PropertySpec)> {
+        self.objects
+            .get(object_slug)
+            .into_iter()
+            .flat_map(|m| &m.properties)
+            .filter(|(_, s)| s.direction == Direction::Both)
+            .map(|(p, s)| (p.as_str(), s))
+            .collect()
     }
 
     /// The CRM object an Attio object maps to, if any.
@@ -212,6 +288,10 @@ impl FieldMapping {
         };
         let mut properties = Properties::new();
         for (property, spec) in &mapping.properties {
+            // HubSpot's value wins for these; the records consumer never sends them.
+            if !spec.direction.to_hubspot() {
+                continue;
+            }
             let value =
                 spec.value(source, owners)
                     .map_err(|format| FieldMappingError::Unformattable {
@@ -340,5 +420,102 @@ mod tests {
                 .starts_with("cannot read FIELD_MAPPING_FILE /nonexistent/mapping.toml: "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn directions_parse_default_to_attio_to_hubspot_and_skip_hubspot_owned_properties() {
+        let mapping = FieldMapping::from_toml(
+            r#"
+[objects.people]
+crm_object = "contacts"
+[objects.people.properties]
+email = "email_addresses"
+firstname = { attribute = "name.first_name", direction = "both" }
+jobtitle = { attribute = "job_title", direction = "hubspot_to_attio" }
+"#,
+        )
+        .unwrap();
+        let props = &mapping.objects["people"].properties;
+        assert_eq!(props["email"].direction, Direction::AttioToHubspot);
+        assert_eq!(props["firstname"].direction, Direction::Both);
+        assert_eq!(props["jobtitle"].direction, Direction::HubspotToAttio);
+        let person = Fake(
+            [
+                ("email_addresses", "ada@example.com"),
+                ("name.first_name", "Ada"),
+                ("job_title", "CTO"),
+            ]
+            .into(),
+        );
+        let (_, sent) = mapping
+            .map_record("people", "r1", &person)
+            .unwrap()
+            .unwrap();
+        assert_eq!(sent.get("firstname").map(String::as_str), Some("Ada"));
+        assert!(!sent.contains_key("jobtitle"), "HubSpot owns it: {sent:?}");
+        assert_eq!(mapping.both_ways("people").len(), 1);
+        assert_eq!(
+            mapping.reverse_object(CrmObject::Contacts).map(|(s, _)| s),
+            Some("people")
+        );
+        assert!(
+            FieldMapping::default()
+                .reverse_object(CrmObject::Contacts)
+                .is_none()
+        );
+        let typo = FieldMapping::from_toml(
+            "[objects.people]\ncrm_object = \"contacts\"\nproperties.x = { attribute = \"a\", direction = \"sideways\" }\n",
+        );
+        assert!(matches!(typo, Err(FieldMappingError::Syntax(m)) if m.contains("sideways")));
+    }
+
+    #[test]
+    fn a_property_that_cannot_be_reversed_is_refused_with_its_name_and_why() {
+        let cases = [
+            (
+                "hubspot_owner_id",
+                r#"{ attribute = "owner", format = "owner", direction = "both" }"#,
+                "owner",
+            ),
+            (
+                "hs_additional_emails",
+                r#"{ attribute = "email_addresses", values = "rest", direction = "hubspot_to_attio" }"#,
+                "rest",
+            ),
+            (
+                "city",
+                r#"{ attribute = "primary_location.locality", direction = "both" }"#,
+                "primary_location.locality",
+            ),
+            (
+                "attio_record_id",
+                r#"{ attribute = "record_id", direction = "both" }"#,
+                "relay's own key",
+            ),
+        ];
+        for (property, spec, why) in cases {
+            let text = format!(
+                "[objects.people]\ncrm_object = \"contacts\"\n[objects.people.properties]\n{property} = {spec}\n"
+            );
+            let err = FieldMapping::from_toml(&text).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                matches!(err, FieldMappingError::NotReversible { .. })
+                    && message.contains(&format!("properties.{property}"))
+                    && message.contains(why),
+                "{message}"
+            );
+        }
+        // The same specs one way only are fine, and so are the reversible sub-fields.
+        FieldMapping::from_toml(
+            r#"
+[objects.people]
+crm_object = "contacts"
+[objects.people.properties]
+hubspot_owner_id = { attribute = "owner", format = "owner" }
+lastname = { attribute = "name.last_name", direction = "both" }
+"#,
+        )
+        .unwrap();
     }
 }

@@ -58,6 +58,40 @@ pub fn hubspot_date(text: &str) -> Option<String> {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The UTC calendar date `YYYY-MM-DD` of epoch milliseconds: what an Attio date attribute is
+/// written as when a HubSpot date property flows back (two-way sync).
+pub fn iso_date(ms: i64) -> String {
+    let (y, m, d) = civil_from_days(ms.div_euclid(DAY_MS));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The UTC instant `YYYY-MM-DDTHH:MM:SS.mmmZ` of epoch milliseconds: an Attio timestamp
+/// attribute written from a HubSpot datetime property.
+pub fn iso_instant(ms: i64) -> String {
+    let in_day = ms.rem_euclid(DAY_MS);
+    format!(
+        "{}T{:02}:{:02}:{:02}.{:03}Z",
+        iso_date(ms),
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1_000 % 60,
+        in_day % 1_000
+    )
+}
+
+/// The inverse of `days_from_civil` (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
 /// Days since 1970-01-01 of `YYYY-MM-DD`.
 fn parse_date(date: &str) -> Option<i64> {
     let mut parts = date.split('-');

@@ -49,6 +49,7 @@ mod records;
 mod schema;
 mod tasks;
 mod tombstones;
+pub mod two_way;
 
 pub use backfill::PageReport;
 pub use batch::RecordRef;
@@ -57,8 +58,8 @@ pub use context::{CREATE_LEASE, CREATE_SETTLE, StepError, SyncClock, SyncContext
 pub use disposition::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
 pub use engagements::{Engagement, EngagementHandler};
 pub use field_mapping::{
-    AttributeSource, FieldMapping, FieldMappingError, Format, OwnerIds, Pick, PropertySpec,
-    StageMapping, StageTarget,
+    AttributeSource, Direction, FieldMapping, FieldMappingError, Format, OwnerIds, Pick,
+    PropertySpec, StageMapping, StageTarget,
 };
 pub use list_entries::ListEntriesHandler;
 pub use notes::{Notes, NotesHandler};

@@ -52,11 +52,15 @@ pub(crate) struct Upserted<W> {
 }
 
 /// One record ready to upsert.
-struct Item<W> {
-    upsert: RecordUpsert,
+pub(crate) struct Item<W> {
+    pub upsert: RecordUpsert,
     slug: String,
     links: Links,
-    group: Group<RecordRef, W>,
+    pub group: Group<RecordRef, W>,
+    /// Its `both` fields as Attio holds them (two-way sync, `two_way/forward.rs`).
+    pub fields: Vec<crate::two_way::FieldState>,
+    /// What the ledger records once the upsert succeeded.
+    pub ledger: relay_mappings::Ledger,
 }
 
 /// What reading one record came to.
@@ -133,6 +137,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
                 match self.map_record(&slug, record_id, &record.values).await {
                     Ok(Some((crm_object, properties))) => {
                         let links = crate::links::linked_records(&slug, &record.values);
+                        let fields = self.forward_fields(&slug, &record.values);
                         let upsert = RecordUpsert {
                             attio_record_id: record_id.clone(),
                             properties,
@@ -143,6 +148,8 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
                             slug,
                             links,
                             group,
+                            fields,
+                            ledger: relay_mappings::Ledger::new(),
                         };
                         items.entry(crm_object).or_default().push(item);
                     }
@@ -243,6 +250,11 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         outcomes: &mut Outcomes,
         upserted: &mut Vec<Upserted<W>>,
     ) {
+        // Two-way fields: sent only where Attio changed (`two_way/forward.rs`).
+        let items = self.forward_chunk(crm_object, items, outcomes).await;
+        if items.is_empty() {
+            return;
+        }
         let inputs: Vec<RecordUpsert> = items.iter().map(|i| i.upsert.clone()).collect();
         let report = match self.crm.upsert_records(crm_object, &inputs).await {
             Ok(report) => report,
@@ -278,6 +290,17 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
                     continue;
                 }
             };
+            // What was sent (or found agreed) is now the fields' last synced value.
+            if let (Some(two_way), false) = (&self.two_way, item.ledger.is_empty()) {
+                let recorded = two_way
+                    .stores
+                    .record_ledger(crm_object, record_id, &item.ledger)
+                    .await;
+                if let Err(err) = recorded {
+                    outcomes.settle(&item.group, &StepError::from(err).0);
+                    continue;
+                }
+            }
             // After the write and its mapping: a record.deleted handled while this upsert was
             // in flight archived the old copy, and the upsert made a new one (`tombstones.rs`).
             match self.archive_if_deleted(crm_object, record_id).await {

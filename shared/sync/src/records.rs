@@ -66,6 +66,16 @@ fn record_of(event: &Event) -> Option<RecordRef> {
 
 type RecordGroup = Group<RecordRef, RecordWork>;
 
+/// A record created or updated by the relay's own API token: its write to Attio (two-way
+/// sync). Deletes and merges are never the relay's and always go through.
+fn is_own_write(event: &Event, token_id: &str) -> bool {
+    matches!(
+        event.event_type,
+        EventType::RecordCreated | EventType::RecordUpdated
+    ) && event.actor.kind.as_deref() == Some("api-token")
+        && event.actor.id.as_deref() == Some(token_id)
+}
+
 /// The records consumer.
 #[derive(Debug)]
 pub struct RecordsHandler<S, M, A = CachedAttio> {
@@ -119,6 +129,28 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for RecordsHandler<S, 
     /// started, and its read, upsert and links finish (the query and the batched upsert are
     /// one call for all; `record_batch.rs`).
     async fn handle_within(&self, events: &[InboundEvent], budget: &Budget) -> Vec<MessageOutcome> {
+        // Two-way sync: the relay's own writes to Attio come back as events by its API token;
+        // they carry nothing to send (`two_way/mod.rs`).
+        let own_token = self.ctx.two_way.as_ref();
+        let own_token = own_token.and_then(|t| t.settings.attio_token_id.as_deref());
+        let mut echoes = Vec::new();
+        let kept: Vec<InboundEvent>;
+        let events = match own_token {
+            Some(token) => {
+                let (mine, others): (Vec<&InboundEvent>, Vec<&InboundEvent>) =
+                    events.iter().partition(|e| is_own_write(&e.event, token));
+                for echo in mine {
+                    tracing::debug!(message_id = %echo.message_id, "the relay's own write to Attio; nothing to send back");
+                    echoes.push(MessageOutcome {
+                        message_id: echo.message_id.clone(),
+                        disposition: Disposition::Done,
+                    });
+                }
+                kept = others.into_iter().cloned().collect();
+                kept.as_slice()
+            }
+            None => events,
+        };
         let (groups, mut outcomes) = coalesce(self, events, record_of, RecordWork::fold);
 
         // Deletes and merges one by one; every live record goes to the batched path.
@@ -155,7 +187,9 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> BatchHandler for RecordsHandler<S, 
             let linked = self.ctx.link(crm_object, &id, record_id, &links).await;
             outcomes.settle(&group, &disposition(linked));
         }
-        outcomes.into_vec()
+        let mut outcomes = outcomes.into_vec();
+        outcomes.extend(echoes);
+        outcomes
     }
 
     fn unreadable(&self, event_type: &EventType) -> String {

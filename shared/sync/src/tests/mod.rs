@@ -13,6 +13,7 @@ mod owners;
 mod records;
 mod schema;
 mod tombstones;
+mod two_way;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,0 +1,268 @@
+//! The forward rules, inside the records consumer's batch (`record_batch.rs`): before a chunk
+//! is upserted, its records' `both` fields are compared with the ledger — one ledger read for
+//! the chunk — and, for the records whose Attio value changed, with HubSpot's current value
+//! and history — one HubSpot batch read for those. A field is sent only when Attio changed and
+//! HubSpot did not, or when both did and Attio's change is the later; a value equal to the
+//! ledger's is an echo or unchanged and is never sent (it would overwrite a newer HubSpot
+//! change). After the upsert, the ledger records what was sent or found agreed.
+
+use relay_attio::ValueMap;
+use relay_crm::{CrmId, CrmObject};
+use relay_mappings::{IdMappings, Ledger, Side, SyncDirection, Synced};
+
+use super::values::attio_changed_at;
+use super::{SideValue, Verdict, conflict, verdict};
+use crate::batch::Outcomes;
+use crate::context::{StepError, SyncContext};
+use crate::record_batch::Item;
+use crate::{Disposition, OwnerIds, PropertySpec, RecordValues};
+
+/// One `both` field of a record as Attio holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct FieldState {
+    property: String,
+    spec: PropertySpec,
+    attio: SideValue,
+}
+
+/// What to do with one field of one record.
+enum Plan {
+    Send,
+    Hold,
+}
+
+impl<S, M: IdMappings, A> SyncContext<S, M, A> {
+    /// The `both` fields of one record as Attio holds them; none without two-way sync.
+    pub(crate) fn forward_fields(&self, slug: &str, values: &ValueMap) -> Vec<FieldState> {
+        if self.two_way.is_none() {
+            return Vec::new();
+        }
+        let source = RecordValues(values);
+        self.fields
+            .both_ways(slug)
+            .into_iter()
+            .map(|(property, spec)| {
+                let value = spec.value(&source, &OwnerIds::new()).ok().flatten();
+                let at = attio_changed_at(values, spec);
+                FieldState {
+                    property: property.to_owned(),
+                    spec: spec.clone(),
+                    attio: SideValue::new(spec, value, at),
+                }
+            })
+            .collect()
+    }
+
+    /// Applies the forward rules to a chunk about to be upserted: each item's `both` fields are
+    /// kept in (or taken out of) its properties, its ledger entries planned, conflicts stored.
+    /// Items whose rules could not be decided (a store or HubSpot failing) are settled and
+    /// left out of the returned chunk.
+    pub(crate) async fn forward_chunk<W>(
+        &self,
+        crm_object: CrmObject,
+        items: Vec<Item<W>>,
+        outcomes: &mut Outcomes,
+    ) -> Vec<Item<W>> {
+        let Some(two_way) = &self.two_way else {
+            return items;
+        };
+        if items.iter().all(|i| i.fields.is_empty()) {
+            return items;
+        }
+        let ids: Vec<String> = items
+            .iter()
+            .filter(|i| !i.fields.is_empty())
+            .map(|i| i.upsert.attio_record_id.clone())
+            .collect();
+        let ledgers = match two_way.stores.ledgers(crm_object, &ids).await {
+            Ok(ledgers) => ledgers,
+            Err(err) => {
+                let StepError(d) = err.into();
+                return settle_two_way(items, &d, outcomes);
+            }
+        };
+        let now_ms = self.clock.now() * 1000;
+
+        // Fields unchanged since the ledger are held back; the rest need HubSpot's side,
+        // unless the record was never synced (HubSpot holds nothing of it to lose).
+        let mut items = items;
+        let mut compare: Vec<(usize, CrmId)> = Vec::new();
+        let mut kept = Vec::new();
+        for (n, mut item) in items.drain(..).enumerate() {
+            let ledger = ledgers.get(&item.upsert.attio_record_id);
+            let mut changed = false;
+            for field in &item.fields {
+                let agreed = ledger.and_then(|l| l.get(&field.property));
+                if agreed.is_some_and(|a| a.fingerprint == field.attio.fingerprint) {
+                    item.upsert.properties.remove(&field.property);
+                } else {
+                    changed = true;
+                }
+            }
+            if changed {
+                match self
+                    .mappings
+                    .get(crm_object, &item.upsert.attio_record_id)
+                    .await
+                {
+                    Ok(Some(id)) => compare.push((n, id)),
+                    Ok(None) => {
+                        for field in item.fields.clone() {
+                            if ledger.and_then(|l| l.get(&field.property)).is_none() {
+                                plan(&mut item, &field, Plan::Send, ledger, now_ms);
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        outcomes.settle(&item.group, &StepError::from(err).0);
+                        continue;
+                    }
+                }
+            }
+            kept.push((n, item));
+        }
+        if compare.is_empty() {
+            return kept.into_iter().map(|(_, i)| i).collect();
+        }
+        let crm_ids: Vec<CrmId> = compare.iter().map(|(_, id)| id.clone()).collect();
+        let properties: Vec<&str> = kept
+            .iter()
+            .flat_map(|(_, i)| i.fields.iter().map(|f| f.property.as_str()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let states = match two_way
+            .stores
+            .read_crm(crm_object, &crm_ids, &properties)
+            .await
+        {
+            Ok(states) => states,
+            Err(err) => {
+                let StepError(d) = err.into();
+                let (waiting, free): (Vec<_>, Vec<_>) = kept
+                    .into_iter()
+                    .partition(|(n, _)| compare.iter().any(|(c, _)| c == n));
+                for (_, item) in waiting {
+                    outcomes.settle(&item.group, &d);
+                }
+                return free.into_iter().map(|(_, i)| i).collect();
+            }
+        };
+        let mut ready = Vec::new();
+        'items: for (n, mut item) in kept {
+            let Some((_, crm_id)) = compare.iter().find(|(c, _)| *c == n) else {
+                ready.push(item);
+                continue;
+            };
+            let state = states.iter().find(|s| &s.id == crm_id);
+            let ledger = ledgers.get(&item.upsert.attio_record_id);
+            for field in item.fields.clone() {
+                let agreed = ledger.and_then(|l| l.get(&field.property));
+                if agreed.is_some_and(|a| a.fingerprint == field.attio.fingerprint) {
+                    continue;
+                }
+                let Some(state) = state else {
+                    // HubSpot no longer holds the copy: the upsert makes a new one.
+                    plan(&mut item, &field, Plan::Send, ledger, now_ms);
+                    continue;
+                };
+                let value = state.properties.get(&field.property).cloned().flatten();
+                let at = state.changes.get(&field.property).map_or(0, |c| c.at_ms);
+                let hubspot = SideValue::new(&field.spec, value, at);
+                let agreed = agreed.map(|a| a.fingerprint.as_str());
+                let decided = match verdict(agreed, &field.attio, &hubspot) {
+                    Verdict::Same => {
+                        record(&mut item, &field, now_ms);
+                        Plan::Hold
+                    }
+                    Verdict::AttioChanged => Plan::Send,
+                    // HubSpot's change reaches Attio through the hubspot consumer.
+                    Verdict::HubspotChanged => Plan::Hold,
+                    Verdict::Conflict(winner) => {
+                        let record_id = &item.upsert.attio_record_id;
+                        let found = conflict(
+                            crm_object,
+                            record_id,
+                            crm_id,
+                            &field.property,
+                            &field.spec,
+                            &field.attio,
+                            &hubspot,
+                            winner,
+                            now_ms,
+                        );
+                        tracing::info!(record_id = %record_id, property = %field.property, winner = winner.as_str(), conflict = %found.id, "both sides changed a two-way field; the later change wins");
+                        if let Err(err) = two_way.stores.record_conflict(&found).await {
+                            outcomes.settle(&item.group, &StepError::from(err).0);
+                            continue 'items;
+                        }
+                        if winner == Side::Attio {
+                            Plan::Send
+                        } else {
+                            Plan::Hold
+                        }
+                    }
+                };
+                plan(&mut item, &field, decided, ledger, now_ms);
+            }
+            ready.push(item);
+        }
+        ready
+    }
+}
+
+/// Puts a field in (with its ledger entry) or takes it out of the item's upsert.
+fn plan<W>(
+    item: &mut Item<W>,
+    field: &FieldState,
+    plan: Plan,
+    ledger: Option<&Ledger>,
+    now_ms: i64,
+) {
+    match plan {
+        Plan::Hold => {
+            item.upsert.properties.remove(&field.property);
+        }
+        Plan::Send => {
+            match &field.attio.value {
+                Some(value) => {
+                    item.upsert
+                        .properties
+                        .insert(field.property.clone(), value.clone());
+                }
+                // Emptied in Attio after a synced value: empty it in HubSpot too.
+                None if ledger.is_some_and(|l| l.contains_key(&field.property)) => {
+                    item.upsert
+                        .properties
+                        .insert(field.property.clone(), String::new());
+                }
+                None => {}
+            }
+            record(item, field, now_ms);
+        }
+    }
+}
+
+fn record<W>(item: &mut Item<W>, field: &FieldState, now_ms: i64) {
+    item.ledger.insert(
+        field.property.clone(),
+        Synced {
+            fingerprint: field.attio.fingerprint.clone(),
+            at_ms: now_ms,
+            direction: SyncDirection::AttioToHubspot,
+        },
+    );
+}
+
+/// Every item with two-way fields settles as `d`; the rest go on.
+fn settle_two_way<W>(
+    items: Vec<Item<W>>,
+    d: &Disposition,
+    outcomes: &mut Outcomes,
+) -> Vec<Item<W>> {
+    let (two_way, rest): (Vec<_>, Vec<_>) = items.into_iter().partition(|i| !i.fields.is_empty());
+    for item in two_way {
+        outcomes.settle(&item.group, d);
+    }
+    rest
+}

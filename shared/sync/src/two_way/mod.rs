@@ -1,0 +1,283 @@
+//! Two-way sync (issue 14): which way a changed field goes, and what the relay must not send
+//! back.
+//!
+//! Every property whose direction is `both` has a last agreed value per record in the
+//! [`SyncLedger`] (a fingerprint in HubSpot's form). Each side's current value is compared with
+//! it ([`verdict`]): a value equal to the ledger's did not change — in particular the relay's
+//! own write coming back as a webhook — so nothing ping-pongs; a side that differs changed; when
+//! both did, the later change wins (Attio's `active_from` against HubSpot's property history
+//! timestamp) and the loser is kept in the [`ConflictStore`].
+//!
+//! * Forward (`forward.rs`, inside the records consumer's batch): `hubspot_to_attio` properties
+//!   are never sent; `both` properties only when Attio changed; one ledger read per upsert
+//!   chunk, one HubSpot batch read for the records whose `both` fields changed.
+//! * Reverse (`reverse.rs`, the `hubspot` queue's consumer): events the relay caused are
+//!   dropped (`hubspot_events.rs`), the objects are batch-read, the Attio record found by
+//!   `attio_record_id` or asserted by email/domain, and changed fields written with the
+//!   [`relay_attio::AttioWriter`].
+//! * Attio events whose actor is the relay's own API token are dropped by the records consumer
+//!   (`TwoWaySettings::attio_token_id`): the relay's writes to Attio cause them.
+//!
+//! The stores are reached through [`TwoWayStores`], an object-safe view of the three ports
+//! ([`Stores`] adapts any `SyncLedger`, `ConflictStore` and `CrmSource`), so the
+//! `SyncContext` every binary names keeps its type parameters: two-way sync is an option set
+//! with [`crate::SyncContext::with_two_way`], off unless configured.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use relay_crm::{CrmError, CrmId, CrmObject, CrmRecordState, CrmSource};
+use relay_mappings::{
+    Conflict, ConflictStore, Ledger, MappingError, Side, SyncLedger, fingerprint,
+};
+
+use crate::PropertySpec;
+
+mod forward;
+mod hubspot_events;
+mod reverse;
+mod values;
+
+pub(crate) use forward::FieldState;
+pub use hubspot_events::{HubspotChange, HubspotChangeKind, HubspotMessage};
+pub use reverse::HubspotHandler;
+
+type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The ledger, the conflicts and the CRM's read side, object-safe.
+pub trait TwoWayStores: Send + Sync {
+    fn ledgers<'a>(
+        &'a self,
+        object: CrmObject,
+        ids: &'a [String],
+    ) -> Fut<'a, Result<BTreeMap<String, Ledger>, MappingError>>;
+    fn record_ledger<'a>(
+        &'a self,
+        object: CrmObject,
+        id: &'a str,
+        entries: &'a Ledger,
+    ) -> Fut<'a, Result<(), MappingError>>;
+    fn record_conflict<'a>(&'a self, conflict: &'a Conflict) -> Fut<'a, Result<(), MappingError>>;
+    fn read_crm<'a>(
+        &'a self,
+        object: CrmObject,
+        ids: &'a [CrmId],
+        properties: &'a [&'a str],
+    ) -> Fut<'a, Result<Vec<CrmRecordState>, CrmError>>;
+}
+
+/// Any ledger, conflict store and CRM source as [`TwoWayStores`].
+#[derive(Debug)]
+pub struct Stores<L, C, R> {
+    pub ledger: L,
+    pub conflicts: C,
+    pub source: R,
+}
+
+impl<L: SyncLedger, C: ConflictStore, R: CrmSource> TwoWayStores for Stores<L, C, R> {
+    fn ledgers<'a>(
+        &'a self,
+        object: CrmObject,
+        ids: &'a [String],
+    ) -> Fut<'a, Result<BTreeMap<String, Ledger>, MappingError>> {
+        Box::pin(self.ledger.ledgers(object, ids))
+    }
+
+    fn record_ledger<'a>(
+        &'a self,
+        object: CrmObject,
+        id: &'a str,
+        entries: &'a Ledger,
+    ) -> Fut<'a, Result<(), MappingError>> {
+        Box::pin(self.ledger.record(object, id, entries))
+    }
+
+    fn record_conflict<'a>(&'a self, conflict: &'a Conflict) -> Fut<'a, Result<(), MappingError>> {
+        Box::pin(self.conflicts.record(conflict))
+    }
+
+    fn read_crm<'a>(
+        &'a self,
+        object: CrmObject,
+        ids: &'a [CrmId],
+        properties: &'a [&'a str],
+    ) -> Fut<'a, Result<Vec<CrmRecordState>, CrmError>> {
+        Box::pin(self.source.read_batch(object, ids, properties))
+    }
+}
+
+/// Who the relay is on each side, and what it may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TwoWaySettings {
+    /// The relay's HubSpot app id (`HUBSPOT_APP_ID`): the `sourceId` of its own writes in
+    /// HubSpot's webhooks and property history. Unset: echoes are told by the ledger alone.
+    pub hubspot_app_id: Option<String>,
+    /// The id of the relay's Attio API token (`ATTIO_TOKEN_ID`): the actor of the events its
+    /// writes to Attio cause. Unset: those events are read and settled by the ledger.
+    pub attio_token_id: Option<String>,
+}
+
+/// Two-way sync as a `SyncContext` holds it.
+pub struct TwoWay {
+    pub stores: Box<dyn TwoWayStores>,
+    pub settings: TwoWaySettings,
+}
+
+impl std::fmt::Debug for TwoWay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwoWay")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a field stands against its ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Both sides hold the same value.
+    Same,
+    /// Only Attio changed since the last sync: Attio's value goes to HubSpot.
+    AttioChanged,
+    /// Only HubSpot changed: HubSpot's value goes to Attio.
+    HubspotChanged,
+    /// Both changed (or, never synced, both hold different values): this side's change is the
+    /// later and wins.
+    Conflict(Side),
+}
+
+/// One field's value on one side: its fingerprint (HubSpot's form, normalised) and when that
+/// side last changed it, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SideValue {
+    pub value: Option<String>,
+    pub fingerprint: String,
+    pub at_ms: i64,
+}
+
+impl SideValue {
+    pub fn new(spec: &PropertySpec, value: Option<String>, at_ms: i64) -> Self {
+        let value = value.filter(|v| !v.trim().is_empty());
+        let fingerprint = fingerprint(Some(&spec.normalise(value.as_deref())));
+        Self {
+            value,
+            fingerprint,
+            at_ms,
+        }
+    }
+}
+
+/// The rule both directions apply. With a ledger entry: the side equal to it did not change.
+/// Without one (never synced both ways): an empty side takes the other's value, two different
+/// values are a conflict. A conflict goes to the later change; on a tie Attio wins (the record
+/// the relay started from).
+pub(crate) fn verdict(ledger: Option<&str>, attio: &SideValue, hubspot: &SideValue) -> Verdict {
+    if attio.fingerprint == hubspot.fingerprint {
+        return Verdict::Same;
+    }
+    let later = || {
+        if hubspot.at_ms > attio.at_ms {
+            Verdict::Conflict(Side::Hubspot)
+        } else {
+            Verdict::Conflict(Side::Attio)
+        }
+    };
+    match ledger {
+        Some(agreed) if agreed == attio.fingerprint => Verdict::HubspotChanged,
+        Some(agreed) if agreed == hubspot.fingerprint => Verdict::AttioChanged,
+        Some(_) => later(),
+        None if hubspot.value.is_none() => Verdict::AttioChanged,
+        None if attio.value.is_none() => Verdict::HubspotChanged,
+        None => later(),
+    }
+}
+
+/// The conflict record for a field both sides changed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conflict(
+    object: CrmObject,
+    attio_record_id: &str,
+    crm_id: &CrmId,
+    property: &str,
+    spec: &PropertySpec,
+    attio: &SideValue,
+    hubspot: &SideValue,
+    winner: Side,
+    now_ms: i64,
+) -> Conflict {
+    let value = |side: &SideValue| relay_mappings::ConflictValue {
+        value: side.value.clone(),
+        changed_at_ms: side.at_ms,
+    };
+    Conflict {
+        id: Conflict::derive_id(
+            object,
+            attio_record_id,
+            property,
+            attio.at_ms,
+            hubspot.at_ms,
+        ),
+        object,
+        attio_record_id: attio_record_id.to_owned(),
+        crm_id: crm_id.0.clone(),
+        property: property.to_owned(),
+        attribute: spec.attribute.clone(),
+        attio: value(attio),
+        hubspot: value(hubspot),
+        winner,
+        detected_at_ms: now_ms,
+        resolution: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(value: Option<&str>, at_ms: i64) -> SideValue {
+        SideValue::new(&PropertySpec::path("x"), value.map(str::to_owned), at_ms)
+    }
+
+    #[test]
+    fn the_ledger_tells_a_change_from_an_echo_and_the_later_change_wins() {
+        let agreed = fingerprint(Some("a"));
+        let l = Some(agreed.as_str());
+        assert_eq!(
+            verdict(l, &side(Some("a"), 1), &side(Some("a"), 2)),
+            Verdict::Same
+        );
+        assert_eq!(
+            verdict(l, &side(Some("b"), 1), &side(Some("a"), 2)),
+            Verdict::AttioChanged
+        );
+        assert_eq!(
+            verdict(l, &side(Some("a"), 1), &side(Some("c"), 2)),
+            Verdict::HubspotChanged
+        );
+        assert_eq!(
+            verdict(l, &side(Some("b"), 1), &side(Some("c"), 2)),
+            Verdict::Conflict(Side::Hubspot)
+        );
+        assert_eq!(
+            verdict(l, &side(Some("b"), 3), &side(Some("c"), 2)),
+            Verdict::Conflict(Side::Attio)
+        );
+        assert_eq!(
+            verdict(None, &side(Some("b"), 1), &side(None, 2)),
+            Verdict::AttioChanged
+        );
+        assert_eq!(
+            verdict(None, &side(None, 1), &side(Some("c"), 2)),
+            Verdict::HubspotChanged
+        );
+        assert_eq!(
+            verdict(None, &side(Some("b"), 1), &side(Some("c"), 2)),
+            Verdict::Conflict(Side::Hubspot)
+        );
+        // Emptied is a value like any other once synced.
+        assert_eq!(
+            verdict(l, &side(None, 5), &side(Some("a"), 2)),
+            Verdict::AttioChanged
+        );
+    }
+}

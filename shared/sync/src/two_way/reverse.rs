@@ -1,0 +1,458 @@
+//! The `hubspot` queue's consumer: HubSpot changes to fields that flow back, written to Attio.
+//!
+//! A batch is read once: events the relay caused are dropped first (`hubspot_events.rs`), the
+//! rest grouped by object, the objects read with one HubSpot batch read per 100
+//! ([`relay_crm::CrmSource`], with property history), their ledgers with one read, and their
+//! Attio records with one query. Per object:
+//! * the Attio record is the one its `attio_record_id` names; without one (a contact or
+//!   company made in HubSpot) the record is asserted by email (people) or domain (companies),
+//!   `attio_record_id` written back to HubSpot and the mapping stored. Deals have no matching
+//!   key and are left alone until the relay synced them;
+//! * each changed field that flows back is compared with the ledger and Attio's current value
+//!   (`two_way::verdict`): HubSpot's change is written (one `update_record` per record, through
+//!   the Attio writes budget of the adapter), Attio's own change is left to the records
+//!   consumer, a conflict goes to the later change and is stored; the ledger records the result.
+//!   A `hubspot_to_attio` field is HubSpot's: its value is written whenever it differs.
+//!
+//! Deletions are never propagated (acked with a log line: deleting people in Attio because a
+//! HubSpot contact was archived is not a safe default); merges re-point the mapping to the
+//! merged object when it carries `attio_record_id`; association changes and unknown types are
+//! acked. Unreadable messages are acked with a log line too: retrying cannot make them readable.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use relay_attio::{AttioApi, AttioValues, AttioWriter, Record};
+use relay_crm::{CrmId, CrmObject, CrmRecordState, CrmSink, ID_PROPERTY, Properties};
+use relay_mappings::{IdMappings, Ledger, Side, SyncDirection, Synced};
+
+use super::hubspot_events::{HubspotChange, HubspotChangeKind, HubspotMessage};
+use super::values::{attio_changed_at, write_value};
+use super::{SideValue, TwoWay, Verdict, conflict, verdict};
+use crate::context::{StepError, SyncContext};
+use crate::{Direction, Disposition, MessageOutcome, OwnerIds, PropertySpec, RecordValues};
+
+/// HubSpot objects per batch read (HubSpot's batch read takes up to 100 ids).
+const READ_BATCH: usize = 100;
+
+/// The HubSpot property and Attio attribute an unlinked object is matched by.
+fn matching_key(object: CrmObject) -> Option<(&'static str, &'static str)> {
+    match object {
+        CrmObject::Contacts => Some(("email", "email_addresses")),
+        CrmObject::Companies => Some(("domain", "domains")),
+        _ => None,
+    }
+}
+
+/// Everything a batch says about one HubSpot object.
+struct ObjectWork {
+    object: CrmObject,
+    id: CrmId,
+    message_ids: Vec<String>,
+    /// Properties changed; `None`: all (a creation).
+    changed: Option<BTreeSet<String>>,
+    occurred_at_ms: i64,
+}
+
+/// The consumer of the `hubspot` queue.
+#[derive(Debug)]
+pub struct HubspotHandler<S, M, A> {
+    ctx: Arc<SyncContext<S, M, A>>,
+}
+
+impl<S, M, A> HubspotHandler<S, M, A> {
+    pub fn new(ctx: Arc<SyncContext<S, M, A>>) -> Self {
+        Self { ctx }
+    }
+}
+
+fn done(out: &mut Vec<MessageOutcome>, ids: &[String], d: &Disposition) {
+    out.extend(ids.iter().map(|id| MessageOutcome {
+        message_id: id.clone(),
+        disposition: d.clone(),
+    }));
+}
+
+impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, A> {
+    /// One outcome per message.
+    pub async fn handle(&self, messages: &[HubspotMessage]) -> Vec<MessageOutcome> {
+        let mut out = Vec::new();
+        let Some(two_way) = &self.ctx.two_way else {
+            let d = Disposition::retry("two-way sync is not configured for this consumer");
+            let ids: Vec<String> = messages.iter().map(|m| m.message_id.clone()).collect();
+            done(&mut out, &ids, &d);
+            return out;
+        };
+        let app_id = two_way.settings.hubspot_app_id.as_deref();
+        let mut work: Vec<ObjectWork> = Vec::new();
+        for message in messages {
+            let id = std::slice::from_ref(&message.message_id);
+            let change = match HubspotChange::parse(&message.body) {
+                Ok(change) => change,
+                Err(why) => {
+                    tracing::warn!(message_id = %message.message_id, %why, "unreadable HubSpot event; acknowledged");
+                    done(&mut out, id, &Disposition::Done);
+                    continue;
+                }
+            };
+            if change.caused_by(app_id) {
+                tracing::debug!(message_id = %message.message_id, "the relay's own HubSpot write; dropped");
+                done(&mut out, id, &Disposition::Done);
+                continue;
+            }
+            let Some((_, mapping)) = self.ctx.fields.reverse_object(change.object) else {
+                tracing::info!(message_id = %message.message_id, object = %change.object, "no property of this object flows back to Attio; acknowledged");
+                done(&mut out, id, &Disposition::Done);
+                continue;
+            };
+            let property = match &change.kind {
+                HubspotChangeKind::Property(p) => {
+                    let flows = mapping
+                        .properties
+                        .get(p)
+                        .is_some_and(|s| s.direction.to_attio());
+                    if !flows {
+                        done(&mut out, id, &Disposition::Done);
+                        continue;
+                    }
+                    Some(p.clone())
+                }
+                HubspotChangeKind::Creation => None,
+                HubspotChangeKind::Merge => {
+                    let d = self.merged(two_way, &change).await;
+                    done(&mut out, id, &d);
+                    continue;
+                }
+                HubspotChangeKind::Deletion | HubspotChangeKind::Other(_) => {
+                    tracing::info!(message_id = %message.message_id, object = %change.object, crm_id = %change.object_id, kind = ?change.kind, "not synced back to Attio; acknowledged");
+                    done(&mut out, id, &Disposition::Done);
+                    continue;
+                }
+            };
+            let at = work
+                .iter()
+                .position(|w| w.object == change.object && w.id == change.object_id);
+            let entry = match at {
+                Some(at) => &mut work[at],
+                None => {
+                    work.push(ObjectWork {
+                        object: change.object,
+                        id: change.object_id.clone(),
+                        message_ids: Vec::new(),
+                        changed: Some(BTreeSet::new()),
+                        occurred_at_ms: 0,
+                    });
+                    work.last_mut().expect("pushed")
+                }
+            };
+            entry.message_ids.push(message.message_id.clone());
+            entry.occurred_at_ms = entry.occurred_at_ms.max(change.occurred_at_ms);
+            match (property, &mut entry.changed) {
+                (Some(p), Some(set)) => {
+                    set.insert(p);
+                }
+                (None, changed) => *changed = None,
+                (Some(_), None) => {}
+            }
+        }
+        let mut by_object: BTreeMap<CrmObject, Vec<ObjectWork>> = BTreeMap::new();
+        for w in work {
+            by_object.entry(w.object).or_default().push(w);
+        }
+        for (object, works) in by_object {
+            let mut works = works.into_iter().peekable();
+            while works.peek().is_some() {
+                let chunk: Vec<ObjectWork> = works.by_ref().take(READ_BATCH).collect();
+                self.chunk(two_way, object, chunk, &mut out).await;
+            }
+        }
+        out
+    }
+
+    /// A HubSpot merge: the merged object keeps the survivor's `attio_record_id`; the mapping
+    /// is pointed at it so later syncs write the merged object.
+    async fn merged(&self, two_way: &TwoWay, change: &HubspotChange) -> Disposition {
+        let ids = std::slice::from_ref(&change.object_id);
+        let read = two_way
+            .stores
+            .read_crm(change.object, ids, &[ID_PROPERTY])
+            .await;
+        let states = match read {
+            Ok(states) => states,
+            Err(err) => return StepError::from(err).0,
+        };
+        let owner = states
+            .first()
+            .and_then(|s| s.properties.get(ID_PROPERTY).cloned().flatten());
+        if let Some(owner) = owner {
+            let put = self
+                .ctx
+                .mappings
+                .put(change.object, &owner, &change.object_id)
+                .await;
+            if let Err(err) = put {
+                return StepError::from(err).0;
+            }
+            tracing::info!(crm_id = %change.object_id, record_id = %owner, "HubSpot merged objects; mapping re-pointed");
+        }
+        Disposition::Done
+    }
+
+    /// One chunk of objects of one type: read, match, compare, write.
+    async fn chunk(
+        &self,
+        two_way: &TwoWay,
+        object: CrmObject,
+        works: Vec<ObjectWork>,
+        out: &mut Vec<MessageOutcome>,
+    ) {
+        let Some((slug, mapping)) = self.ctx.fields.reverse_object(object) else {
+            return;
+        };
+        let reverse: Vec<(&str, &PropertySpec)> = mapping
+            .properties
+            .iter()
+            .filter(|(_, s)| s.direction.to_attio())
+            .map(|(p, s)| (p.as_str(), s))
+            .collect();
+        let mut asked: BTreeSet<&str> = reverse.iter().map(|(p, _)| *p).collect();
+        asked.insert(ID_PROPERTY);
+        if let Some((key, _)) = matching_key(object) {
+            asked.insert(key);
+        }
+        let asked: Vec<&str> = asked.into_iter().collect();
+        let ids: Vec<CrmId> = works.iter().map(|w| w.id.clone()).collect();
+        let states = match two_way.stores.read_crm(object, &ids, &asked).await {
+            Ok(states) => states,
+            Err(err) => {
+                let d = StepError::from(err).0;
+                for w in &works {
+                    done(out, &w.message_ids, &d);
+                }
+                return;
+            }
+        };
+
+        // The Attio record of each object: linked, or asserted now.
+        let mut linked: Vec<(ObjectWork, CrmRecordState, String, Option<Record>)> = Vec::new();
+        for w in works {
+            let Some(state) = states.iter().find(|s| s.id == w.id).cloned() else {
+                tracing::info!(crm_id = %w.id, "HubSpot no longer holds the object (archived or merged); acknowledged");
+                done(out, &w.message_ids, &Disposition::Done);
+                continue;
+            };
+            match state.properties.get(ID_PROPERTY).cloned().flatten() {
+                Some(record_id) => linked.push((w, state, record_id, None)),
+                None => match self.link(two_way, object, slug, &state).await {
+                    Ok(Some(record)) => {
+                        let record_id = record.record_id().to_owned();
+                        linked.push((w, state, record_id, Some(record)));
+                    }
+                    Ok(None) => done(out, &w.message_ids, &Disposition::Done),
+                    Err(StepError(d)) => done(out, &w.message_ids, &d),
+                },
+            }
+        }
+        if linked.is_empty() {
+            return;
+        }
+        let record_ids: Vec<String> = linked.iter().map(|(_, _, r, _)| r.clone()).collect();
+        let ledgers = two_way.stores.ledgers(object, &record_ids).await;
+        let unread: Vec<String> = linked
+            .iter()
+            .filter(|(_, _, _, r)| r.is_none())
+            .map(|(_, _, id, _)| id.clone())
+            .collect();
+        let records = if unread.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.ctx.attio.get_records(slug, &unread).await
+        };
+        let (ledgers, records) = match (ledgers, records) {
+            (Ok(l), Ok(r)) => (l, r),
+            (Err(err), _) => return fail_all(out, &linked, StepError::from(err).0),
+            (_, Err(err)) => return fail_all(out, &linked, StepError::from(err).0),
+        };
+        for (w, state, record_id, asserted) in linked {
+            let record =
+                asserted.or_else(|| records.iter().find(|r| r.record_id() == record_id).cloned());
+            let Some(record) = record else {
+                tracing::info!(%record_id, crm_id = %w.id, "the Attio record is gone (deleted or merged); acknowledged");
+                done(out, &w.message_ids, &Disposition::Done);
+                continue;
+            };
+            let ledger = ledgers.get(&record_id).cloned().unwrap_or_default();
+            let d = crate::context::disposition(
+                self.settle(
+                    two_way, object, slug, &reverse, &w, &state, &record, &ledger,
+                )
+                .await,
+            );
+            done(out, &w.message_ids, &d);
+        }
+    }
+
+    /// An object without `attio_record_id`: its Attio record asserted by email or domain,
+    /// `attio_record_id` written back and the mapping stored. `None`: it cannot be matched
+    /// (a deal, no email or domain, or the record is linked to another object already).
+    async fn link(
+        &self,
+        _two_way: &TwoWay,
+        object: CrmObject,
+        slug: &str,
+        state: &CrmRecordState,
+    ) -> Result<Option<Record>, StepError> {
+        let Some((property, attribute)) = matching_key(object) else {
+            tracing::info!(crm_id = %state.id, %object, "no attio_record_id and no key to match it by; left alone");
+            return Ok(None);
+        };
+        let Some(key) = state.properties.get(property).cloned().flatten() else {
+            tracing::info!(crm_id = %state.id, %object, "no attio_record_id and no {property} to match it by; left alone");
+            return Ok(None);
+        };
+        let mut values = AttioValues::new();
+        values.insert(attribute.to_owned(), serde_json::json!([key]));
+        let record = self
+            .ctx
+            .attio
+            .assert_record(slug, attribute, &values)
+            .await?;
+        let record_id = record.record_id();
+        if let Some(other) = self.ctx.mappings.get(object, record_id).await?
+            && other != state.id
+        {
+            tracing::warn!(%record_id, crm_id = %state.id, mapped = %other, "the matched Attio record is synced to another HubSpot object; not linked");
+            return Ok(None);
+        }
+        let link: Properties = [(ID_PROPERTY.to_owned(), record_id.to_owned())].into();
+        self.ctx.crm.update(object, &state.id, &link).await?;
+        self.ctx.mappings.put(object, record_id, &state.id).await?;
+        tracing::info!(%record_id, crm_id = %state.id, "HubSpot object matched to Attio and linked");
+        Ok(Some(record))
+    }
+
+    /// Compares and writes one object's changed fields.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &self,
+        two_way: &TwoWay,
+        object: CrmObject,
+        slug: &str,
+        reverse: &[(&str, &PropertySpec)],
+        work: &ObjectWork,
+        state: &CrmRecordState,
+        record: &Record,
+        ledger: &Ledger,
+    ) -> Result<(), StepError> {
+        let record_id = record.record_id();
+        let now_ms = self.ctx.clock.now() * 1000;
+        let source = RecordValues(&record.values);
+        let mut to_attio = AttioValues::new();
+        let mut to_hubspot = Properties::new();
+        let mut entries = Ledger::new();
+        let mut conflicts = Vec::new();
+        for (property, spec) in reverse {
+            if work
+                .changed
+                .as_ref()
+                .is_some_and(|c| !c.contains(*property))
+            {
+                continue;
+            }
+            let value = state.properties.get(*property).cloned().flatten();
+            let at = state
+                .changes
+                .get(*property)
+                .map_or(work.occurred_at_ms, |c| c.at_ms);
+            let hubspot = SideValue::new(spec, value, at);
+            let attio_value = spec.value(&source, &OwnerIds::new()).ok().flatten();
+            let attio = SideValue::new(spec, attio_value, attio_changed_at(&record.values, spec));
+            let agreed = ledger.get(*property).map(|s| s.fingerprint.as_str());
+            let mut decided = verdict(agreed, &attio, &hubspot);
+            if spec.direction == Direction::HubspotToAttio && decided != Verdict::Same {
+                // HubSpot owns it: Attio's edits are not synced and do not conflict.
+                decided = Verdict::HubspotChanged;
+            }
+            let winner = match decided {
+                Verdict::Same => {
+                    if agreed != Some(hubspot.fingerprint.as_str()) {
+                        entries.insert(
+                            (*property).to_owned(),
+                            synced(&hubspot, now_ms, SyncDirection::HubspotToAttio),
+                        );
+                    }
+                    continue;
+                }
+                // Attio's own change: the records consumer sends it.
+                Verdict::AttioChanged => continue,
+                Verdict::HubspotChanged => Side::Hubspot,
+                Verdict::Conflict(winner) => {
+                    conflicts.push(conflict(
+                        object, record_id, &state.id, property, spec, &attio, &hubspot, winner,
+                        now_ms,
+                    ));
+                    winner
+                }
+            };
+            if winner == Side::Hubspot {
+                write_value(
+                    spec,
+                    hubspot.value.as_deref(),
+                    Some(&record.values),
+                    &mut to_attio,
+                );
+                entries.insert(
+                    (*property).to_owned(),
+                    synced(&hubspot, now_ms, SyncDirection::HubspotToAttio),
+                );
+            } else {
+                to_hubspot.insert(
+                    (*property).to_owned(),
+                    attio.value.clone().unwrap_or_default(),
+                );
+                entries.insert(
+                    (*property).to_owned(),
+                    synced(&attio, now_ms, SyncDirection::AttioToHubspot),
+                );
+            }
+        }
+        for found in &conflicts {
+            tracing::info!(%record_id, property = %found.property, winner = found.winner.as_str(), conflict = %found.id, "both sides changed a two-way field; the later change wins");
+            two_way.stores.record_conflict(found).await?;
+        }
+        if !to_attio.is_empty() {
+            self.ctx
+                .attio
+                .update_record(slug, record_id, &to_attio)
+                .await?;
+        }
+        if !to_hubspot.is_empty() {
+            self.ctx.crm.update(object, &state.id, &to_hubspot).await?;
+        }
+        if !entries.is_empty() {
+            two_way
+                .stores
+                .record_ledger(object, record_id, &entries)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn synced(side: &SideValue, now_ms: i64, direction: SyncDirection) -> Synced {
+    Synced {
+        fingerprint: side.fingerprint.clone(),
+        at_ms: now_ms,
+        direction,
+    }
+}
+
+fn fail_all(
+    out: &mut Vec<MessageOutcome>,
+    linked: &[(ObjectWork, CrmRecordState, String, Option<Record>)],
+    d: Disposition,
+) {
+    for (w, _, _, _) in linked {
+        done(out, &w.message_ids, &d);
+    }
+}
