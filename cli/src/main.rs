@@ -16,6 +16,7 @@ mod dev;
 mod dlq;
 mod hubspot;
 mod outbox;
+mod pairing;
 mod queues;
 mod reconcile;
 mod send;
