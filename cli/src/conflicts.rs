@@ -144,7 +144,7 @@ pub enum ConflictsCommand {
         #[arg(long, value_enum)]
         keep: Keep,
         #[command(flatten)]
-        sync: SyncArgs,
+        sync: Box<SyncArgs>,
     },
 }
 

@@ -4,7 +4,13 @@
 //! make duplicates in whichever side is written second, so every record is paired first, by
 //! the key both sides agree identifies it — HubSpot contacts by `email` with Attio people by
 //! `email_addresses`, HubSpot companies by `domain` with Attio companies by `domains` — and
-//! every read happens before any write:
+//! every read happens before any write. Attio keeps both unique per object ("Unique,
+//! multiselect": <https://docs.attio.com/docs/standard-objects/standard-objects-companies>, and
+//! the person's `email_addresses`,
+//! <https://docs.attio.com/docs/attribute-types/attribute-types-email-address>, compared in
+//! their normalised, lower-case form); HubSpot keeps contact emails unique
+//! (<https://developers.hubspot.com/docs/api/crm/contacts>) but not company domains
+//! (<https://developers.hubspot.com/docs/api/crm/companies>), so duplicates are expected there:
 //!
 //! 1. HubSpot's objects are listed (`CrmSource::list_page`, 100 a page) and Attio's records
 //!    read in pages (the backfill's own `records/query` walk).
@@ -137,8 +143,8 @@ pub fn plan(
         }
     }
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for n in 0..nodes.len() {
-        if n < a && linked_ids.contains(&nodes[n].id) {
+    for (n, side) in nodes.iter().enumerate() {
+        if n < a && linked_ids.contains(&side.id) {
             continue;
         }
         let r = root(&mut parent, n);
