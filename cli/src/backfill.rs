@@ -1,6 +1,9 @@
 //! `attio-relay backfill --object people`: a full sync of one Attio object through the same
 //! mapping, upsert and id mappings as the records consumer, page by page (500 records), with
 //! the position saved after every page so an interrupted run resumes where it stopped.
+//!
+//! `--direction both` is initial matching for two-way sync instead (`pairing.rs`): existing
+//! records of both sides paired by email or domain before anything is written.
 
 use std::path::PathBuf;
 
@@ -13,7 +16,7 @@ use relay_crm::CrmSink;
 use relay_embedded::LocalDb;
 use relay_events::clock::SystemClock;
 use relay_mappings::SqliteMappings;
-use relay_mappings::{DynamoDbMappings, IdMappings};
+use relay_mappings::{DynamoDbMappings, IdMappings, SyncLedger};
 use relay_ratelimit::{Budgets, DynamoDbBudget, RateBudget, SqliteBudget};
 use relay_reconcile::{FilePositions, SyncPosition, WalkObserver, WalkOptions, walk_object};
 use relay_sync::{FieldMapping, PageReport, SyncContext};
@@ -34,10 +37,27 @@ pub struct BackfillArgs {
     /// Start from the first record even if an earlier run stopped halfway.
     #[arg(long)]
     pub restart: bool,
+    /// attio-to-hubspot (default): sync every Attio record to HubSpot, as always. both:
+    /// initial matching for two-way sync — pair existing records (people by email, companies
+    /// by domain) before anything is written, link each pair, create what exists on one side
+    /// only, and report what could not be matched (nothing is written for it). Needs
+    /// HUBSPOT_TOKEN.
+    #[arg(long, value_enum, default_value_t = Direction::AttioToHubspot)]
+    pub direction: Direction,
+    /// With --direction both: read both sides and print the report, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub sync: SyncArgs,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+/// Which way a backfill goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Direction {
+    AttioToHubspot,
+    Both,
 }
 
 /// Where a full sync keeps its state: the mappings (DynamoDB, or the local SQLite file) and the
@@ -62,6 +82,10 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
         fields.crm_object(&args.object).is_some(),
         "the field mapping has no [objects.{}]: nothing to sync it to",
         args.object
+    );
+    anyhow::ensure!(
+        !args.dry_run || args.direction == Direction::Both,
+        "--dry-run goes with --direction both (a plain backfill has nothing to plan)"
     );
     let token =
         args.sync.attio_token.as_deref().context(
@@ -128,18 +152,34 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
 }
 
 /// Runs the walk with whichever sink was chosen (one monomorphised walk per sink type).
-async fn walk_with<M: IdMappings>(
+async fn walk_with<M: IdMappings + SyncLedger>(
     target: CrmTarget,
     args: &BackfillArgs,
     attio: AttioClient,
     mappings: M,
     fields: FieldMapping,
 ) -> anyhow::Result<()> {
-    match target {
-        CrmTarget::HubSpot(sink) => {
+    match (target, args.direction) {
+        (CrmTarget::HubSpot(sink), Direction::Both) => {
+            let object = fields.crm_object(&args.object).context("mapped above")?;
+            let source = attio.clone();
+            let ctx = SyncContext::new(attio, sink, mappings, fields);
+            let settings = crate::pairing::Pairing {
+                slug: &args.object,
+                object,
+                page_size: args.page_size,
+                dry_run: args.dry_run,
+                clock: &SystemClock,
+            };
+            crate::pairing::run(&ctx, &source, &settings).await
+        }
+        (CrmTarget::Outbox(_), Direction::Both) => anyhow::bail!(
+            "--direction both reads HubSpot to pair records: set HUBSPOT_TOKEN (or --hubspot-token)"
+        ),
+        (CrmTarget::HubSpot(sink), Direction::AttioToHubspot) => {
             walk(args, SyncContext::new(attio, sink, mappings, fields)).await
         }
-        CrmTarget::Outbox(sink) => {
+        (CrmTarget::Outbox(sink), Direction::AttioToHubspot) => {
             walk(args, SyncContext::new(attio, sink, mappings, fields)).await
         }
     }

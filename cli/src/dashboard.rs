@@ -1,5 +1,6 @@
 //! The local dashboard at `/_relay` on the dev server: recent deliveries, where each one's
-//! events are (queued, synced, in a DLQ), and a replay button for every dead letter.
+//! events are (queued, synced, in a DLQ), a replay button for every dead letter, and two-way
+//! sync's open conflicts (how many, the newest few; `attio-relay conflicts` settles them).
 //! Server-rendered HTML with plain forms: nothing to build, works without JavaScript.
 //!
 //! It reads and replays through the same [queue admin](crate::queues) as `dlq` and `status`,
@@ -14,6 +15,8 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use relay_embedded::LocalDb;
 use relay_idempotency::SqliteIdempotencyStore;
+use relay_mappings::{Conflict, ConflictFilter, ConflictStore, SqliteConflicts};
+use relay_sync::formats::iso_instant;
 use serde::Deserialize;
 
 use crate::queues::{LocalAdmin, QueueAdmin, QueueMessage, ReplayRequest, Selector, SqliteQueue};
@@ -21,20 +24,79 @@ use crate::queues::{LocalAdmin, QueueAdmin, QueueMessage, ReplayRequest, Selecto
 /// At most this many messages read per queue for one page: the page stays fast however full
 /// a local queue gets (the queued count comes from the depths, not from this).
 const PAGE_MAX: usize = 1000;
+/// Open conflicts counted for one page (more shows as "1000+"): the count is read by listing,
+/// which stays fast on the local file at this size.
+const CONFLICTS_COUNTED: usize = 1000;
+/// Open conflicts shown, newest first; `attio-relay conflicts list` shows the rest.
+const CONFLICTS_SHOWN: usize = 5;
 
 /// What the dashboard reads.
 #[derive(Clone)]
 pub struct Dashboard {
     pub queues: QueueAdmin,
     pub store: SqliteIdempotencyStore,
+    pub conflicts: SqliteConflicts,
 }
 
 impl Dashboard {
     pub fn new(db: LocalDb, queue: SqliteQueue) -> Self {
         Self {
             queues: QueueAdmin::Local(LocalAdmin::new(db.clone(), queue)),
-            store: SqliteIdempotencyStore::new(db),
+            store: SqliteIdempotencyStore::new(db.clone()),
+            conflicts: SqliteConflicts::new(db),
         }
+    }
+}
+
+/// The open conflicts: how many (up to [`CONFLICTS_COUNTED`], `true` when there are more) and
+/// the newest, first.
+async fn open_conflicts(store: &SqliteConflicts) -> anyhow::Result<(Vec<Conflict>, bool)> {
+    let page = store
+        .list(ConflictFilter::Open, CONFLICTS_COUNTED, None)
+        .await?;
+    Ok((page.conflicts, page.next.is_some()))
+}
+
+/// The conflicts section: the count, the newest few (values are shown, as `conflicts list`
+/// shows them: the dashboard is the operator's, on loopback), and how to settle them.
+fn conflicts_html(html: &mut String, open: &[Conflict], more: bool) {
+    let count = if more {
+        format!("{}+", open.len())
+    } else {
+        open.len().to_string()
+    };
+    let _ = write!(
+        html,
+        "<h2>Conflicts</h2><p id=\"open-conflicts\"><span class=\"count\">{count}</span> open conflict(s):          fields changed in Attio and HubSpot since their last sync; the later change was kept.          Settle one with <code>attio-relay conflicts resolve &lt;id&gt; --keep attio|hubspot</code>.</p>\
+         <table id=\"conflicts\"><tr><th>id</th><th>object</th><th>record</th><th>property</th>\
+         <th>attio value</th><th>attio changed</th><th>hubspot value</th><th>hubspot changed</th><th>winner</th></tr>"
+    );
+    for c in open.iter().take(CONFLICTS_SHOWN) {
+        let value = |v: &Option<String>| escape(v.as_deref().unwrap_or("(empty)"));
+        let _ = write!(
+            html,
+            "<tr data-conflict-id=\"{id}\"><td>{id}</td><td>{object}</td><td>{record}</td><td>{property}</td>\
+             <td>{attio}</td><td>{attio_at}</td><td>{hubspot}</td><td>{hubspot_at}</td><td>{winner}</td></tr>",
+            id = escape(&c.id),
+            object = c.object.as_str(),
+            record = escape(&c.attio_record_id),
+            property = escape(&c.property),
+            attio = value(&c.attio.value),
+            attio_at = iso_instant(c.attio.changed_at_ms),
+            hubspot = value(&c.hubspot.value),
+            hubspot_at = iso_instant(c.hubspot.changed_at_ms),
+            winner = c.winner.as_str(),
+        );
+    }
+    if open.is_empty() {
+        html.push_str("<tr><td colspan=\"9\">no open conflicts</td></tr>");
+    }
+    html.push_str("</table>");
+    if open.len() > CONFLICTS_SHOWN {
+        let _ = write!(
+            html,
+            "<p>the newest {CONFLICTS_SHOWN} shown: <code>attio-relay conflicts list</code> lists them all.</p>"
+        );
     }
 }
 
@@ -72,6 +134,10 @@ pub async fn page(State(dashboard): State<Dashboard>) -> Response {
     };
     let deliveries = match dashboard.store.recent(50).await {
         Ok(rows) => rows,
+        Err(e) => return internal(e),
+    };
+    let (conflicts, more_conflicts) = match open_conflicts(&dashboard.conflicts).await {
+        Ok(read) => read,
         Err(e) => return internal(e),
     };
     let mut per_key: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
@@ -122,10 +188,9 @@ pub async fn page(State(dashboard): State<Dashboard>) -> Response {
     if dead.is_empty() {
         html.push_str("<tr><td colspan=\"5\">no dead letters</td></tr>");
     }
-    let _ = write!(
-        html,
-        "</table><p>{queued} message(s) queued.</p></body></html>"
-    );
+    let _ = write!(html, "</table><p>{queued} message(s) queued.</p>");
+    conflicts_html(&mut html, &conflicts, more_conflicts);
+    html.push_str("</body></html>");
     Html(html).into_response()
 }
 

@@ -9,12 +9,14 @@
 //! ```
 
 mod backfill;
+mod conflicts;
 mod consumers;
 mod dashboard;
 mod dev;
 mod dlq;
 mod hubspot;
 mod outbox;
+mod pairing;
 mod queues;
 mod reconcile;
 mod send;
@@ -60,6 +62,9 @@ enum Command {
     /// Queue and DLQ depths, oldest message age, recent deliveries (AWS, or --local; with
     /// --local --show also every queued message).
     Status(status::StatusArgs),
+    /// See and settle two-way sync's conflicts: fields changed on both sides since their last
+    /// sync (list, show, resolve --keep attio|hubspot).
+    Conflicts(conflicts::ConflictsArgs),
     /// Full sync of one Attio object to the CRM, resumable, paced to leave room for live traffic.
     Backfill(backfill::BackfillArgs),
     /// Check that Attio still delivers (each relay webhook's status; non-zero exit when one is
@@ -84,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Dlq(args) => dlq::run(args).await,
         Command::Webhooks(args) => webhooks::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Conflicts(args) => conflicts::run(args).await,
         Command::Backfill(args) => backfill::run(args).await,
         Command::Reconcile(args) => reconcile::run(args).await,
     }

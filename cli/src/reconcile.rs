@@ -105,6 +105,8 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
                 page_size: PAGE_SIZE,
                 rate: attio_rate,
                 restart: false,
+                direction: backfill::Direction::AttioToHubspot,
+                dry_run: false,
                 sync: sync.clone(),
                 store: args.store.clone(),
             };

@@ -11,6 +11,8 @@ use integration_tests::cli::Cli;
 use integration_tests::moto;
 
 mod backfill;
+mod backfill_both;
+mod conflicts;
 mod dev_hubspot;
 mod dev_server;
 mod dlq_replay;

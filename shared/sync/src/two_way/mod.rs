@@ -42,6 +42,7 @@ mod values;
 pub(crate) use forward::FieldState;
 pub use hubspot_events::{HubspotChange, HubspotChangeKind, HubspotMessage};
 pub use reverse::HubspotHandler;
+pub use values::write_value;
 
 type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -158,13 +159,20 @@ pub(crate) struct SideValue {
 impl SideValue {
     pub fn new(spec: &PropertySpec, value: Option<String>, at_ms: i64) -> Self {
         let value = value.filter(|v| !v.trim().is_empty());
-        let fingerprint = fingerprint(Some(&spec.normalise(value.as_deref())));
+        let fingerprint = ledger_fingerprint(spec, value.as_deref());
         Self {
             value,
             fingerprint,
             at_ms,
         }
     }
+}
+
+/// The ledger's fingerprint of a value in HubSpot's form for `spec` (normalised first, so a
+/// date written as milliseconds and read back as `YYYY-MM-DD` compares equal). Public for the
+/// operator's tools, which record what they wrote in the ledger as the consumers do.
+pub fn ledger_fingerprint(spec: &PropertySpec, value: Option<&str>) -> String {
+    fingerprint(Some(&spec.normalise(value)))
 }
 
 /// The rule both directions apply. With a ledger entry: the side equal to it did not change.

@@ -41,7 +41,9 @@ pub(crate) fn attio_changed_at(values: &ValueMap, spec: &PropertySpec) -> i64 {
 }
 
 /// Adds to `out` the write that gives the spec's attribute HubSpot's `value` (`None`: empty).
-pub(crate) fn write_value(
+/// Public for the operator's tools (`attio-relay conflicts resolve`, `backfill --direction
+/// both`), which must reverse values exactly as the consumer does.
+pub fn write_value(
     spec: &PropertySpec,
     value: Option<&str>,
     record: Option<&ValueMap>,

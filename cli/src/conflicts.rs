@@ -1,0 +1,664 @@
+//! `attio-relay conflicts list|show|resolve`: see and settle two-way sync's conflicts.
+//!
+//! A conflict is a `both` field that changed in Attio and in HubSpot since its last sync. The
+//! consumers already synced the later change to the other side ("most recent wins") and kept
+//! the losing value here ([`relay_mappings::ConflictStore`]). An operator reads both values and
+//! keeps one:
+//!
+//! * `--keep <the winner>`: nothing to write, both sides already hold it; the conflict is
+//!   marked resolved.
+//! * `--keep <the loser>`: the loser's value is written to the side that holds the winner's —
+//!   HubSpot with `CrmSink::update` of that one property on the mapped object, Attio with
+//!   `AttioWriter::update_record` after reversing HubSpot's text through the field mapping
+//!   (`relay_sync::two_way::write_value`, the consumer's own function, so the CLI cannot write
+//!   a value the consumer would not). Then the ledger records the value as agreed, so the
+//!   webhook the write causes is an echo and goes nowhere, and only then is the conflict
+//!   marked resolved: a failed write leaves it open to try again.
+//!
+//! The store is chosen as `backfill` chooses its mappings: the local SQLite file of `attio-relay
+//! dev` (`--data-dir`) by default, DynamoDB with `--conflicts-table` (`CONFLICTS_TABLE`, the
+//! stack output `ConflictsTableName`) and, to resolve, `--mappings-table` for the ledger and
+//! the id mappings. The values are personal data: they are printed to the operator's
+//! terminal, which is what the command is for, and never logged.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use relay_attio::{AttioApi, AttioValues, AttioWriter};
+use relay_crm::{CrmId, CrmSink, Properties};
+use relay_embedded::LocalDb;
+use relay_events::clock::{Clock, SystemClock};
+use relay_mappings::{
+    Conflict, ConflictFilter, ConflictStore, DynamoDbConflicts, DynamoDbMappings, IdMappings,
+    Ledger, Resolution, Side, SqliteConflicts, SqliteMappings, SyncDirection, SyncLedger, Synced,
+};
+use relay_sync::FieldMapping;
+use relay_sync::formats::iso_instant;
+use relay_sync::two_way::{ledger_fingerprint, write_value};
+use serde_json::{Value, json};
+
+use crate::sync_args::{CrmTarget, SyncArgs};
+
+/// The shortest id prefix `show` and `resolve` accept: 6 hex digits make a collision among a
+/// few thousand conflicts unlikely, and an ambiguous one is refused with the candidates.
+const MIN_PREFIX: usize = 6;
+/// Conflicts read per page when a prefix is searched.
+const SEARCH_PAGE: usize = 500;
+
+#[derive(Debug, clap::Args)]
+#[command(long_about = "See and settle two-way sync's conflicts.
+
+A conflict is a field synced both ways (direction = \"both\" in the field mapping) that \
+changed in Attio and in HubSpot since its last sync. The later change has already been \
+synced to the other side; the losing value is kept here, with both values and when each \
+side changed it, until you decide.
+
+`resolve --keep attio|hubspot` keeps one side's value: if it is the winner's, the conflict \
+is only marked resolved (both sides already hold it); if it is the loser's, it is written to \
+the other side first (HubSpot: that one property of the mapped object; Attio: the mapped \
+attribute, reversed through the field mapping), recorded as the agreed value so the write \
+does not come back as a change, and then marked resolved.
+
+By default the local run's SQLite file (attio-relay dev, --data-dir) is used; give \
+--conflicts-table (the stack output ConflictsTableName) for a deployment, and to resolve \
+also --mappings-table (MappingsTableName). Values are personal data: they are shown here, \
+never logged.")]
+pub struct ConflictsArgs {
+    #[command(subcommand)]
+    pub command: ConflictsCommand,
+    #[command(flatten)]
+    pub store: ConflictStoreArgs,
+    /// Print JSON instead of a table, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Where the conflicts (and, to resolve, the ledger and id mappings) are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConflictStoreArgs {
+    /// DynamoDB conflicts table (the stack output ConflictsTableName); default: the local
+    /// SQLite file in --data-dir.
+    #[arg(long, global = true, env = "CONFLICTS_TABLE")]
+    pub conflicts_table: Option<String>,
+    /// DynamoDB mappings table (MappingsTableName): the sync ledger and id mappings `resolve`
+    /// updates. Needed with --conflicts-table to resolve.
+    #[arg(long, global = true, env = "MAPPINGS_TABLE")]
+    pub mappings_table: Option<String>,
+    /// Endpoint for DynamoDB (an emulator).
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// Use the local run's SQLite file even when CONFLICTS_TABLE is set.
+    #[arg(long, global = true)]
+    pub local: bool,
+    /// Folder of the local run (its relay.sqlite holds the conflicts).
+    #[arg(long, global = true, default_value_os_t = crate::default_data_dir(), env = "ATTIO_RELAY_DATA_DIR")]
+    pub data_dir: PathBuf,
+}
+
+/// The side to keep, as typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Keep {
+    Attio,
+    Hubspot,
+}
+
+impl From<Keep> for Side {
+    fn from(keep: Keep) -> Self {
+        match keep {
+            Keep::Attio => Side::Attio,
+            Keep::Hubspot => Side::Hubspot,
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ConflictsCommand {
+    /// List conflicts, newest first: open ones by default.
+    List {
+        /// Open and resolved conflicts.
+        #[arg(long, conflicts_with = "resolved")]
+        all: bool,
+        /// Only resolved conflicts.
+        #[arg(long)]
+        resolved: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show one conflict whole: both values in full, when each side changed, the winner.
+    Show {
+        /// Its id, or a unique prefix of at least 6 characters.
+        id: String,
+    },
+    /// Keep one side's value: write it to the other side if it lost, then mark the conflict
+    /// resolved.
+    ///
+    /// Keeping the winner only marks it resolved. Keeping the loser writes its value to the
+    /// other side (needs HUBSPOT_TOKEN to write to HubSpot — without it the write goes to the
+    /// local outbox, as in `dev` — or ATTIO_API_TOKEN to write to Attio), records it in the
+    /// sync ledger so it does not echo back, then marks the conflict resolved.
+    Resolve {
+        /// Its id, or a unique prefix of at least 6 characters.
+        id: String,
+        /// The side whose value to keep.
+        #[arg(long, value_enum)]
+        keep: Keep,
+        #[command(flatten)]
+        sync: Box<SyncArgs>,
+    },
+}
+
+/// The conflicts store the flags chose.
+enum Store {
+    Local(LocalDb),
+    Aws {
+        client: aws_sdk_dynamodb::Client,
+        conflicts: String,
+        mappings: Option<String>,
+    },
+}
+
+impl Store {
+    async fn open(args: &ConflictStoreArgs) -> anyhow::Result<Self> {
+        match (&args.conflicts_table, args.local) {
+            (Some(table), false) => {
+                let mut loader = aws_config::from_env();
+                if let Some(url) = &args.endpoint_url {
+                    loader = loader.endpoint_url(url);
+                }
+                Ok(Self::Aws {
+                    client: aws_sdk_dynamodb::Client::new(&loader.load().await),
+                    conflicts: table.clone(),
+                    mappings: args.mappings_table.clone(),
+                })
+            }
+            _ => {
+                let file = crate::dev::database_file(&args.data_dir);
+                anyhow::ensure!(
+                    file.exists(),
+                    "no local run in {} (no {}): run `attio-relay dev` there, or give --conflicts-table",
+                    args.data_dir.display(),
+                    file.display()
+                );
+                Ok(Self::Local(LocalDb::open(&file)?))
+            }
+        }
+    }
+}
+
+pub async fn run(args: ConflictsArgs) -> anyhow::Result<()> {
+    match Store::open(&args.store).await? {
+        Store::Local(db) => {
+            let conflicts = SqliteConflicts::new(db.clone());
+            command(&args, &conflicts, || Ok(SqliteMappings::new(db.clone()))).await
+        }
+        Store::Aws {
+            client,
+            conflicts,
+            mappings,
+        } => {
+            let store = DynamoDbConflicts::new(client.clone(), conflicts);
+            command(&args, &store, || {
+                let table = mappings.clone().context(
+                    "give --mappings-table (MAPPINGS_TABLE, the stack output MappingsTableName): resolving records the kept value in the sync ledger there",
+                )?;
+                Ok(DynamoDbMappings::new(client.clone(), table))
+            })
+            .await
+        }
+    }
+}
+
+/// Runs the subcommand on one store; `mappings` opens the ledger and id mappings (only
+/// `resolve` needs them).
+async fn command<C, M>(
+    args: &ConflictsArgs,
+    store: &C,
+    mappings: impl FnOnce() -> anyhow::Result<M>,
+) -> anyhow::Result<()>
+where
+    C: ConflictStore,
+    M: IdMappings + SyncLedger,
+{
+    match &args.command {
+        ConflictsCommand::List {
+            all,
+            resolved,
+            limit,
+        } => {
+            let filter = match (all, resolved) {
+                (true, _) => ConflictFilter::All,
+                (_, true) => ConflictFilter::Resolved,
+                _ => ConflictFilter::Open,
+            };
+            let (listed, more) = list(store, filter, *limit).await?;
+            if args.json {
+                let rows: Vec<Value> = listed.iter().map(to_json).collect();
+                println!("{}", json!({"conflicts": rows, "more": more}));
+            } else {
+                print_table(&listed);
+                if more {
+                    println!("(more: raise --limit to see them)");
+                }
+            }
+            Ok(())
+        }
+        ConflictsCommand::Show { id } => {
+            let conflict = find(store, id).await?;
+            if args.json {
+                println!("{}", to_json(&conflict));
+            } else {
+                print_one(&conflict);
+            }
+            Ok(())
+        }
+        ConflictsCommand::Resolve { id, keep, sync } => {
+            let conflict = find(store, id).await?;
+            let keep = Side::from(*keep);
+            let mappings = mappings()?;
+            let done = resolve_with(
+                store,
+                &mappings,
+                sync,
+                &args.store.data_dir,
+                &conflict,
+                keep,
+                &SystemClock,
+            )
+            .await?;
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"id": conflict.id, "kept": keep.as_str(), "written_to": done.written_to.map(Side::as_str)})
+                );
+            } else {
+                println!("{}", done.describe(&conflict, keep));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Up to `limit` conflicts of `filter`, newest first, and whether there are more.
+async fn list<C: ConflictStore>(
+    store: &C,
+    filter: ConflictFilter,
+    limit: usize,
+) -> anyhow::Result<(Vec<Conflict>, bool)> {
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    while listed.len() < limit {
+        let page = store
+            .list(filter, limit - listed.len(), after.as_deref())
+            .await?;
+        listed.extend(page.conflicts);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok((listed, false)),
+        }
+    }
+    listed.truncate(limit);
+    let more = match after {
+        Some(next) => !store
+            .list(filter, 1, Some(&next))
+            .await?
+            .conflicts
+            .is_empty(),
+        None => false,
+    };
+    Ok((listed, more))
+}
+
+/// The conflict `text` names: its whole id, or a prefix of at least [`MIN_PREFIX`]
+/// characters that only one conflict (open or resolved) has.
+async fn find<C: ConflictStore>(store: &C, text: &str) -> anyhow::Result<Conflict> {
+    let text = text.trim().to_ascii_lowercase();
+    if let Some(conflict) = store.get(&text).await? {
+        return Ok(conflict);
+    }
+    anyhow::ensure!(
+        text.len() >= MIN_PREFIX,
+        "no conflict {text}; a prefix needs at least {MIN_PREFIX} characters"
+    );
+    let mut found: Vec<Conflict> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list(ConflictFilter::All, SEARCH_PAGE, after.as_deref())
+            .await?;
+        found.extend(
+            page.conflicts
+                .into_iter()
+                .filter(|c| c.id.starts_with(&text)),
+        );
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    match found.len() {
+        0 => bail!("no conflict {text} (`attio-relay conflicts list --all` lists them)"),
+        1 => Ok(found.remove(0)),
+        _ => {
+            let ids: Vec<&str> = found.iter().map(|c| c.id.as_str()).collect();
+            bail!(
+                "{text} is the start of {} conflicts ({}): give more of the id",
+                ids.len(),
+                ids.join(", ")
+            )
+        }
+    }
+}
+
+/// What `resolve` did.
+struct Resolved {
+    /// The side written to (the loser was kept), or `None` (the winner was kept).
+    written_to: Option<Side>,
+    /// The write went to the local outbox (no HubSpot token).
+    to_outbox: bool,
+}
+
+impl Resolved {
+    fn describe(&self, conflict: &Conflict, keep: Side) -> String {
+        let id = &conflict.id;
+        match self.written_to {
+            None => format!(
+                "{id}: kept {} (the winner, already on both sides); marked resolved",
+                keep.as_str()
+            ),
+            Some(side) => format!(
+                "{id}: kept {}'s value of {}: written to {}{}, recorded in the sync ledger; marked resolved",
+                keep.as_str(),
+                conflict.property,
+                side.as_str(),
+                if self.to_outbox {
+                    " (the local outbox: no HUBSPOT_TOKEN)"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+}
+
+/// Builds the clients a loser's value needs and resolves.
+async fn resolve_with<C: ConflictStore, M: IdMappings + SyncLedger>(
+    store: &C,
+    mappings: &M,
+    sync: &SyncArgs,
+    data_dir: &std::path::Path,
+    conflict: &Conflict,
+    keep: Side,
+    clock: &dyn Clock,
+) -> anyhow::Result<Resolved> {
+    let now_ms = clock.now() * 1000;
+    if keep == conflict.winner {
+        mark(store, conflict, keep, now_ms).await?;
+        return Ok(Resolved {
+            written_to: None,
+            to_outbox: false,
+        });
+    }
+    let fields = sync.fields()?;
+    let write = Write {
+        fields: &fields,
+        mappings,
+        conflict,
+        now_ms,
+    };
+    match keep {
+        // Attio's value goes to HubSpot.
+        Side::Attio => {
+            let to_outbox = sync.hubspot_token.is_none();
+            match sync.crm(data_dir)? {
+                CrmTarget::HubSpot(sink) => write.to_hubspot(&sink).await?,
+                CrmTarget::Outbox(sink) => write.to_hubspot(&sink).await?,
+            }
+            mark(store, conflict, keep, now_ms).await?;
+            Ok(Resolved {
+                written_to: Some(Side::Hubspot),
+                to_outbox,
+            })
+        }
+        // HubSpot's value goes to Attio.
+        Side::Hubspot => {
+            let token = sync.attio_token.as_deref().context(
+                "set ATTIO_API_TOKEN (or --attio-token): keeping HubSpot's value writes it to Attio",
+            )?;
+            let attio = sync.attio(token, None)?;
+            write.to_attio(&attio).await?;
+            mark(store, conflict, keep, now_ms).await?;
+            Ok(Resolved {
+                written_to: Some(Side::Attio),
+                to_outbox: false,
+            })
+        }
+    }
+}
+
+async fn mark<C: ConflictStore>(
+    store: &C,
+    conflict: &Conflict,
+    keep: Side,
+    now_ms: i64,
+) -> anyhow::Result<()> {
+    let resolution = Resolution {
+        kept: keep,
+        at_ms: now_ms,
+    };
+    store.resolve(&conflict.id, &resolution).await?;
+    Ok(())
+}
+
+/// Writing a conflict's losing value to the side that holds the winner's.
+pub(crate) struct Write<'a, M> {
+    pub fields: &'a FieldMapping,
+    pub mappings: &'a M,
+    pub conflict: &'a Conflict,
+    pub now_ms: i64,
+}
+
+impl<M: IdMappings + SyncLedger> Write<'_, M> {
+    /// The Attio object and the property's spec, from the field mapping as it is now.
+    fn spec(&self) -> anyhow::Result<(&str, &relay_sync::PropertySpec)> {
+        let c = self.conflict;
+        let (slug, mapping) = self
+            .fields
+            .objects
+            .iter()
+            .find(|(_, m)| {
+                relay_crm::CrmObject::parse(&m.crm_object) == Some(c.object)
+                    && m.properties.contains_key(&c.property)
+            })
+            .with_context(|| {
+                format!(
+                    "the field mapping no longer maps {} property {}: nothing to write it with",
+                    c.object, c.property
+                )
+            })?;
+        Ok((slug.as_str(), &mapping.properties[&c.property]))
+    }
+
+    /// Attio's value to HubSpot: one property of the mapped object (the mapping's id, which
+    /// follows merges; the conflict's as recorded otherwise).
+    pub async fn to_hubspot<S: CrmSink>(&self, crm: &S) -> anyhow::Result<()> {
+        let c = self.conflict;
+        let (_, spec) = self.spec()?;
+        let id = self
+            .mappings
+            .get(c.object, &c.attio_record_id)
+            .await?
+            .unwrap_or_else(|| CrmId(c.crm_id.clone()));
+        let value = c.attio.value.clone().unwrap_or_default();
+        let properties: Properties = [(c.property.clone(), value.clone())].into();
+        crm.update(c.object, &id, &properties)
+            .await
+            .with_context(|| format!("writing {} to HubSpot {} {id}", c.property, c.object))?;
+        self.record(spec, Some(&value), SyncDirection::AttioToHubspot)
+            .await
+    }
+
+    /// HubSpot's value to Attio, reversed through the field mapping by the consumer's own
+    /// function, over the record as it is now (a name part keeps the other part; a first
+    /// email replaces the first and keeps the rest).
+    pub async fn to_attio<A: AttioApi + AttioWriter>(&self, attio: &A) -> anyhow::Result<()> {
+        let c = self.conflict;
+        let (slug, spec) = self.spec()?;
+        anyhow::ensure!(
+            spec.reverse_problem().is_none(),
+            "{} cannot be written back to Attio: {}",
+            c.property,
+            spec.reverse_problem().unwrap_or_default()
+        );
+        let record = attio
+            .get_record(slug, &c.attio_record_id)
+            .await
+            .with_context(|| format!("reading Attio {slug} {}", c.attio_record_id))?;
+        let mut values = AttioValues::new();
+        write_value(
+            spec,
+            c.hubspot.value.as_deref(),
+            Some(&record.values),
+            &mut values,
+        );
+        attio
+            .update_record(slug, &c.attio_record_id, &values)
+            .await
+            .with_context(|| {
+                format!(
+                    "writing {} to Attio {slug} {}",
+                    c.attribute, c.attio_record_id
+                )
+            })?;
+        self.record(
+            spec,
+            c.hubspot.value.as_deref(),
+            SyncDirection::HubspotToAttio,
+        )
+        .await
+    }
+
+    /// The kept value as the field's agreed value: its webhook is then an echo.
+    async fn record(
+        &self,
+        spec: &relay_sync::PropertySpec,
+        value: Option<&str>,
+        direction: SyncDirection,
+    ) -> anyhow::Result<()> {
+        let c = self.conflict;
+        let entry = Synced {
+            fingerprint: ledger_fingerprint(spec, value),
+            at_ms: self.now_ms,
+            direction,
+        };
+        let entries: Ledger = [(c.property.clone(), entry)].into();
+        self.mappings
+            .record(c.object, &c.attio_record_id, &entries)
+            .await?;
+        Ok(())
+    }
+}
+
+fn status(conflict: &Conflict) -> String {
+    match &conflict.resolution {
+        None => "open".to_owned(),
+        Some(r) => format!("kept {}", r.kept.as_str()),
+    }
+}
+
+fn to_json(c: &Conflict) -> Value {
+    json!({
+        "id": c.id,
+        "object": c.object.as_str(),
+        "attio_record_id": c.attio_record_id,
+        "crm_id": c.crm_id,
+        "property": c.property,
+        "attribute": c.attribute,
+        "attio": {"value": c.attio.value, "changed_at": iso_instant(c.attio.changed_at_ms)},
+        "hubspot": {"value": c.hubspot.value, "changed_at": iso_instant(c.hubspot.changed_at_ms)},
+        "winner": c.winner.as_str(),
+        "detected_at": iso_instant(c.detected_at_ms),
+        "resolution": c.resolution.as_ref().map(|r| json!({"kept": r.kept.as_str(), "at": iso_instant(r.at_ms)})),
+    })
+}
+
+/// A value cut to `width` characters for the table (`show` prints it whole).
+fn cell(value: Option<&str>, width: usize) -> String {
+    let text = value.unwrap_or("(empty)");
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+fn print_table(conflicts: &[Conflict]) {
+    if conflicts.is_empty() {
+        println!("no conflicts");
+        return;
+    }
+    println!(
+        "{:<24}  {:<9}  {:<36}  {:<16}  {:<24}  {:<24}  {:<24}  {:<24}  {:<7}  status",
+        "id",
+        "object",
+        "record",
+        "property",
+        "attio value",
+        "attio changed",
+        "hubspot value",
+        "hubspot changed",
+        "winner"
+    );
+    for c in conflicts {
+        println!(
+            "{:<24}  {:<9}  {:<36}  {:<16}  {:<24}  {:<24}  {:<24}  {:<24}  {:<7}  {}",
+            c.id,
+            c.object.as_str(),
+            c.attio_record_id,
+            c.property,
+            cell(c.attio.value.as_deref(), 24),
+            iso_instant(c.attio.changed_at_ms),
+            cell(c.hubspot.value.as_deref(), 24),
+            iso_instant(c.hubspot.changed_at_ms),
+            c.winner.as_str(),
+            status(c)
+        );
+    }
+}
+
+fn print_one(c: &Conflict) {
+    let value = |v: &Option<String>| v.clone().unwrap_or_else(|| "(empty)".to_owned());
+    println!("conflict  {}", c.id);
+    println!(
+        "record    {} {} (HubSpot {} {})",
+        c.object, c.attio_record_id, c.object, c.crm_id
+    );
+    println!("field     {} (Attio {})", c.property, c.attribute);
+    println!(
+        "attio     {}  changed {}",
+        value(&c.attio.value),
+        iso_instant(c.attio.changed_at_ms)
+    );
+    println!(
+        "hubspot   {}  changed {}",
+        value(&c.hubspot.value),
+        iso_instant(c.hubspot.changed_at_ms)
+    );
+    println!(
+        "winner    {} (the later change; synced to {})",
+        c.winner.as_str(),
+        c.loser().as_str()
+    );
+    println!("detected  {}", iso_instant(c.detected_at_ms));
+    match &c.resolution {
+        None => println!(
+            "status    open: attio-relay conflicts resolve {} --keep attio|hubspot",
+            c.id
+        ),
+        Some(r) => println!(
+            "status    resolved {}: kept {}",
+            iso_instant(r.at_ms),
+            r.kept.as_str()
+        ),
+    }
+}
