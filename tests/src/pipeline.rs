@@ -12,7 +12,7 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use http::StatusCode;
 use relay_attio::{AttioClient, AttioConfig};
-use relay_consumer::{BatchHandler, SqsDeadLetters, handle_sqs_event};
+use relay_consumer::{QueueHandler, SqsDeadLetters, handle_sqs_event};
 use relay_crm::{HubSpotConfig, HubSpotSink};
 use relay_events::EventFamily;
 use relay_events::clock::{Clock, UnixSeconds};
@@ -151,7 +151,7 @@ pub struct Consumer<'a, H> {
 /// succeeded, make the failures visible again (here at once, instead of after the visibility
 /// timeout). Killed invocations delete nothing. Both move `mapping_clock` past the visibility
 /// timeout, when Lambda would redeliver: the consumers see the time that would have passed.
-pub async fn drive_consumer<H: BatchHandler>(
+pub async fn drive_consumer<H: QueueHandler>(
     config: &SdkConfig,
     consumer: Consumer<'_, H>,
     mapping_clock: &AtomicI64,
