@@ -107,7 +107,9 @@ enum Case {
     /// The same both-way field edited on both sides; `attio_first`: Attio's edit is the earlier.
     Conflict(Field, bool),
     /// `phone` edited in HubSpot (it does not flow back); with `attio_too`, Attio edits the
-    /// last name in the same round, after.
+    /// last name in the same round, after (the contact is upserted whole: phone put back);
+    /// without, HubSpot edits the job title too, so the relay writes to Attio and that write's
+    /// echo must not upsert the contact (it would put the phone back).
     HubspotPhone { attio_too: bool },
     /// Attio edits the last name, HubSpot the first name.
     Different,
@@ -593,6 +595,13 @@ async fn two_way_sync_settles_without_echo_writes_under_random_faults() {
                         crossing_to_hubspot += 1;
                         attio_touched = true;
                         attio_edits += 1;
+                    } else {
+                        let j = value(&person, Field::Job, "h");
+                        world.edit_hubspot(&person, Field::Job, &j);
+                        e.hubspot.set(Field::Job, &j);
+                        e.attio.set(Field::Job, &j);
+                        crossing_to_attio += 1;
+                        hubspot_edits += 1;
                     }
                 }
                 Case::Different => {
