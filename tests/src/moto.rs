@@ -125,11 +125,21 @@ pub struct TestQueues {
 }
 
 pub async fn fresh_queues(config: &SdkConfig, max_receive_count: u32) -> TestQueues {
+    fresh_queues_of(config, &EventFamily::ALL, max_receive_count).await
+}
+
+/// [`fresh_queues`] for the given families (`EventFamily::EVERY` adds the HubSpot ingest's
+/// `hubspot` queue, which the two-way tests drive).
+pub async fn fresh_queues_of(
+    config: &SdkConfig,
+    families: &[EventFamily],
+    max_receive_count: u32,
+) -> TestQueues {
     let sqs = aws_sdk_sqs::Client::new(config);
     let run = unique("q");
     let mut urls = QueueUrls::new();
     let mut dlqs = HashMap::new();
-    for family in EventFamily::ALL {
+    for &family in families {
         let dlq_url = sqs
             .create_queue()
             .queue_name(format!("{run}-{family}-dlq"))

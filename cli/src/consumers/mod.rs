@@ -32,7 +32,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use relay_consumer::{BatchHandler, DeadLetterError, DeadLetters, RawMessage, settle};
+use relay_consumer::{DeadLetterError, DeadLetters, QueueHandler, RawMessage, settle};
 use relay_events::{EventFamily, QueuedEvent, Subject};
 use relay_queue::{ReceivedMessage, SqliteQueue};
 use tokio::task::JoinSet;
@@ -171,7 +171,7 @@ fn subjects(body: &str) -> Vec<String> {
 /// batch's lease is renewed while the handler runs.
 async fn run_batch(
     queue: &SqliteQueue,
-    handler: &impl BatchHandler,
+    handler: &impl QueueHandler,
     received: &[ReceivedMessage],
     polling: Polling,
 ) -> anyhow::Result<()> {
@@ -322,7 +322,7 @@ struct Poller<H> {
     pool_renewed: Instant,
 }
 
-impl<H: BatchHandler + 'static> Poller<H> {
+impl<H: QueueHandler + 'static> Poller<H> {
     fn new(queue: SqliteQueue, family: EventFamily, handler: H, polling: Polling) -> Self {
         Self {
             queue,
@@ -481,7 +481,7 @@ impl<H: BatchHandler + 'static> Poller<H> {
 pub async fn poll_forever(
     queue: SqliteQueue,
     family: EventFamily,
-    handler: impl BatchHandler + 'static,
+    handler: impl QueueHandler + 'static,
     polling: Polling,
 ) {
     Poller::new(queue, family, handler, polling).run().await;

@@ -13,7 +13,8 @@ use relay_events::QueuedEvent;
 use relay_mappings::MemoryMappings;
 use relay_queue::{EventQueue, OutgoingMessage};
 use relay_sync::{
-    Disposition, FieldMapping, InboundEvent, MessageOutcome, RecordsHandler, SyncContext,
+    BatchHandler, Disposition, FieldMapping, InboundEvent, MessageOutcome, RecordsHandler,
+    SyncContext,
 };
 use serde_json::json;
 

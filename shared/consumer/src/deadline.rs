@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
-use relay_sync::{BatchHandler, Budget};
+use relay_sync::{Budget, QueueHandler};
 use tokio::time::Instant;
 
 use crate::{DeadLetters, handle_sqs_event_within};
@@ -35,7 +35,7 @@ pub async fn handle_lambda_event(
     event: LambdaEvent<SqsEvent>,
     now: SystemTime,
     margin: Duration,
-    handler: &impl BatchHandler,
+    handler: &impl QueueHandler,
     dead_letters: &impl DeadLetters,
 ) -> SqsBatchResponse {
     let budget = invocation_budget(event.context.deadline(), now, margin);

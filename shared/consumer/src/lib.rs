@@ -1,7 +1,11 @@
 //! The part every consumer function shares: an SQS batch in, a partial batch response out.
 //!
-//! Each body is parsed here, once, into the typed [`InboundEvent`] handlers read. Messages
-//! whose body is not a [`QueuedEvent`] (or whose event does not parse) never reach the handler;
+//! One runner for every queue ([`QueueHandler`]): the Attio families' handlers read typed
+//! [`InboundEvent`]s, the `hubspot` queue's reads HubSpot events; both get the same parsing,
+//! dead letters, holds, deadline and settlement below.
+//!
+//! Each body is parsed here, once, into what the handler reads. Messages whose body is not a
+//! queued event of the handler's kind (or whose event does not parse) never reach the handler;
 //! they, and every message the handler marks [`Disposition::DeadLetter`], are sent to the
 //! dead-letter queue at once with a `failure_reason` attribute (so operators see why), then
 //! deleted from the source queue. [`Disposition::Retry`] messages are reported in `batchItemFailures`, so only they are
@@ -23,8 +27,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use relay_events::QueuedEvent;
-pub use relay_sync::{BatchHandler, Budget, InboundEvent};
+pub use relay_sync::{BatchHandler, Budget, InboundEvent, QueueHandler};
 use relay_sync::{Disposition, MessageOutcome};
 
 mod dead_letters;
@@ -85,23 +88,16 @@ impl RawMessage {
     }
 }
 
-/// Parses a message body once, into the typed event handlers read; `Err` is why it is
-/// dead-lettered. An envelope that parses around an event that does not is the handler's kind
-/// of unreadable message, with the handler's reason.
-fn parse(message: &RawMessage, handler: &impl BatchHandler) -> Result<InboundEvent, String> {
-    let queued = QueuedEvent::from_body(&message.body)
-        .map_err(|err| format!("message body is not a queued Attio event: {err}"))?;
-    let event_type = queued.event_type.clone();
-    InboundEvent::from_queued(message.message_id.clone(), queued).map_err(|err| {
-        tracing::warn!(message_id = %message.message_id, error = %err, "queued event does not parse");
-        handler.unreadable(&event_type)
-    })
+/// Parses a message body once, into what the handler reads ([`QueueHandler::parse_message`]);
+/// `Err` is why it is dead-lettered.
+fn parse<H: QueueHandler>(message: &RawMessage, handler: &H) -> Result<H::Message, String> {
+    handler.parse_message(&message.message_id, &message.body)
 }
 
 /// Runs `handler` over raw messages and settles every message: returns the ids to retry.
 pub async fn settle(
     messages: Vec<RawMessage>,
-    handler: &impl BatchHandler,
+    handler: &impl QueueHandler,
     dead_letters: &impl DeadLetters,
 ) -> Vec<String> {
     settle_within(messages, &Budget::unlimited(), handler, dead_letters).await
@@ -112,7 +108,7 @@ pub async fn settle(
 pub async fn settle_within(
     messages: Vec<RawMessage>,
     budget: &Budget,
-    handler: &impl BatchHandler,
+    handler: &impl QueueHandler,
     dead_letters: &impl DeadLetters,
 ) -> Vec<String> {
     let mut inbound = Vec::with_capacity(messages.len());
@@ -127,7 +123,7 @@ pub async fn settle_within(
             }),
         }
     }
-    outcomes.extend(handler.handle_within(&inbound, budget).await);
+    outcomes.extend(handler.handle_messages(&inbound, budget).await);
 
     let mut retry = Vec::new();
     let mut deferred = 0usize;
@@ -194,7 +190,7 @@ pub async fn settle_within(
 /// An SQS event in, `batchItemFailures` out, without a deadline (see [`handle_lambda_event`]).
 pub async fn handle_sqs_event(
     event: SqsEvent,
-    handler: &impl BatchHandler,
+    handler: &impl QueueHandler,
     dead_letters: &impl DeadLetters,
 ) -> SqsBatchResponse {
     handle_sqs_event_within(event, &Budget::unlimited(), handler, dead_letters).await
@@ -204,7 +200,7 @@ pub async fn handle_sqs_event(
 pub async fn handle_sqs_event_within(
     event: SqsEvent,
     budget: &Budget,
-    handler: &impl BatchHandler,
+    handler: &impl QueueHandler,
     dead_letters: &impl DeadLetters,
 ) -> SqsBatchResponse {
     let messages = event.records.iter().map(RawMessage::from_sqs).collect();
@@ -221,7 +217,7 @@ mod tests {
     use std::sync::Mutex;
 
     use aws_lambda_events::event::sqs::SqsMessage;
-    use relay_events::Subject;
+    use relay_events::{QueuedEvent, Subject};
 
     use super::*;
 
@@ -478,5 +474,41 @@ mod tests {
         let message = RawMessage::from_sqs(&sqs_message("a", body("ok")));
         assert_eq!(message.receive_count, 3);
         assert_eq!(message.receipt_handle.as_deref(), Some("receipt-a"));
+    }
+
+    #[tokio::test]
+    async fn the_hubspot_queue_settles_in_the_same_runner_junk_dead_lettered_with_why() {
+        use std::sync::Arc;
+
+        use relay_attio::MemoryAttio;
+        use relay_crm::MemoryCrm;
+        use relay_mappings::MemoryMappings;
+        use relay_sync::two_way::HubspotHandler;
+        use relay_sync::{FieldMapping, SyncContext};
+
+        // Without two-way configured the handler keeps every readable message (retry).
+        let ctx = Arc::new(SyncContext::with_attio(
+            MemoryAttio::new(),
+            MemoryCrm::new(),
+            MemoryMappings::new(),
+            FieldMapping::default(),
+        ));
+        let handler = HubspotHandler::new(ctx);
+        let event = r#"{"source":"hubspot","dedupe_key":"k","received_at":1,"event":{"subscriptionType":"contact.propertyChange","objectId":1,"propertyName":"firstname","occurredAt":1}}"#;
+        let dlq = Dlq::default();
+        let messages = vec![raw("ok", event.into()), raw("junk", body("ok"))];
+
+        let retry = settle(messages, &handler, &dlq).await;
+
+        assert_eq!(retry, ["ok"]);
+        let sent = dlq.sent.into_inner().expect("lock");
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].0, "junk");
+        assert!(
+            sent[0]
+                .1
+                .starts_with("message body is not a queued HubSpot event: "),
+            "{sent:?}"
+        );
     }
 }

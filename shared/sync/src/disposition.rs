@@ -3,6 +3,8 @@ use std::future::Future;
 
 use relay_events::{Event, EventType, ParseError, QueuedEvent};
 
+use crate::two_way::{HubspotHandler, HubspotMessage};
+
 use crate::Budget;
 
 /// How one queue message ended.
@@ -148,5 +150,77 @@ pub trait BatchHandler: Send + Sync {
     /// whichever of the two it was, so operators see one reason for one problem.
     fn unreadable(&self, event_type: &EventType) -> String {
         format!("{event_type} does not carry the id this consumer needs")
+    }
+}
+
+/// A queue's consumer, whatever its messages are: what the one SQS partial-batch runner
+/// (`relay_consumer::settle`, the Lambda loop and `attio-relay dev`'s pollers) drives. Why one
+/// trait over two kinds of message: the `hubspot` queue's consumer must get exactly what the
+/// Attio consumers get — a body parsed once, unreadable ones dead-lettered with a reason,
+/// the deadline ([`Budget`]), holds, deferrals and settlement — without a second runner to
+/// keep in step. Every [`BatchHandler`] is one (its messages are queued Attio events, typed as
+/// [`InboundEvent`]); [`HubspotHandler`] is one over [`HubspotMessage`]s.
+pub trait QueueHandler: Send + Sync {
+    /// A message as the handler reads it.
+    type Message: Send + Sync;
+
+    /// Reads one message's body; `Err` is why the message is dead-lettered (retrying cannot
+    /// make a body readable).
+    fn parse_message(&self, message_id: &str, body: &str) -> Result<Self::Message, String>;
+
+    /// Handles a batch under `budget` ([`BatchHandler::handle_within`]): one outcome per
+    /// message; messages of groups left unstarted end [`Disposition::Deferred`].
+    fn handle_messages(
+        &self,
+        messages: &[Self::Message],
+        budget: &Budget,
+    ) -> impl Future<Output = Vec<MessageOutcome>> + Send;
+}
+
+impl<H: BatchHandler> QueueHandler for H {
+    type Message = InboundEvent;
+
+    /// An envelope that parses around an event that does not is the handler's kind of
+    /// unreadable message, with the handler's reason ([`BatchHandler::unreadable`]).
+    fn parse_message(&self, message_id: &str, body: &str) -> Result<InboundEvent, String> {
+        let queued = QueuedEvent::from_body(body)
+            .map_err(|err| format!("message body is not a queued Attio event: {err}"))?;
+        let event_type = queued.event_type.clone();
+        InboundEvent::from_queued(message_id.to_owned(), queued).map_err(|err| {
+            tracing::warn!(message_id, error = %err, "queued event does not parse");
+            self.unreadable(&event_type)
+        })
+    }
+
+    fn handle_messages(
+        &self,
+        messages: &[InboundEvent],
+        budget: &Budget,
+    ) -> impl Future<Output = Vec<MessageOutcome>> + Send {
+        self.handle_within(messages, budget)
+    }
+}
+
+impl<S, M, A> QueueHandler for HubspotHandler<S, M, A>
+where
+    S: relay_crm::CrmSink,
+    M: relay_mappings::IdMappings,
+    A: relay_attio::AttioApi + relay_attio::AttioWriter,
+{
+    type Message = HubspotMessage;
+
+    /// Only the envelope is checked here (`{"source":"hubspot","event":{"subscriptionType":…}}`,
+    /// as the HubSpot ingest queues it): a body that is not one is dead-lettered with why. An
+    /// event of a kind that is not synced back is the handler's to acknowledge.
+    fn parse_message(&self, message_id: &str, body: &str) -> Result<HubspotMessage, String> {
+        HubspotMessage::check(message_id, body)
+    }
+
+    fn handle_messages(
+        &self,
+        messages: &[HubspotMessage],
+        budget: &Budget,
+    ) -> impl Future<Output = Vec<MessageOutcome>> + Send {
+        self.handle_within(messages, budget)
     }
 }

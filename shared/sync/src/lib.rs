@@ -55,7 +55,7 @@ pub use backfill::PageReport;
 pub use batch::RecordRef;
 pub use budget::Budget;
 pub use context::{CREATE_LEASE, CREATE_SETTLE, StepError, SyncClock, SyncContext};
-pub use disposition::{BatchHandler, Disposition, InboundEvent, MessageOutcome};
+pub use disposition::{BatchHandler, Disposition, InboundEvent, MessageOutcome, QueueHandler};
 pub use engagements::{Engagement, EngagementHandler};
 pub use field_mapping::{
     AttributeSource, Direction, FieldMapping, FieldMappingError, Format, OwnerIds, Pick,

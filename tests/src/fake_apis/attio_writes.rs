@@ -141,6 +141,12 @@ impl FakeAttio {
         ))
     }
 
+    /// A person's `data` as the fake serves it now: as last written, else its template.
+    pub fn person_record(&self, record_id: &str) -> Value {
+        self.stored_record(record_id)
+            .unwrap_or_else(|| self.template_person(record_id)["data"].clone())
+    }
+
     /// The `data` of a record the fake wrote to, if any.
     pub(super) fn stored_record(&self, record_id: &str) -> Option<Value> {
         let writes = self.writes.lock().expect("writes");

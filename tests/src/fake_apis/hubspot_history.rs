@@ -309,6 +309,20 @@ impl FakeHubSpot {
             .clone()
     }
 
+    /// The relay's writes that changed a contact property (its app's `INTEGRATION` entries;
+    /// creations left out): a write of a value the property already held records nothing, so
+    /// an echo written back changes nothing and is not here. The counterpart of
+    /// [`super::FakeAttio::relay_changes`].
+    pub fn relay_changes(&self) -> Vec<ContactChange> {
+        let state = self.state.lock().expect("hubspot state");
+        let relay = state.integration();
+        let changes = state.history.changes.iter();
+        changes
+            .filter(|c| c.source == relay && c.property.is_some())
+            .cloned()
+            .collect()
+    }
+
     /// The webhook events for the changes after `since` (a count of changes): a
     /// `contact.creation` per contact made, a `contact.propertyChange` per change to one of
     /// `properties` (a subscription is per property). Returns them and the cursor for next time.

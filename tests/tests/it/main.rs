@@ -33,3 +33,4 @@ mod load_tool;
 mod pipeline_chaos;
 mod template_consistency;
 mod template_two_way;
+mod two_way_chaos;

@@ -481,3 +481,74 @@ async fn a_records_batch_reads_the_ledger_once() {
     w.forward(events).await;
     assert_eq!(w.stores.ledger_reads(), [3, 3]);
 }
+
+/// The `hubspot` queue's consumer runs in the same runner as the Attio ones
+/// ([`crate::QueueHandler`]): a body that is not a queued HubSpot event is refused with why,
+/// and under a spent deadline only the first group starts; the other's messages are deferred,
+/// untouched (nothing read, nothing written), and a later batch finishes them.
+#[tokio::test(start_paused = true)]
+async fn as_a_queue_handler_junk_is_refused_and_groups_wait_for_the_deadline() {
+    use crate::{Budget, QueueHandler};
+
+    let mut w = world();
+    w.synced_ada().await;
+    let handler = HubspotHandler::new(Arc::clone(&w.ctx));
+    for junk in ["not json", r#"{"source":"attio","event":{}}"#] {
+        let why = handler.parse_message("j", junk).unwrap_err();
+        assert!(
+            why.starts_with("message body is not a queued HubSpot event"),
+            "{why}"
+        );
+    }
+
+    // A merge (its own group) first, then Ada's first-name edit (a chunk of contacts).
+    let (id, _) = w.contact();
+    let merge = json!({"subscriptionType": "contact.merge", "objectId": id.0.parse::<u64>().unwrap(),
+        "changeSource": "CRM_UI", "sourceId": "userId:7", "occurredAt": T0});
+    w.hubspot_user_edit("firstname", "Augusta");
+    let mut events = vec![merge];
+    events.extend(w.crm.take_webhook_events());
+    let body = |e: &Value| {
+        json!({"source": "hubspot", "dedupe_key": "k", "received_at": 1, "event": e}).to_string()
+    };
+    let batch: Vec<HubspotMessage> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            handler
+                .parse_message(&format!("h{i}"), &body(e))
+                .expect("queued")
+        })
+        .collect();
+    let spent = Budget::until(
+        tokio::time::Instant::now(),
+        std::time::Duration::from_secs(50),
+    );
+    let outcomes = handler.handle_messages(&batch, &spent).await;
+    assert_eq!(outcomes.len(), batch.len());
+    assert_eq!(
+        outcomes[0].disposition,
+        Disposition::Done,
+        "the first group always starts"
+    );
+    assert!(
+        outcomes[1..]
+            .iter()
+            .all(|o| o.disposition == Disposition::Deferred),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        w.attio_first_name(),
+        "Ada",
+        "the deferred edit was not started"
+    );
+
+    let outcomes = handler
+        .handle_messages(&batch[1..], &Budget::unlimited())
+        .await;
+    assert!(
+        outcomes.iter().all(|o| o.disposition == Disposition::Done),
+        "{outcomes:?}"
+    );
+    assert_eq!(w.attio_first_name(), "Augusta");
+}

@@ -22,6 +22,42 @@ pub struct HubspotMessage {
     pub body: String,
 }
 
+/// The part of a queued body the runner checks before the handler sees it.
+#[derive(Deserialize)]
+struct Envelope {
+    source: String,
+    event: EnvelopeEvent,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvelopeEvent {
+    subscription_type: String,
+}
+
+impl HubspotMessage {
+    /// The message if its body is a queued HubSpot event (the ingest's envelope around an
+    /// event with a `subscriptionType`); `Err` is why it is dead-lettered. Whether the event
+    /// is one the relay syncs back is left to the handler, which acknowledges the others.
+    pub fn check(message_id: &str, body: &str) -> Result<Self, String> {
+        let envelope: Envelope = serde_json::from_str(body)
+            .map_err(|e| format!("message body is not a queued HubSpot event: {e}"))?;
+        if envelope.source != "hubspot" {
+            return Err(format!(
+                "message body is not a queued HubSpot event: source is {:?}",
+                envelope.source
+            ));
+        }
+        if envelope.event.subscription_type.trim().is_empty() {
+            return Err("queued HubSpot event has an empty subscriptionType".into());
+        }
+        Ok(Self {
+            message_id: message_id.to_owned(),
+            body: body.to_owned(),
+        })
+    }
+}
+
 /// What a HubSpot event says happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HubspotChangeKind {

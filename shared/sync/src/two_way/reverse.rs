@@ -30,7 +30,7 @@ use super::hubspot_events::{HubspotChange, HubspotChangeKind, HubspotMessage};
 use super::values::{attio_changed_at, write_value};
 use super::{SideValue, TwoWay, Verdict, conflict, verdict};
 use crate::context::{StepError, SyncContext};
-use crate::{Direction, Disposition, MessageOutcome, OwnerIds, PropertySpec, RecordValues};
+use crate::{Budget, Direction, Disposition, MessageOutcome, OwnerIds, PropertySpec, RecordValues};
 
 /// HubSpot objects per batch read (HubSpot's batch read takes up to 100 ids).
 const READ_BATCH: usize = 100;
@@ -74,8 +74,25 @@ fn done(out: &mut Vec<MessageOutcome>, ids: &[String], d: &Disposition) {
 }
 
 impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, A> {
-    /// One outcome per message.
+    /// One outcome per message, without a deadline.
     pub async fn handle(&self, messages: &[HubspotMessage]) -> Vec<MessageOutcome> {
+        self.handle_within(messages, &Budget::unlimited()).await
+    }
+
+    /// [`Self::handle`] under a deadline: a group (a merge, or a chunk of up to 100 objects of
+    /// one type) starts only while `budget` allows; the messages of groups left unstarted end
+    /// [`Disposition::Deferred`], as in the Attio consumers, so an invocation never dies
+    /// between an Attio write and its ledger entry.
+    pub async fn handle_within(
+        &self,
+        messages: &[HubspotMessage],
+        budget: &Budget,
+    ) -> Vec<MessageOutcome> {
+        let mut stopped = false;
+        let mut may_start = || {
+            stopped = stopped || !budget.may_start();
+            !stopped
+        };
         let mut out = Vec::new();
         let Some(two_way) = &self.ctx.two_way else {
             let d = Disposition::retry("two-way sync is not configured for this consumer");
@@ -119,7 +136,11 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                 }
                 HubspotChangeKind::Creation => None,
                 HubspotChangeKind::Merge => {
-                    let d = self.merged(two_way, &change).await;
+                    let d = if may_start() {
+                        self.merged(two_way, &change).await
+                    } else {
+                        Disposition::Deferred
+                    };
                     done(&mut out, id, &d);
                     continue;
                 }
@@ -163,7 +184,13 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
             let mut works = works.into_iter().peekable();
             while works.peek().is_some() {
                 let chunk: Vec<ObjectWork> = works.by_ref().take(READ_BATCH).collect();
-                self.chunk(two_way, object, chunk, &mut out).await;
+                if may_start() {
+                    self.chunk(two_way, object, chunk, &mut out).await;
+                } else {
+                    for w in &chunk {
+                        done(&mut out, &w.message_ids, &Disposition::Deferred);
+                    }
+                }
             }
         }
         out
