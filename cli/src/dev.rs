@@ -17,10 +17,11 @@ use relay_idempotency::SqliteIdempotencyStore;
 use relay_ingest::http::Transport;
 use relay_ingest::hubspot::{HubSpotIngest, StaticHubSpotSecrets};
 use relay_ingest::{IngestConfig, IngestService, StaticSecrets, parse_secret_list};
-use relay_mappings::SqliteMappings;
+use relay_mappings::{SqliteConflicts, SqliteMappings};
 use relay_queue::SqliteQueue;
 use relay_ratelimit::SqliteBudget;
 use relay_signature::{SchemePolicy, Verifier, WebhookSecret};
+use relay_sync::two_way::{HubspotHandler, TwoWaySettings};
 use relay_sync::{
     ListEntriesHandler, NotesHandler, RecordsHandler, SchemaAware, SyncContext, TasksHandler,
 };
@@ -69,6 +70,14 @@ pub struct DevArgs {
     /// Batches each family's consumer runs at once, so Attio reads and HubSpot writes overlap.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub batches_in_flight: u16,
+    /// The relay's HubSpot app id: HubSpot events whose `sourceId` names it are the relay's own
+    /// writes coming back, dropped unread by the `hubspot` queue's consumer (two-way sync).
+    #[arg(long, env = "HUBSPOT_APP_ID")]
+    pub hubspot_app_id: Option<String>,
+    /// The id of the relay's Attio API token: Attio events with it as actor are the relay's
+    /// own writes coming back, dropped by the records consumer (two-way sync).
+    #[arg(long, env = "ATTIO_TOKEN_ID")]
+    pub attio_token_id: Option<String>,
     #[command(flatten)]
     pub sync: SyncArgs,
 }
@@ -167,28 +176,82 @@ pub fn local_service(args: &DevArgs) -> anyhow::Result<LocalRun> {
     })
 }
 
-/// Starts the four consumers in-process when an Attio token is configured; says what it did.
-fn start_consumers(args: &DevArgs, run: &LocalRun) -> anyhow::Result<String> {
+/// What `start_consumers` started, for the banner.
+pub struct Started {
+    pub consumers: String,
+    /// What happens to the `hubspot` queue's events.
+    pub hubspot_queue: String,
+}
+
+/// Starts the consumers in-process when an Attio token is configured; says what it did.
+///
+/// Two-way sync is on when the field mapping sends a property back (`both` or
+/// `hubspot_to_attio`) and HubSpot is reachable (`HUBSPOT_TOKEN`, `HUBSPOT_API_URL`): the
+/// records consumer then goes through the SQLite ledger and conflicts table, and a fifth
+/// poller consumes the `hubspot` queue. With the outbox there is no HubSpot to read objects
+/// from, so the `hubspot` queue stays parked (said at startup) and the records consumer
+/// sends `both` properties as before.
+fn start_consumers(args: &DevArgs, run: &LocalRun) -> anyhow::Result<Started> {
     let Some(token) = &args.sync.attio_token else {
-        return Ok("off (set ATTIO_API_TOKEN to sync queued events)".into());
+        return Ok(Started {
+            consumers: "off (set ATTIO_API_TOKEN to sync queued events)".into(),
+            hubspot_queue: "parked (no consumers: ATTIO_API_TOKEN is not set)".into(),
+        });
     };
     // One budget per API in the SQLite file: every consumer here, and a `backfill` or
     // `reconcile` run on the same data folder, draw from it.
     let mut sync = args.sync.clone();
     sync.budgets = crate::sync_args::open_budgets(Arc::new(SqliteBudget::new(run.db.clone())))?;
     let (fields, attio) = (sync.fields()?, sync.attio(token, None)?);
+    let flows_back = fields.flows_back();
     let mappings = SqliteMappings::new(run.db.clone());
     Ok(match sync.crm(&args.data_dir)? {
         CrmTarget::HubSpot(sink) => {
-            spawn_consumers(
-                &run.queue,
-                Arc::new(SyncContext::new(attio, sink, mappings, fields)),
-                args,
+            let mut ctx = SyncContext::new(attio, sink.clone(), mappings.clone(), fields);
+            let consumers = format!("on, writing to HubSpot at {}", args.sync.hubspot_api_url);
+            if !flows_back {
+                spawn_consumers(&run.queue, Arc::new(ctx), args);
+                return Ok(Started {
+                    consumers,
+                    hubspot_queue: "parked (no mapped property flows back: give one direction = \"both\" or \"hubspot_to_attio\")".into(),
+                });
+            }
+            let settings = TwoWaySettings {
+                hubspot_app_id: args.hubspot_app_id.clone(),
+                attio_token_id: args.attio_token_id.clone(),
+            };
+            let mut unset = Vec::new();
+            if settings.hubspot_app_id.is_none() {
+                unset.push("HUBSPOT_APP_ID");
+            }
+            if settings.attio_token_id.is_none() {
+                unset.push("ATTIO_TOKEN_ID");
+            }
+            ctx = ctx.with_two_way(
+                mappings,
+                SqliteConflicts::new(run.db.clone()),
+                sink,
+                settings,
             );
-            format!("on, writing to HubSpot at {}", args.sync.hubspot_api_url)
+            let ctx = Arc::new(ctx);
+            spawn_consumers(&run.queue, Arc::clone(&ctx), args);
+            spawn_hubspot_consumer(&run.queue, ctx, args);
+            let mut hubspot_queue =
+                "synced back to Attio (two-way: ledger and conflicts in the SQLite file)"
+                    .to_owned();
+            if !unset.is_empty() {
+                hubspot_queue.push_str(&format!(
+                    "; {} not set: the relay's own changes are told by the ledger alone",
+                    unset.join(" and ")
+                ));
+            }
+            Started {
+                consumers,
+                hubspot_queue,
+            }
         }
         CrmTarget::Outbox(sink) => {
-            let shown = format!(
+            let consumers = format!(
                 "on, writing CRM calls to {} (no HUBSPOT_TOKEN)",
                 sink.path().display()
             );
@@ -197,9 +260,40 @@ fn start_consumers(args: &DevArgs, run: &LocalRun) -> anyhow::Result<String> {
                 Arc::new(SyncContext::new(attio, sink, mappings, fields)),
                 args,
             );
-            shown
+            let hubspot_queue = if flows_back {
+                "parked: the mapping sends properties back, but without HUBSPOT_TOKEN (the outbox) the relay cannot read HubSpot objects; set HUBSPOT_TOKEN and HUBSPOT_API_URL"
+            } else {
+                "parked (no HUBSPOT_TOKEN, and no mapped property flows back)"
+            };
+            Started {
+                consumers,
+                hubspot_queue: hubspot_queue.into(),
+            }
         }
     })
+}
+
+/// The `hubspot` queue's poller: the same runner and batch shape as the small families (10 a
+/// batch, as the template's `HubspotSyncFunction` takes); two batches never share a HubSpot
+/// object (`consumers::subjects`).
+fn spawn_hubspot_consumer<S>(
+    queue: &SqliteQueue,
+    ctx: Arc<SyncContext<S, SqliteMappings>>,
+    args: &DevArgs,
+) where
+    S: CrmSink + 'static,
+{
+    use crate::consumers::{Polling, poll_forever};
+    let polling = Polling {
+        in_flight: usize::from(args.batches_in_flight),
+        ..Polling::SMALL
+    };
+    tokio::spawn(poll_forever(
+        queue.clone(),
+        EventFamily::Hubspot,
+        HubspotHandler::new(ctx),
+        polling,
+    ));
 }
 
 /// One poller per family, each handler inside [`SchemaAware`] as in Lambda: attribute events
@@ -305,7 +399,7 @@ async fn hubspot_webhook(
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     relay_logging::init_text();
     let run = local_service(&args)?;
-    let consumers = start_consumers(&args, &run)?;
+    let started = start_consumers(&args, &run)?;
     let (service, secrets) = (Arc::clone(&run.ingest), run.secrets.clone());
     let hubspot = run.hubspot.clone();
     let listener = tokio::net::TcpListener::bind(args.addr)
@@ -332,11 +426,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ),
     }
     println!("  policy  : {}", args.policy);
-    println!("  consumers: {consumers}");
+    println!("  consumers: {}", started.consumers);
     match &hubspot {
         Some(_) => println!(
-            "  hubspot : http://{addr}{} (events parked on the hubspot queue: no consumer yet)",
-            relay_ingest::hubspot::WEBHOOK_PATH
+            "  hubspot : http://{addr}{} (events {})",
+            relay_ingest::hubspot::WEBHOOK_PATH,
+            started.hubspot_queue
         ),
         None => println!("  hubspot : off (set HUBSPOT_APP_SECRET to take HubSpot webhooks)"),
     }

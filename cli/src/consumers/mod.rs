@@ -35,6 +35,7 @@ use std::time::Duration;
 use relay_consumer::{DeadLetterError, DeadLetters, QueueHandler, RawMessage, settle};
 use relay_events::{EventFamily, QueuedEvent, Subject};
 use relay_queue::{ReceivedMessage, SqliteQueue};
+use relay_sync::two_way::HubspotChange;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -139,7 +140,11 @@ fn subjects(body: &str) -> Vec<String> {
         .ok()
         .and_then(|q| q.parse_event().ok())
     else {
-        return Vec::new();
+        // The `hubspot` queue's events are about one HubSpot object each: two batches writing
+        // the same object's changes to Attio at once could record ledgers out of order.
+        return HubspotChange::parse(body)
+            .map(|c| vec![format!("hubspot/{}/{}", c.object, c.object_id.0)])
+            .unwrap_or_default();
     };
     let record = |object: &str, record: &str| format!("record/{object}/{record}");
     match event.subject {

@@ -1,16 +1,19 @@
-//! Consumer Lambda for the hubspot queue: HubSpot changes → Attio records (two-way sync).
-//! Until the handler is wired, every message is returned to the queue (see the crate docs).
+//! Consumer Lambda for the `hubspot` queue (`HubspotSyncFunction`): HubSpot contact and company
+//! changes → Attio records, for the properties whose direction is `both` or `hubspot_to_attio`
+//! (`relay_sync::two_way::HubspotHandler`: the relay's own changes dropped by `HUBSPOT_APP_ID`,
+//! objects batch-read, compared with the sync ledger, written to Attio, conflicts kept).
+//!
+//! It runs in the same SQS partial-batch runner as the Attio consumers
+//! ([`relay_consumer::lambda::run_queue`]): dead letters with reasons, holds on a refused token,
+//! the invocation's deadline. The function exists only for two-way sync, so `CONFLICTS_TABLE`,
+//! `HUBSPOT_APP_ID` and `ATTIO_TOKEN_ID` are required: a missing one stops it at startup with
+//! an error naming it, and the queue's messages wait (then the DLQ) instead of being settled
+//! half-configured.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use relay_consumer::TwoWayUse;
+use relay_sync::two_way::HubspotHandler;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    relay_logging::init_json();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(hubspot_sync::placeholder_retry_every_message(
-            &event.payload,
-        ))
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    relay_consumer::lambda::run_queue(Some(TwoWayUse::Required), HubspotHandler::new).await
 }

@@ -12,12 +12,12 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use relay_attio::{AttioClient, AttioConfig, CachedAttio};
 use relay_credentials::{Credential, Token};
 use relay_crm::{HubSpotConfig, HubSpotSink};
-use relay_mappings::DynamoDbMappings;
+use relay_mappings::{DynamoDbConflicts, DynamoDbMappings};
 use relay_ratelimit::{BudgetSettings, Budgets, DynamoDbBudget};
-use relay_sync::{BatchHandler, SchemaAware, SyncContext};
+use relay_sync::{BatchHandler, QueueHandler, SchemaAware, SyncContext};
 
 use crate::secrets::SecretsManagerToken;
-use crate::settings::{ConsumerSettings, TokenSource};
+use crate::settings::{ConsumerSettings, TokenSource, TwoWayUse};
 use crate::{SqsDeadLetters, handle_lambda_event};
 
 /// The context production consumers run with.
@@ -74,6 +74,33 @@ where
     H: BatchHandler + 'static,
     F: FnOnce(Arc<AwsContext>) -> H,
 {
+    run_queue(None, |ctx| SchemaAware::new(Arc::clone(&ctx), make(ctx))).await
+}
+
+/// [`run`] for the records consumer: two-way sync is on when the field mapping sends a
+/// property back ([`TwoWayUse::IfMapped`]; then `CONFLICTS_TABLE` is required), off (no
+/// ledger reads, nothing changed) otherwise.
+pub async fn run_two_way<H, F>(make: F) -> Result<(), Error>
+where
+    H: BatchHandler + 'static,
+    F: FnOnce(Arc<AwsContext>) -> H,
+{
+    run_queue(Some(TwoWayUse::IfMapped), |ctx| {
+        SchemaAware::new(Arc::clone(&ctx), make(ctx))
+    })
+    .await
+}
+
+/// The generic sibling of [`run`]: any [`QueueHandler`] (the `hubspot` queue's included) under
+/// the same settings, clients, secrets, budgets, dead letters, holds and deadline; with
+/// `two_way`, the context carries the DynamoDB ledger (the mappings table), the conflicts
+/// table and HubSpot's read side. Settings are read and validated once, before anything
+/// is built, so a missing variable is a startup error naming it.
+pub async fn run_queue<H, F>(two_way: Option<TwoWayUse>, make: F) -> Result<(), Error>
+where
+    H: QueueHandler + 'static,
+    F: FnOnce(Arc<AwsContext>) -> H,
+{
     relay_logging::init_json();
     let settings = ConsumerSettings::from_lookup(|name| std::env::var(name).ok())?;
     let table = settings.mappings_table.clone().ok_or(
@@ -87,6 +114,10 @@ where
         .hubspot_token
         .clone()
         .ok_or("HUBSPOT_TOKEN_SECRET_ARN (or HUBSPOT_TOKEN) is required in Lambda")?;
+    let two_way = match two_way {
+        Some(usage) => settings.two_way(usage)?,
+        None => None,
+    };
 
     let aws = aws_config::load_from_env().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
@@ -106,13 +137,23 @@ where
         attio_config.write_budget = Some(budgets.attio_writes);
         hubspot_config.budget = Some(budgets.hubspot);
     }
-    let ctx = Arc::new(SyncContext::new(
+    let sink = HubSpotSink::new(hubspot_config)?;
+    let mappings = DynamoDbMappings::new(dynamodb.clone(), table);
+    let mut ctx = SyncContext::new(
         AttioClient::new(attio_config)?,
-        HubSpotSink::new(hubspot_config)?,
-        DynamoDbMappings::new(dynamodb, table),
+        sink.clone(),
+        mappings.clone(),
         settings.field_mapping,
-    ));
-    let handler = Arc::new(SchemaAware::new(Arc::clone(&ctx), make(ctx)));
+    );
+    if let Some(wiring) = two_way {
+        tracing::info!(conflicts_table = %wiring.conflicts_table, hubspot_app_id = ?wiring.settings.hubspot_app_id, "two-way sync on");
+        let conflicts = DynamoDbConflicts::new(dynamodb, wiring.conflicts_table);
+        // The ledger lives in the mappings table (`{object}#{attio id}#synced`), and HubSpot's
+        // side is read with the same sink, so both share its budget and token.
+        ctx = ctx.with_two_way(mappings, conflicts, sink, wiring.settings);
+    }
+    let ctx = Arc::new(ctx);
+    let handler = Arc::new(make(ctx));
     let mut dead_letters = SqsDeadLetters::new(aws_sdk_sqs::Client::new(&aws), dlq);
     match &settings.source_queue_url {
         Some(url) => dead_letters = dead_letters.with_source_queue(url),

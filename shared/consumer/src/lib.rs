@@ -38,7 +38,7 @@ mod settings;
 pub use dead_letters::{DeadLetterError, DeadLetters, SqsDeadLetters};
 pub use deadline::{DEFAULT_DEADLINE_MARGIN, handle_lambda_event, invocation_budget};
 pub use secrets::SecretsManagerToken;
-pub use settings::{ConsumerSettings, SettingsError, TokenSource};
+pub use settings::{ConsumerSettings, SettingsError, TokenSource, TwoWayUse, TwoWayWiring};
 
 /// A raw message as received, kept for forwarding to the DLQ unchanged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -39,6 +39,33 @@ pub struct ConsumerSettings {
     /// How long a token read from its secret is used before it is read again
     /// (`TOKEN_CACHE_SECS`, default 300); a 401 re-reads it at once.
     pub token_cache: Duration,
+    /// The relay's HubSpot app id (`HUBSPOT_APP_ID`): its own changes come back with it as
+    /// `sourceId` and are dropped unread.
+    pub hubspot_app_id: Option<String>,
+    /// The id of the relay's Attio API token (`ATTIO_TOKEN_ID`): the actor of the Attio events
+    /// its own writes cause, dropped by the records consumer.
+    pub attio_token_id: Option<String>,
+    /// Two-way sync's conflicts table (`CONFLICTS_TABLE`).
+    pub conflicts_table: Option<String>,
+}
+
+/// Which consumer asks for two-way sync, and so what it cannot start without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TwoWayUse {
+    /// The records consumer: two-way only when the field mapping sends a property back
+    /// (`both` or `hubspot_to_attio`); with none, nothing changes (no ledger reads) and no
+    /// two-way variable is needed.
+    IfMapped,
+    /// The `hubspot` queue's consumer: it exists only for two-way sync, so every variable it
+    /// needs is required, named in one startup error.
+    Required,
+}
+
+/// What a consumer running two-way sync is wired with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwoWayWiring {
+    pub conflicts_table: String,
+    pub settings: relay_sync::two_way::TwoWaySettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,7 +139,63 @@ impl ConsumerSettings {
                 .unwrap_or(crate::DEFAULT_DEADLINE_MARGIN),
             token_cache: seconds(&get, "TOKEN_CACHE_SECS")?
                 .unwrap_or(relay_credentials::DEFAULT_TTL),
+            hubspot_app_id: get("HUBSPOT_APP_ID"),
+            attio_token_id: get("ATTIO_TOKEN_ID"),
+            conflicts_table: get("CONFLICTS_TABLE"),
         })
+    }
+
+    /// The two-way wiring `usage` calls for, checked at startup: `None` when the records
+    /// consumer's mapping sends nothing back. Why required and not defaulted: without the
+    /// conflicts table a conflict could not be kept, and without the two ids every one of
+    /// the relay's own writes would come back to be read and compared (the ledger still
+    /// settles them, at a read per echo), so a misconfigured stack fails loudly instead.
+    pub fn two_way(&self, usage: TwoWayUse) -> Result<Option<TwoWayWiring>, SettingsError> {
+        let flows_back = self.field_mapping.flows_back();
+        if usage == TwoWayUse::IfMapped && !flows_back {
+            return Ok(None);
+        }
+        let mut missing = Vec::new();
+        if self.conflicts_table.is_none() {
+            missing.push("CONFLICTS_TABLE (the conflicts table)");
+        }
+        if usage == TwoWayUse::Required {
+            if self.hubspot_app_id.is_none() {
+                missing.push(
+                    "HUBSPOT_APP_ID (the HubSpot app's id: its own changes are dropped by it)",
+                );
+            }
+            if self.attio_token_id.is_none() {
+                missing.push("ATTIO_TOKEN_ID (the Attio API token's id: the actor of the relay's own Attio writes)");
+            }
+        }
+        if !missing.is_empty() {
+            let why = match usage {
+                TwoWayUse::IfMapped => "the field mapping sends properties back from HubSpot",
+                TwoWayUse::Required => "the HubSpot -> Attio consumer syncs two ways",
+            };
+            return Err(SettingsError::Missing(format!(
+                "{why}; set {}",
+                missing.join(", ")
+            )));
+        }
+        if !flows_back {
+            tracing::warn!(
+                "no property of the field mapping flows back to Attio (direction both or hubspot_to_attio): every HubSpot event is acknowledged unread"
+            );
+        }
+        if self.attio_token_id.is_none() {
+            tracing::warn!(
+                "ATTIO_TOKEN_ID is not set: the Attio events the relay's own writes cause are read and settled by the ledger instead of dropped"
+            );
+        }
+        Ok(Some(TwoWayWiring {
+            conflicts_table: self.conflicts_table.clone().unwrap_or_default(),
+            settings: relay_sync::two_way::TwoWaySettings {
+                hubspot_app_id: self.hubspot_app_id.clone(),
+                attio_token_id: self.attio_token_id.clone(),
+            },
+        }))
     }
 }
 
@@ -149,6 +232,63 @@ mod tests {
         assert_eq!(set.deadline_margin, Duration::from_secs(20));
         assert_eq!(set.token_cache, Duration::from_secs(60));
         assert_eq!(format!("{:?}", set.attio_token), "Inline(<redacted>)");
+    }
+
+    const BOTH: &str = r#"
+[objects.people]
+crm_object = "contacts"
+[objects.people.properties]
+email = "email_addresses"
+firstname = { attribute = "name.first_name", direction = "both" }
+"#;
+
+    #[test]
+    fn two_way_is_off_without_a_property_flowing_back_and_names_what_is_missing_when_on() {
+        let plain = settings(&[("ATTIO_API_TOKEN", "t")]).expect("ok");
+        assert_eq!(plain.two_way(TwoWayUse::IfMapped), Ok(None));
+
+        let records = settings(&[("ATTIO_API_TOKEN", "t"), ("FIELD_MAPPING", BOTH)]).expect("ok");
+        let err = records
+            .two_way(TwoWayUse::IfMapped)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "the field mapping sends properties back from HubSpot; set CONFLICTS_TABLE (the conflicts table)"
+        );
+
+        let hubspot = settings(&[
+            ("ATTIO_API_TOKEN", "t"),
+            ("FIELD_MAPPING", BOTH),
+            ("CONFLICTS_TABLE", "conflicts"),
+        ])
+        .expect("ok");
+        let err = hubspot
+            .two_way(TwoWayUse::Required)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("HUBSPOT_APP_ID") && err.contains("ATTIO_TOKEN_ID"),
+            "{err}"
+        );
+        assert!(!err.contains("CONFLICTS_TABLE"), "{err}");
+        let wired = hubspot
+            .two_way(TwoWayUse::IfMapped)
+            .expect("ok")
+            .expect("on");
+        assert_eq!(wired.conflicts_table, "conflicts");
+
+        let full = settings(&[
+            ("ATTIO_API_TOKEN", "t"),
+            ("FIELD_MAPPING", BOTH),
+            ("CONFLICTS_TABLE", "conflicts"),
+            ("HUBSPOT_APP_ID", " 4242 "),
+            ("ATTIO_TOKEN_ID", "tok-1"),
+        ])
+        .expect("ok");
+        let wired = full.two_way(TwoWayUse::Required).expect("ok").expect("on");
+        assert_eq!(wired.settings.hubspot_app_id.as_deref(), Some("4242"));
+        assert_eq!(wired.settings.attio_token_id.as_deref(), Some("tok-1"));
     }
 
     #[test]

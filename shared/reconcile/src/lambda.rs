@@ -192,12 +192,21 @@ pub async fn run() -> Result<(), Error> {
         hubspot_config.budget = Some(budgets.hubspot);
     }
     let client = AttioClient::new(attio_config)?;
-    let ctx = Arc::new(SyncContext::new(
+    let sink = HubSpotSink::new(hubspot_config)?;
+    let mappings = DynamoDbMappings::new(dynamodb.clone(), &settings.mappings_table);
+    let mut ctx = SyncContext::new(
         client.clone(),
-        HubSpotSink::new(hubspot_config)?,
-        DynamoDbMappings::new(dynamodb.clone(), &settings.mappings_table),
+        sink.clone(),
+        mappings.clone(),
         settings.field_mapping.clone(),
-    ));
+    );
+    if let Some(wiring) = settings.two_way.clone() {
+        // `both` fields are compared with the ledger before a page is sent (`sync_page`).
+        let conflicts =
+            relay_mappings::DynamoDbConflicts::new(dynamodb.clone(), wiring.conflicts_table);
+        ctx = ctx.with_two_way(mappings, conflicts, sink, wiring.settings);
+    }
+    let ctx = Arc::new(ctx);
     let positions = Arc::new(DynamoDbPositions::new(dynamodb, &settings.mappings_table));
     let plan = Arc::new(Plan {
         webhook_ids: settings.webhook_ids.clone(),

@@ -48,6 +48,9 @@ pub struct ReconcileSettings {
     /// The objects to walk (never empty once loaded: the field mapping's by default).
     pub objects: Vec<String>,
     pub stop_before: Duration,
+    /// Two-way sync, when the field mapping sends a property back: pages then go through the
+    /// ledger (`SyncContext::sync_page`), so a pass never overwrites a newer HubSpot value.
+    pub two_way: Option<relay_consumer::TwoWayWiring>,
 }
 
 fn list(value: Option<String>) -> Vec<String> {
@@ -80,6 +83,7 @@ impl ReconcileSettings {
                 None => DEFAULT_STOP_BEFORE,
             };
         let consumer = ConsumerSettings::from_lookup(&lookup)?;
+        let two_way = consumer.two_way(relay_consumer::TwoWayUse::IfMapped)?;
         let hubspot_token = consumer.hubspot_token.ok_or_else(|| {
             SettingsError::Missing(
                 "HUBSPOT_TOKEN_SECRET_ARN (or HUBSPOT_TOKEN) is required: reconcile writes to HubSpot".into(),
@@ -106,6 +110,7 @@ impl ReconcileSettings {
             target_url: get(TARGET_URL_VAR),
             objects,
             stop_before,
+            two_way,
         })
     }
 }

@@ -214,6 +214,15 @@ impl FieldMapping {
         Ok(mapping)
     }
 
+    /// Whether any property flows back to Attio (`both` or `hubspot_to_attio`): only then do
+    /// the consumers need the ledger, the conflicts store and the `hubspot` queue's handler.
+    pub fn flows_back(&self) -> bool {
+        self.objects
+            .values()
+            .flat_map(|m| m.properties.values())
+            .any(|s| s.direction.to_attio())
+    }
+
     /// The Attio object (slug) a CRM object's changes flow back to: the one mapping to it
     /// with at least one property whose direction reaches Attio. `None`: nothing flows back.
     pub fn reverse_object(&self, crm_object: CrmObject) -> Option<(&str, &ObjectMapping)> {

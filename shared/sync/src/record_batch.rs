@@ -63,6 +63,30 @@ pub(crate) struct Item<W> {
     pub ledger: relay_mappings::Ledger,
 }
 
+impl Item<()> {
+    /// A record of a backfill or reconcile page (`backfill.rs`): no queue message, so its
+    /// "message" is its record id, which is how the page reports it.
+    pub(crate) fn page(
+        slug: &str,
+        upsert: RecordUpsert,
+        fields: Vec<crate::two_way::FieldState>,
+    ) -> Self {
+        let record_id = upsert.attio_record_id.clone();
+        Self {
+            group: Group {
+                key: RecordRef::new(slug, &record_id),
+                message_ids: vec![record_id],
+                work: (),
+            },
+            upsert,
+            slug: slug.to_owned(),
+            links: Vec::new(),
+            fields,
+            ledger: relay_mappings::Ledger::new(),
+        }
+    }
+}
+
 /// What reading one record came to.
 #[derive(Debug, Clone)]
 enum Read {

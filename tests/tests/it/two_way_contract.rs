@@ -16,8 +16,9 @@ use relay_crm::CrmObject;
 use relay_embedded::LocalDb;
 use relay_mappings::{
     CONFLICT_KEY_ATTRIBUTE, Conflict, ConflictFilter, ConflictStore, ConflictValue,
-    DynamoDbConflicts, DynamoDbMappings, LEDGER_ATTRIBUTE, Ledger, MappingError, Resolution, Side,
-    SqliteConflicts, SqliteMappings, SyncDirection, SyncLedger, Synced, fingerprint,
+    DynamoDbConflicts, DynamoDbMappings, LEDGER_ATTRIBUTE, Ledger, MappingError, MemoryTwoWay,
+    Resolution, Side, SqliteConflicts, SqliteMappings, SyncDirection, SyncLedger, Synced,
+    fingerprint,
 };
 
 const T0: i64 = 1_763_000_000_000;
@@ -322,6 +323,12 @@ async fn sqlite_two_way_stores_keep_the_contract() {
     let db = LocalDb::in_memory().expect("sqlite");
     ledger_contract(SqliteMappings::new(db.clone())).await;
     conflict_contract(SqliteConflicts::new(db)).await;
+}
+
+#[tokio::test]
+async fn memory_two_way_stores_keep_the_contract() {
+    ledger_contract(MemoryTwoWay::new()).await;
+    conflict_contract(MemoryTwoWay::new()).await;
 }
 
 /// SQLite orders across pages too (DynamoDB's scan only within one): the pages of a listing,

@@ -552,3 +552,47 @@ async fn as_a_queue_handler_junk_is_refused_and_groups_wait_for_the_deadline() {
     );
     assert_eq!(w.attio_first_name(), "Augusta");
 }
+
+/// Backfill and reconcile pages (`sync_page`) go through the ledger as the records consumer
+/// does: a page read after a HubSpot edit the `hubspot` consumer has not applied yet does not
+/// overwrite it; once Attio changes later, the page sends Attio's value and keeps the conflict.
+#[tokio::test]
+async fn a_page_never_overwrites_a_newer_hubspot_value_of_a_both_field() {
+    let mut w = world();
+    w.synced_ada().await;
+    w.hubspot_user_edit("firstname", "Augusta");
+    w.tick(1);
+
+    let page = [w.ctx.attio.get_record_now(ADA)];
+    let report = w.ctx.sync_page("people", &page).await.expect("page");
+    assert_eq!((report.synced, report.failed.len()), (1, 0), "{report:?}");
+    assert_eq!(
+        w.contact().1["firstname"],
+        "Augusta",
+        "HubSpot's newer edit kept"
+    );
+    assert!(w.stores.conflicts().is_empty());
+
+    // Attio changes after HubSpot did: both differ from the ledger, Attio's is the later.
+    w.tick(5);
+    w.attio_user_edit(json!({"name": [{"first_name": "Ann", "last_name": "Example", "full_name": "Ann Example"}]})).await;
+    let page = [w.ctx.attio.get_record_now(ADA)];
+    w.ctx.sync_page("people", &page).await.expect("page");
+    assert_eq!(w.contact().1["firstname"], "Ann");
+    let conflicts = w.stores.conflicts();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0].winner, Side::Attio);
+
+    // The ledger recorded what was sent: the same page again sends no first name.
+    let before = w.crm.calls().len();
+    w.ctx.sync_page("people", &page).await.expect("page");
+    let calls = w.crm.calls();
+    let Some(OutboxEntry::Upsert { records, .. }) = calls.last() else {
+        panic!("an upsert: {calls:?}");
+    };
+    assert!(calls.len() > before);
+    assert!(
+        !records[0].properties.contains_key("firstname"),
+        "{records:?}"
+    );
+}
