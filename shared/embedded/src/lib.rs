@@ -13,7 +13,7 @@
 //!   create reservation as DynamoDB; table `counters`: the schema generation the consumers
 //!   watch to drop their cached Attio schema; table `tombstones`: deleted Attio ids, until
 //!   they expire.
-//! * `relay_ratelimit::SqliteBudget` — table `rate_budgets`: one token bucket per API, the
+//! * `relay_ratelimit::SqliteBudget` — table `rate_budgets`: one budget per API, the
 //!   same versioned writes as the DynamoDB items, so every local process shares one budget.
 //!
 //! They share one [`LocalDb`] connection; SQLite calls run on tokio's blocking pool.
@@ -93,7 +93,8 @@ CREATE TABLE IF NOT EXISTS rate_budgets (
     updated_ms  INTEGER NOT NULL,
     cut_rate    REAL NOT NULL,
     cut_ms      INTEGER NOT NULL,
-    version     INTEGER NOT NULL
+    version     INTEGER NOT NULL,
+    grants      TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS counters (
     name   TEXT PRIMARY KEY,
@@ -131,6 +132,11 @@ impl LocalDb {
         // Files made before create attempts were recorded gain theirs the same way.
         let _ = conn.execute(
             "ALTER TABLE mappings ADD COLUMN create_attempted_at INTEGER",
+            [],
+        );
+        // And files made before the rolling-window budget gain its grants (empty: no grants).
+        let _ = conn.execute(
+            "ALTER TABLE rate_budgets ADD COLUMN grants TEXT NOT NULL DEFAULT ''",
             [],
         );
         Ok(Self {

@@ -28,13 +28,14 @@ mod memory;
 mod settings;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod window;
 
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use bucket::{BucketState, Limits, Versioned};
+pub use bucket::{BucketState, Grant, Limits, Versioned, decode_grants, encode_grants};
 pub use budget::{ApiBudget, BudgetStats, Denied};
 pub use dynamodb::{BUDGET_KEY_PREFIX, DynamoDbBudget};
 pub use memory::MemoryBudget;
@@ -61,7 +62,7 @@ impl BudgetError {
 }
 
 /// The outcome of a conditional write.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Saved {
     /// Written; the new version.
     Written(u64),

@@ -1,12 +1,15 @@
 //! The buckets in the local SQLite file (`attio-relay dev`, and `backfill` / `reconcile` run
 //! without a mappings table): table `rate_budgets`, one row per API, written only when its
 //! version is still the one read — the DynamoDB adapter's rule, so two processes on one file
-//! share one budget.
+//! share one budget. A window's grants are one TEXT column (`encode_grants`).
 
 use relay_embedded::LocalDb;
 use rusqlite::{OptionalExtension, params};
 
-use crate::{BucketState, BudgetError, RateBudget, Saved, StoreFuture, Versioned};
+use crate::{
+    BucketState, BudgetError, RateBudget, Saved, StoreFuture, Versioned, decode_grants,
+    encode_grants,
+};
 
 #[derive(Debug, Clone)]
 pub struct SqliteBudget {
@@ -19,17 +22,20 @@ impl SqliteBudget {
     }
 }
 
-const SELECT: &str =
-    "SELECT tokens, updated_ms, cut_rate, cut_ms, version FROM rate_budgets WHERE api = ?1";
+const SELECT: &str = "SELECT tokens, updated_ms, cut_rate, cut_ms, version, grants FROM rate_budgets WHERE api = ?1";
 
+/// The row, if any. A `grants` text that does not read (not written by this crate) reads as an
+/// empty window: the next write replaces it.
 fn read(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Option<Versioned>> {
     conn.query_row(SELECT, params![key], |row| {
+        let grants: String = row.get(5)?;
         Ok(Versioned {
             state: BucketState {
                 tokens: row.get(0)?,
                 updated_ms: row.get(1)?,
                 cut_rate: row.get(2)?,
                 cut_ms: row.get(3)?,
+                grants: decode_grants(&grants).unwrap_or_default(),
             },
             version: u64::try_from(row.get::<_, i64>(4)?).unwrap_or(0),
         })
@@ -58,20 +64,22 @@ impl RateBudget for SqliteBudget {
         Box::pin(async move {
             self.db
                 .call(move |conn| {
+                    let grants = encode_grants(&state.grants);
                     let written = match expected {
                         None => conn.execute(
-                            "INSERT OR IGNORE INTO rate_budgets (api, tokens, updated_ms, cut_rate, cut_ms, version) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-                            params![key, state.tokens, state.updated_ms, state.cut_rate, state.cut_ms],
+                            "INSERT OR IGNORE INTO rate_budgets (api, tokens, updated_ms, cut_rate, cut_ms, version, grants) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
+                            params![key, state.tokens, state.updated_ms, state.cut_rate, state.cut_ms, grants],
                         )?,
                         Some(version) => conn.execute(
-                            "UPDATE rate_budgets SET tokens = ?2, updated_ms = ?3, cut_rate = ?4, cut_ms = ?5, version = version + 1 WHERE api = ?1 AND version = ?6",
+                            "UPDATE rate_budgets SET tokens = ?2, updated_ms = ?3, cut_rate = ?4, cut_ms = ?5, grants = ?7, version = version + 1 WHERE api = ?1 AND version = ?6",
                             params![
                                 key,
                                 state.tokens,
                                 state.updated_ms,
                                 state.cut_rate,
                                 state.cut_ms,
-                                i64::try_from(version).unwrap_or(i64::MAX)
+                                i64::try_from(version).unwrap_or(i64::MAX),
+                                grants
                             ],
                         )?,
                     };
@@ -112,6 +120,7 @@ mod tests {
             min_rate_per_s: 1.0,
             recovery_per_s: 1.0,
             cut_cooldown: Duration::from_secs(1),
+            window: None,
         }
     }
 

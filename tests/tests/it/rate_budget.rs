@@ -23,6 +23,7 @@ fn limits() -> Limits {
         min_rate_per_s: 1.0,
         recovery_per_s: 1.0,
         cut_cooldown: Duration::from_secs(1),
+        window: None,
     }
 }
 
@@ -67,7 +68,7 @@ async fn a_write_lands_only_on_the_version_it_read() {
         Saved::Conflict(_)
     ));
     let stored = store.load(&limits.key).await.expect("load").expect("item");
-    assert_eq!((stored.version, stored.state), (2, taken));
+    assert_eq!((stored.version, &stored.state), (2, &taken));
     // The item lives beside the mappings under a key no mapping can have.
     let item = client
         .get_item()
