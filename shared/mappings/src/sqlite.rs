@@ -134,7 +134,11 @@ impl IdMappings for SqliteMappings {
             .map_err(unavailable("put"))
     }
 
-    async fn put_many(&self, object: CrmObject, ids: &[(String, CrmId)]) -> Result<(), MappingError> {
+    async fn put_many(
+        &self,
+        object: CrmObject,
+        ids: &[(String, CrmId)],
+    ) -> Result<(), MappingError> {
         let rows: Vec<(String, String)> = ids
             .iter()
             .map(|(attio_id, crm_id)| (mapping_key(object, attio_id), crm_id.0.clone()))

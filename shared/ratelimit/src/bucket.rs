@@ -303,8 +303,14 @@ mod tests {
     #[test]
     fn grants_read_back_as_written() {
         let grants = vec![
-            Grant { at_ms: 1_764_644_413_123, calls: 5 },
-            Grant { at_ms: 1_764_644_414_000, calls: 1 },
+            Grant {
+                at_ms: 1_764_644_413_123,
+                calls: 5,
+            },
+            Grant {
+                at_ms: 1_764_644_414_000,
+                calls: 1,
+            },
         ];
         assert_eq!(decode_grants(&encode_grants(&grants)), Some(grants));
         assert_eq!(decode_grants(""), Some(Vec::new()));

@@ -175,8 +175,8 @@ impl ApiBudget {
                 local.used += 1;
                 local.start_ms
             } else {
-                let n = next_block(&local, inner.limits.max_block);
-                let begins = self.take_block(&mut local, now, n, max_wait).await?;
+                let wanted = next_block(&local, inner.limits.max_block);
+                let (begins, n) = self.take_block(&mut local, now, wanted, max_wait).await?;
                 let lease = i64::try_from(inner.limits.lease.as_millis()).unwrap_or(i64::MAX);
                 local.tokens = n - 1;
                 local.start_ms = begins;
@@ -212,8 +212,7 @@ impl ApiBudget {
                 return;
             };
             let cut_rate = cut.cut_rate;
-            match self.write(&mut local, cut, expected).await
-            {
+            match self.write(&mut local, cut, expected).await {
                 Ok(true) => {
                     inner.counters.cuts.fetch_add(1, Ordering::Relaxed);
                     let before = inner.limits.rate_at(&state, now);
@@ -238,14 +237,14 @@ impl ApiBudget {
         }
     }
 
-    /// Takes `n` tokens from the shared bucket: when they may be spent.
+    /// Takes up to `n` tokens from the shared budget: when they may be spent, and how many.
     async fn take_block(
         &self,
         local: &mut Local,
         now: i64,
         n: u32,
         max_wait: Duration,
-    ) -> Result<i64, Denied> {
+    ) -> Result<(i64, u32), Denied> {
         let inner = &*self.inner;
         for _ in 0..MAX_CONFLICTS {
             let current = self.current(local).await.map_err(|e| {
@@ -254,16 +253,16 @@ impl ApiBudget {
             })?;
             let expected = current.as_ref().map(|v| v.version);
             let state = current.map_or_else(|| inner.limits.fresh(now), |v| v.state);
-            let (next, begins) = inner
+            let (next, begins, granted) = inner
                 .limits
-                .take(&state, now, n, max_wait)
+                .take_up_to(&state, now, n, max_wait)
                 .map_err(|wait| self.denied(wait, "the deployment's rate is spent"))?;
             let rate = inner.limits.rate_at(&next, now);
             match self.write(local, next, expected).await {
                 Ok(true) => {
                     inner.counters.blocks.fetch_add(1, Ordering::Relaxed);
                     self.note_rate(local, rate);
-                    return Ok(begins);
+                    return Ok((begins, granted));
                 }
                 Ok(false) => continue,
                 Err(e) => {
@@ -299,7 +298,11 @@ impl ApiBudget {
     ) -> Result<bool, crate::BudgetError> {
         let inner = &*self.inner;
         inner.counters.store_calls.fetch_add(1, Ordering::Relaxed);
-        match inner.store.save(&inner.limits.key, state.clone(), expected).await {
+        match inner
+            .store
+            .save(&inner.limits.key, state.clone(), expected)
+            .await
+        {
             Ok(Saved::Written(version)) => {
                 local.known = Some(Versioned { state, version });
                 Ok(true)

@@ -22,7 +22,8 @@ impl SqliteBudget {
     }
 }
 
-const SELECT: &str = "SELECT tokens, updated_ms, cut_rate, cut_ms, version, grants FROM rate_budgets WHERE api = ?1";
+const SELECT: &str =
+    "SELECT tokens, updated_ms, cut_rate, cut_ms, version, grants FROM rate_budgets WHERE api = ?1";
 
 /// The row, if any. A `grants` text that does not read (not written by this crate) reads as an
 /// empty window: the next write replaces it.
@@ -156,6 +157,45 @@ mod tests {
             task.await.expect("taker");
         }
         calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    #[tokio::test]
+    async fn a_window_keeps_its_grants_and_writes_only_on_the_version_read() {
+        let store = SqliteBudget::new(LocalDb::in_memory().expect("db"));
+        let limits = Limits::hubspot(100.0, 0.85);
+        let now = SystemMillis.now_ms();
+        let (first, _) = limits
+            .take(&limits.fresh(now), now, 5, Duration::ZERO)
+            .expect("take");
+        assert_eq!(
+            store
+                .save(&limits.key, first.clone(), None)
+                .await
+                .expect("v1"),
+            Saved::Written(1)
+        );
+        let (second, _) = limits
+            .take(&first, now + 20, 3, Duration::ZERO)
+            .expect("take");
+        assert_eq!(second.grants.len(), 2);
+        assert_eq!(
+            store
+                .save(&limits.key, second.clone(), Some(1))
+                .await
+                .expect("v2"),
+            Saved::Written(2)
+        );
+        // A stale writer loses and is handed the winner's grants.
+        match store
+            .save(&limits.key, first, Some(1))
+            .await
+            .expect("stale")
+        {
+            Saved::Conflict(Some(stored)) => assert_eq!(stored.state, second),
+            other => panic!("{other:?}"),
+        }
+        let stored = store.load(&limits.key).await.expect("load").expect("row");
+        assert_eq!((stored.version, stored.state), (2, second));
     }
 
     /// The child's half: runs only when the parent names the file.

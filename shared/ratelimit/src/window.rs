@@ -91,7 +91,10 @@ impl Limits {
         let mut grants = live[dropped..].to_vec();
         match grants.last_mut() {
             Some(g) if g.at_ms == at => g.calls = g.calls.saturating_add(n),
-            _ => grants.push(Grant { at_ms: at, calls: n }),
+            _ => grants.push(Grant {
+                at_ms: at,
+                calls: n,
+            }),
         }
         let left = self.allowance_at(state, at) - (counted + u64::from(n)) as f64;
         Ok((
@@ -103,6 +106,48 @@ impl Limits {
             },
             at,
         ))
+    }
+
+    /// A block of up to `n` calls (what [`crate::ApiBudget`] takes): all `n` when they fit;
+    /// under the window rule, when fewer than `n` are left in the window now, those (at least
+    /// one) at once rather than a wait of a whole window for room for `n`. The state, when
+    /// the calls may start, and how many were granted.
+    pub fn take_up_to(
+        &self,
+        state: &BucketState,
+        now_ms: i64,
+        n: u32,
+        max_wait: Duration,
+    ) -> Result<(BucketState, i64, u32), Duration> {
+        let mut n = n.max(1);
+        if let Some(window) = self.window {
+            let room = self.room_now(state, now_ms, window);
+            if room >= 1 && room < n {
+                n = room;
+            }
+        }
+        self.take(state, now_ms, n, max_wait)
+            .map(|(next, at)| (next, at, n))
+    }
+
+    /// Whole calls the window still allows at `now_ms`; 0 when grants wait ahead of now.
+    fn room_now(&self, state: &BucketState, now_ms: i64, window: Duration) -> u32 {
+        if state.grants.last().is_some_and(|g| g.at_ms > now_ms) {
+            return 0;
+        }
+        let since = now_ms.saturating_sub(millis(window + self.lease));
+        let counted: u64 = state
+            .grants
+            .iter()
+            .filter(|g| g.at_ms > since)
+            .map(|g| u64::from(g.calls))
+            .sum();
+        let room = (self.allowance_at(state, now_ms) - counted as f64 + 1e-9).floor();
+        if room < 1.0 {
+            0
+        } else {
+            room.min(f64::from(u32::MAX)) as u32
+        }
     }
 
     /// When the rate climbing back after a cut makes the allowance `calls`; `None` when it
@@ -156,7 +201,13 @@ mod tests {
         // 85 granted at T0: the next call waits until T0's grants leave (10 s + 1 s lease).
         let (next, at) = limits.take(&state, T0 + 500, 1, MAX).expect("reserved");
         assert_eq!(at, T0 + 11_000);
-        assert_eq!(next.grants, vec![Grant { at_ms: T0 + 11_000, calls: 1 }]);
+        assert_eq!(
+            next.grants,
+            vec![Grant {
+                at_ms: T0 + 11_000,
+                calls: 1
+            }]
+        );
         assert_eq!(
             limits.take(&state, T0 + 500, 1, Duration::from_secs(5)),
             Err(Duration::from_millis(10_500)),
@@ -164,7 +215,13 @@ mod tests {
         );
         // Grants are kept only as long as they count.
         let (later, _) = limits.take(&next, T0 + 30_000, 2, MAX).expect("idle");
-        assert_eq!(later.grants, vec![Grant { at_ms: T0 + 30_000, calls: 2 }]);
+        assert_eq!(
+            later.grants,
+            vec![Grant {
+                at_ms: T0 + 30_000,
+                calls: 2
+            }]
+        );
     }
 
     #[test]
@@ -180,6 +237,20 @@ mod tests {
         assert_eq!(at, T0 + 1_000);
         let (_, at) = limits.take(&two, T0 + 1_000, 1, MAX).expect("1");
         assert!(at > T0 + 1_000 && at < T0 + 2_000, "{}", at - T0);
+    }
+
+    #[test]
+    fn a_block_takes_what_is_left_of_the_window_instead_of_waiting_for_all_of_it() {
+        let limits = hubspot();
+        let (state, _) = limits.take(&limits.fresh(T0), T0, 82, MAX).expect("82");
+        let (state, at, granted) = limits.take_up_to(&state, T0, 5, MAX).expect("3 left");
+        assert_eq!((at, granted), (T0, 3));
+        let (_, at, granted) = limits.take_up_to(&state, T0, 5, MAX).expect("full");
+        assert_eq!(
+            (at, granted),
+            (T0 + 11_000, 5),
+            "none left: the whole block waits"
+        );
     }
 
     #[test]
@@ -245,7 +316,7 @@ mod tests {
                     }
                 }
                 let max_wait = Duration::from_millis(max_wait_ms);
-                let Ok((next, at)) = limits.take(&c.known.0, now, n, max_wait) else {
+                let Ok((next, at, n)) = limits.take_up_to(&c.known.0, now, n, max_wait) else {
                     c.known = stored.clone();
                     continue;
                 };

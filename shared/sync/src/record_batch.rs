@@ -105,7 +105,10 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         }
         let mut by_object: BTreeMap<String, Vec<Group<RecordRef, W>>> = BTreeMap::new();
         for (crm_object, entries) in mapped {
-            let ids: Vec<String> = entries.iter().map(|(_, g)| g.key.record_id.clone()).collect();
+            let ids: Vec<String> = entries
+                .iter()
+                .map(|(_, g)| g.key.record_id.clone())
+                .collect();
             let buried = match self.archive_deleted_among(crm_object, &ids).await {
                 Ok(buried) => buried,
                 Err(StepError(d)) => {

@@ -110,8 +110,14 @@ async fn batch_contract(store: &impl IdMappings) {
 
     let day = Duration::from_secs(86_400);
     store.bury(contacts, "r1", T0, day).await.expect("bury");
-    store.bury(contacts, "r3", T0 - 2 * 86_400, day).await.expect("bury"); // expired
-    store.bury(CrmObject::Companies, "r2", T0, day).await.expect("bury"); // other object
+    store
+        .bury(contacts, "r3", T0 - 2 * 86_400, day)
+        .await
+        .expect("bury"); // expired
+    store
+        .bury(CrmObject::Companies, "r2", T0, day)
+        .await
+        .expect("bury"); // other object
     let asked: Vec<String> = ["r1", "r2", "r3", "r4"].map(String::from).to_vec();
     let buried = store
         .buried_among(contacts, &asked, T0 + 10)

@@ -83,6 +83,29 @@ async fn a_write_lands_only_on_the_version_it_read() {
         .item
         .expect("item");
     assert!(!item["mapping_key"].as_s().expect("key").contains('#'));
+
+    // HubSpot's rolling window: the grants round-trip in the item's `grants` attribute.
+    let hubspot = Limits::hubspot(100.0, 0.85);
+    let (one, _) = hubspot
+        .take(&hubspot.fresh(now), now, 5, Duration::ZERO)
+        .expect("take");
+    let (two, _) = hubspot
+        .take(&one, now + 30, 2, Duration::ZERO)
+        .expect("take");
+    assert_eq!(two.grants.len(), 2);
+    assert_eq!(
+        store.save(&hubspot.key, one, None).await.expect("first"),
+        Saved::Written(1)
+    );
+    assert_eq!(
+        store
+            .save(&hubspot.key, two.clone(), Some(1))
+            .await
+            .expect("v2"),
+        Saved::Written(2)
+    );
+    let stored = store.load(&hubspot.key).await.expect("load").expect("item");
+    assert_eq!((stored.version, stored.state), (2, two));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
