@@ -299,21 +299,23 @@ mod tests {
                 let c = &mut containers[who];
                 if action < 3 {
                     // A 429: cut from what this container knows, written if still current.
-                    if let Some(cut) = limits.cut(&c.known.0, now) {
-                        if c.known.1 == stored.1 {
-                            stored = (cut, stored.1 + 1);
-                        }
+                    if let Some(cut) = limits.cut(&c.known.0, now)
+                        && c.known.1 == stored.1
+                    {
+                        stored = (cut, stored.1 + 1);
                     }
                     c.known = stored.clone();
                     continue;
                 }
-                if let Some((start, expires, left)) = c.block {
-                    if left > 0 && now >= start && now < expires {
-                        // Spend one now, or later within the lease.
-                        sent.push(now.max(start + spend_at % lease).min(expires - 1));
-                        c.block = Some((start, expires, left - 1));
-                        continue;
-                    }
+                if let Some((start, expires, left)) = c.block
+                    && left > 0
+                    && now >= start
+                    && now < expires
+                {
+                    // Spend one now, or later within the lease.
+                    sent.push(now.max(start + spend_at % lease).min(expires - 1));
+                    c.block = Some((start, expires, left - 1));
+                    continue;
                 }
                 let max_wait = Duration::from_millis(max_wait_ms);
                 let Ok((next, at, n)) = limits.take_up_to(&c.known.0, now, n, max_wait) else {

@@ -51,6 +51,9 @@ pub(crate) struct Upserted<W> {
     pub group: Group<RecordRef, W>,
 }
 
+/// A record's group with its object's slug.
+type Slugged<W> = (String, Group<RecordRef, W>);
+
 /// One record ready to upsert.
 struct Item<W> {
     upsert: RecordUpsert,
@@ -93,7 +96,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
     ) -> Vec<Upserted<W>> {
         // Records deleted since are skipped (what is left of their copy archived): one
         // tombstone read per CRM object for the whole batch.
-        let mut mapped: BTreeMap<CrmObject, Vec<(String, Group<RecordRef, W>)>> = BTreeMap::new();
+        let mut mapped: BTreeMap<CrmObject, Vec<Slugged<W>>> = BTreeMap::new();
         for group in groups {
             match self.mapped_slug(&group.key).await {
                 Ok(Some((slug, crm_object))) => {

@@ -42,11 +42,18 @@ async fn a_write_lands_only_on_the_version_it_read() {
     assert_eq!(store.load(&limits.key).await.expect("load"), None);
     let fresh = limits.fresh(now);
     assert_eq!(
-        store.save(&limits.key, fresh, None).await.expect("first"),
+        store
+            .save(&limits.key, fresh.clone(), None)
+            .await
+            .expect("first"),
         Saved::Written(1)
     );
     // A second "first" write, and a write on a stale version, both lose.
-    match store.save(&limits.key, fresh, None).await.expect("second") {
+    match store
+        .save(&limits.key, fresh.clone(), None)
+        .await
+        .expect("second")
+    {
         Saved::Conflict(stored) => {
             // moto may or may not return the item (ALL_OLD); when it does, it is the winner's.
             if let Some(stored) = stored {
@@ -57,7 +64,10 @@ async fn a_write_lands_only_on_the_version_it_read() {
     }
     let (taken, _) = limits.take(&fresh, now, 2, Duration::ZERO).expect("take");
     assert_eq!(
-        store.save(&limits.key, taken, Some(1)).await.expect("v2"),
+        store
+            .save(&limits.key, taken.clone(), Some(1))
+            .await
+            .expect("v2"),
         Saved::Written(2)
     );
     assert!(matches!(
