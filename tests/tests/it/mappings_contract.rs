@@ -93,7 +93,11 @@ async fn contract(store: impl IdMappings) {
 /// A batch's mappings and tombstone checks at once read as the single calls do.
 async fn batch_contract(store: &impl IdMappings) {
     let contacts = CrmObject::Contacts;
-    assert_eq!(reserve(store, "r2", T0).await, Reservation::Reserved);
+    let reserve_contact = |id: &'static str| store.reserve(contacts, id, T0, LEASE);
+    assert_eq!(
+        reserve_contact("r2").await.expect("reserve"),
+        Reservation::Reserved
+    );
     let ids: Vec<(String, CrmId)> = (1..=3)
         .map(|i| (format!("r{i}"), CrmId(format!("{}", 900 + i))))
         .collect();
@@ -104,9 +108,16 @@ async fn batch_contract(store: &impl IdMappings) {
             Some(crm_id.clone())
         );
     }
-    // The reservation on r2 was cleared by its mapping, as `put` does.
+    // The reserved one is mapped now, as after `put`; forgotten, it can be reserved again.
+    assert_eq!(
+        reserve_contact("r2").await.expect("reserve"),
+        Reservation::Mapped(CrmId("902".into()))
+    );
     store.remove(contacts, "r2").await.expect("remove");
-    assert_eq!(reserve(store, "r2", T0).await, Reservation::Reserved);
+    assert_eq!(
+        reserve_contact("r2").await.expect("reserve"),
+        Reservation::Reserved
+    );
 
     let day = Duration::from_secs(86_400);
     store.bury(contacts, "r1", T0, day).await.expect("bury");
