@@ -214,6 +214,7 @@ async fn run_batch(
             }
         }
     };
+    let mut done = Vec::with_capacity(received.len());
     for message in received {
         if retry.contains(&message.message.message_id) {
             // Back off like a redelivery would: longer after every receive.
@@ -224,9 +225,11 @@ async fn run_batch(
                 .await?;
         } else {
             // Done, or already moved to the DLQ (then the receipt is gone and this is a no-op).
-            queue.delete(&message.receipt_handle).await?;
+            done.push(message.receipt_handle.clone());
         }
     }
+    // One transaction for the batch's settled messages.
+    queue.delete_batch(&done).await?;
     Ok(())
 }
 

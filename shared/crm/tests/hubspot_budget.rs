@@ -91,7 +91,8 @@ async fn a_spent_budget_refuses_before_sending_anything() {
         .mount(&server)
         .await;
     let store: Arc<dyn RateBudget> = Arc::new(MemoryBudget::new());
-    // Other containers reserved 10 s ahead: 85 calls at 8.5/s.
+    // Other containers spent the whole window (90 calls granted now): the next call waits
+    // 11 s (the window and the lease), past the call's 3 s.
     let limits = Limits::hubspot(100.0, 0.85);
     let now = relay_ratelimit::MillisClock::now_ms(&relay_ratelimit::SystemMillis);
     let (debt, _) = limits

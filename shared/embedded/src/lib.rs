@@ -14,7 +14,7 @@
 //!   watch to drop their cached Attio schema; table `tombstones`: deleted Attio ids, until
 //!   they expire; tables `sync_ledger` and `conflicts`: two-way sync's last synced values
 //!   (`SyncLedger`) and `relay_mappings::SqliteConflicts`.
-//! * `relay_ratelimit::SqliteBudget` — table `rate_budgets`: one token bucket per API, the
+//! * `relay_ratelimit::SqliteBudget` — table `rate_budgets`: one budget per API, the
 //!   same versioned writes as the DynamoDB items, so every local process shares one budget.
 //!
 //! They share one [`LocalDb`] connection; SQLite calls run on tokio's blocking pool.
@@ -94,7 +94,8 @@ CREATE TABLE IF NOT EXISTS rate_budgets (
     updated_ms  INTEGER NOT NULL,
     cut_rate    REAL NOT NULL,
     cut_ms      INTEGER NOT NULL,
-    version     INTEGER NOT NULL
+    version     INTEGER NOT NULL,
+    grants      TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS sync_ledger (
     ledger_key   TEXT NOT NULL,
@@ -157,6 +158,11 @@ impl LocalDb {
         // Files made before create attempts were recorded gain theirs the same way.
         let _ = conn.execute(
             "ALTER TABLE mappings ADD COLUMN create_attempted_at INTEGER",
+            [],
+        );
+        // And files made before the rolling-window budget gain its grants (empty: no grants).
+        let _ = conn.execute(
+            "ALTER TABLE rate_budgets ADD COLUMN grants TEXT NOT NULL DEFAULT ''",
             [],
         );
         Ok(Self {

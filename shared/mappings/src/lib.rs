@@ -155,6 +155,22 @@ pub trait IdMappings: Tombstones + Send + Sync {
         crm_id: &CrmId,
     ) -> impl Future<Output = Result<(), MappingError>> + Send;
 
+    /// [`Self::put`] for several records of one CRM object (a batch upsert's answers), all
+    /// or none on failure. One call per record unless the adapter does better (the SQLite one
+    /// writes them in one transaction).
+    fn put_many(
+        &self,
+        object: CrmObject,
+        ids: &[(String, CrmId)],
+    ) -> impl Future<Output = Result<(), MappingError>> + Send {
+        async move {
+            for (attio_id, crm_id) in ids {
+                self.put(object, attio_id, crm_id).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// Forgets a mapping (after the CRM object was archived, or a failed create).
     fn remove(
         &self,

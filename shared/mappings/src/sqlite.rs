@@ -1,6 +1,7 @@
 //! [`IdMappings`] in SQLite; the schema generation in the `counters` table beside it, and
 //! [`Tombstones`] in the `tombstones` table. The sync ledger is in `two_way_sqlite.rs`.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::tombstone::expiry;
@@ -137,6 +138,34 @@ impl IdMappings for SqliteMappings {
             .map_err(unavailable("put"))
     }
 
+    async fn put_many(
+        &self,
+        object: CrmObject,
+        ids: &[(String, CrmId)],
+    ) -> Result<(), MappingError> {
+        let rows: Vec<(String, String)> = ids
+            .iter()
+            .map(|(attio_id, crm_id)| (mapping_key(object, attio_id), crm_id.0.clone()))
+            .collect();
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                {
+                    let mut put = tx.prepare_cached(
+                        "INSERT INTO mappings (mapping_key, crm_id) VALUES (?1, ?2)
+                         ON CONFLICT (mapping_key) DO UPDATE SET crm_id = excluded.crm_id, reserved_until = NULL,
+                             create_attempted_at = NULL",
+                    )?;
+                    for (key, id) in &rows {
+                        put.execute(params![key, id])?;
+                    }
+                }
+                tx.commit()
+            })
+            .await
+            .map_err(unavailable("put"))
+    }
+
     async fn remove(&self, object: CrmObject, attio_id: &str) -> Result<(), MappingError> {
         let key = mapping_key(object, attio_id);
         self.db
@@ -187,6 +216,33 @@ impl Tombstones for SqliteMappings {
                 )
                 .optional()
                 .map(|found| found.is_some())
+            })
+            .await
+            .map_err(unavailable("is_buried"))
+    }
+
+    async fn buried_among(
+        &self,
+        object: CrmObject,
+        attio_ids: &[String],
+        now: UnixSeconds,
+    ) -> Result<HashSet<String>, MappingError> {
+        let keys: Vec<(String, String)> = attio_ids
+            .iter()
+            .map(|id| (tombstone_key(object, id), id.clone()))
+            .collect();
+        self.db
+            .call(move |conn| {
+                let mut read = conn.prepare_cached(
+                    "SELECT 1 FROM tombstones WHERE tombstone_key = ?1 AND expires_at >= ?2",
+                )?;
+                let mut buried = HashSet::new();
+                for (key, id) in keys {
+                    if read.exists(params![key, now])? {
+                        buried.insert(id);
+                    }
+                }
+                Ok(buried)
             })
             .await
             .map_err(unavailable("is_buried"))

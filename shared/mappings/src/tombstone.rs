@@ -23,6 +23,7 @@
 //! <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html>), so every
 //! adapter also compares `expires_at` with the clock it is given.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -64,6 +65,27 @@ pub trait Tombstones: Send + Sync {
         attio_id: &str,
         now: UnixSeconds,
     ) -> impl Future<Output = Result<bool, MappingError>> + Send;
+
+    /// Which of `attio_ids` are buried at `now`, with [`Self::is_buried`]'s consistency: a
+    /// batch's records checked at once. One call per id unless the adapter does better (the
+    /// SQLite one reads them in one round trip: a records batch checks 100 ids twice, and on
+    /// the connection `attio-relay dev` shares with ingest each round trip waits its turn).
+    fn buried_among(
+        &self,
+        object: CrmObject,
+        attio_ids: &[String],
+        now: UnixSeconds,
+    ) -> impl Future<Output = Result<HashSet<String>, MappingError>> + Send {
+        async move {
+            let mut buried = HashSet::new();
+            for id in attio_ids {
+                if self.is_buried(object, id, now).await? {
+                    buried.insert(id.clone());
+                }
+            }
+            Ok(buried)
+        }
+    }
 }
 
 /// When a tombstone written at `now` expires.

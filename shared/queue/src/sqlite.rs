@@ -196,6 +196,31 @@ impl SqliteQueue {
             .await
     }
 
+    /// Deletes the messages of these receipts in one transaction (a settled batch: one round
+    /// trip to the shared connection instead of one per message, which at an import's 250
+    /// messages per batch was most of a batch's local time); how many receipts were current.
+    pub async fn delete_batch(&self, receipt_handles: &[String]) -> Result<usize, LocalDbError> {
+        if receipt_handles.is_empty() {
+            return Ok(0);
+        }
+        let receipts = receipt_handles.to_vec();
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                let mut deleted = 0;
+                {
+                    let mut delete =
+                        tx.prepare_cached("DELETE FROM messages WHERE receipt_handle = ?1")?;
+                    for receipt in &receipts {
+                        deleted += delete.execute([receipt])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(deleted)
+            })
+            .await
+    }
+
     /// Makes a received message visible again after `delay` (zero: at once).
     pub async fn change_visibility(
         &self,

@@ -1,15 +1,16 @@
-//! The token bucket every adapter stores, and the pure rules that change it. One set of rules
-//! for DynamoDB, SQLite and memory: an adapter only loads a state and writes it back if nobody
-//! wrote in between (a version check), so the logic is tested once, here.
+//! The state every adapter stores, and the pure rules that change it. One set of rules for
+//! DynamoDB, SQLite and memory: an adapter only loads a state and writes it back if nobody
+//! wrote in between (a version check), so the logic is tested once, here (the token bucket) and
+//! in `window.rs` (the rolling window).
 
 use std::time::Duration;
 
-/// One API's shared bucket, as stored. Times are wall-clock milliseconds since the Unix epoch,
+/// One API's shared budget, as stored. Times are wall-clock milliseconds since the Unix epoch,
 /// since every container must read the same clock (Lambda's clocks are NTP-synchronised).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BucketState {
     /// Tokens left; negative when containers have reserved tokens ahead of time (they wait
-    /// until the bucket has refilled past their share of the debt).
+    /// until the bucket has refilled past their share of the debt). Bucket rule only.
     pub tokens: f64,
     /// When `tokens` was computed.
     pub updated_ms: i64,
@@ -17,10 +18,48 @@ pub struct BucketState {
     pub cut_rate: f64,
     /// When that cut happened; 0: never, the bucket runs at the full rate.
     pub cut_ms: i64,
+    /// Window rule only: the blocks granted within the last window and lease, oldest first
+    /// (empty for a bucket). Pruned at every grant, so at most one entry per call allowed.
+    pub grants: Vec<Grant>,
+}
+
+/// One block granted under the window rule: `calls` calls that may be spent from `at_ms` until
+/// `at_ms + lease`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub at_ms: i64,
+    pub calls: u32,
+}
+
+/// The grants as the stores keep them: `"{at_ms}:{calls}"` joined by commas (one string
+/// attribute in DynamoDB, one TEXT column in SQLite), so adapters need no list types.
+pub fn encode_grants(grants: &[Grant]) -> String {
+    grants
+        .iter()
+        .map(|g| format!("{}:{}", g.at_ms, g.calls))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Reads [`encode_grants`]'s text back; `None` when it is not that shape (a store holding a
+/// damaged item then reads as no item, and the next write replaces it).
+pub fn decode_grants(text: &str) -> Option<Vec<Grant>> {
+    if text.trim().is_empty() {
+        return Some(Vec::new());
+    }
+    text.split(',')
+        .map(|entry| {
+            let (at, calls) = entry.trim().split_once(':')?;
+            Some(Grant {
+                at_ms: at.parse().ok()?,
+                calls: calls.parse().ok()?,
+            })
+        })
+        .collect()
 }
 
 /// A stored state and its version (bumped by every write).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Versioned {
     pub state: BucketState,
     pub version: u64,
@@ -36,6 +75,7 @@ pub struct Limits {
     /// The rate the whole deployment aims for: the published limit less headroom.
     pub rate_per_s: f64,
     /// Most tokens the bucket holds when idle: the burst every container together may send.
+    /// Bucket rule only.
     pub capacity: f64,
     /// Largest block one container takes at a time (at most `capacity`).
     pub max_block: u32,
@@ -50,6 +90,11 @@ pub struct Limits {
     /// At most one cut per this long: the 429s of one overrun reach several containers, and
     /// must halve the rate once, not once each.
     pub cut_cooldown: Duration,
+    /// `Some(w)`: the rolling-window rule (`window.rs`) instead of the bucket — at most
+    /// `rate × w` calls granted in any `w + lease`, so at most that many sent in any `w`.
+    /// For limits published as "N per rolling window" (HubSpot), where a burst of the whole
+    /// allowance is legal and a bucket would spread it over the window for nothing.
+    pub window: Option<Duration>,
 }
 
 impl Limits {
@@ -69,6 +114,7 @@ impl Limits {
             min_rate_per_s: 5.0,
             recovery_per_s: 4.0,
             cut_cooldown: Duration::from_secs(1),
+            window: None,
         }
     }
 
@@ -85,15 +131,19 @@ impl Limits {
             min_rate_per_s: 1.0,
             recovery_per_s: 1.0,
             cut_cooldown: Duration::from_secs(1),
+            window: None,
         }
     }
 
     /// HubSpot: `per_10s` requests per 10 s rolling per portal (100 on the smallest tiers, 190
     /// on Professional and Enterprise: <https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines>,
-    /// <https://developers.hubspot.com/changelog/increasing-our-api-limits>),
-    /// shared with every other app of the portal. The deployment aims at `headroom` of it
-    /// (0.85: 85 per 10 s of 100) with bursts of 5 and 1 s leases: at most 5 + 8.5 × 11 =
-    /// 98.5 in any 10 s.
+    /// <https://developers.hubspot.com/changelog/increasing-our-api-limits>; the 429 names the
+    /// policy `TEN_SECONDLY_ROLLING`), shared with every other app of the portal. The rule is
+    /// the published one: a rolling 10 s window in which the deployment is granted at most
+    /// `headroom` of the limit (0.85: 85 of 100) counted over the window plus the 1 s lease, so
+    /// at most 85 calls are sent in any 10 s, and 20 batch upserts of an import go at once
+    /// instead of at 8.5/s. A 429 halves the allowance (to 42.5, not below 5), which climbs
+    /// back over a minute.
     pub fn hubspot(per_10s: f64, headroom: f64) -> Self {
         let published_per_s = per_10s / 10.0;
         Self {
@@ -106,6 +156,7 @@ impl Limits {
             min_rate_per_s: 0.5,
             recovery_per_s: published_per_s * headroom / 60.0,
             cut_cooldown: Duration::from_secs(10),
+            window: Some(Duration::from_secs(10)),
         }
     }
 
@@ -119,16 +170,20 @@ impl Limits {
 
     /// The most calls the whole deployment can send in any window of `window`.
     pub fn ceiling_over(&self, window: Duration) -> f64 {
-        self.capacity + self.rate_per_s * (window + self.lease).as_secs_f64()
+        match self.window {
+            None => self.capacity + self.rate_per_s * (window + self.lease).as_secs_f64(),
+            Some(_) => self.window_ceiling_over(window),
+        }
     }
 
-    /// A full bucket, now.
+    /// A full bucket (an empty window), now.
     pub fn fresh(&self, now_ms: i64) -> BucketState {
         BucketState {
             tokens: self.capacity,
             updated_ms: now_ms,
             cut_rate: self.rate_per_s,
             cut_ms: 0,
+            grants: Vec::new(),
         }
     }
 
@@ -148,7 +203,7 @@ impl Limits {
         BucketState {
             tokens: (state.tokens + self.rate_at(state, now_ms) * elapsed).min(self.capacity),
             updated_ms: state.updated_ms.max(now_ms),
-            ..*state
+            ..state.clone()
         }
     }
 
@@ -162,6 +217,9 @@ impl Limits {
         n: u32,
         max_wait: Duration,
     ) -> Result<(BucketState, i64), Duration> {
+        if let Some(window) = self.window {
+            return self.take_window(state, now_ms, n, max_wait, window);
+        }
         let mut next = self.refilled(state, now_ms);
         next.tokens -= f64::from(n);
         let rate = self.rate_at(&next, now_ms).max(f64::MIN_POSITIVE);
@@ -178,7 +236,8 @@ impl Limits {
     }
 
     /// The state after the API answered 429 at `now_ms`: the rate halved (not below the
-    /// floor) and the idle tokens dropped. `None` when a cut happened within the cooldown —
+    /// floor) and the idle tokens dropped (a window keeps its grants, which now count against
+    /// the halved allowance). `None` when a cut happened within the cooldown —
     /// that overrun was already answered.
     pub fn cut(&self, state: &BucketState, now_ms: i64) -> Option<BucketState> {
         let cooldown = i64::try_from(self.cut_cooldown.as_millis()).unwrap_or(i64::MAX);
@@ -192,6 +251,7 @@ impl Limits {
             updated_ms: before.updated_ms,
             cut_rate: (rate / 2.0).max(self.min_rate_per_s),
             cut_ms: now_ms,
+            grants: before.grants,
         })
     }
 }
@@ -241,12 +301,31 @@ mod tests {
     }
 
     #[test]
+    fn grants_read_back_as_written() {
+        let grants = vec![
+            Grant {
+                at_ms: 1_764_644_413_123,
+                calls: 5,
+            },
+            Grant {
+                at_ms: 1_764_644_414_000,
+                calls: 1,
+            },
+        ];
+        assert_eq!(decode_grants(&encode_grants(&grants)), Some(grants));
+        assert_eq!(decode_grants(""), Some(Vec::new()));
+        assert_eq!(decode_grants("12:x"), None);
+        assert_eq!(decode_grants("12"), None);
+    }
+
+    #[test]
     fn the_ceilings_stay_under_the_published_limits() {
         let second = Duration::from_secs(1);
         assert!(Limits::attio_reads().ceiling_over(second) <= 100.0);
         assert!(Limits::attio_writes().ceiling_over(second) <= 25.0);
         let hubspot = Limits::hubspot(100.0, 0.85);
         assert!(hubspot.ceiling_over(Duration::from_secs(10)) <= 100.0);
+        assert_eq!(hubspot.ceiling_over(Duration::from_secs(10)), 85.0);
         let bigger = Limits::hubspot(190.0, 0.85);
         assert!(bigger.ceiling_over(Duration::from_secs(10)) <= 190.0);
         let tighter = Limits::attio_reads().with_headroom(0.5);

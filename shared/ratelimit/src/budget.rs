@@ -67,7 +67,7 @@ struct Counters {
     cuts: AtomicU64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Local {
     /// Tokens left of the block in hand, spendable from `start_ms` until `expires_ms`.
     tokens: u32,
@@ -175,17 +175,14 @@ impl ApiBudget {
                 local.used += 1;
                 local.start_ms
             } else {
-                let n = next_block(&local, inner.limits.max_block);
-                let begins = self.take_block(&mut local, now, n, max_wait).await?;
+                let wanted = next_block(&local, inner.limits.max_block);
+                let (begins, n) = self.take_block(&mut local, now, wanted, max_wait).await?;
                 let lease = i64::try_from(inner.limits.lease.as_millis()).unwrap_or(i64::MAX);
-                *local = Local {
-                    tokens: n - 1,
-                    start_ms: begins,
-                    expires_ms: begins + lease,
-                    block: n,
-                    used: 1,
-                    ..*local
-                };
+                local.tokens = n - 1;
+                local.start_ms = begins;
+                local.expires_ms = begins + lease;
+                local.block = n;
+                local.used = 1;
                 begins
             }
         };
@@ -209,23 +206,22 @@ impl ApiBudget {
                     return;
                 }
             };
+            let expected = current.as_ref().map(|v| v.version);
             let state = current.map_or_else(|| inner.limits.fresh(now), |v| v.state);
             let Some(cut) = inner.limits.cut(&state, now) else {
                 return;
             };
-            match self
-                .write(&mut local, cut, current.map(|v| v.version))
-                .await
-            {
+            let cut_rate = cut.cut_rate;
+            match self.write(&mut local, cut, expected).await {
                 Ok(true) => {
                     inner.counters.cuts.fetch_add(1, Ordering::Relaxed);
                     let before = inner.limits.rate_at(&state, now);
-                    local.rate = cut.cut_rate;
-                    local.logged_rate = cut.cut_rate;
+                    local.rate = cut_rate;
+                    local.logged_rate = cut_rate;
                     tracing::warn!(
                         event = "rate_budget_cut",
                         api = %inner.limits.key,
-                        rate_per_s = cut.cut_rate,
+                        rate_per_s = cut_rate,
                         previous_rate_per_s = before,
                         limit_per_s = inner.limits.published_per_s,
                         "API answered 429: the shared rate is halved, then climbs back"
@@ -241,30 +237,32 @@ impl ApiBudget {
         }
     }
 
-    /// Takes `n` tokens from the shared bucket: when they may be spent.
+    /// Takes up to `n` tokens from the shared budget: when they may be spent, and how many.
     async fn take_block(
         &self,
         local: &mut Local,
         now: i64,
         n: u32,
         max_wait: Duration,
-    ) -> Result<i64, Denied> {
+    ) -> Result<(i64, u32), Denied> {
         let inner = &*self.inner;
         for _ in 0..MAX_CONFLICTS {
             let current = self.current(local).await.map_err(|e| {
                 tracing::warn!(api = %inner.limits.key, error = %e, "rate budget store unavailable");
                 self.denied(STORE_RETRY, &e.to_string())
             })?;
+            let expected = current.as_ref().map(|v| v.version);
             let state = current.map_or_else(|| inner.limits.fresh(now), |v| v.state);
-            let (next, begins) = inner
+            let (next, begins, granted) = inner
                 .limits
-                .take(&state, now, n, max_wait)
+                .take_up_to(&state, now, n, max_wait)
                 .map_err(|wait| self.denied(wait, "the deployment's rate is spent"))?;
-            match self.write(local, next, current.map(|v| v.version)).await {
+            let rate = inner.limits.rate_at(&next, now);
+            match self.write(local, next, expected).await {
                 Ok(true) => {
                     inner.counters.blocks.fetch_add(1, Ordering::Relaxed);
-                    self.note_rate(local, inner.limits.rate_at(&next, now));
-                    return Ok(begins);
+                    self.note_rate(local, rate);
+                    return Ok((begins, granted));
                 }
                 Ok(false) => continue,
                 Err(e) => {
@@ -278,15 +276,15 @@ impl ApiBudget {
 
     /// The stored state: the one this handle last saw, else read.
     async fn current(&self, local: &mut Local) -> Result<Option<Versioned>, crate::BudgetError> {
-        if let Some(known) = local.known {
-            return Ok(Some(known));
+        if let Some(known) = &local.known {
+            return Ok(Some(known.clone()));
         }
         self.inner
             .counters
             .store_calls
             .fetch_add(1, Ordering::Relaxed);
         let loaded = self.inner.store.load(&self.inner.limits.key).await?;
-        local.known = loaded;
+        local.known.clone_from(&loaded);
         Ok(loaded)
     }
 
@@ -300,7 +298,11 @@ impl ApiBudget {
     ) -> Result<bool, crate::BudgetError> {
         let inner = &*self.inner;
         inner.counters.store_calls.fetch_add(1, Ordering::Relaxed);
-        match inner.store.save(&inner.limits.key, state, expected).await {
+        match inner
+            .store
+            .save(&inner.limits.key, state.clone(), expected)
+            .await
+        {
             Ok(Saved::Written(version)) => {
                 local.known = Some(Versioned { state, version });
                 Ok(true)

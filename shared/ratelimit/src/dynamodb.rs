@@ -1,7 +1,9 @@
 //! The buckets in DynamoDB: one item per API in the mappings table (every consumer and the
 //! reconcile function already reach it, so no new table and no new IAM beyond `UpdateItem`),
 //! keyed `rate-budget:{api}` on the table's partition key `mapping_key` — no `#`, so it never
-//! names a mapping. Attributes: `tokens`, `updated_ms`, `cut_rate`, `cut_ms`, `version` (N).
+//! names a mapping. Attributes: `tokens`, `updated_ms`, `cut_rate`, `cut_ms`, `version` (N),
+//! and `grants` (S, `encode_grants`: a rolling window's grants, a few dozen bytes; absent on
+//! items written before the window rule, which then read as an empty window).
 //!
 //! A take is one conditional `UpdateItem` (`version = :expected`, or `attribute_not_exists`
 //! for the first) that sets the whole state: DynamoDB applies it only if nobody wrote since the
@@ -18,7 +20,10 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use crate::{BucketState, BudgetError, RateBudget, Saved, StoreFuture, Versioned};
+use crate::{
+    BucketState, BudgetError, RateBudget, Saved, StoreFuture, Versioned, decode_grants,
+    encode_grants,
+};
 
 /// Prefix of the bucket items' keys.
 pub const BUDGET_KEY_PREFIX: &str = "rate-budget:";
@@ -56,6 +61,10 @@ fn decode(item: &HashMap<String, AttributeValue>) -> Option<Versioned> {
             updated_ms: get("updated_ms")? as i64,
             cut_rate: get("cut_rate")?,
             cut_ms: get("cut_ms")? as i64,
+            grants: match item.get("grants") {
+                None => Vec::new(),
+                Some(text) => decode_grants(text.as_s().ok()?)?,
+            },
         },
         version: get("version")? as u64,
     })
@@ -91,12 +100,13 @@ impl RateBudget for DynamoDbBudget {
                 .table_name(&self.table)
                 .key(KEY_ATTRIBUTE, Self::key(key))
                 .update_expression(
-                    "SET tokens = :t, updated_ms = :u, cut_rate = :r, cut_ms = :c, version = :nv",
+                    "SET tokens = :t, updated_ms = :u, cut_rate = :r, cut_ms = :c, grants = :g, version = :nv",
                 )
                 .expression_attribute_values(":t", number(state.tokens))
                 .expression_attribute_values(":u", number(state.updated_ms))
                 .expression_attribute_values(":r", number(state.cut_rate))
                 .expression_attribute_values(":c", number(state.cut_ms))
+                .expression_attribute_values(":g", AttributeValue::S(encode_grants(&state.grants)))
                 .expression_attribute_values(":nv", number(version))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,

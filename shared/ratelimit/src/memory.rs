@@ -23,7 +23,7 @@ impl RateBudget for MemoryBudget {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(key)
-            .copied();
+            .cloned();
         Box::pin(async move {
             // A store round trip: lets other takers run in between, as a network call would.
             tokio::task::yield_now().await;
@@ -40,8 +40,8 @@ impl RateBudget for MemoryBudget {
         Box::pin(async move {
             tokio::task::yield_now().await;
             let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-            let stored = buckets.get(key).copied();
-            if stored.map(|v| v.version) != expected {
+            let stored = buckets.get(key).cloned();
+            if stored.as_ref().map(|v| v.version) != expected {
                 return Ok(Saved::Conflict(stored));
             }
             let version = expected.map_or(1, |v| v + 1);

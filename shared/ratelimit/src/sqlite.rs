@@ -1,12 +1,15 @@
 //! The buckets in the local SQLite file (`attio-relay dev`, and `backfill` / `reconcile` run
 //! without a mappings table): table `rate_budgets`, one row per API, written only when its
 //! version is still the one read — the DynamoDB adapter's rule, so two processes on one file
-//! share one budget.
+//! share one budget. A window's grants are one TEXT column (`encode_grants`).
 
 use relay_embedded::LocalDb;
 use rusqlite::{OptionalExtension, params};
 
-use crate::{BucketState, BudgetError, RateBudget, Saved, StoreFuture, Versioned};
+use crate::{
+    BucketState, BudgetError, RateBudget, Saved, StoreFuture, Versioned, decode_grants,
+    encode_grants,
+};
 
 #[derive(Debug, Clone)]
 pub struct SqliteBudget {
@@ -20,16 +23,20 @@ impl SqliteBudget {
 }
 
 const SELECT: &str =
-    "SELECT tokens, updated_ms, cut_rate, cut_ms, version FROM rate_budgets WHERE api = ?1";
+    "SELECT tokens, updated_ms, cut_rate, cut_ms, version, grants FROM rate_budgets WHERE api = ?1";
 
+/// The row, if any. A `grants` text that does not read (not written by this crate) reads as an
+/// empty window: the next write replaces it.
 fn read(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Option<Versioned>> {
     conn.query_row(SELECT, params![key], |row| {
+        let grants: String = row.get(5)?;
         Ok(Versioned {
             state: BucketState {
                 tokens: row.get(0)?,
                 updated_ms: row.get(1)?,
                 cut_rate: row.get(2)?,
                 cut_ms: row.get(3)?,
+                grants: decode_grants(&grants).unwrap_or_default(),
             },
             version: u64::try_from(row.get::<_, i64>(4)?).unwrap_or(0),
         })
@@ -58,20 +65,22 @@ impl RateBudget for SqliteBudget {
         Box::pin(async move {
             self.db
                 .call(move |conn| {
+                    let grants = encode_grants(&state.grants);
                     let written = match expected {
                         None => conn.execute(
-                            "INSERT OR IGNORE INTO rate_budgets (api, tokens, updated_ms, cut_rate, cut_ms, version) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-                            params![key, state.tokens, state.updated_ms, state.cut_rate, state.cut_ms],
+                            "INSERT OR IGNORE INTO rate_budgets (api, tokens, updated_ms, cut_rate, cut_ms, version, grants) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
+                            params![key, state.tokens, state.updated_ms, state.cut_rate, state.cut_ms, grants],
                         )?,
                         Some(version) => conn.execute(
-                            "UPDATE rate_budgets SET tokens = ?2, updated_ms = ?3, cut_rate = ?4, cut_ms = ?5, version = version + 1 WHERE api = ?1 AND version = ?6",
+                            "UPDATE rate_budgets SET tokens = ?2, updated_ms = ?3, cut_rate = ?4, cut_ms = ?5, grants = ?7, version = version + 1 WHERE api = ?1 AND version = ?6",
                             params![
                                 key,
                                 state.tokens,
                                 state.updated_ms,
                                 state.cut_rate,
                                 state.cut_ms,
-                                i64::try_from(version).unwrap_or(i64::MAX)
+                                i64::try_from(version).unwrap_or(i64::MAX),
+                                grants
                             ],
                         )?,
                     };
@@ -112,6 +121,7 @@ mod tests {
             min_rate_per_s: 1.0,
             recovery_per_s: 1.0,
             cut_cooldown: Duration::from_secs(1),
+            window: None,
         }
     }
 
@@ -147,6 +157,45 @@ mod tests {
             task.await.expect("taker");
         }
         calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    #[tokio::test]
+    async fn a_window_keeps_its_grants_and_writes_only_on_the_version_read() {
+        let store = SqliteBudget::new(LocalDb::in_memory().expect("db"));
+        let limits = Limits::hubspot(100.0, 0.85);
+        let now = SystemMillis.now_ms();
+        let (first, _) = limits
+            .take(&limits.fresh(now), now, 5, Duration::ZERO)
+            .expect("take");
+        assert_eq!(
+            store
+                .save(&limits.key, first.clone(), None)
+                .await
+                .expect("v1"),
+            Saved::Written(1)
+        );
+        let (second, _) = limits
+            .take(&first, now + 20, 3, Duration::ZERO)
+            .expect("take");
+        assert_eq!(second.grants.len(), 2);
+        assert_eq!(
+            store
+                .save(&limits.key, second.clone(), Some(1))
+                .await
+                .expect("v2"),
+            Saved::Written(2)
+        );
+        // A stale writer loses and is handed the winner's grants.
+        match store
+            .save(&limits.key, first, Some(1))
+            .await
+            .expect("stale")
+        {
+            Saved::Conflict(Some(stored)) => assert_eq!(stored.state, second),
+            other => panic!("{other:?}"),
+        }
+        let stored = store.load(&limits.key).await.expect("load").expect("row");
+        assert_eq!((stored.version, stored.state), (2, second));
     }
 
     /// The child's half: runs only when the parent names the file.

@@ -110,8 +110,56 @@ async fn hubspot_containers_stay_under_the_portal_limit_per_10_seconds() {
     let store: Arc<dyn RateBudget> = Arc::new(MemoryBudget::new());
     let (calls, _) = drive(store, &limits, 5, 3, Duration::from_secs(40)).await;
     let most = busiest(&calls, Duration::from_secs(10));
-    assert!(most <= 98, "{most} HubSpot calls in 10 s");
-    assert!(calls.len() >= 330, "only {} calls in 40 s", calls.len());
+    assert!(most <= 85, "{most} HubSpot calls in 10 s");
+    // The window is used, not just respected: a whole allowance per 11 s (window + lease),
+    // less the tokens of blocks that lapsed in a container when the window closed.
+    assert!(calls.len() >= 300, "only {} calls in 40 s", calls.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_import_burst_of_hubspot_calls_goes_at_once_from_every_container() {
+    // 20 batch upserts from 2 containers: the published rule allows them at once; the old
+    // bucket (5, then 8.5/s) took 1.8 s.
+    let limits = Limits::hubspot(100.0, 0.85);
+    let store: Arc<dyn RateBudget> = Arc::new(MemoryBudget::new());
+    let clock = Arc::new(TokioMillis::new(BASE_MS));
+    let start = clock.now_ms();
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let budget = ApiBudget::with_clock(Arc::clone(&store), limits.clone(), clock.clone());
+        for _ in 0..10 {
+            let budget = budget.clone();
+            handles.push(tokio::spawn(async move {
+                budget.acquire(Duration::from_secs(30)).await
+            }));
+        }
+    }
+    for handle in handles {
+        handle.await.expect("taker").expect("token");
+    }
+    assert_eq!(clock.now_ms() - start, 0, "no call waited");
+    // Blocks held by the two containers count too (block sizes 1, 2, 4, 5: a few lapse
+    // unused); a third container gets the rest of the window at once, then waits for it.
+    let stored = store.load(&limits.key).await.expect("load").expect("item");
+    let granted: u32 = stored.state.grants.iter().map(|g| g.calls).sum();
+    assert!((20..=30).contains(&granted), "{granted}");
+    let budget = ApiBudget::with_clock(Arc::clone(&store), limits.clone(), clock.clone());
+    for _ in 0..(85 - granted) {
+        budget
+            .acquire(Duration::from_secs(30))
+            .await
+            .expect("token");
+    }
+    assert_eq!(clock.now_ms() - start, 0, "85 in the first instant");
+    budget
+        .acquire(Duration::from_secs(30))
+        .await
+        .expect("token");
+    assert_eq!(
+        clock.now_ms() - start,
+        11_000,
+        "the window (10 s) plus the lease (1 s)"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -51,6 +51,9 @@ pub(crate) struct Upserted<W> {
     pub group: Group<RecordRef, W>,
 }
 
+/// A record's group with its object's slug.
+type Slugged<W> = (String, Group<RecordRef, W>);
+
 /// One record ready to upsert.
 pub(crate) struct Item<W> {
     pub upsert: RecordUpsert,
@@ -119,12 +122,37 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         budget: &Budget,
         outcomes: &mut Outcomes,
     ) -> Vec<Upserted<W>> {
-        let mut by_object: BTreeMap<String, Vec<Group<RecordRef, W>>> = BTreeMap::new();
+        // Records deleted since are skipped (what is left of their copy archived): one
+        // tombstone read per CRM object for the whole batch.
+        let mut mapped: BTreeMap<CrmObject, Vec<Slugged<W>>> = BTreeMap::new();
         for group in groups {
-            match self.live_slug(&group.key).await {
-                Ok(Some(slug)) => by_object.entry(slug).or_default().push(group),
+            match self.mapped_slug(&group.key).await {
+                Ok(Some((slug, crm_object))) => {
+                    mapped.entry(crm_object).or_default().push((slug, group));
+                }
                 Ok(None) => outcomes.settle(&group, &Disposition::Done),
                 Err(StepError(d)) => outcomes.settle(&group, &d),
+            }
+        }
+        let mut by_object: BTreeMap<String, Vec<Group<RecordRef, W>>> = BTreeMap::new();
+        for (crm_object, entries) in mapped {
+            let ids: Vec<String> = entries
+                .iter()
+                .map(|(_, g)| g.key.record_id.clone())
+                .collect();
+            let buried = match self.archive_deleted_among(crm_object, &ids).await {
+                Ok(buried) => buried,
+                Err(StepError(d)) => {
+                    entries.iter().for_each(|(_, g)| outcomes.settle(g, &d));
+                    continue;
+                }
+            };
+            for (slug, group) in entries {
+                match buried.get(&group.key.record_id) {
+                    None => by_object.entry(slug).or_default().push(group),
+                    Some(Ok(())) => outcomes.settle(&group, &Disposition::Done),
+                    Some(Err(StepError(d))) => outcomes.settle(&group, d),
+                }
             }
         }
 
@@ -198,22 +226,18 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         upserted
     }
 
-    /// The slug of a record's object when the record is to be synced: `None` when its object
-    /// is not mapped to the CRM, or when it was deleted already (a late or redelivered event:
-    /// what is left of its copy is archived, nothing is written).
-    async fn live_slug(&self, record: &RecordRef) -> Result<Option<String>, StepError> {
+    /// The slug and CRM object of a record's object, or `None` when the object is not mapped
+    /// to the CRM (nothing to write).
+    async fn mapped_slug(
+        &self,
+        record: &RecordRef,
+    ) -> Result<Option<(String, CrmObject)>, StepError> {
         let slug = self.slug(&record.object).await?;
         let Some(crm_object) = self.fields.crm_object(&slug) else {
             tracing::debug!(object = %slug, "object is not mapped to the CRM; skipping");
             return Ok(None);
         };
-        if self
-            .archive_if_deleted(crm_object, &record.record_id)
-            .await?
-        {
-            return Ok(None);
-        }
-        Ok(Some(slug))
+        Ok(Some((slug, crm_object)))
     }
 
     /// Reads `ids` of `slug`: one query, then single `GET`s where the query cannot serve
@@ -290,52 +314,92 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
                 return;
             }
         };
+        // Every record's mapping first (the accepted ones in one write), then one tombstone
+        // check for all: each record is written and mapped before its check, as
+        // `tombstones.rs` requires.
+        let mut mapped: Vec<(Item<W>, CrmId)> = Vec::with_capacity(items.len());
+        let mut accepted: Vec<(Item<W>, CrmId)> = Vec::with_capacity(items.len());
         for item in items {
             let record_id = &item.upsert.attio_record_id;
             let refused = report
                 .failures
                 .iter()
                 .find(|f| &f.attio_record_id == record_id);
-            let mapped = if let Some(failure) = refused {
-                self.adopt(&item.slug, crm_object, &item.upsert, failure, &[])
+            if let Some(failure) = refused {
+                match self
+                    .adopt(&item.slug, crm_object, &item.upsert, failure, &[])
                     .await
-            } else if let Some(id) = report.ids.get(record_id) {
-                let put = self.mappings.put(crm_object, record_id, id).await;
-                put.map(|()| id.clone()).map_err(StepError::from)
-            } else {
-                Err(StepError(Disposition::retry(format!(
-                    "CRM returned no id for record {record_id}"
-                ))))
-            };
-            let id = match mapped {
-                Ok(id) => id,
-                Err(StepError(d)) => {
-                    outcomes.settle(&item.group, &d);
-                    continue;
+                {
+                    Ok(id) => mapped.push((item, id)),
+                    Err(StepError(d)) => outcomes.settle(&item.group, &d),
                 }
-            };
-            // What was sent (or found agreed) is now the fields' last synced value.
-            if let (Some(two_way), false) = (&self.two_way, item.ledger.is_empty()) {
-                let recorded = two_way
-                    .stores
-                    .record_ledger(crm_object, record_id, &item.ledger)
-                    .await;
-                if let Err(err) = recorded {
-                    outcomes.settle(&item.group, &StepError::from(err).0);
-                    continue;
+            } else if let Some(id) = report.ids.get(record_id) {
+                accepted.push((item, id.clone()));
+            } else {
+                let d = Disposition::retry(format!("CRM returned no id for record {record_id}"));
+                outcomes.settle(&item.group, &d);
+            }
+        }
+        if !accepted.is_empty() {
+            let ids: Vec<(String, CrmId)> = accepted
+                .iter()
+                .map(|(item, id)| (item.upsert.attio_record_id.clone(), id.clone()))
+                .collect();
+            match self.mappings.put_many(crm_object, &ids).await {
+                Ok(()) => mapped.extend(accepted),
+                Err(err) => {
+                    let StepError(d) = StepError::from(err);
+                    accepted
+                        .iter()
+                        .for_each(|(item, _)| outcomes.settle(&item.group, &d));
                 }
             }
-            // After the write and its mapping: a record.deleted handled while this upsert was
-            // in flight archived the old copy, and the upsert made a new one (`tombstones.rs`).
-            match self.archive_if_deleted(crm_object, record_id).await {
-                Ok(false) => upserted.push(Upserted {
+        }
+        // What was sent (or found agreed) is now the fields' last synced value: recorded after
+        // the mapping, before the tombstone check, as one step of the record's write.
+        if let Some(two_way) = &self.two_way {
+            let mut kept = Vec::with_capacity(mapped.len());
+            for (item, id) in mapped {
+                if !item.ledger.is_empty() {
+                    let record_id = &item.upsert.attio_record_id;
+                    let recorded = two_way
+                        .stores
+                        .record_ledger(crm_object, record_id, &item.ledger)
+                        .await;
+                    if let Err(err) = recorded {
+                        outcomes.settle(&item.group, &StepError::from(err).0);
+                        continue;
+                    }
+                }
+                kept.push((item, id));
+            }
+            mapped = kept;
+        }
+        // After the write and its mapping: a record.deleted handled while this upsert was
+        // in flight archived the old copy, and the upsert made a new one (`tombstones.rs`).
+        let ids: Vec<String> = mapped
+            .iter()
+            .map(|(item, _)| item.upsert.attio_record_id.clone())
+            .collect();
+        let buried = match self.archive_deleted_among(crm_object, &ids).await {
+            Ok(buried) => buried,
+            Err(StepError(d)) => {
+                mapped
+                    .iter()
+                    .for_each(|(item, _)| outcomes.settle(&item.group, &d));
+                return;
+            }
+        };
+        for (item, id) in mapped {
+            match buried.get(&item.upsert.attio_record_id) {
+                None => upserted.push(Upserted {
                     crm_object,
                     id,
                     links: item.links,
                     group: item.group,
                 }),
-                Ok(true) => outcomes.settle(&item.group, &Disposition::Done),
-                Err(StepError(d)) => outcomes.settle(&item.group, &d),
+                Some(Ok(())) => outcomes.settle(&item.group, &Disposition::Done),
+                Some(Err(StepError(d))) => outcomes.settle(&item.group, d),
             }
         }
     }

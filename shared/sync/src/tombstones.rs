@@ -32,6 +32,8 @@
 //! [`archive_if_deleted`]: SyncContext::archive_if_deleted
 //! [`archive_engagement`]: SyncContext::archive_engagement
 
+use std::collections::HashMap;
+
 use relay_attio::AttioApi;
 use relay_crm::{CrmId, CrmObject, CrmSink};
 use relay_mappings::{IdMappings, Reservation, TOMBSTONE_RETENTION};
@@ -86,6 +88,31 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         tracing::info!(%crm_object, record_id, "record was deleted in Attio; archiving its copy instead of writing it");
         self.archive_record(crm_object, record_id).await?;
         Ok(true)
+    }
+
+    /// [`Self::archive_if_deleted`] for a batch's records of one CRM object: one tombstone
+    /// read for all of them (`Tombstones::buried_among`), then each buried one archived. The
+    /// buried ids, each with its archive's outcome; an id not in the answer is live. A failed
+    /// read fails them all (the caller settles them alike).
+    pub(crate) async fn archive_deleted_among(
+        &self,
+        crm_object: CrmObject,
+        record_ids: &[String],
+    ) -> Result<HashMap<String, Result<(), StepError>>, StepError> {
+        if record_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let buried = self
+            .mappings
+            .buried_among(crm_object, record_ids, self.clock.now())
+            .await?;
+        let mut archived = HashMap::with_capacity(buried.len());
+        for record_id in buried {
+            tracing::info!(%crm_object, record_id, "record was deleted in Attio; archiving its copy instead of writing it");
+            let outcome = self.archive_record(crm_object, &record_id).await;
+            archived.insert(record_id, outcome);
+        }
+        Ok(archived)
     }
 
     /// A note or task Attio deleted (its delete event, or Attio's not-found for it): buried

@@ -87,6 +87,61 @@ async fn contract(store: impl IdMappings) {
             .expect("read")
     );
     attempt_contract(&store).await;
+    batch_contract(&store).await;
+}
+
+/// A batch's mappings and tombstone checks at once read as the single calls do.
+async fn batch_contract(store: &impl IdMappings) {
+    let contacts = CrmObject::Contacts;
+    let reserve_contact = |id: &'static str| store.reserve(contacts, id, T0, LEASE);
+    assert_eq!(
+        reserve_contact("r2").await.expect("reserve"),
+        Reservation::Reserved
+    );
+    let ids: Vec<(String, CrmId)> = (1..=3)
+        .map(|i| (format!("r{i}"), CrmId(format!("{}", 900 + i))))
+        .collect();
+    store.put_many(contacts, &ids).await.expect("put many");
+    for (attio_id, crm_id) in &ids {
+        assert_eq!(
+            store.get(contacts, attio_id).await.expect("get"),
+            Some(crm_id.clone())
+        );
+    }
+    // The reserved one is mapped now, as after `put`; forgotten, it can be reserved again.
+    assert_eq!(
+        reserve_contact("r2").await.expect("reserve"),
+        Reservation::Mapped(CrmId("902".into()))
+    );
+    store.remove(contacts, "r2").await.expect("remove");
+    assert_eq!(
+        reserve_contact("r2").await.expect("reserve"),
+        Reservation::Reserved
+    );
+
+    let day = Duration::from_secs(86_400);
+    store.bury(contacts, "r1", T0, day).await.expect("bury");
+    store
+        .bury(contacts, "r3", T0 - 2 * 86_400, day)
+        .await
+        .expect("bury"); // expired
+    store
+        .bury(CrmObject::Companies, "r2", T0, day)
+        .await
+        .expect("bury"); // other object
+    let asked: Vec<String> = ["r1", "r2", "r3", "r4"].map(String::from).to_vec();
+    let buried = store
+        .buried_among(contacts, &asked, T0 + 10)
+        .await
+        .expect("read");
+    assert_eq!(buried, ["r1".to_owned()].into_iter().collect());
+    assert!(
+        store
+            .buried_among(contacts, &[], T0)
+            .await
+            .expect("none")
+            .is_empty()
+    );
 }
 
 /// A creator records its attempt before sending the create; until the id is stored, whoever

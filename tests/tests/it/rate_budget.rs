@@ -23,6 +23,7 @@ fn limits() -> Limits {
         min_rate_per_s: 1.0,
         recovery_per_s: 1.0,
         cut_cooldown: Duration::from_secs(1),
+        window: None,
     }
 }
 
@@ -41,11 +42,18 @@ async fn a_write_lands_only_on_the_version_it_read() {
     assert_eq!(store.load(&limits.key).await.expect("load"), None);
     let fresh = limits.fresh(now);
     assert_eq!(
-        store.save(&limits.key, fresh, None).await.expect("first"),
+        store
+            .save(&limits.key, fresh.clone(), None)
+            .await
+            .expect("first"),
         Saved::Written(1)
     );
     // A second "first" write, and a write on a stale version, both lose.
-    match store.save(&limits.key, fresh, None).await.expect("second") {
+    match store
+        .save(&limits.key, fresh.clone(), None)
+        .await
+        .expect("second")
+    {
         Saved::Conflict(stored) => {
             // moto may or may not return the item (ALL_OLD); when it does, it is the winner's.
             if let Some(stored) = stored {
@@ -56,7 +64,10 @@ async fn a_write_lands_only_on_the_version_it_read() {
     }
     let (taken, _) = limits.take(&fresh, now, 2, Duration::ZERO).expect("take");
     assert_eq!(
-        store.save(&limits.key, taken, Some(1)).await.expect("v2"),
+        store
+            .save(&limits.key, taken.clone(), Some(1))
+            .await
+            .expect("v2"),
         Saved::Written(2)
     );
     assert!(matches!(
@@ -67,7 +78,7 @@ async fn a_write_lands_only_on_the_version_it_read() {
         Saved::Conflict(_)
     ));
     let stored = store.load(&limits.key).await.expect("load").expect("item");
-    assert_eq!((stored.version, stored.state), (2, taken));
+    assert_eq!((stored.version, &stored.state), (2, &taken));
     // The item lives beside the mappings under a key no mapping can have.
     let item = client
         .get_item()
@@ -82,6 +93,29 @@ async fn a_write_lands_only_on_the_version_it_read() {
         .item
         .expect("item");
     assert!(!item["mapping_key"].as_s().expect("key").contains('#'));
+
+    // HubSpot's rolling window: the grants round-trip in the item's `grants` attribute.
+    let hubspot = Limits::hubspot(100.0, 0.85);
+    let (one, _) = hubspot
+        .take(&hubspot.fresh(now), now, 5, Duration::ZERO)
+        .expect("take");
+    let (two, _) = hubspot
+        .take(&one, now + 30, 2, Duration::ZERO)
+        .expect("take");
+    assert_eq!(two.grants.len(), 2);
+    assert_eq!(
+        store.save(&hubspot.key, one, None).await.expect("first"),
+        Saved::Written(1)
+    );
+    assert_eq!(
+        store
+            .save(&hubspot.key, two.clone(), Some(1))
+            .await
+            .expect("v2"),
+        Saved::Written(2)
+    );
+    let stored = store.load(&hubspot.key).await.expect("load").expect("item");
+    assert_eq!((stored.version, stored.state), (2, two));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
