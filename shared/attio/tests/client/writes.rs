@@ -238,6 +238,7 @@ fn limits(key: &str) -> Limits {
         min_rate_per_s: 1.0,
         recovery_per_s: 0.5,
         cut_cooldown: Duration::from_secs(1),
+        window: None,
     }
 }
 
