@@ -96,19 +96,25 @@ impl World {
 
     /// Runs the records consumer on Attio events; every message must end done.
     async fn forward(&mut self, events: Vec<Value>) {
-        let batch: Vec<_> = events.into_iter().map(|e| inbound(&self.id(), e)).collect();
-        let outcomes = RecordsHandler::new(Arc::clone(&self.ctx))
-            .handle(&batch)
-            .await;
-        assert_eq!(outcomes.len(), batch.len());
+        let outcomes = self.forward_outcomes(events).await;
         assert!(
             outcomes.iter().all(|o| o.disposition == Disposition::Done),
             "{outcomes:?}"
         );
     }
 
-    /// Runs the hubspot consumer on HubSpot webhook events; every message must end done.
-    async fn reverse(&mut self, events: Vec<Value>) {
+    /// Runs the records consumer on Attio events; their outcomes.
+    async fn forward_outcomes(&mut self, events: Vec<Value>) -> Vec<crate::MessageOutcome> {
+        let batch: Vec<_> = events.into_iter().map(|e| inbound(&self.id(), e)).collect();
+        let outcomes = RecordsHandler::new(Arc::clone(&self.ctx))
+            .handle(&batch)
+            .await;
+        assert_eq!(outcomes.len(), batch.len());
+        outcomes
+    }
+
+    /// Runs the hubspot consumer on HubSpot webhook events; their outcomes.
+    async fn reverse_outcomes(&mut self, events: Vec<Value>) -> Vec<crate::MessageOutcome> {
         let batch: Vec<HubspotMessage> = events
             .into_iter()
             .map(|event| HubspotMessage {
@@ -117,10 +123,18 @@ impl World {
                     .to_string(),
             })
             .collect();
-        let outcomes = HubspotHandler::new(Arc::clone(&self.ctx))
-            .handle(&batch)
-            .await;
+        let outcomes = self.handler().handle(&batch).await;
         assert_eq!(outcomes.len(), batch.len());
+        outcomes
+    }
+
+    fn handler(&self) -> HubspotHandler<MemoryCrm, MemoryMappings, MemoryAttio> {
+        HubspotHandler::new(Arc::clone(&self.ctx))
+    }
+
+    /// Runs the hubspot consumer on HubSpot webhook events; every message must end done.
+    async fn reverse(&mut self, events: Vec<Value>) {
+        let outcomes = self.reverse_outcomes(events).await;
         assert!(
             outcomes.iter().all(|o| o.disposition == Disposition::Done),
             "{outcomes:?}"
@@ -480,4 +494,54 @@ async fn a_records_batch_reads_the_ledger_once() {
         .collect();
     w.forward(events).await;
     assert_eq!(w.stores.ledger_reads(), [3, 3]);
+}
+
+fn all_retried(outcomes: &[crate::MessageOutcome]) -> bool {
+    outcomes
+        .iter()
+        .all(|o| matches!(o.disposition, Disposition::Retry { .. }))
+}
+
+#[tokio::test]
+async fn a_conflict_with_no_hubspot_history_is_retried_not_guessed() {
+    let mut w = world();
+    w.ctx
+        .attio
+        .put_record("people", person(ADA, "ada@example.com", "Ada"));
+    // A contact whose firstname HubSpot gives no history for (seeded: no change recorded).
+    let props = [
+        ("email".to_owned(), "ada@example.com".to_owned()),
+        ("firstname".to_owned(), "Augusta".to_owned()),
+        (ID_PROPERTY.to_owned(), ADA.to_owned()),
+    ];
+    let id = w.crm.seed(CrmObject::Contacts, props.into());
+    w.ctx
+        .mappings
+        .put(CrmObject::Contacts, ADA, &id)
+        .await
+        .unwrap();
+    let agreed = relay_mappings::Synced {
+        fingerprint: relay_mappings::fingerprint(Some("Ada")),
+        at_ms: T0,
+        direction: relay_mappings::SyncDirection::AttioToHubspot,
+    };
+    let ledger = [("firstname".to_owned(), agreed)].into();
+    relay_mappings::SyncLedger::record(&w.stores, CrmObject::Contacts, ADA, &ledger)
+        .await
+        .unwrap();
+    w.tick(60);
+    let events = w.attio_user_edit(json!({"name": [{"first_name": "Ann", "last_name": "Example", "full_name": "Ann Example"}]})).await;
+
+    let forward = w.forward_outcomes(events).await;
+    assert!(all_retried(&forward), "forward: {forward:?}");
+    let change = json!({"eventId": 9, "subscriptionType": "contact.propertyChange", "objectId": id.0.parse::<u64>().unwrap(),
+        "propertyName": "firstname", "propertyValue": "Augusta", "changeSource": "CRM_UI", "sourceId": "userId:1", "occurredAt": T0 + 1});
+    let reverse = w.reverse_outcomes(vec![change]).await;
+    assert!(all_retried(&reverse), "reverse: {reverse:?}");
+    assert!(
+        w.stores.conflicts().is_empty(),
+        "no conflict decided on a guessed time"
+    );
+    assert_eq!(w.contact().1["firstname"], "Augusta");
+    assert_eq!(w.attio_first_name(), "Ann");
 }

@@ -11,7 +11,7 @@ use relay_crm::{CrmId, CrmObject};
 use relay_mappings::{IdMappings, Ledger, Side, SyncDirection, Synced};
 
 use super::values::attio_changed_at;
-use super::{SideValue, Verdict, conflict, verdict};
+use super::{SideValue, Verdict, conflict, hubspot_side, need_times, verdict};
 use crate::batch::Outcomes;
 use crate::context::{StepError, SyncContext};
 use crate::record_batch::Item;
@@ -166,11 +166,17 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
                     plan(&mut item, &field, Plan::Send, ledger, now_ms);
                     continue;
                 };
-                let value = state.properties.get(&field.property).cloned().flatten();
-                let at = state.changes.get(&field.property).map_or(0, |c| c.at_ms);
-                let hubspot = SideValue::new(&field.spec, value, at);
+                let (hubspot, timed) = hubspot_side(&field.spec, state, &field.property);
                 let agreed = agreed.map(|a| a.fingerprint.as_str());
-                let decided = match verdict(agreed, &field.attio, &hubspot) {
+                let decided = verdict(agreed, &field.attio, &hubspot);
+                let decided = match need_times(decided, timed, &field.property) {
+                    Ok(decided) => decided,
+                    Err(StepError(d)) => {
+                        outcomes.settle(&item.group, &d);
+                        continue 'items;
+                    }
+                };
+                let decided = match decided {
                     Verdict::Same => {
                         record(&mut item, &field, now_ms);
                         Plan::Hold

@@ -167,6 +167,44 @@ impl SideValue {
     }
 }
 
+/// HubSpot's side of one field as a batch read gave it, and whether HubSpot said when it
+/// changed. Both directions read it here, so both take the same time for the same value (a
+/// conflict's id hashes both times: two fallbacks would store one conflict twice).
+///
+/// A value with no history entry has no change time, and none is guessed: 0 would make Attio
+/// win every conflict, the webhook's `occurredAt` is the time of another event. HubSpot keeps
+/// history for every value it holds (`propertiesWithHistory`, imports included), so a missing
+/// entry is a partial answer; [`need_times`] retries a conflict that would need it.
+pub(crate) fn hubspot_side(
+    spec: &PropertySpec,
+    state: &CrmRecordState,
+    property: &str,
+) -> (SideValue, bool) {
+    let value = state.properties.get(property).cloned().flatten();
+    let change = state.changes.get(property);
+    let side = SideValue::new(spec, value, change.map_or(0, |c| c.at_ms));
+    // An empty value that was never set has no history, and needs none: it never wins.
+    let timed = change.is_some() || side.value.is_none();
+    (side, timed)
+}
+
+/// A conflict is decided by the sides' change times: when HubSpot gave none for its value,
+/// the message is retried instead of deciding on a guess ([`hubspot_side`]).
+pub(crate) fn need_times(
+    decided: Verdict,
+    hubspot_timed: bool,
+    property: &str,
+) -> Result<Verdict, crate::context::StepError> {
+    match decided {
+        Verdict::Conflict(_) if !hubspot_timed => Err(crate::context::StepError(
+            crate::Disposition::retry(format!(
+                "both sides changed {property}, and HubSpot's answer has no history for it to tell which change is later"
+            )),
+        )),
+        other => Ok(other),
+    }
+}
+
 /// The rule both directions apply. With a ledger entry: the side equal to it did not change.
 /// Without one (never synced both ways): an empty side takes the other's value, two different
 /// values are a conflict. A conflict goes to the later change; on a tie Attio wins (the record

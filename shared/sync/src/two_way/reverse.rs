@@ -28,7 +28,7 @@ use relay_mappings::{IdMappings, Ledger, Side, SyncDirection, Synced};
 
 use super::hubspot_events::{HubspotChange, HubspotChangeKind, HubspotMessage};
 use super::values::{attio_changed_at, write_value};
-use super::{SideValue, TwoWay, Verdict, conflict, verdict};
+use super::{SideValue, TwoWay, Verdict, conflict, hubspot_side, need_times, verdict};
 use crate::context::{StepError, SyncContext};
 use crate::{Direction, Disposition, MessageOutcome, OwnerIds, PropertySpec, RecordValues};
 
@@ -51,7 +51,6 @@ struct ObjectWork {
     message_ids: Vec<String>,
     /// Properties changed; `None`: all (a creation).
     changed: Option<BTreeSet<String>>,
-    occurred_at_ms: i64,
 }
 
 /// The consumer of the `hubspot` queue.
@@ -140,13 +139,11 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                         id: change.object_id.clone(),
                         message_ids: Vec::new(),
                         changed: Some(BTreeSet::new()),
-                        occurred_at_ms: 0,
                     });
                     work.last_mut().expect("pushed")
                 }
             };
             entry.message_ids.push(message.message_id.clone());
-            entry.occurred_at_ms = entry.occurred_at_ms.max(change.occurred_at_ms);
             match (property, &mut entry.changed) {
                 (Some(p), Some(set)) => {
                     set.insert(p);
@@ -359,12 +356,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
             {
                 continue;
             }
-            let value = state.properties.get(*property).cloned().flatten();
-            let at = state
-                .changes
-                .get(*property)
-                .map_or(work.occurred_at_ms, |c| c.at_ms);
-            let hubspot = SideValue::new(spec, value, at);
+            let (hubspot, timed) = hubspot_side(spec, state, property);
             let attio_value = spec.value(&source, &OwnerIds::new()).ok().flatten();
             let attio = SideValue::new(spec, attio_value, attio_changed_at(&record.values, spec));
             let agreed = ledger.get(*property).map(|s| s.fingerprint.as_str());
@@ -373,6 +365,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                 // HubSpot owns it: Attio's edits are not synced and do not conflict.
                 decided = Verdict::HubspotChanged;
             }
+            let decided = need_times(decided, timed, property)?;
             let winner = match decided {
                 Verdict::Same => {
                     if agreed != Some(hubspot.fingerprint.as_str()) {
