@@ -545,3 +545,25 @@ async fn a_conflict_with_no_hubspot_history_is_retried_not_guessed() {
     assert_eq!(w.contact().1["firstname"], "Augusta");
     assert_eq!(w.attio_first_name(), "Ann");
 }
+
+#[tokio::test]
+async fn a_linked_contact_whose_mapping_was_never_stored_gets_it_on_the_way_back() {
+    let mut w = world();
+    w.ctx
+        .attio
+        .put_record("people", person(ADA, "ada@example.com", "Ada"));
+    // Linked in HubSpot (attio_record_id written), the mapping write lost.
+    let props = [
+        ("email".to_owned(), "ada@example.com".to_owned()),
+        (ID_PROPERTY.to_owned(), ADA.to_owned()),
+    ];
+    let id = w.crm.seed(CrmObject::Contacts, props.into());
+    w.hubspot_user_edit("firstname", "Augusta");
+    let events = w.crm.take_webhook_events();
+    w.reverse(events).await;
+    assert_eq!(
+        w.ctx.mappings.get(CrmObject::Contacts, ADA).await.unwrap(),
+        Some(id)
+    );
+    assert_eq!(w.attio_first_name(), "Augusta");
+}

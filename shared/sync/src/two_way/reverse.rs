@@ -239,7 +239,11 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                 continue;
             };
             match state.properties.get(ID_PROPERTY).cloned().flatten() {
-                Some(record_id) => linked.push((w, state, record_id, None)),
+                Some(record_id) => match self.mapped(object, &record_id, &state.id).await {
+                    Ok(true) => linked.push((w, state, record_id, None)),
+                    Ok(false) => done(out, &w.message_ids, &Disposition::Done),
+                    Err(StepError(d)) => done(out, &w.message_ids, &d),
+                },
                 None => match self.link(two_way, object, slug, &state).await {
                     Ok(Some(record)) => {
                         let record_id = record.record_id().to_owned();
@@ -289,6 +293,30 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         }
     }
 
+    /// Whether the object carrying `attio_record_id` = `record_id` is the record's HubSpot copy:
+    /// the mapping is stored when absent (an object linked by hand or by an older relay, or a
+    /// link whose mapping write was lost), so the forward rules find the record synced. An
+    /// object whose record is mapped to another object (a copy left by a merge) is not
+    /// written from.
+    async fn mapped(
+        &self,
+        object: CrmObject,
+        record_id: &str,
+        crm_id: &CrmId,
+    ) -> Result<bool, StepError> {
+        match self.ctx.mappings.get(object, record_id).await? {
+            Some(mapped) if &mapped == crm_id => Ok(true),
+            Some(mapped) => {
+                tracing::warn!(%record_id, %crm_id, %mapped, "the HubSpot object names an Attio record mapped to another object; not synced back");
+                Ok(false)
+            }
+            None => {
+                self.ctx.mappings.put(object, record_id, crm_id).await?;
+                Ok(true)
+            }
+        }
+    }
+
     /// An object without `attio_record_id`: its Attio record asserted by email or domain,
     /// `attio_record_id` written back and the mapping stored. `None`: it cannot be matched
     /// (a deal, no email or domain, or the record is linked to another object already).
@@ -321,9 +349,11 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
             tracing::warn!(%record_id, crm_id = %state.id, mapped = %other, "the matched Attio record is synced to another HubSpot object; not linked");
             return Ok(None);
         }
+        // The mapping first: once `attio_record_id` is on the object, a retry takes the linked
+        // path and would never store it (forward would then treat the record as never synced).
+        self.ctx.mappings.put(object, record_id, &state.id).await?;
         let link: Properties = [(ID_PROPERTY.to_owned(), record_id.to_owned())].into();
         self.ctx.crm.update(object, &state.id, &link).await?;
-        self.ctx.mappings.put(object, record_id, &state.id).await?;
         tracing::info!(%record_id, crm_id = %state.id, "HubSpot object matched to Attio and linked");
         Ok(Some(record))
     }
