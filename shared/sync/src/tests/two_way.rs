@@ -567,3 +567,25 @@ async fn a_linked_contact_whose_mapping_was_never_stored_gets_it_on_the_way_back
     );
     assert_eq!(w.attio_first_name(), "Augusta");
 }
+
+#[tokio::test]
+async fn a_hubspot_merge_re_points_the_mapping_to_the_new_object() {
+    let mut w = world();
+    w.synced_ada().await;
+    let (old, _) = w.contact();
+    // HubSpot merged Ada's contact with another; the result is a NEW object carrying her id.
+    let props = [
+        ("email".to_owned(), "ada@example.com".to_owned()),
+        (ID_PROPERTY.to_owned(), ADA.to_owned()),
+    ];
+    let new = w.crm.seed(CrmObject::Contacts, props.into());
+    let num = |id: &CrmId| id.0.parse::<u64>().unwrap();
+    let merge = json!({"eventId": 99, "subscriptionType": "contact.merge", "objectId": num(&old),
+        "primaryObjectId": num(&old), "mergedObjectIds": [555], "newObjectId": num(&new),
+        "numberOfPropertiesMoved": 2, "changeSource": "CRM_UI", "sourceId": "userId:1", "occurredAt": T0});
+    w.reverse(vec![merge]).await;
+    assert_eq!(
+        w.ctx.mappings.get(CrmObject::Contacts, ADA).await.unwrap(),
+        Some(new)
+    );
+}

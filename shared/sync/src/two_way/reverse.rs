@@ -117,8 +117,8 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                     Some(p.clone())
                 }
                 HubspotChangeKind::Creation => None,
-                HubspotChangeKind::Merge => {
-                    let d = self.merged(two_way, &change).await;
+                HubspotChangeKind::Merge { survivor, merged } => {
+                    let d = self.merged(two_way, change.object, survivor, merged).await;
                     done(&mut out, id, &d);
                     continue;
                 }
@@ -166,31 +166,48 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         out
     }
 
-    /// A HubSpot merge: the merged object keeps the survivor's `attio_record_id`; the mapping
-    /// is pointed at it so later syncs write the merged object.
-    async fn merged(&self, two_way: &TwoWay, change: &HubspotChange) -> Disposition {
-        let ids = std::slice::from_ref(&change.object_id);
-        let read = two_way
-            .stores
-            .read_crm(change.object, ids, &[ID_PROPERTY])
-            .await;
+    /// A HubSpot merge: the surviving object (`newObjectId`, else the primary) keeps one
+    /// `attio_record_id`; that record's mapping is pointed at it so later syncs write the
+    /// merged object. The survivor and the merged ids are read together: an Attio record still
+    /// mapped to a merged id is re-pointed too when HubSpot still answers that id with its
+    /// `attio_record_id` (a merged-away object is normally gone from reads; its record's next
+    /// forward sync then meets the survivor through the upsert's email conflict and adoption).
+    async fn merged(
+        &self,
+        two_way: &TwoWay,
+        object: CrmObject,
+        survivor: &CrmId,
+        merged: &[CrmId],
+    ) -> Disposition {
+        let mut ids = vec![survivor.clone()];
+        ids.extend(merged.iter().cloned());
+        let read = two_way.stores.read_crm(object, &ids, &[ID_PROPERTY]).await;
         let states = match read {
             Ok(states) => states,
             Err(err) => return StepError::from(err).0,
         };
-        let owner = states
-            .first()
-            .and_then(|s| s.properties.get(ID_PROPERTY).cloned().flatten());
-        if let Some(owner) = owner {
-            let put = self
-                .ctx
-                .mappings
-                .put(change.object, &owner, &change.object_id)
-                .await;
-            if let Err(err) = put {
+        if !states.iter().any(|s| &s.id == survivor) {
+            // HubSpot answers the merged object a moment after the merge: not yet readable.
+            return Disposition::retry(format!(
+                "HubSpot merged object {survivor} is not readable yet"
+            ));
+        }
+        let owners: BTreeSet<String> = states
+            .iter()
+            .filter_map(|s| s.properties.get(ID_PROPERTY).cloned().flatten())
+            .collect();
+        for owner in owners {
+            let current = match self.ctx.mappings.get(object, &owner).await {
+                Ok(current) => current,
+                Err(err) => return StepError::from(err).0,
+            };
+            if current.as_ref() == Some(survivor) {
+                continue;
+            }
+            if let Err(err) = self.ctx.mappings.put(object, &owner, survivor).await {
                 return StepError::from(err).0;
             }
-            tracing::info!(crm_id = %change.object_id, record_id = %owner, "HubSpot merged objects; mapping re-pointed");
+            tracing::info!(crm_id = %survivor, merged = ?merged, record_id = %owner, "HubSpot merged objects; mapping re-pointed");
         }
         Disposition::Done
     }
