@@ -129,7 +129,7 @@ impl World {
     }
 
     fn handler(&self) -> HubspotHandler<MemoryCrm, MemoryMappings, MemoryAttio> {
-        HubspotHandler::new(Arc::clone(&self.ctx))
+        HubspotHandler::new(Arc::clone(&self.ctx)).expect("two-way is on")
     }
 
     /// Runs the hubspot consumer on HubSpot webhook events; every message must end done.
@@ -588,4 +588,16 @@ async fn a_hubspot_merge_re_points_the_mapping_to_the_new_object() {
         w.ctx.mappings.get(CrmObject::Contacts, ADA).await.unwrap(),
         Some(new)
     );
+}
+
+#[test]
+fn the_hubspot_consumer_refuses_to_start_without_two_way() {
+    let ctx = SyncContext::with_attio(
+        MemoryAttio::new(),
+        MemoryCrm::new(),
+        MemoryMappings::new(),
+        FieldMapping::from_toml(MAPPING).expect("mapping"),
+    );
+    assert!(HubspotHandler::new(Arc::new(ctx)).is_err());
+    assert!(HubspotHandler::new(Arc::clone(&world().ctx)).is_ok());
 }

@@ -41,7 +41,7 @@ mod values;
 
 pub(crate) use forward::FieldState;
 pub use hubspot_events::{HubspotChange, HubspotChangeKind, HubspotMessage};
-pub use reverse::HubspotHandler;
+pub use reverse::{HubspotHandler, TwoWayNotConfigured};
 
 type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

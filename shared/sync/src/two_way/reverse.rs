@@ -59,9 +59,22 @@ pub struct HubspotHandler<S, M, A> {
     ctx: Arc<SyncContext<S, M, A>>,
 }
 
+/// The hubspot consumer was built over a context without two-way sync: a deployment mistake
+/// (the ledger, conflicts or CRM source not configured), refused when the function starts —
+/// not found out per message, which would retry every message into the dead-letter queue.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the hubspot consumer needs two-way sync configured (the sync ledger, conflicts table and HubSpot source: SyncContext::with_two_way)"
+)]
+pub struct TwoWayNotConfigured;
+
 impl<S, M, A> HubspotHandler<S, M, A> {
-    pub fn new(ctx: Arc<SyncContext<S, M, A>>) -> Self {
-        Self { ctx }
+    /// The consumer over `ctx`, which must have two-way sync on.
+    pub fn new(ctx: Arc<SyncContext<S, M, A>>) -> Result<Self, TwoWayNotConfigured> {
+        if ctx.two_way.is_none() {
+            return Err(TwoWayNotConfigured);
+        }
+        Ok(Self { ctx })
     }
 }
 
@@ -77,6 +90,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
     pub async fn handle(&self, messages: &[HubspotMessage]) -> Vec<MessageOutcome> {
         let mut out = Vec::new();
         let Some(two_way) = &self.ctx.two_way else {
+            // Not reached: `new` refuses a context without two-way sync.
             let d = Disposition::retry("two-way sync is not configured for this consumer");
             let ids: Vec<String> = messages.iter().map(|m| m.message_id.clone()).collect();
             done(&mut out, &ids, &d);
