@@ -14,7 +14,65 @@ use crate::conflicts::{
     Conflict, ConflictFilter, ConflictPage, ConflictStore, ConflictValue, Resolution, Side,
 };
 use crate::ledger::{Ledger, SyncDirection, SyncLedger, Synced, ledger_key};
-use crate::{MappingError, SqliteMappings};
+use crate::{MappingError, RecordLocks, SqliteMappings, UnixSeconds, lock_key};
+
+/// Record locks in their own table, made on first use (files made before locks gain it).
+const LOCKS_TABLE: &str = "CREATE TABLE IF NOT EXISTS record_locks (
+    lock_key TEXT PRIMARY KEY,
+    holder   TEXT NOT NULL,
+    until    INTEGER NOT NULL
+)";
+
+/// The DynamoDB adapter's rule, as one conditional upsert.
+impl RecordLocks for SqliteMappings {
+    async fn lock(
+        &self,
+        object: CrmObject,
+        attio_record_id: &str,
+        holder: &str,
+        now: UnixSeconds,
+        lease: std::time::Duration,
+    ) -> Result<bool, MappingError> {
+        let key = lock_key(object, attio_record_id);
+        let holder = holder.to_owned();
+        let until = now.saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX));
+        self.db()
+            .call(move |conn| {
+                conn.execute_batch(LOCKS_TABLE)?;
+                let changed = conn.execute(
+                    "INSERT INTO record_locks (lock_key, holder, until) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (lock_key) DO UPDATE SET holder = excluded.holder,
+                         until = excluded.until
+                     WHERE record_locks.until < ?4 OR record_locks.holder = excluded.holder",
+                    params![key, holder, until, now],
+                )?;
+                Ok(changed == 1)
+            })
+            .await
+            .map_err(unavailable("lock"))
+    }
+
+    async fn unlock(
+        &self,
+        object: CrmObject,
+        attio_record_id: &str,
+        holder: &str,
+    ) -> Result<(), MappingError> {
+        let key = lock_key(object, attio_record_id);
+        let holder = holder.to_owned();
+        self.db()
+            .call(move |conn| {
+                conn.execute_batch(LOCKS_TABLE)?;
+                conn.execute(
+                    "DELETE FROM record_locks WHERE lock_key = ?1 AND holder = ?2",
+                    params![key, holder],
+                )?;
+                Ok(())
+            })
+            .await
+            .map_err(unavailable("unlock"))
+    }
+}
 
 fn unavailable(operation: &'static str) -> impl FnOnce(LocalDbError) -> MappingError {
     move |e| MappingError::unavailable(operation, e)

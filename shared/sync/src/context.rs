@@ -134,7 +134,7 @@ impl<S, M, A> SyncContext<S, M, A> {
         settings: crate::two_way::TwoWaySettings,
     ) -> Self
     where
-        L: relay_mappings::SyncLedger + 'static,
+        L: relay_mappings::SyncLedger + relay_mappings::RecordLocks + 'static,
         C: relay_mappings::ConflictStore + 'static,
         R: relay_crm::CrmSource + 'static,
     {

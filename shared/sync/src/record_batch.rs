@@ -104,8 +104,12 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
             }
         }
 
+        // Two-way records are locked before they are read, until their ledger is written
+        // (`two_way/locks.rs`); one held elsewhere is retried.
+        let mut held = crate::two_way::Held::default();
         let mut items: BTreeMap<CrmObject, Vec<Item<W>>> = BTreeMap::new();
         for (slug, groups) in by_object {
+            let groups = self.lock_groups(&slug, groups, &mut held, outcomes).await;
             let ids: Vec<String> = groups.iter().map(|g| g.key.record_id.clone()).collect();
             let reads = self.read_records(&slug, &ids, budget).await;
             for group in groups {
@@ -171,7 +175,34 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
                     .await;
             }
         }
+        self.unlock_records(held).await;
         upserted
+    }
+
+    /// Locks the records of `groups` when their object has `both` properties and two-way
+    /// sync is on; the groups whose lock is held elsewhere are settled (retried), the rest
+    /// returned.
+    async fn lock_groups<W>(
+        &self,
+        slug: &str,
+        groups: Vec<Group<RecordRef, W>>,
+        held: &mut crate::two_way::Held,
+        outcomes: &mut Outcomes,
+    ) -> Vec<Group<RecordRef, W>> {
+        let crm_object = match self.fields.crm_object(slug) {
+            Some(o) if self.two_way.is_some() && !self.fields.both_ways(slug).is_empty() => o,
+            _ => return groups,
+        };
+        let ids: Vec<String> = groups.iter().map(|g| g.key.record_id.clone()).collect();
+        let refused = self.lock_records(crm_object, &ids, held).await;
+        let mut kept = Vec::new();
+        for group in groups {
+            match refused.get(&group.key.record_id) {
+                Some(d) => outcomes.settle(&group, d),
+                None => kept.push(group),
+            }
+        }
+        kept
     }
 
     /// The slug of a record's object when the record is to be synced: `None` when its object

@@ -601,3 +601,50 @@ fn the_hubspot_consumer_refuses_to_start_without_two_way() {
     assert!(HubspotHandler::new(Arc::new(ctx)).is_err());
     assert!(HubspotHandler::new(Arc::clone(&world().ctx)).is_ok());
 }
+
+#[tokio::test]
+async fn a_record_locked_by_another_consumer_is_retried_on_both_ways() {
+    use relay_mappings::RecordLocks;
+    let mut w = world();
+    w.synced_ada().await;
+    let (attio_before, hubspot_before) = (w.attio_writes(), w.hubspot_writes());
+    let now = T0 / 1000 + 120;
+    let lease = std::time::Duration::from_secs(180);
+    assert!(
+        w.stores
+            .lock(CrmObject::Contacts, ADA, "other", now, lease)
+            .await
+            .unwrap()
+    );
+
+    let events = w.attio_user_edit(json!({"name": [{"first_name": "Ann", "last_name": "Example", "full_name": "Ann Example"}]})).await;
+    let forward = w.forward_outcomes(events.clone()).await;
+    assert!(all_retried(&forward), "{forward:?}");
+    w.hubspot_user_edit("jobtitle", "Analyst");
+    let hubspot_events = w.crm.take_webhook_events();
+    let reverse = w.reverse_outcomes(hubspot_events.clone()).await;
+    assert!(all_retried(&reverse), "{reverse:?}");
+    assert_eq!(
+        (w.attio_writes(), w.hubspot_writes()),
+        (attio_before, hubspot_before),
+        "nothing written while another consumer holds the record"
+    );
+
+    // Given back: the retries go through, and each batch gives its own locks back.
+    w.stores
+        .unlock(CrmObject::Contacts, ADA, "other")
+        .await
+        .unwrap();
+    w.forward(events).await;
+    w.reverse(hubspot_events).await;
+    w.settle().await;
+    assert_eq!(w.contact().1["firstname"], "Ann");
+    assert_eq!(
+        w.ctx
+            .attio
+            .get_record_now(ADA)
+            .first_text("job_title")
+            .as_deref(),
+        Some("Analyst")
+    );
+}

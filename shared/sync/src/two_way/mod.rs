@@ -29,18 +29,21 @@ use std::pin::Pin;
 
 use relay_crm::{CrmError, CrmId, CrmObject, CrmRecordState, CrmSource};
 use relay_mappings::{
-    Conflict, ConflictStore, Ledger, MappingError, Side, SyncLedger, fingerprint,
+    Conflict, ConflictStore, Ledger, MappingError, RecordLocks, Side, SyncLedger, UnixSeconds,
+    fingerprint,
 };
 
 use crate::PropertySpec;
 
 mod forward;
 mod hubspot_events;
+mod locks;
 mod reverse;
 mod values;
 
 pub(crate) use forward::FieldState;
 pub use hubspot_events::{HubspotChange, HubspotChangeKind, HubspotMessage};
+pub(crate) use locks::Held;
 pub use reverse::{HubspotHandler, TwoWayNotConfigured};
 
 type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -65,6 +68,19 @@ pub trait TwoWayStores: Send + Sync {
         ids: &'a [CrmId],
         properties: &'a [&'a str],
     ) -> Fut<'a, Result<Vec<CrmRecordState>, CrmError>>;
+    fn lock<'a>(
+        &'a self,
+        object: CrmObject,
+        id: &'a str,
+        holder: &'a str,
+        now: UnixSeconds,
+    ) -> Fut<'a, Result<bool, MappingError>>;
+    fn unlock<'a>(
+        &'a self,
+        object: CrmObject,
+        id: &'a str,
+        holder: &'a str,
+    ) -> Fut<'a, Result<(), MappingError>>;
 }
 
 /// Any ledger, conflict store and CRM source as [`TwoWayStores`].
@@ -75,7 +91,26 @@ pub struct Stores<L, C, R> {
     pub source: R,
 }
 
-impl<L: SyncLedger, C: ConflictStore, R: CrmSource> TwoWayStores for Stores<L, C, R> {
+impl<L: SyncLedger + RecordLocks, C: ConflictStore, R: CrmSource> TwoWayStores for Stores<L, C, R> {
+    fn lock<'a>(
+        &'a self,
+        object: CrmObject,
+        id: &'a str,
+        holder: &'a str,
+        now: UnixSeconds,
+    ) -> Fut<'a, Result<bool, MappingError>> {
+        Box::pin(self.ledger.lock(object, id, holder, now, locks::LOCK_LEASE))
+    }
+
+    fn unlock<'a>(
+        &'a self,
+        object: CrmObject,
+        id: &'a str,
+        holder: &'a str,
+    ) -> Fut<'a, Result<(), MappingError>> {
+        Box::pin(self.ledger.unlock(object, id, holder))
+    }
+
     fn ledgers<'a>(
         &'a self,
         object: CrmObject,

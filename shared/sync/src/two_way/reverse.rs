@@ -288,7 +288,44 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         if linked.is_empty() {
             return;
         }
+        // Locked before the state compared is read, until the ledger is written
+        // (`locks.rs`): HubSpot is read again under the lock, Attio read under it.
+        let mut held = super::Held::default();
         let record_ids: Vec<String> = linked.iter().map(|(_, _, r, _)| r.clone()).collect();
+        let refused = self.ctx.lock_records(object, &record_ids, &mut held).await;
+        let linked: Vec<_> = linked
+            .into_iter()
+            .filter(|(w, _, record_id, _)| match refused.get(record_id) {
+                Some(d) => {
+                    done(out, &w.message_ids, d);
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        if !linked.is_empty() {
+            self.locked(two_way, object, slug, &reverse, &asked, linked, out)
+                .await;
+        }
+        self.ctx.unlock_records(held).await;
+    }
+
+    /// The objects of a chunk whose records are locked: HubSpot's state read again, the
+    /// ledgers and Attio's records read, each object settled.
+    #[allow(clippy::too_many_arguments)]
+    async fn locked(
+        &self,
+        two_way: &TwoWay,
+        object: CrmObject,
+        slug: &str,
+        reverse: &[(&str, &PropertySpec)],
+        asked: &[&str],
+        linked: Vec<(ObjectWork, CrmRecordState, String, Option<Record>)>,
+        out: &mut Vec<MessageOutcome>,
+    ) {
+        let crm_ids: Vec<CrmId> = linked.iter().map(|(w, _, _, _)| w.id.clone()).collect();
+        let record_ids: Vec<String> = linked.iter().map(|(_, _, r, _)| r.clone()).collect();
+        let states = two_way.stores.read_crm(object, &crm_ids, asked).await;
         let ledgers = two_way.stores.ledgers(object, &record_ids).await;
         let unread: Vec<String> = linked
             .iter()
@@ -300,12 +337,27 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         } else {
             self.ctx.attio.get_records(slug, &unread).await
         };
-        let (ledgers, records) = match (ledgers, records) {
-            (Ok(l), Ok(r)) => (l, r),
-            (Err(err), _) => return fail_all(out, &linked, StepError::from(err).0),
-            (_, Err(err)) => return fail_all(out, &linked, StepError::from(err).0),
+        let (states, ledgers, records) = match (states, ledgers, records) {
+            (Ok(s), Ok(l), Ok(r)) => (s, l, r),
+            (Err(err), _, _) => return fail_all(out, &linked, StepError::from(err).0),
+            (_, Err(err), _) => return fail_all(out, &linked, StepError::from(err).0),
+            (_, _, Err(err)) => return fail_all(out, &linked, StepError::from(err).0),
         };
-        for (w, state, record_id, asserted) in linked {
+        for (w, _, record_id, asserted) in linked {
+            let Some(state) = states.iter().find(|s| s.id == w.id) else {
+                tracing::info!(crm_id = %w.id, "HubSpot no longer holds the object (archived or merged); acknowledged");
+                done(out, &w.message_ids, &Disposition::Done);
+                continue;
+            };
+            let now_names = state.properties.get(ID_PROPERTY).cloned().flatten();
+            if asserted.is_none() && now_names.as_deref() != Some(record_id.as_str()) {
+                let d = Disposition::retry(format!(
+                    "HubSpot object {} was re-linked while it was read",
+                    w.id
+                ));
+                done(out, &w.message_ids, &d);
+                continue;
+            }
             let record =
                 asserted.or_else(|| records.iter().find(|r| r.record_id() == record_id).cloned());
             let Some(record) = record else {
@@ -315,10 +367,8 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
             };
             let ledger = ledgers.get(&record_id).cloned().unwrap_or_default();
             let d = crate::context::disposition(
-                self.settle(
-                    two_way, object, slug, &reverse, &w, &state, &record, &ledger,
-                )
-                .await,
+                self.settle(two_way, object, slug, reverse, &w, state, &record, &ledger)
+                    .await,
             );
             done(out, &w.message_ids, &d);
         }
