@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use relay_attio::{AttioValues, AttioWriter, MemoryAttio};
 use relay_crm::{CrmId, CrmObject, ID_PROPERTY, MemoryCrm, OutboxEntry};
-use relay_mappings::{IdMappings, MemoryMappings, MemoryTwoWay, Side};
+use relay_mappings::{IdMappings, MemoryMappings, MemoryTwoWay, Side, Tombstones};
 use serde_json::{Value, json};
 
 use super::{ADA, PEOPLE, inbound, person, record_event};
@@ -647,4 +647,39 @@ async fn a_record_locked_by_another_consumer_is_retried_on_both_ways() {
             .as_deref(),
         Some("Analyst")
     );
+}
+
+#[tokio::test]
+async fn a_hubspot_edit_for_an_attio_record_not_readable_is_retried_until_its_merge_or_delete_settles()
+ {
+    let mut w = world();
+    // Linked to an Attio record that reads not_found (merged away; record.merged not handled).
+    let props = [
+        ("email".to_owned(), "ada@example.com".to_owned()),
+        (ID_PROPERTY.to_owned(), ADA.to_owned()),
+    ];
+    let id = w.crm.seed(CrmObject::Contacts, props.into());
+    w.ctx
+        .mappings
+        .put(CrmObject::Contacts, ADA, &id)
+        .await
+        .unwrap();
+    w.hubspot_user_edit("firstname", "Augusta");
+    let events = w.crm.take_webhook_events();
+    let outcomes = w.reverse_outcomes(events.clone()).await;
+    assert!(all_retried(&outcomes), "{outcomes:?}");
+
+    // Its record.deleted handled (buried): acknowledged, nothing written.
+    w.ctx
+        .mappings
+        .bury(
+            CrmObject::Contacts,
+            ADA,
+            T0 / 1000,
+            relay_mappings::TOMBSTONE_RETENTION,
+        )
+        .await
+        .unwrap();
+    w.reverse(events).await;
+    assert_eq!(w.attio_writes(), 0);
 }

@@ -360,10 +360,15 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
             }
             let record =
                 asserted.or_else(|| records.iter().find(|r| r.record_id() == record_id).cloned());
-            let Some(record) = record else {
-                tracing::info!(%record_id, crm_id = %w.id, "the Attio record is gone (deleted or merged); acknowledged");
-                done(out, &w.message_ids, &Disposition::Done);
-                continue;
+            let record = match record {
+                Some(record) => record,
+                None => match self.missing(object, slug, &record_id).await {
+                    Ok(record) => record,
+                    Err(StepError(d)) => {
+                        done(out, &w.message_ids, &d);
+                        continue;
+                    }
+                },
             };
             let ledger = ledgers.get(&record_id).cloned().unwrap_or_default();
             let d = crate::context::disposition(
@@ -371,6 +376,35 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                     .await,
             );
             done(out, &w.message_ids, &d);
+        }
+    }
+
+    /// A record the query did not return: the query cannot say why, a `GET` can. Found (the
+    /// query missed it): settled as usual. `merge_in_progress` (the new record of a merge being
+    /// applied): retried, as Attio's error is transient. `not_found` for a record the relay
+    /// buried (its `record.deleted` handled): acknowledged, deletions are not brought back.
+    /// `not_found` otherwise is an original merged away, or a deleted record, whose event is
+    /// not handled yet: `record.merged` re-points the HubSpot object to the merged record (and
+    /// `attio_record_id` with it), `record.deleted` buries it — retried until one has, so the
+    /// HubSpot edit reaches the merged record instead of being acknowledged and lost.
+    async fn missing(
+        &self,
+        object: CrmObject,
+        slug: &str,
+        record_id: &str,
+    ) -> Result<Record, StepError> {
+        match self.ctx.attio.get_record(slug, record_id).await {
+            Ok(record) => Ok(record),
+            Err(err) if err.is_record_gone() => {
+                if self.ctx.is_buried(object, record_id).await? {
+                    tracing::info!(%record_id, "the Attio record was deleted; HubSpot's change acknowledged");
+                    return Err(StepError(Disposition::Done));
+                }
+                Err(StepError(Disposition::retry(format!(
+                    "Attio record {record_id} is gone (merged or deleted) and its record.merged or record.deleted is not handled yet"
+                ))))
+            }
+            Err(err) => Err(err.into()),
         }
     }
 
