@@ -50,6 +50,10 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(MAPPING)
+}
+
+fn world_with(mapping: &str) -> World {
     let now = Arc::new(AtomicI64::new(T0));
     let ms = {
         let now = Arc::clone(&now);
@@ -69,7 +73,7 @@ fn world() -> World {
         attio,
         crm.shared(),
         MemoryMappings::new(),
-        FieldMapping::from_toml(MAPPING).expect("mapping"),
+        FieldMapping::from_toml(mapping).expect("mapping"),
     )
     .with_clock(Clock(Arc::clone(&now)))
     .with_two_way(stores.clone(), stores.clone(), crm.shared(), settings);
@@ -682,4 +686,50 @@ async fn a_hubspot_edit_for_an_attio_record_not_readable_is_retried_until_its_me
         .unwrap();
     w.reverse(events).await;
     assert_eq!(w.attio_writes(), 0);
+}
+
+#[tokio::test]
+async fn both_name_parts_changed_in_one_hubspot_save_are_written_together_whatever_the_batches() {
+    let mapping = MAPPING.replace(
+        r#"lastname = "name.last_name""#,
+        r#"lastname = { attribute = "name.last_name", direction = "both" }"#,
+    );
+    let mut w = world_with(&mapping);
+    w.synced_ada().await;
+    let (id, _) = w.contact();
+    let props = [
+        ("firstname".to_owned(), "Augusta".to_owned()),
+        ("lastname".to_owned(), "King".to_owned()),
+    ];
+    w.crm
+        .edit_by_user(CrmObject::Contacts, Some(&id), props.into());
+    let events = w.crm.take_webhook_events();
+    let (first, last): (Vec<Value>, Vec<Value>) = events
+        .into_iter()
+        .partition(|e| e["propertyName"] == "firstname");
+    assert_eq!((first.len(), last.len()), (1, 1));
+
+    // The firstname event alone: the name is written with HubSpot's new last name too.
+    w.reverse(first).await;
+    let name = w
+        .ctx
+        .attio
+        .get_record_now(ADA)
+        .personal_name()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (name.first_name.as_str(), name.last_name.as_str()),
+        ("Augusta", "King")
+    );
+    let ledger = w.stores.ledger(CrmObject::Contacts, ADA);
+    assert!(ledger.contains_key("lastname"), "{ledger:?}");
+
+    // The lastname event later: nothing left to write; nothing bounces back.
+    let writes = (w.attio_writes(), w.hubspot_writes());
+    w.reverse(last).await;
+    w.settle().await;
+    assert_eq!((w.attio_writes(), w.hubspot_writes()), writes);
+    assert_eq!(w.contact().1["firstname"], "Augusta");
+    assert_eq!(w.contact().1["lastname"], "King");
 }

@@ -493,12 +493,18 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         let mut to_hubspot = Properties::new();
         let mut entries = Ledger::new();
         let mut conflicts = Vec::new();
+        // A name part is written as the whole `name`: when one part changed, every part that
+        // flows back is evaluated from the state just read, so the write carries HubSpot's
+        // other part too when it also changed (its event may be in another batch, read at
+        // another moment) instead of the part Attio held — two batches writing one part each
+        // would otherwise put an old part back.
+        let is_name = |spec: &PropertySpec| spec.slug_and_field().0 == "name";
+        let name_changed = reverse
+            .iter()
+            .any(|(p, spec)| is_name(spec) && work.changed.as_ref().is_none_or(|c| c.contains(*p)));
         for (property, spec) in reverse {
-            if work
-                .changed
-                .as_ref()
-                .is_some_and(|c| !c.contains(*property))
-            {
+            let asked = work.changed.as_ref().is_none_or(|c| c.contains(*property));
+            if !asked && !(name_changed && is_name(spec)) {
                 continue;
             }
             let (hubspot, timed) = hubspot_side(spec, state, property);
