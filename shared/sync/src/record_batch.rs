@@ -54,7 +54,7 @@ pub(crate) struct Upserted<W> {
 /// One record ready to upsert.
 pub(crate) struct Item<W> {
     pub upsert: RecordUpsert,
-    slug: String,
+    pub slug: String,
     links: Links,
     pub group: Group<RecordRef, W>,
     /// Its `both` fields as Attio holds them (two-way sync, `two_way/forward.rs`).
@@ -297,15 +297,25 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
                 return;
             }
         };
-        for item in items {
+        for mut item in items {
             let record_id = &item.upsert.attio_record_id;
             let refused = report
                 .failures
                 .iter()
                 .find(|f| &f.attio_record_id == record_id);
             let mapped = if let Some(failure) = refused {
-                self.adopt(&item.slug, crm_object, &item.upsert, failure, &[])
-                    .await
+                // The contact to adopt holds `both` values of its own (`two_way/forward.rs`).
+                let compared = match &failure.existing {
+                    Some(existing) => self.before_adopting(crm_object, existing, &mut item).await,
+                    None => Ok(()),
+                };
+                match compared {
+                    Ok(()) => {
+                        self.adopt(&item.slug, crm_object, &item.upsert, failure, &[])
+                            .await
+                    }
+                    Err(err) => Err(err),
+                }
             } else if let Some(id) = report.ids.get(record_id) {
                 let put = self.mappings.put(crm_object, record_id, id).await;
                 put.map(|()| id.clone()).map_err(StepError::from)
@@ -314,6 +324,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
                     "CRM returned no id for record {record_id}"
                 ))))
             };
+            let record_id = &item.upsert.attio_record_id;
             let id = match mapped {
                 Ok(id) => id,
                 Err(StepError(d)) => {

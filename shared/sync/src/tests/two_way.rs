@@ -733,3 +733,70 @@ async fn both_name_parts_changed_in_one_hubspot_save_are_written_together_whatev
     assert_eq!(w.contact().1["firstname"], "Augusta");
     assert_eq!(w.contact().1["lastname"], "King");
 }
+
+#[tokio::test]
+async fn a_merge_in_attio_does_not_overwrite_a_newer_hubspot_value_of_a_both_field() {
+    let mut w = world();
+    w.synced_ada().await;
+    w.hubspot_user_edit("firstname", "Augusta");
+    let _ = w.crm.take_webhook_events(); // not handled yet
+    let mut merged = record_event("record.merged", PEOPLE, ADA);
+    merged["duplicate_object_id"] = json!(PEOPLE);
+    merged["duplicate_record_id"] = json!(super::GRACE);
+    w.forward(vec![merged]).await;
+    assert_eq!(w.contact().1["firstname"], "Augusta");
+}
+
+#[tokio::test]
+async fn without_two_way_stores_a_both_field_is_never_sent_and_the_context_says_so() {
+    let crm = MemoryCrm::new();
+    let attio = MemoryAttio::new();
+    attio.add_object(PEOPLE, "people");
+    attio.put_record("people", person(ADA, "ada@example.com", "Ada"));
+    let ctx = Arc::new(SyncContext::with_attio(
+        attio,
+        crm.shared(),
+        MemoryMappings::new(),
+        FieldMapping::from_toml(MAPPING).expect("mapping"),
+    ));
+    assert!(ctx.needs_two_way());
+    assert!(!world().ctx.needs_two_way());
+    let outcomes = RecordsHandler::new(Arc::clone(&ctx))
+        .handle(&[inbound("m", record_event("record.created", PEOPLE, ADA))])
+        .await;
+    assert_eq!(outcomes[0].disposition, Disposition::Done);
+    let contacts = crm.objects(CrmObject::Contacts);
+    let (_, held) = contacts.iter().next().expect("one contact");
+    assert_eq!(held["email"], "ada@example.com");
+    assert!(!held.contains_key("firstname"), "{held:?}");
+}
+
+#[tokio::test]
+async fn adopting_a_contact_keeps_its_newer_both_values_and_records_the_conflict() {
+    let mut w = world();
+    // Nia made in HubSpot (a user), firstname set later than Attio's.
+    let props = [
+        ("email".to_owned(), "ada@example.com".to_owned()),
+        ("firstname".to_owned(), "Augusta".to_owned()),
+    ];
+    w.tick(10_000_000);
+    let id = w.crm.edit_by_user(CrmObject::Contacts, None, props.into());
+    let _ = w.crm.take_webhook_events();
+    w.ctx
+        .attio
+        .put_record("people", person(ADA, "ada@example.com", "Ada"));
+    w.forward(vec![record_event("record.created", PEOPLE, ADA)])
+        .await;
+    let held = &w.crm.objects(CrmObject::Contacts)[&id];
+    assert_eq!(held[ID_PROPERTY], ADA, "adopted");
+    assert_eq!(held["firstname"], "Augusta", "HubSpot's later value kept");
+    let conflicts = w.stores.conflicts();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0].winner, Side::Hubspot);
+    assert!(
+        !w.stores
+            .ledger(CrmObject::Contacts, ADA)
+            .contains_key("firstname"),
+        "nothing agreed yet: the hubspot consumer brings Augusta to Attio"
+    );
+}

@@ -504,7 +504,8 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
             .any(|(p, spec)| is_name(spec) && work.changed.as_ref().is_none_or(|c| c.contains(*p)));
         for (property, spec) in reverse {
             let asked = work.changed.as_ref().is_none_or(|c| c.contains(*property));
-            if !asked && !(name_changed && is_name(spec)) {
+            let evaluated = asked || (name_changed && is_name(spec));
+            if !evaluated {
                 continue;
             }
             let (hubspot, timed) = hubspot_side(spec, state, property);
