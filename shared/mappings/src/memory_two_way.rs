@@ -222,6 +222,7 @@ mod tests {
             fingerprint: fingerprint(Some(value)),
             at_ms,
             direction: SyncDirection::AttioToHubspot,
+            attio_fingerprint: None,
         }
     }
 

@@ -78,6 +78,20 @@ fn unavailable(operation: &'static str) -> impl FnOnce(LocalDbError) -> MappingE
     move |e| MappingError::unavailable(operation, e)
 }
 
+/// Adds `sync_ledger.attio_fingerprint` (Attio's form of a value, `Synced::attio_fingerprint`)
+/// to files made before it; `NULL` reads as "the same as `fingerprint`".
+fn with_attio_fingerprint(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare_cached(
+            "SELECT 1 FROM pragma_table_info('sync_ledger') WHERE name = 'attio_fingerprint'",
+        )?
+        .exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE sync_ledger ADD COLUMN attio_fingerprint TEXT")?;
+    }
+    Ok(())
+}
+
 impl SyncLedger for SqliteMappings {
     async fn ledgers(
         &self,
@@ -90,9 +104,10 @@ impl SyncLedger for SqliteMappings {
             .collect();
         self.db()
             .call(move |conn| {
+                with_attio_fingerprint(conn)?;
                 let mut select = conn.prepare_cached(
-                    "SELECT property, fingerprint, at_ms, direction FROM sync_ledger
-                     WHERE ledger_key = ?1",
+                    "SELECT property, fingerprint, at_ms, direction, attio_fingerprint
+                     FROM sync_ledger WHERE ledger_key = ?1",
                 )?;
                 let mut ledgers = BTreeMap::new();
                 for (key, id) in keys {
@@ -102,11 +117,12 @@ impl SyncLedger for SqliteMappings {
                             row.get::<_, String>(1)?,
                             row.get::<_, i64>(2)?,
                             row.get::<_, String>(3)?,
+                            row.get::<_, Option<String>>(4)?,
                         ))
                     })?;
                     let mut ledger = Ledger::new();
                     for row in rows {
-                        let (property, fingerprint, at_ms, direction) = row?;
+                        let (property, fingerprint, at_ms, direction, attio_fingerprint) = row?;
                         // A direction this version does not know: as if never synced (the
                         // DynamoDB adapter's rule).
                         if let Some(direction) = SyncDirection::parse(&direction) {
@@ -114,6 +130,7 @@ impl SyncLedger for SqliteMappings {
                                 fingerprint,
                                 at_ms,
                                 direction,
+                                attio_fingerprint,
                             };
                             ledger.insert(property, synced);
                         }
@@ -138,14 +155,17 @@ impl SyncLedger for SqliteMappings {
         let entries = entries.clone();
         self.db()
             .call(move |conn| {
+                with_attio_fingerprint(conn)?;
                 let tx = conn.transaction()?;
                 {
                     let mut upsert = tx.prepare_cached(
-                        "INSERT INTO sync_ledger (ledger_key, property, fingerprint, at_ms, direction)
-                         VALUES (?1, ?2, ?3, ?4, ?5)
+                        "INSERT INTO sync_ledger
+                             (ledger_key, property, fingerprint, at_ms, direction, attio_fingerprint)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                          ON CONFLICT (ledger_key, property) DO UPDATE SET
                              fingerprint = excluded.fingerprint, at_ms = excluded.at_ms,
-                             direction = excluded.direction",
+                             direction = excluded.direction,
+                             attio_fingerprint = excluded.attio_fingerprint",
                     )?;
                     for (property, synced) in &entries {
                         upsert.execute(params![
@@ -153,7 +173,8 @@ impl SyncLedger for SqliteMappings {
                             property,
                             synced.fingerprint,
                             synced.at_ms,
-                            synced.direction.as_str()
+                            synced.direction.as_str(),
+                            synced.attio_fingerprint
                         ])?;
                     }
                 }

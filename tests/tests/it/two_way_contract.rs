@@ -31,6 +31,7 @@ fn synced(value: &str, at_ms: i64, direction: SyncDirection) -> Synced {
         fingerprint: fingerprint(Some(value)),
         at_ms,
         direction,
+        attio_fingerprint: None,
     }
 }
 
@@ -58,9 +59,15 @@ async fn ledger_contract(store: impl SyncLedger) {
         "nothing synced yet"
     );
 
+    // A value Attio holds in another form keeps both fingerprints.
+    let mobile = Synced {
+        attio_fingerprint: Some(fingerprint(Some("+14155550100"))),
+        ..synced("(415) 555-0100", T0, h2a)
+    };
     let first = ledger(&[
         ("email", synced("ada@example.com", T0, a2h)),
         ("firstname", synced("Ada", T0, a2h)),
+        ("mobilephone", mobile.clone()),
     ]);
     store.record(contacts, "r1", &first).await.expect("record");
     let got = read(&["r1", "r2"]).await.expect("read");
@@ -87,6 +94,7 @@ async fn ledger_contract(store: impl SyncLedger) {
         ledger(&[
             ("email", email),
             ("firstname", synced("Ada", T0, a2h)),
+            ("mobilephone", mobile),
             ("phone", synced("+44", T0 + 1, h2a)),
         ])
     );
@@ -326,37 +334,69 @@ async fn lock_contract(store: impl RecordLocks) {
     const NOW: i64 = 1_763_000_000;
     let lease = Duration::from_secs(60);
     let c = CrmObject::Contacts;
-    assert!(store.lock(c, "r1", "x", NOW, lease).await.unwrap());
     assert!(
-        !store.lock(c, "r1", "y", NOW + 1, lease).await.unwrap(),
+        store
+            .lock(c, "r1", "x", NOW, lease)
+            .await
+            .expect("lock store")
+    );
+    assert!(
+        !store
+            .lock(c, "r1", "y", NOW + 1, lease)
+            .await
+            .expect("lock store"),
         "held by x"
     );
     assert!(
-        store.lock(c, "r1", "x", NOW + 2, lease).await.unwrap(),
+        store
+            .lock(c, "r1", "x", NOW + 2, lease)
+            .await
+            .expect("lock store"),
         "x again"
     );
     assert!(
         store
             .lock(CrmObject::Companies, "r1", "y", NOW, lease)
             .await
-            .unwrap()
+            .expect("lock store")
     );
     assert!(
-        store.lock(c, "r2", "y", NOW, lease).await.unwrap(),
+        store
+            .lock(c, "r2", "y", NOW, lease)
+            .await
+            .expect("lock store"),
         "per record"
     );
     // Only the holder gives it back.
-    store.unlock(c, "r1", "y").await.unwrap();
-    assert!(!store.lock(c, "r1", "y", NOW + 3, lease).await.unwrap());
-    store.unlock(c, "r1", "x").await.unwrap();
+    store.unlock(c, "r1", "y").await.expect("lock store");
     assert!(
-        store.lock(c, "r1", "y", NOW + 4, lease).await.unwrap(),
+        !store
+            .lock(c, "r1", "y", NOW + 3, lease)
+            .await
+            .expect("lock store")
+    );
+    store.unlock(c, "r1", "x").await.expect("lock store");
+    assert!(
+        store
+            .lock(c, "r1", "y", NOW + 4, lease)
+            .await
+            .expect("lock store"),
         "given back"
     );
     // Lapsed: taken over; the old holder's unlock leaves the new holder's lock.
-    assert!(store.lock(c, "r1", "z", NOW + 4 + 61, lease).await.unwrap());
-    store.unlock(c, "r1", "y").await.unwrap();
-    assert!(!store.lock(c, "r1", "x", NOW + 4 + 62, lease).await.unwrap());
+    assert!(
+        store
+            .lock(c, "r1", "z", NOW + 4 + 61, lease)
+            .await
+            .expect("lock store")
+    );
+    store.unlock(c, "r1", "y").await.expect("lock store");
+    assert!(
+        !store
+            .lock(c, "r1", "x", NOW + 4 + 62, lease)
+            .await
+            .expect("lock store")
+    );
 }
 
 #[tokio::test]

@@ -528,6 +528,7 @@ async fn a_conflict_with_no_hubspot_history_is_retried_not_guessed() {
         fingerprint: relay_mappings::fingerprint(Some("Ada")),
         at_ms: T0,
         direction: relay_mappings::SyncDirection::AttioToHubspot,
+        attio_fingerprint: None,
     };
     let ledger = [("firstname".to_owned(), agreed)].into();
     relay_mappings::SyncLedger::record(&w.stores, CrmObject::Contacts, ADA, &ledger)
@@ -799,4 +800,42 @@ async fn adopting_a_contact_keeps_its_newer_both_values_and_records_the_conflict
             .contains_key("firstname"),
         "nothing agreed yet: the hubspot consumer brings Augusta to Attio"
     );
+}
+
+#[tokio::test]
+async fn a_value_attio_stores_in_another_form_is_not_sent_back_over_hubspots() {
+    let mapping = MAPPING.replace(
+        r#"email = "email_addresses""#,
+        r#"email = { attribute = "email_addresses", direction = "both" }"#,
+    );
+    let mut w = world_with(&mapping);
+    w.synced_ada().await;
+    let events = w
+        .attio_user_edit(json!({"email_addresses": ["ada@example.com", "ada@work.example"]}))
+        .await;
+    w.forward(events).await;
+    w.settle().await;
+    w.tick(60);
+
+    // Emptied in HubSpot: Attio drops its first email, so its second one becomes the first —
+    // Attio's form of "no email" is now ada@work.example.
+    w.hubspot_user_edit("email", "");
+    w.settle().await;
+    let record = w.ctx.attio.get_record_now(ADA);
+    assert_eq!(
+        record.emails("email_addresses").collect::<Vec<_>>(),
+        ["ada@work.example"]
+    );
+    let hubspot_writes = w.hubspot_writes();
+    // Any later Attio event re-reads Ada: the email is not pushed over HubSpot's empty one.
+    w.forward(vec![record_event("record.updated", PEOPLE, ADA)])
+        .await;
+    w.settle().await;
+    let held = w.contact().1;
+    assert!(held.get("email").is_none_or(String::is_empty), "{held:?}");
+    let calls = w.crm.calls();
+    let sent_email = calls[calls.len() - (w.hubspot_writes() - hubspot_writes)..]
+        .iter()
+        .any(|c| matches!(c, OutboxEntry::Upsert { records, .. } if records.iter().any(|r| r.properties.contains_key("email"))));
+    assert!(!sent_email, "{calls:?}");
 }

@@ -11,7 +11,7 @@ use relay_crm::{CrmId, CrmObject, CrmRecordState};
 use relay_mappings::{IdMappings, Ledger, Side, SyncDirection, Synced};
 
 use super::values::attio_changed_at;
-use super::{SideValue, Verdict, conflict, hubspot_side, need_times, verdict};
+use super::{SideValue, Verdict, agreed_entry, conflict, hubspot_side, need_times, verdict};
 use crate::batch::Outcomes;
 use crate::context::{StepError, SyncContext};
 use crate::record_batch::Item;
@@ -29,8 +29,9 @@ pub(crate) struct FieldState {
 enum Plan {
     Send,
     Hold,
-    /// Both sides hold it already: not sent, recorded as agreed.
-    Agreed,
+    /// Both sides hold it already (HubSpot in the form of this fingerprint): not sent,
+    /// recorded as agreed.
+    Agreed(String),
 }
 
 impl<S, M: IdMappings, A> SyncContext<S, M, A> {
@@ -104,7 +105,7 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
             let mut changed = false;
             for field in &item.fields {
                 let agreed = ledger.and_then(|l| l.get(&field.property));
-                if agreed.is_some_and(|a| a.fingerprint == field.attio.fingerprint) {
+                if agreed.is_some_and(|a| a.attio_side() == field.attio.fingerprint) {
                     item.upsert.properties.remove(&field.property);
                 } else {
                     changed = true;
@@ -169,7 +170,7 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
             let ledger = ledgers.get(&item.upsert.attio_record_id);
             for field in item.fields.clone() {
                 let agreed = ledger.and_then(|l| l.get(&field.property));
-                if agreed.is_some_and(|a| a.fingerprint == field.attio.fingerprint) {
+                if agreed.is_some_and(|a| a.attio_side() == field.attio.fingerprint) {
                     continue;
                 }
                 let Some(state) = state else {
@@ -213,10 +214,9 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
             return Ok(Plan::Hold);
         };
         let (hubspot, timed) = hubspot_side(&field.spec, state, &field.property);
-        let agreed = agreed.map(|a| a.fingerprint.as_str());
         let decided = verdict(agreed, &field.attio, &hubspot);
         Ok(match need_times(decided, timed, &field.property)? {
-            Verdict::Same => Plan::Agreed,
+            Verdict::Same => Plan::Agreed(hubspot.fingerprint),
             Verdict::AttioChanged => Plan::Send,
             // HubSpot's change reaches Attio through the hubspot consumer.
             Verdict::HubspotChanged => Plan::Hold,
@@ -301,9 +301,15 @@ fn plan<W>(
         Plan::Hold => {
             item.upsert.properties.remove(&field.property);
         }
-        Plan::Agreed => {
+        Plan::Agreed(hubspot) => {
             item.upsert.properties.remove(&field.property);
-            record(item, field, now_ms);
+            let entry = agreed_entry(
+                &hubspot,
+                &field.attio.fingerprint,
+                now_ms,
+                SyncDirection::AttioToHubspot,
+            );
+            item.ledger.insert(field.property.clone(), entry);
         }
         Plan::Send => {
             match &field.attio.value {
@@ -325,15 +331,11 @@ fn plan<W>(
     }
 }
 
+/// Attio's value sent: HubSpot holds it as sent (one form on both sides).
 fn record<W>(item: &mut Item<W>, field: &FieldState, now_ms: i64) {
-    item.ledger.insert(
-        field.property.clone(),
-        Synced {
-            fingerprint: field.attio.fingerprint.clone(),
-            at_ms: now_ms,
-            direction: SyncDirection::AttioToHubspot,
-        },
-    );
+    let sent = &field.attio.fingerprint;
+    let entry = agreed_entry(sent, sent, now_ms, SyncDirection::AttioToHubspot);
+    item.ledger.insert(field.property.clone(), entry);
 }
 
 /// Every item with two-way fields settles as `d`; the rest go on.

@@ -29,8 +29,8 @@ use std::pin::Pin;
 
 use relay_crm::{CrmError, CrmId, CrmObject, CrmRecordState, CrmSource};
 use relay_mappings::{
-    Conflict, ConflictStore, Ledger, MappingError, RecordLocks, Side, SyncLedger, UnixSeconds,
-    fingerprint,
+    Conflict, ConflictStore, Ledger, MappingError, RecordLocks, Side, SyncLedger, Synced,
+    UnixSeconds, fingerprint,
 };
 
 use crate::PropertySpec;
@@ -240,14 +240,15 @@ pub(crate) fn need_times(
     }
 }
 
-/// The rule both directions apply. With a ledger entry: the side equal to it did not change.
-/// Without one (never synced both ways): an empty side takes the other's value, two different
-/// values are a conflict. A conflict goes to the later change; on a tie Attio wins (the record
-/// the relay started from).
-pub(crate) fn verdict(ledger: Option<&str>, attio: &SideValue, hubspot: &SideValue) -> Verdict {
-    if attio.fingerprint == hubspot.fingerprint {
-        return Verdict::Same;
-    }
+/// The rule both directions apply. With a ledger entry: a side equal to its own form of the
+/// agreed value did not change (each side is compared with the fingerprint of the value as
+/// that side stored it, [`relay_mappings::Synced::attio_side`], so Attio reformatting a value
+/// is no change); two sides that read the same are agreed whatever the ledger says. Without
+/// one (never synced both ways): an empty side takes the other's value, two different values
+/// are a conflict. A conflict goes to the later change; on a tie Attio wins (the record the
+/// relay started from).
+pub(crate) fn verdict(ledger: Option<&Synced>, attio: &SideValue, hubspot: &SideValue) -> Verdict {
+    let same = attio.fingerprint == hubspot.fingerprint;
     let later = || {
         if hubspot.at_ms > attio.at_ms {
             Verdict::Conflict(Side::Hubspot)
@@ -256,12 +257,38 @@ pub(crate) fn verdict(ledger: Option<&str>, attio: &SideValue, hubspot: &SideVal
         }
     };
     match ledger {
-        Some(agreed) if agreed == attio.fingerprint => Verdict::HubspotChanged,
-        Some(agreed) if agreed == hubspot.fingerprint => Verdict::AttioChanged,
-        Some(_) => later(),
+        Some(agreed) => {
+            let attio_changed = attio.fingerprint != agreed.attio_side();
+            let hubspot_changed = hubspot.fingerprint != agreed.fingerprint;
+            match (attio_changed, hubspot_changed) {
+                (false, false) => Verdict::Same,
+                _ if same => Verdict::Same,
+                (true, false) => Verdict::AttioChanged,
+                (false, true) => Verdict::HubspotChanged,
+                (true, true) => later(),
+            }
+        }
+        None if same => Verdict::Same,
         None if hubspot.value.is_none() => Verdict::AttioChanged,
         None if attio.value.is_none() => Verdict::HubspotChanged,
         None => later(),
+    }
+}
+
+/// The ledger entry for a value both sides hold now: HubSpot's fingerprint, and Attio's when
+/// Attio holds it in another form.
+pub(crate) fn agreed_entry(
+    hubspot_fingerprint: &str,
+    attio_fingerprint: &str,
+    now_ms: i64,
+    direction: relay_mappings::SyncDirection,
+) -> Synced {
+    Synced {
+        fingerprint: hubspot_fingerprint.to_owned(),
+        at_ms: now_ms,
+        direction,
+        attio_fingerprint: (attio_fingerprint != hubspot_fingerprint)
+            .then(|| attio_fingerprint.to_owned()),
     }
 }
 
@@ -313,8 +340,13 @@ mod tests {
 
     #[test]
     fn the_ledger_tells_a_change_from_an_echo_and_the_later_change_wins() {
-        let agreed = fingerprint(Some("a"));
-        let l = Some(agreed.as_str());
+        let agreed = agreed_entry(
+            &fingerprint(Some("a")),
+            &fingerprint(Some("a")),
+            0,
+            relay_mappings::SyncDirection::AttioToHubspot,
+        );
+        let l = Some(&agreed);
         assert_eq!(
             verdict(l, &side(Some("a"), 1), &side(Some("a"), 2)),
             Verdict::Same
@@ -351,6 +383,29 @@ mod tests {
         assert_eq!(
             verdict(l, &side(None, 5), &side(Some("a"), 2)),
             Verdict::AttioChanged
+        );
+    }
+
+    #[test]
+    fn a_value_each_side_stores_in_its_own_form_is_no_change() {
+        // HubSpot holds "(415) 555-0100", Attio the same number as "+14155550100".
+        let hubspot_form = side(Some("(415) 555-0100"), 1);
+        let attio_form = side(Some("+14155550100"), 2);
+        let agreed = agreed_entry(
+            &hubspot_form.fingerprint,
+            &attio_form.fingerprint,
+            0,
+            relay_mappings::SyncDirection::HubspotToAttio,
+        );
+        let l = Some(&agreed);
+        assert_eq!(verdict(l, &attio_form, &hubspot_form), Verdict::Same);
+        assert_eq!(
+            verdict(l, &side(Some("+14155550199"), 3), &hubspot_form),
+            Verdict::AttioChanged
+        );
+        assert_eq!(
+            verdict(l, &attio_form, &side(Some("(415) 555-0199"), 3)),
+            Verdict::HubspotChanged
         );
     }
 }

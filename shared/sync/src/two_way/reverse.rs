@@ -28,7 +28,9 @@ use relay_mappings::{IdMappings, Ledger, Side, SyncDirection, Synced};
 
 use super::hubspot_events::{HubspotChange, HubspotChangeKind, HubspotMessage};
 use super::values::{attio_changed_at, write_value};
-use super::{SideValue, TwoWay, Verdict, conflict, hubspot_side, need_times, verdict};
+use super::{
+    SideValue, TwoWay, Verdict, agreed_entry, conflict, hubspot_side, need_times, verdict,
+};
 use crate::context::{StepError, SyncContext};
 use crate::{Direction, Disposition, MessageOutcome, OwnerIds, PropertySpec, RecordValues};
 
@@ -493,6 +495,8 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         let mut to_hubspot = Properties::new();
         let mut entries = Ledger::new();
         let mut conflicts = Vec::new();
+        // HubSpot's values written to Attio: their Attio form is read from Attio's answer.
+        let mut written: Vec<(&str, &PropertySpec)> = Vec::new();
         // A name part is written as the whole `name`: when one part changed, every part that
         // flows back is evaluated from the state just read, so the write carries HubSpot's
         // other part too when it also changed (its event may be in another batch, read at
@@ -511,7 +515,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
             let (hubspot, timed) = hubspot_side(spec, state, property);
             let attio_value = spec.value(&source, &OwnerIds::new()).ok().flatten();
             let attio = SideValue::new(spec, attio_value, attio_changed_at(&record.values, spec));
-            let agreed = ledger.get(*property).map(|s| s.fingerprint.as_str());
+            let agreed = ledger.get(*property);
             let mut decided = verdict(agreed, &attio, &hubspot);
             if spec.direction == Direction::HubspotToAttio && decided != Verdict::Same {
                 // HubSpot owns it: Attio's edits are not synced and do not conflict.
@@ -520,11 +524,17 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
             let decided = need_times(decided, timed, property)?;
             let winner = match decided {
                 Verdict::Same => {
-                    if agreed != Some(hubspot.fingerprint.as_str()) {
-                        entries.insert(
-                            (*property).to_owned(),
-                            synced(&hubspot, now_ms, SyncDirection::HubspotToAttio),
-                        );
+                    let entry = agreed_entry(
+                        &hubspot.fingerprint,
+                        &attio.fingerprint,
+                        now_ms,
+                        SyncDirection::HubspotToAttio,
+                    );
+                    let known = agreed.is_some_and(|a| {
+                        a.fingerprint == entry.fingerprint && a.attio_side() == entry.attio_side()
+                    });
+                    if !known {
+                        entries.insert((*property).to_owned(), entry);
                     }
                     continue;
                 }
@@ -550,6 +560,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                     (*property).to_owned(),
                     synced(&hubspot, now_ms, SyncDirection::HubspotToAttio),
                 );
+                written.push((*property, *spec));
             } else {
                 to_hubspot.insert(
                     (*property).to_owned(),
@@ -566,10 +577,25 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
             two_way.stores.record_conflict(found).await?;
         }
         if !to_attio.is_empty() {
-            self.ctx
+            let stored = self
+                .ctx
                 .attio
                 .update_record(slug, record_id, &to_attio)
                 .await?;
+            // The ledger keeps the value as Attio stored it too (Attio reformats phone numbers,
+            // domains, email case; emptying the first email makes the second one first): the
+            // relay's own Attio event is dropped, so a form that differs would otherwise read
+            // as an Attio change on the next sync and be sent over the user's HubSpot value.
+            let values = RecordValues(&stored.values);
+            for (property, spec) in written {
+                let now = spec.value(&values, &OwnerIds::new()).ok().flatten();
+                let attio_form = SideValue::new(spec, now, 0).fingerprint;
+                if let Some(entry) = entries.get_mut(property)
+                    && entry.fingerprint != attio_form
+                {
+                    entry.attio_fingerprint = Some(attio_form);
+                }
+            }
         }
         if !to_hubspot.is_empty() {
             self.ctx.crm.update(object, &state.id, &to_hubspot).await?;
@@ -589,6 +615,7 @@ fn synced(side: &SideValue, now_ms: i64, direction: SyncDirection) -> Synced {
         fingerprint: side.fingerprint.clone(),
         at_ms: now_ms,
         direction,
+        attio_fingerprint: None,
     }
 }
 
