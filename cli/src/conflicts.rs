@@ -550,6 +550,9 @@ impl<M: IdMappings + SyncLedger> Write<'_, M> {
             fingerprint: ledger_fingerprint(spec, value),
             at_ms: self.now_ms,
             direction,
+            // The operator's write is recorded in HubSpot's form only: a value Attio then
+            // reformats reads as one more change, and is synced once more (not lost).
+            attio_fingerprint: None,
         };
         let entries: Ledger = [(c.property.clone(), entry)].into();
         self.mappings

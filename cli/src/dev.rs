@@ -288,12 +288,18 @@ fn spawn_hubspot_consumer<S>(
         in_flight: usize::from(args.batches_in_flight),
         ..Polling::SMALL
     };
-    tokio::spawn(poll_forever(
-        queue.clone(),
-        EventFamily::Hubspot,
-        HubspotHandler::new(ctx),
-        polling,
-    ));
+    match HubspotHandler::new(ctx) {
+        Ok(handler) => {
+            tokio::spawn(poll_forever(
+                queue.clone(),
+                EventFamily::Hubspot,
+                handler,
+                polling,
+            ));
+        }
+        // Only spawned with two-way on; the queue stays parked if that ever changes.
+        Err(err) => tracing::error!(error = %err, "the hubspot queue stays parked"),
+    }
 }
 
 /// One poller per family, each handler inside [`SchemaAware`] as in Lambda: attribute events

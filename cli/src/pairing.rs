@@ -431,6 +431,7 @@ where
             fingerprint: ledger_fingerprint(spec, value),
             at_ms: self.now_ms,
             direction,
+            attio_fingerprint: None,
         }
     }
 

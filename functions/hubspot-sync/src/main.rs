@@ -8,7 +8,7 @@
 //! the invocation's deadline. The function exists only for two-way sync, so `CONFLICTS_TABLE`,
 //! `HUBSPOT_APP_ID` and `ATTIO_TOKEN_ID` are required: a missing one stops it at startup with
 //! an error naming it, and the queue's messages wait (then the DLQ) instead of being settled
-//! half-configured.
+//! half-configured (`HubspotHandler::new` refuses a context without two-way stores too).
 
 use relay_consumer::TwoWayUse;
 use relay_sync::two_way::HubspotHandler;

@@ -74,7 +74,10 @@ where
     H: BatchHandler + 'static,
     F: FnOnce(Arc<AwsContext>) -> H,
 {
-    run_queue(None, |ctx| SchemaAware::new(Arc::clone(&ctx), make(ctx))).await
+    run_queue(None, |ctx| {
+        Ok::<_, Error>(SchemaAware::new(Arc::clone(&ctx), make(ctx)))
+    })
+    .await
 }
 
 /// [`run`] for the records consumer: two-way sync is on when the field mapping sends a
@@ -86,7 +89,7 @@ where
     F: FnOnce(Arc<AwsContext>) -> H,
 {
     run_queue(Some(TwoWayUse::IfMapped), |ctx| {
-        SchemaAware::new(Arc::clone(&ctx), make(ctx))
+        Ok::<_, Error>(SchemaAware::new(Arc::clone(&ctx), make(ctx)))
     })
     .await
 }
@@ -95,11 +98,13 @@ where
 /// the same settings, clients, secrets, budgets, dead letters, holds and deadline; with
 /// `two_way`, the context carries the DynamoDB ledger (the mappings table), the conflicts
 /// table and HubSpot's read side. Settings are read and validated once, before anything
-/// is built, so a missing variable is a startup error naming it.
-pub async fn run_queue<H, F>(two_way: Option<TwoWayUse>, make: F) -> Result<(), Error>
+/// is built, so a missing variable is a startup error naming it; so is a handler `make`
+/// refuses to build (the hubspot queue's without two-way stores).
+pub async fn run_queue<H, E, F>(two_way: Option<TwoWayUse>, make: F) -> Result<(), Error>
 where
     H: QueueHandler + 'static,
-    F: FnOnce(Arc<AwsContext>) -> H,
+    E: Into<Error>,
+    F: FnOnce(Arc<AwsContext>) -> Result<H, E>,
 {
     relay_logging::init_json();
     let settings = ConsumerSettings::from_lookup(|name| std::env::var(name).ok())?;
@@ -153,7 +158,7 @@ where
         ctx = ctx.with_two_way(mappings, conflicts, sink, wiring.settings);
     }
     let ctx = Arc::new(ctx);
-    let handler = Arc::new(make(ctx));
+    let handler = Arc::new(make(ctx).map_err(Into::into)?);
     let mut dead_letters = SqsDeadLetters::new(aws_sdk_sqs::Client::new(&aws), dlq);
     match &settings.source_queue_url {
         Some(url) => dead_letters = dead_letters.with_source_queue(url),

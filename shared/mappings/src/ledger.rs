@@ -14,6 +14,9 @@
 //! as text: the ledger sits beside the mappings, and personal data has no reason to be copied
 //! there. The conflicts table keeps the two values of a conflict, where an operator needs them.
 //!
+//! Each entry keeps the value's fingerprint as HubSpot holds it and, when Attio stores it in
+//! another form, as Attio holds it ([`Synced::attio_fingerprint`]).
+//!
 //! Storage key: `"{crm object}#{attio record id}#synced"`, a derived key beside the mapping's own,
 //! as `#links` and `#deleted` are. Adapters: the three mapping stores.
 
@@ -60,6 +63,21 @@ pub struct Synced {
     /// When the value was written, in milliseconds since the epoch: the sync's clock.
     pub at_ms: i64,
     pub direction: SyncDirection,
+    /// [`fingerprint`] of the same value as Attio holds it (read in HubSpot's form), when it
+    /// differs from [`Self::fingerprint`]: Attio reformats what it is given (phone numbers to
+    /// E.164, domains, email case), so the value agreed on can read differently on each
+    /// side, and each side is compared with its own form — a reformatting never reads as a
+    /// change. `None`: both sides read the same (entries written before this field, too).
+    pub attio_fingerprint: Option<String>,
+}
+
+impl Synced {
+    /// The fingerprint Attio's side is compared with.
+    pub fn attio_side(&self) -> &str {
+        self.attio_fingerprint
+            .as_deref()
+            .unwrap_or(&self.fingerprint)
+    }
 }
 
 /// A record's ledger: HubSpot property name → its last synced value.

@@ -1,6 +1,7 @@
 //! [`SyncLedger`] in the mappings table: one item per record, keyed
 //! [`ledger_key`](crate::ledger_key) (`"{object}#{attio id}#synced"`), whose map attribute
-//! [`LEDGER_ATTRIBUTE`] holds HubSpot property → `{fp: S, at: N, dir: S}`.
+//! [`LEDGER_ATTRIBUTE`] holds HubSpot property → `{fp: S, at: N, dir: S, afp: S}` (`afp`, Attio's
+//! form of the value, only where it differs from `fp`).
 //!
 //! One map per record, not one item per field, so a batch's ledgers are one `BatchGetItem` per
 //! 100 records. The forward consumer and the reverse one may record different fields of the
@@ -207,7 +208,7 @@ impl DynamoDbMappings {
 }
 
 fn entry_value(synced: &Synced) -> AttributeValue {
-    AttributeValue::M(HashMap::from([
+    let mut entry = HashMap::from([
         (
             "fp".to_owned(),
             AttributeValue::S(synced.fingerprint.clone()),
@@ -217,7 +218,12 @@ fn entry_value(synced: &Synced) -> AttributeValue {
             "dir".to_owned(),
             AttributeValue::S(synced.direction.as_str().to_owned()),
         ),
-    ]))
+    ]);
+    // Attio's form, only when it differs (`afp`; absent in entries written before it).
+    if let Some(attio) = &synced.attio_fingerprint {
+        entry.insert("afp".to_owned(), AttributeValue::S(attio.clone()));
+    }
+    AttributeValue::M(entry)
 }
 
 /// The entries that read. One that does not (edited by hand, or written by a later version
@@ -235,6 +241,7 @@ fn read_ledger(map: &HashMap<String, AttributeValue>) -> Ledger {
                     fingerprint: text("fp")?.clone(),
                     at_ms: entry.get("at")?.as_n().ok()?.parse().ok()?,
                     direction: SyncDirection::parse(text("dir")?)?,
+                    attio_fingerprint: text("afp").cloned(),
                 },
             ))
         })

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use relay_crm::CrmObject;
 
 use crate::{
-    Conflict, ConflictFilter, ConflictPage, ConflictStore, Ledger, MappingError, Resolution,
-    SyncLedger, ledger_key,
+    Conflict, ConflictFilter, ConflictPage, ConflictStore, Ledger, MappingError, RecordLocks,
+    Resolution, SyncLedger, UnixSeconds, ledger_key, lock_key,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -30,6 +30,8 @@ struct State {
     ledger_reads: Vec<usize>,
     /// Calls left to fail before the store answers again.
     failures: usize,
+    /// By [`lock_key`]: holder and until (seconds).
+    locks: HashMap<String, (String, i64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +115,44 @@ impl SyncLedger for MemoryTwoWay {
     }
 }
 
+/// The DynamoDB adapter's rule: taken when absent, lapsed or already the holder's.
+impl RecordLocks for MemoryTwoWay {
+    async fn lock(
+        &self,
+        object: CrmObject,
+        attio_record_id: &str,
+        holder: &str,
+        now: UnixSeconds,
+        lease: std::time::Duration,
+    ) -> Result<bool, MappingError> {
+        let mut state = self.call("lock")?;
+        let key = lock_key(object, attio_record_id);
+        if let Some((held_by, until)) = state.locks.get(&key)
+            && held_by != holder
+            && *until >= now
+        {
+            return Ok(false);
+        }
+        let until = now.saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX));
+        state.locks.insert(key, (holder.to_owned(), until));
+        Ok(true)
+    }
+
+    async fn unlock(
+        &self,
+        object: CrmObject,
+        attio_record_id: &str,
+        holder: &str,
+    ) -> Result<(), MappingError> {
+        let mut state = self.call("unlock")?;
+        let key = lock_key(object, attio_record_id);
+        if state.locks.get(&key).is_some_and(|(h, _)| h == holder) {
+            state.locks.remove(&key);
+        }
+        Ok(())
+    }
+}
+
 impl ConflictStore for MemoryTwoWay {
     async fn record(&self, conflict: &Conflict) -> Result<(), MappingError> {
         let mut state = self.call("conflict record")?;
@@ -189,6 +229,7 @@ mod tests {
             fingerprint: fingerprint(Some(value)),
             at_ms,
             direction: SyncDirection::AttioToHubspot,
+            attio_fingerprint: None,
         }
     }
 

@@ -14,10 +14,82 @@ use crate::conflicts::{
     Conflict, ConflictFilter, ConflictPage, ConflictStore, ConflictValue, Resolution, Side,
 };
 use crate::ledger::{Ledger, SyncDirection, SyncLedger, Synced, ledger_key};
-use crate::{MappingError, SqliteMappings};
+use crate::{MappingError, RecordLocks, SqliteMappings, UnixSeconds, lock_key};
+
+/// Record locks in their own table, made on first use (files made before locks gain it).
+const LOCKS_TABLE: &str = "CREATE TABLE IF NOT EXISTS record_locks (
+    lock_key TEXT PRIMARY KEY,
+    holder   TEXT NOT NULL,
+    until    INTEGER NOT NULL
+)";
+
+/// The DynamoDB adapter's rule, as one conditional upsert.
+impl RecordLocks for SqliteMappings {
+    async fn lock(
+        &self,
+        object: CrmObject,
+        attio_record_id: &str,
+        holder: &str,
+        now: UnixSeconds,
+        lease: std::time::Duration,
+    ) -> Result<bool, MappingError> {
+        let key = lock_key(object, attio_record_id);
+        let holder = holder.to_owned();
+        let until = now.saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX));
+        self.db()
+            .call(move |conn| {
+                conn.execute_batch(LOCKS_TABLE)?;
+                let changed = conn.execute(
+                    "INSERT INTO record_locks (lock_key, holder, until) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (lock_key) DO UPDATE SET holder = excluded.holder,
+                         until = excluded.until
+                     WHERE record_locks.until < ?4 OR record_locks.holder = excluded.holder",
+                    params![key, holder, until, now],
+                )?;
+                Ok(changed == 1)
+            })
+            .await
+            .map_err(unavailable("lock"))
+    }
+
+    async fn unlock(
+        &self,
+        object: CrmObject,
+        attio_record_id: &str,
+        holder: &str,
+    ) -> Result<(), MappingError> {
+        let key = lock_key(object, attio_record_id);
+        let holder = holder.to_owned();
+        self.db()
+            .call(move |conn| {
+                conn.execute_batch(LOCKS_TABLE)?;
+                conn.execute(
+                    "DELETE FROM record_locks WHERE lock_key = ?1 AND holder = ?2",
+                    params![key, holder],
+                )?;
+                Ok(())
+            })
+            .await
+            .map_err(unavailable("unlock"))
+    }
+}
 
 fn unavailable(operation: &'static str) -> impl FnOnce(LocalDbError) -> MappingError {
     move |e| MappingError::unavailable(operation, e)
+}
+
+/// Adds `sync_ledger.attio_fingerprint` (Attio's form of a value, `Synced::attio_fingerprint`)
+/// to files made before it; `NULL` reads as "the same as `fingerprint`".
+fn with_attio_fingerprint(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare_cached(
+            "SELECT 1 FROM pragma_table_info('sync_ledger') WHERE name = 'attio_fingerprint'",
+        )?
+        .exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE sync_ledger ADD COLUMN attio_fingerprint TEXT")?;
+    }
+    Ok(())
 }
 
 impl SyncLedger for SqliteMappings {
@@ -32,9 +104,10 @@ impl SyncLedger for SqliteMappings {
             .collect();
         self.db()
             .call(move |conn| {
+                with_attio_fingerprint(conn)?;
                 let mut select = conn.prepare_cached(
-                    "SELECT property, fingerprint, at_ms, direction FROM sync_ledger
-                     WHERE ledger_key = ?1",
+                    "SELECT property, fingerprint, at_ms, direction, attio_fingerprint
+                     FROM sync_ledger WHERE ledger_key = ?1",
                 )?;
                 let mut ledgers = BTreeMap::new();
                 for (key, id) in keys {
@@ -44,11 +117,12 @@ impl SyncLedger for SqliteMappings {
                             row.get::<_, String>(1)?,
                             row.get::<_, i64>(2)?,
                             row.get::<_, String>(3)?,
+                            row.get::<_, Option<String>>(4)?,
                         ))
                     })?;
                     let mut ledger = Ledger::new();
                     for row in rows {
-                        let (property, fingerprint, at_ms, direction) = row?;
+                        let (property, fingerprint, at_ms, direction, attio_fingerprint) = row?;
                         // A direction this version does not know: as if never synced (the
                         // DynamoDB adapter's rule).
                         if let Some(direction) = SyncDirection::parse(&direction) {
@@ -56,6 +130,7 @@ impl SyncLedger for SqliteMappings {
                                 fingerprint,
                                 at_ms,
                                 direction,
+                                attio_fingerprint,
                             };
                             ledger.insert(property, synced);
                         }
@@ -80,14 +155,17 @@ impl SyncLedger for SqliteMappings {
         let entries = entries.clone();
         self.db()
             .call(move |conn| {
+                with_attio_fingerprint(conn)?;
                 let tx = conn.transaction()?;
                 {
                     let mut upsert = tx.prepare_cached(
-                        "INSERT INTO sync_ledger (ledger_key, property, fingerprint, at_ms, direction)
-                         VALUES (?1, ?2, ?3, ?4, ?5)
+                        "INSERT INTO sync_ledger
+                             (ledger_key, property, fingerprint, at_ms, direction, attio_fingerprint)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                          ON CONFLICT (ledger_key, property) DO UPDATE SET
                              fingerprint = excluded.fingerprint, at_ms = excluded.at_ms,
-                             direction = excluded.direction",
+                             direction = excluded.direction,
+                             attio_fingerprint = excluded.attio_fingerprint",
                     )?;
                     for (property, synced) in &entries {
                         upsert.execute(params![
@@ -95,7 +173,8 @@ impl SyncLedger for SqliteMappings {
                             property,
                             synced.fingerprint,
                             synced.at_ms,
-                            synced.direction.as_str()
+                            synced.direction.as_str(),
+                            synced.attio_fingerprint
                         ])?;
                     }
                 }

@@ -134,7 +134,7 @@ impl<S, M, A> SyncContext<S, M, A> {
         settings: crate::two_way::TwoWaySettings,
     ) -> Self
     where
-        L: relay_mappings::SyncLedger + 'static,
+        L: relay_mappings::SyncLedger + relay_mappings::RecordLocks + 'static,
         C: relay_mappings::ConflictStore + 'static,
         R: relay_crm::CrmSource + 'static,
     {
@@ -162,10 +162,23 @@ impl<S, M, A> SyncContext<S, M, A> {
 /// What syncing one record by id came to.
 enum Synced {
     Mapped(CrmObject, CrmId),
-    /// Its object is not mapped to the CRM.
-    NotMapped,
-    /// Attio answers its documented not-found for the record.
+    /// Attio answers its documented not-found for the record, or it was deleted.
     Gone,
+}
+
+impl<S, M, A> SyncContext<S, M, A> {
+    /// Whether the field mapping has properties flowing back (`both` or `hubspot_to_attio`)
+    /// while this context has no two-way stores. Such a context never sends a `both`
+    /// property (it cannot tell a change from a newer HubSpot value) and never brings a
+    /// HubSpot change back: a binary that maps records should refuse to start this way
+    /// rather than leave those fields unsynced.
+    pub fn needs_two_way(&self) -> bool {
+        let objects = [CrmObject::Contacts, CrmObject::Companies, CrmObject::Deals];
+        self.two_way.is_none()
+            && objects
+                .into_iter()
+                .any(|o| self.fields.reverse_object(o).is_some())
+    }
 }
 
 impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
@@ -188,54 +201,38 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         }
         match self.sync_record(&slug, record_id).await? {
             Synced::Mapped(crm_object, id) => Ok(Some((crm_object, id))),
-            Synced::NotMapped => Ok(None),
             Synced::Gone => Err(StepError(Disposition::retry(format!(
                 "linked record {record_id} is gone from Attio (merged or deleted); waiting for its record.merged or record.deleted"
             )))),
         }
     }
 
-    /// Fetches one record and upserts it: a linked record or a note's parent synced on
-    /// demand (the consumers' batches take `record_batch.rs`).
+    /// Syncs one record by id: a linked record or a note's parent synced on demand. It takes
+    /// the consumers' batch path (`record_batch.rs`) as a batch of one, so the same rules
+    /// apply to it as to any record — the two-way lock and forward rules, adoption of a
+    /// contact holding its email, the deleted-while-in-flight check.
     async fn sync_record(&self, slug: &str, record_id: &str) -> Result<Synced, StepError> {
-        let record = match self.attio.get_record(slug, record_id).await {
-            Ok(record) => record,
-            Err(err) if err.is_record_gone() => return Ok(Synced::Gone),
-            Err(err) => return Err(err.into()),
+        let group = crate::batch::Group {
+            key: crate::batch::RecordRef::new(slug, record_id),
+            message_ids: vec![String::new()],
+            work: (),
         };
-        let Some((crm_object, properties)) =
-            self.map_record(slug, record_id, &record.values).await?
-        else {
-            return Ok(Synced::NotMapped);
-        };
-        let report = self
-            .crm
-            .upsert_records(
-                crm_object,
-                &[RecordUpsert {
-                    attio_record_id: record_id.to_owned(),
-                    properties: properties.clone(),
-                }],
-            )
-            .await?;
-        let id = if let Some(failure) = report.failures.first() {
-            let upsert = RecordUpsert {
-                attio_record_id: record_id.to_owned(),
-                properties,
-            };
-            self.adopt(slug, crm_object, &upsert, failure, &[]).await?
-        } else {
-            let id = report.ids.get(record_id).cloned().ok_or_else(|| {
-                StepError(Disposition::retry("CRM returned no id for the record"))
-            })?;
-            self.mappings.put(crm_object, record_id, &id).await?;
-            id
-        };
-        // Deleted while this write was in flight: its copy is archived again (`tombstones.rs`).
-        if self.archive_if_deleted(crm_object, record_id).await? {
-            return Ok(Synced::Gone);
+        let mut outcomes = crate::batch::Outcomes::default();
+        let budget = crate::Budget::unlimited();
+        let upserted = self.sync_records(vec![group], &budget, &mut outcomes).await;
+        if let Some(done) = upserted.into_iter().next() {
+            return Ok(Synced::Mapped(done.crm_object, done.id));
         }
-        Ok(Synced::Mapped(crm_object, id))
+        match outcomes
+            .into_vec()
+            .into_iter()
+            .next()
+            .map(|o| o.disposition)
+        {
+            // Gone from Attio, or deleted (its copy archived): settled as done.
+            None | Some(Disposition::Done) => Ok(Synced::Gone),
+            Some(d) => Err(StepError(d)),
+        }
     }
 
     /// Resolves an upsert the CRM refused. A contact refused because another contact already

@@ -102,12 +102,18 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
             // `merge_in_progress` among them: transient, so the message comes back.
             Err(err) => return Err(err.into()),
         };
-        let Some((crm_object, properties)) =
+        let Some((crm_object, mut properties)) =
             self.fields
                 .map_record(slug, record_id, &RecordValues(&fetched.values))?
         else {
             return Ok(());
         };
+        // `both` properties are never written here: the merged record has no ledger entry of
+        // its own, and the surviving HubSpot object may hold a newer value. The merged record's
+        // next event takes the records path, which compares them (`two_way/forward.rs`).
+        for (property, _) in self.fields.both_ways(slug) {
+            properties.remove(property);
+        }
         let mut family = Family {
             ids: vec![record_id.to_owned()],
         };

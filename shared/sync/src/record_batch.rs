@@ -57,7 +57,7 @@ type Slugged<W> = (String, Group<RecordRef, W>);
 /// One record ready to upsert.
 pub(crate) struct Item<W> {
     pub upsert: RecordUpsert,
-    slug: String,
+    pub slug: String,
     links: Links,
     pub group: Group<RecordRef, W>,
     /// Its `both` fields as Attio holds them (two-way sync, `two_way/forward.rs`).
@@ -156,8 +156,12 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
             }
         }
 
+        // Two-way records are locked before they are read, until their ledger is written
+        // (`two_way/locks.rs`); one held elsewhere is retried.
+        let mut held = crate::two_way::Held::default();
         let mut items: BTreeMap<CrmObject, Vec<Item<W>>> = BTreeMap::new();
         for (slug, groups) in by_object {
+            let groups = self.lock_groups(&slug, groups, &mut held, outcomes).await;
             let ids: Vec<String> = groups.iter().map(|g| g.key.record_id.clone()).collect();
             let reads = self.read_records(&slug, &ids, budget).await;
             for group in groups {
@@ -223,7 +227,34 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
                     .await;
             }
         }
+        self.unlock_records(held).await;
         upserted
+    }
+
+    /// Locks the records of `groups` when their object has `both` properties and two-way
+    /// sync is on; the groups whose lock is held elsewhere are settled (retried), the rest
+    /// returned.
+    async fn lock_groups<W>(
+        &self,
+        slug: &str,
+        groups: Vec<Group<RecordRef, W>>,
+        held: &mut crate::two_way::Held,
+        outcomes: &mut Outcomes,
+    ) -> Vec<Group<RecordRef, W>> {
+        let crm_object = match self.fields.crm_object(slug) {
+            Some(o) if self.two_way.is_some() && !self.fields.both_ways(slug).is_empty() => o,
+            _ => return groups,
+        };
+        let ids: Vec<String> = groups.iter().map(|g| g.key.record_id.clone()).collect();
+        let refused = self.lock_records(crm_object, &ids, held).await;
+        let mut kept = Vec::new();
+        for group in groups {
+            match refused.get(&group.key.record_id) {
+                Some(d) => outcomes.settle(&group, d),
+                None => kept.push(group),
+            }
+        }
+        kept
     }
 
     /// The slug and CRM object of a record's object, or `None` when the object is not mapped
@@ -319,17 +350,26 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         // `tombstones.rs` requires.
         let mut mapped: Vec<(Item<W>, CrmId)> = Vec::with_capacity(items.len());
         let mut accepted: Vec<(Item<W>, CrmId)> = Vec::with_capacity(items.len());
-        for item in items {
+        for mut item in items {
             let record_id = &item.upsert.attio_record_id;
             let refused = report
                 .failures
                 .iter()
                 .find(|f| &f.attio_record_id == record_id);
             if let Some(failure) = refused {
-                match self
-                    .adopt(&item.slug, crm_object, &item.upsert, failure, &[])
-                    .await
-                {
+                // The contact to adopt holds `both` values of its own (`two_way/forward.rs`).
+                let compared = match &failure.existing {
+                    Some(existing) => self.before_adopting(crm_object, existing, &mut item).await,
+                    None => Ok(()),
+                };
+                let adopted = match compared {
+                    Ok(()) => {
+                        self.adopt(&item.slug, crm_object, &item.upsert, failure, &[])
+                            .await
+                    }
+                    Err(err) => Err(err),
+                };
+                match adopted {
                     Ok(id) => mapped.push((item, id)),
                     Err(StepError(d)) => outcomes.settle(&item.group, &d),
                 }

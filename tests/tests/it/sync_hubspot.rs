@@ -262,7 +262,9 @@ async fn a_merged_record_ends_as_one_hubspot_object_at_the_id_the_merge_answered
 #[tokio::test]
 async fn a_note_is_created_once_with_its_parent_and_updated_on_retry() {
     let apis = Apis::start().await;
-    apis.mount_person(1).await;
+    // The parent, never synced, is synced on demand the way the records consumer syncs a
+    // batch of one (its query, its rules), then the note is made.
+    apis.mount_person_query(1).await;
     apis.mount_contact_upsert(1).await;
     apis.mount_attio_fixture(&format!("/v2/notes/{NOTE}"), "note.json", 2)
         .await;

@@ -140,3 +140,33 @@ fn the_hubspot_ingest_url_is_capped_on_demand_and_alarms_on_5xx_like_the_attio_o
     );
     assert!(alarm.contains("Threshold: 0"), "{alarm}");
 }
+
+#[test]
+fn records_and_list_entries_know_the_relays_attio_token_and_the_two_way_stores() {
+    let text = template();
+    let token = resource(&text, "AttioTokenId");
+    assert!(token.contains("Default: \"\""), "{token}");
+    let globals = &text
+        [text.find("\nGlobals:").expect("Globals")..text.find("\nResources:").expect("Resources")];
+    assert!(
+        globals.contains("ATTIO_TOKEN_ID: !Ref AttioTokenId"),
+        "{globals}"
+    );
+    for name in ["RecordsFunction", "ListEntriesFunction"] {
+        let function = resource(&text, name);
+        // From Globals (every function reads it), never overridden with something else.
+        assert!(!function.contains("ATTIO_TOKEN_ID"), "{name}");
+        assert_eq!(
+            value(&function, "CONFLICTS_TABLE"),
+            "!Ref ConflictsTable",
+            "{name}"
+        );
+        assert!(function.contains("dynamodb:BatchGetItem"), "{name}");
+        assert!(
+            function.contains(
+                "{Effect: Allow, Action: dynamodb:PutItem, Resource: !GetAtt ConflictsTable.Arn}"
+            ),
+            "{name}"
+        );
+    }
+}

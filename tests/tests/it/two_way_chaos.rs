@@ -245,7 +245,7 @@ impl World {
         let url = |family| self.queues.urls.get(family).expect("queue url").to_owned();
         let (records_url, hubspot_url) = (url(EventFamily::Records), url(EventFamily::Hubspot));
         let records = RecordsHandler::new(Arc::clone(&self.ctx));
-        let hubspot = HubspotHandler::new(Arc::clone(&self.ctx));
+        let hubspot = HubspotHandler::new(Arc::clone(&self.ctx)).expect("two-way is on");
         let dlq = |family: EventFamily| self.queues.dlqs[&family].as_str();
         tokio::join!(
             drive_consumer(

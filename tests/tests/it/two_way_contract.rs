@@ -8,6 +8,9 @@
 //! * Conflicts: recorded once per id (a redelivery neither duplicates nor reopens one),
 //!   listed by status, each page newest first, every conflict on exactly one page; resolving
 //!   replaces the resolution, and an unknown id is refused, never created.
+//! * Record locks: one holder at a time per record (per object type); the holder may take it
+//!   again; a lapsed lock is taken over; only the holder gives it back, and giving back a lock
+//!   taken over since leaves it to its new holder.
 
 use std::collections::BTreeSet;
 
@@ -17,8 +20,8 @@ use relay_embedded::LocalDb;
 use relay_mappings::{
     CONFLICT_KEY_ATTRIBUTE, Conflict, ConflictFilter, ConflictStore, ConflictValue,
     DynamoDbConflicts, DynamoDbMappings, LEDGER_ATTRIBUTE, Ledger, MappingError, MemoryTwoWay,
-    Resolution, Side, SqliteConflicts, SqliteMappings, SyncDirection, SyncLedger, Synced,
-    fingerprint,
+    RecordLocks, Resolution, Side, SqliteConflicts, SqliteMappings, SyncDirection, SyncLedger,
+    Synced, fingerprint,
 };
 
 const T0: i64 = 1_763_000_000_000;
@@ -28,6 +31,7 @@ fn synced(value: &str, at_ms: i64, direction: SyncDirection) -> Synced {
         fingerprint: fingerprint(Some(value)),
         at_ms,
         direction,
+        attio_fingerprint: None,
     }
 }
 
@@ -55,9 +59,15 @@ async fn ledger_contract(store: impl SyncLedger) {
         "nothing synced yet"
     );
 
+    // A value Attio holds in another form keeps both fingerprints.
+    let mobile = Synced {
+        attio_fingerprint: Some(fingerprint(Some("+14155550100"))),
+        ..synced("(415) 555-0100", T0, h2a)
+    };
     let first = ledger(&[
         ("email", synced("ada@example.com", T0, a2h)),
         ("firstname", synced("Ada", T0, a2h)),
+        ("mobilephone", mobile.clone()),
     ]);
     store.record(contacts, "r1", &first).await.expect("record");
     let got = read(&["r1", "r2"]).await.expect("read");
@@ -84,6 +94,7 @@ async fn ledger_contract(store: impl SyncLedger) {
         ledger(&[
             ("email", email),
             ("firstname", synced("Ada", T0, a2h)),
+            ("mobilephone", mobile),
             ("phone", synced("+44", T0 + 1, h2a)),
         ])
     );
@@ -318,9 +329,85 @@ async fn conflict_contract(store: impl ConflictStore) {
     }
 }
 
+async fn lock_contract(store: impl RecordLocks) {
+    use std::time::Duration;
+    const NOW: i64 = 1_763_000_000;
+    let lease = Duration::from_secs(60);
+    let c = CrmObject::Contacts;
+    assert!(
+        store
+            .lock(c, "r1", "x", NOW, lease)
+            .await
+            .expect("lock store")
+    );
+    assert!(
+        !store
+            .lock(c, "r1", "y", NOW + 1, lease)
+            .await
+            .expect("lock store"),
+        "held by x"
+    );
+    assert!(
+        store
+            .lock(c, "r1", "x", NOW + 2, lease)
+            .await
+            .expect("lock store"),
+        "x again"
+    );
+    assert!(
+        store
+            .lock(CrmObject::Companies, "r1", "y", NOW, lease)
+            .await
+            .expect("lock store")
+    );
+    assert!(
+        store
+            .lock(c, "r2", "y", NOW, lease)
+            .await
+            .expect("lock store"),
+        "per record"
+    );
+    // Only the holder gives it back.
+    store.unlock(c, "r1", "y").await.expect("lock store");
+    assert!(
+        !store
+            .lock(c, "r1", "y", NOW + 3, lease)
+            .await
+            .expect("lock store")
+    );
+    store.unlock(c, "r1", "x").await.expect("lock store");
+    assert!(
+        store
+            .lock(c, "r1", "y", NOW + 4, lease)
+            .await
+            .expect("lock store"),
+        "given back"
+    );
+    // Lapsed: taken over; the old holder's unlock leaves the new holder's lock.
+    assert!(
+        store
+            .lock(c, "r1", "z", NOW + 4 + 61, lease)
+            .await
+            .expect("lock store")
+    );
+    store.unlock(c, "r1", "y").await.expect("lock store");
+    assert!(
+        !store
+            .lock(c, "r1", "x", NOW + 4 + 62, lease)
+            .await
+            .expect("lock store")
+    );
+}
+
+#[tokio::test]
+async fn memory_record_locks_keep_the_contract() {
+    lock_contract(MemoryTwoWay::new()).await;
+}
+
 #[tokio::test]
 async fn sqlite_two_way_stores_keep_the_contract() {
     let db = LocalDb::in_memory().expect("sqlite");
+    lock_contract(SqliteMappings::new(db.clone())).await;
     ledger_contract(SqliteMappings::new(db.clone())).await;
     conflict_contract(SqliteConflicts::new(db)).await;
 }
@@ -358,6 +445,7 @@ async fn dynamodb_two_way_stores_keep_the_contract() {
     let client = aws_sdk_dynamodb::Client::new(&config);
     let mappings =
         moto::fresh_table_keyed(&config, "mappings", relay_mappings::KEY_ATTRIBUTE).await;
+    lock_contract(DynamoDbMappings::new(client.clone(), mappings.clone())).await;
     ledger_contract(DynamoDbMappings::new(client.clone(), mappings)).await;
     let conflicts = moto::fresh_table_keyed(&config, "conflicts", CONFLICT_KEY_ATTRIBUTE).await;
     conflict_contract(DynamoDbConflicts::new(client, conflicts)).await;

@@ -402,9 +402,12 @@ async fn an_update_linking_a_record_never_synced_syncs_it_first_or_retries() {
     let task_id = ctx.mappings.get(CrmObject::Tasks, TASK).await.expect("get");
     let task_id = task_id.expect("task mapped");
 
-    // Grace, never synced, is linked in Attio; reading her fails once.
+    // Grace, never synced, is linked in Attio; reading her fails once (she is read as the
+    // records consumer reads: the query, then her own GET when the query fails a 5xx).
     ctx.attio
         .put_task(task(TASK, "Call", true, &[(PEOPLE, ADA), (PEOPLE, GRACE)]));
+    ctx.attio
+        .fail_next_query("people", attio_api(503, "/v2/objects/people/records/query"));
     ctx.attio.fail_next(
         relay_attio::AttioCall::record("people", GRACE),
         attio_api(503, "/v2/objects/people/records"),

@@ -15,13 +15,13 @@ use super::{ADA, PEOPLE, inbound, person, record_event};
 use crate::two_way::{HubspotHandler, HubspotMessage, TwoWaySettings};
 use crate::{BatchHandler, Disposition, FieldMapping, RecordsHandler, SyncContext};
 
-type Ctx = SyncContext<MemoryCrm, MemoryMappings, MemoryAttio>;
+pub(super) type Ctx = SyncContext<MemoryCrm, MemoryMappings, MemoryAttio>;
 
-const APP_ID: &str = "4242";
-const TOKEN: &str = "relay-token";
-const T0: i64 = 1_800_000_000_000;
+pub(super) const APP_ID: &str = "4242";
+pub(super) const TOKEN: &str = "relay-token";
+pub(super) const T0: i64 = 1_800_000_000_000;
 
-const MAPPING: &str = r#"
+pub(super) const MAPPING: &str = r#"
 [objects.people]
 crm_object = "contacts"
 [objects.people.properties]
@@ -39,17 +39,21 @@ impl relay_events::clock::Clock for Clock {
     }
 }
 
-struct World {
-    ctx: Arc<Ctx>,
-    crm: MemoryCrm,
-    stores: MemoryTwoWay,
-    now: Arc<AtomicI64>,
+pub(super) struct World {
+    pub(super) ctx: Arc<Ctx>,
+    pub(super) crm: MemoryCrm,
+    pub(super) stores: MemoryTwoWay,
+    pub(super) now: Arc<AtomicI64>,
     messages: usize,
     /// Attio writes the test made as a person would (through the same writer).
     user_edits: std::sync::atomic::AtomicUsize,
 }
 
-fn world() -> World {
+pub(super) fn world() -> World {
+    world_with(MAPPING)
+}
+
+pub(super) fn world_with(mapping: &str) -> World {
     let now = Arc::new(AtomicI64::new(T0));
     let ms = {
         let now = Arc::clone(&now);
@@ -69,7 +73,7 @@ fn world() -> World {
         attio,
         crm.shared(),
         MemoryMappings::new(),
-        FieldMapping::from_toml(MAPPING).expect("mapping"),
+        FieldMapping::from_toml(mapping).expect("mapping"),
     )
     .with_clock(Clock(Arc::clone(&now)))
     .with_two_way(stores.clone(), stores.clone(), crm.shared(), settings);
@@ -85,30 +89,42 @@ fn world() -> World {
 
 impl World {
     /// Moves both sides' clocks on by `secs`.
-    fn tick(&self, secs: i64) {
+    pub(super) fn tick(&self, secs: i64) {
         self.now.fetch_add(secs * 1000, Ordering::SeqCst);
     }
 
-    fn id(&mut self) -> String {
+    pub(super) fn id(&mut self) -> String {
         self.messages += 1;
         format!("m{}", self.messages)
     }
 
     /// Runs the records consumer on Attio events; every message must end done.
-    async fn forward(&mut self, events: Vec<Value>) {
-        let batch: Vec<_> = events.into_iter().map(|e| inbound(&self.id(), e)).collect();
-        let outcomes = RecordsHandler::new(Arc::clone(&self.ctx))
-            .handle(&batch)
-            .await;
-        assert_eq!(outcomes.len(), batch.len());
+    pub(super) async fn forward(&mut self, events: Vec<Value>) {
+        let outcomes = self.forward_outcomes(events).await;
         assert!(
             outcomes.iter().all(|o| o.disposition == Disposition::Done),
             "{outcomes:?}"
         );
     }
 
-    /// Runs the hubspot consumer on HubSpot webhook events; every message must end done.
-    async fn reverse(&mut self, events: Vec<Value>) {
+    /// Runs the records consumer on Attio events; their outcomes.
+    pub(super) async fn forward_outcomes(
+        &mut self,
+        events: Vec<Value>,
+    ) -> Vec<crate::MessageOutcome> {
+        let batch: Vec<_> = events.into_iter().map(|e| inbound(&self.id(), e)).collect();
+        let outcomes = RecordsHandler::new(Arc::clone(&self.ctx))
+            .handle(&batch)
+            .await;
+        assert_eq!(outcomes.len(), batch.len());
+        outcomes
+    }
+
+    /// Runs the hubspot consumer on HubSpot webhook events; their outcomes.
+    pub(super) async fn reverse_outcomes(
+        &mut self,
+        events: Vec<Value>,
+    ) -> Vec<crate::MessageOutcome> {
         let batch: Vec<HubspotMessage> = events
             .into_iter()
             .map(|event| HubspotMessage {
@@ -117,10 +133,18 @@ impl World {
                     .to_string(),
             })
             .collect();
-        let outcomes = HubspotHandler::new(Arc::clone(&self.ctx))
-            .handle(&batch)
-            .await;
+        let outcomes = self.handler().handle(&batch).await;
         assert_eq!(outcomes.len(), batch.len());
+        outcomes
+    }
+
+    pub(super) fn handler(&self) -> HubspotHandler<MemoryCrm, MemoryMappings, MemoryAttio> {
+        HubspotHandler::new(Arc::clone(&self.ctx)).expect("two-way is on")
+    }
+
+    /// Runs the hubspot consumer on HubSpot webhook events; every message must end done.
+    pub(super) async fn reverse(&mut self, events: Vec<Value>) {
+        let outcomes = self.reverse_outcomes(events).await;
         assert!(
             outcomes.iter().all(|o| o.disposition == Disposition::Done),
             "{outcomes:?}"
@@ -129,7 +153,7 @@ impl World {
 
     /// Delivers every pending webhook of both sides until none is left (each side's echo of
     /// the other's write included).
-    async fn settle(&mut self) {
+    pub(super) async fn settle(&mut self) {
         for _ in 0..10 {
             let attio = self.ctx.attio.take_webhook_events();
             let hubspot = self.crm.take_webhook_events();
@@ -147,7 +171,7 @@ impl World {
     }
 
     /// A person edits Ada in Attio: the events carry a workspace member as actor.
-    async fn attio_user_edit(&self, values: Value) -> Vec<Value> {
+    pub(super) async fn attio_user_edit(&self, values: Value) -> Vec<Value> {
         let values: AttioValues = serde_json::from_value(values).expect("values");
         self.ctx
             .attio
@@ -162,25 +186,25 @@ impl World {
         events
     }
 
-    fn contact(&self) -> (CrmId, relay_crm::Properties) {
+    pub(super) fn contact(&self) -> (CrmId, relay_crm::Properties) {
         let contacts = self.crm.objects(CrmObject::Contacts);
         assert_eq!(contacts.len(), 1, "{contacts:?}");
         contacts.into_iter().next().expect("one")
     }
 
-    fn hubspot_user_edit(&self, property: &str, value: &str) {
+    pub(super) fn hubspot_user_edit(&self, property: &str, value: &str) {
         let (id, _) = self.contact();
         let props = [(property.to_owned(), value.to_owned())].into();
         self.crm.edit_by_user(CrmObject::Contacts, Some(&id), props);
     }
 
-    fn attio_first_name(&self) -> String {
+    pub(super) fn attio_first_name(&self) -> String {
         let record = self.ctx.attio.get_record_now(ADA);
         record.personal_name().expect("name").first_name.clone()
     }
 
     /// The relay's writes to HubSpot so far (upserts and updates).
-    fn hubspot_writes(&self) -> usize {
+    pub(super) fn hubspot_writes(&self) -> usize {
         let calls = self.crm.calls();
         calls
             .iter()
@@ -189,12 +213,12 @@ impl World {
     }
 
     /// The relay's writes to Attio so far (the test's own edits left out).
-    fn attio_writes(&self) -> usize {
+    pub(super) fn attio_writes(&self) -> usize {
         self.ctx.attio.writes().len() - self.user_edits.load(Ordering::SeqCst)
     }
 
     /// Ada in Attio, synced to HubSpot, every echo delivered.
-    async fn synced_ada(&mut self) {
+    pub(super) async fn synced_ada(&mut self) {
         self.ctx
             .attio
             .put_record("people", person(ADA, "ada@example.com", "Ada"));
@@ -206,7 +230,7 @@ impl World {
     }
 }
 
-trait Now {
+pub(super) trait Now {
     fn get_record_now(&self, id: &str) -> relay_attio::Record;
 }
 
@@ -492,7 +516,7 @@ async fn as_a_queue_handler_junk_is_refused_and_groups_wait_for_the_deadline() {
 
     let mut w = world();
     w.synced_ada().await;
-    let handler = HubspotHandler::new(Arc::clone(&w.ctx));
+    let handler = HubspotHandler::new(Arc::clone(&w.ctx)).expect("two-way is on");
     for junk in ["not json", r#"{"source":"attio","event":{}}"#] {
         let why = handler.parse_message("j", junk).unwrap_err();
         assert!(

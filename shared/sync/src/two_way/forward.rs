@@ -7,11 +7,11 @@
 //! change). After the upsert, the ledger records what was sent or found agreed.
 
 use relay_attio::ValueMap;
-use relay_crm::{CrmId, CrmObject};
+use relay_crm::{CrmId, CrmObject, CrmRecordState};
 use relay_mappings::{IdMappings, Ledger, Side, SyncDirection, Synced};
 
 use super::values::attio_changed_at;
-use super::{SideValue, Verdict, conflict, verdict};
+use super::{SideValue, Verdict, agreed_entry, conflict, hubspot_side, need_times, verdict};
 use crate::batch::Outcomes;
 use crate::context::{StepError, SyncContext};
 use crate::record_batch::Item;
@@ -29,6 +29,9 @@ pub(crate) struct FieldState {
 enum Plan {
     Send,
     Hold,
+    /// Both sides hold it already (HubSpot in the form of this fingerprint): not sent,
+    /// recorded as agreed.
+    Agreed(String),
 }
 
 impl<S, M: IdMappings, A> SyncContext<S, M, A> {
@@ -64,6 +67,15 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
         outcomes: &mut Outcomes,
     ) -> Vec<Item<W>> {
         let Some(two_way) = &self.two_way else {
+            // No ledger to compare with: a `both` property is never sent blindly over what may
+            // be a newer HubSpot value (`SyncContext::needs_two_way` tells a binary to refuse
+            // to start that way).
+            let mut items = items;
+            for item in &mut items {
+                for (property, _) in self.fields.both_ways(&item.slug) {
+                    item.upsert.properties.remove(property);
+                }
+            }
             return items;
         };
         if items.iter().all(|i| i.fields.is_empty()) {
@@ -93,7 +105,7 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
             let mut changed = false;
             for field in &item.fields {
                 let agreed = ledger.and_then(|l| l.get(&field.property));
-                if agreed.is_some_and(|a| a.fingerprint == field.attio.fingerprint) {
+                if agreed.is_some_and(|a| a.attio_side() == field.attio.fingerprint) {
                     item.upsert.properties.remove(&field.property);
                 } else {
                     changed = true;
@@ -158,7 +170,7 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
             let ledger = ledgers.get(&item.upsert.attio_record_id);
             for field in item.fields.clone() {
                 let agreed = ledger.and_then(|l| l.get(&field.property));
-                if agreed.is_some_and(|a| a.fingerprint == field.attio.fingerprint) {
+                if agreed.is_some_and(|a| a.attio_side() == field.attio.fingerprint) {
                     continue;
                 }
                 let Some(state) = state else {
@@ -166,48 +178,114 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
                     plan(&mut item, &field, Plan::Send, ledger, now_ms);
                     continue;
                 };
-                let value = state.properties.get(&field.property).cloned().flatten();
-                let at = state.changes.get(&field.property).map_or(0, |c| c.at_ms);
-                let hubspot = SideValue::new(&field.spec, value, at);
-                let agreed = agreed.map(|a| a.fingerprint.as_str());
-                let decided = match verdict(agreed, &field.attio, &hubspot) {
-                    Verdict::Same => {
-                        record(&mut item, &field, now_ms);
-                        Plan::Hold
+                let record_id = item.upsert.attio_record_id.clone();
+                match self
+                    .decide(
+                        crm_object, &record_id, crm_id, &field, state, agreed, now_ms,
+                    )
+                    .await
+                {
+                    Ok(decided) => plan(&mut item, &field, decided, ledger, now_ms),
+                    Err(StepError(d)) => {
+                        outcomes.settle(&item.group, &d);
+                        continue 'items;
                     }
-                    Verdict::AttioChanged => Plan::Send,
-                    // HubSpot's change reaches Attio through the hubspot consumer.
-                    Verdict::HubspotChanged => Plan::Hold,
-                    Verdict::Conflict(winner) => {
-                        let record_id = &item.upsert.attio_record_id;
-                        let found = conflict(
-                            crm_object,
-                            record_id,
-                            crm_id,
-                            &field.property,
-                            &field.spec,
-                            &field.attio,
-                            &hubspot,
-                            winner,
-                            now_ms,
-                        );
-                        tracing::info!(record_id = %record_id, property = %field.property, winner = winner.as_str(), conflict = %found.id, "both sides changed a two-way field; the later change wins");
-                        if let Err(err) = two_way.stores.record_conflict(&found).await {
-                            outcomes.settle(&item.group, &StepError::from(err).0);
-                            continue 'items;
-                        }
-                        if winner == Side::Attio {
-                            Plan::Send
-                        } else {
-                            Plan::Hold
-                        }
-                    }
-                };
-                plan(&mut item, &field, decided, ledger, now_ms);
+                }
             }
             ready.push(item);
         }
         ready
+    }
+
+    /// One field whose Attio value differs from the ledger, against HubSpot's `state`: sent
+    /// when only Attio changed or Attio's change is the later; a conflict is stored.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide(
+        &self,
+        crm_object: CrmObject,
+        record_id: &str,
+        crm_id: &CrmId,
+        field: &FieldState,
+        state: &CrmRecordState,
+        agreed: Option<&Synced>,
+        now_ms: i64,
+    ) -> Result<Plan, StepError> {
+        let Some(two_way) = &self.two_way else {
+            return Ok(Plan::Hold);
+        };
+        let (hubspot, timed) = hubspot_side(&field.spec, state, &field.property);
+        let decided = verdict(agreed, &field.attio, &hubspot);
+        Ok(match need_times(decided, timed, &field.property)? {
+            Verdict::Same => Plan::Agreed(hubspot.fingerprint),
+            Verdict::AttioChanged => Plan::Send,
+            // HubSpot's change reaches Attio through the hubspot consumer.
+            Verdict::HubspotChanged => Plan::Hold,
+            Verdict::Conflict(winner) => {
+                let found = conflict(
+                    crm_object,
+                    record_id,
+                    crm_id,
+                    &field.property,
+                    &field.spec,
+                    &field.attio,
+                    &hubspot,
+                    winner,
+                    now_ms,
+                );
+                tracing::info!(record_id = %record_id, property = %field.property, winner = winner.as_str(), conflict = %found.id, "both sides changed a two-way field; the later change wins");
+                two_way.stores.record_conflict(&found).await?;
+                if winner == Side::Attio {
+                    Plan::Send
+                } else {
+                    Plan::Hold
+                }
+            }
+        })
+    }
+
+    /// Before a contact HubSpot refused (its email is held by `existing`) is adopted: the
+    /// record was never synced there, so its `both` fields were planned as sends with nothing
+    /// to compare; `existing` holds values of its own, maybe newer. They are compared now —
+    /// one HubSpot read of the `both` properties with history, the same rules as any synced
+    /// record (no ledger: different values are a conflict, the later change wins) — so the
+    /// adopting update only carries what Attio wins.
+    pub(crate) async fn before_adopting<W>(
+        &self,
+        crm_object: CrmObject,
+        existing: &CrmId,
+        item: &mut Item<W>,
+    ) -> Result<(), StepError> {
+        let Some(two_way) = &self.two_way else {
+            return Ok(());
+        };
+        if item.fields.is_empty() {
+            return Ok(());
+        }
+        let properties: Vec<&str> = item.fields.iter().map(|f| f.property.as_str()).collect();
+        let ids = std::slice::from_ref(existing);
+        let states = two_way
+            .stores
+            .read_crm(crm_object, ids, &properties)
+            .await?;
+        let Some(state) = states.into_iter().find(|s| &s.id == existing) else {
+            return Ok(());
+        };
+        let now_ms = self.clock.now() * 1000;
+        let record_id = item.upsert.attio_record_id.clone();
+        for field in item.fields.clone() {
+            if !item.ledger.contains_key(&field.property) {
+                // Held back already (equal to the ledger): nothing to compare.
+                continue;
+            }
+            item.ledger.remove(&field.property);
+            let decided = self
+                .decide(
+                    crm_object, &record_id, existing, &field, &state, None, now_ms,
+                )
+                .await?;
+            plan(item, &field, decided, None, now_ms);
+        }
+        Ok(())
     }
 }
 
@@ -222,6 +300,16 @@ fn plan<W>(
     match plan {
         Plan::Hold => {
             item.upsert.properties.remove(&field.property);
+        }
+        Plan::Agreed(hubspot) => {
+            item.upsert.properties.remove(&field.property);
+            let entry = agreed_entry(
+                &hubspot,
+                &field.attio.fingerprint,
+                now_ms,
+                SyncDirection::AttioToHubspot,
+            );
+            item.ledger.insert(field.property.clone(), entry);
         }
         Plan::Send => {
             match &field.attio.value {
@@ -243,15 +331,11 @@ fn plan<W>(
     }
 }
 
+/// Attio's value sent: HubSpot holds it as sent (one form on both sides).
 fn record<W>(item: &mut Item<W>, field: &FieldState, now_ms: i64) {
-    item.ledger.insert(
-        field.property.clone(),
-        Synced {
-            fingerprint: field.attio.fingerprint.clone(),
-            at_ms: now_ms,
-            direction: SyncDirection::AttioToHubspot,
-        },
-    );
+    let sent = &field.attio.fingerprint;
+    let entry = agreed_entry(sent, sent, now_ms, SyncDirection::AttioToHubspot);
+    item.ledger.insert(field.property.clone(), entry);
 }
 
 /// Every item with two-way fields settles as `d`; the rest go on.

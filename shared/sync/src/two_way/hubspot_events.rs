@@ -11,6 +11,14 @@
 //! with the app's id. So an event whose `sourceId` is the relay's app id (`HUBSPOT_APP_ID`) is
 //! the relay's own write coming back, and is dropped before anything is read. `sourceId` is
 //! compared whole, or after a `kind:` prefix (`appId:123`), never as a substring.
+//!
+//! **Merges.** A `*.merge` event names the objects in its own fields
+//! (<https://developers.hubspot.com/changelog/new-subscription-types-for-webhooks>):
+//! `primaryObjectId` (the object given priority), `mergedObjectIds` (the secondaries, an array:
+//! several can be merged into one) and `newObjectId` ("the Id of the object that was created
+//! from the result of the merge … separate from primaryObjectId because in some cases a new
+//! object is created"). The surviving object is `newObjectId`, else `primaryObjectId`, else
+//! `objectId`; every id of the merge is kept ([`HubspotChangeKind::Merge`]).
 
 use relay_crm::{CrmId, CrmObject};
 use serde::Deserialize;
@@ -65,7 +73,11 @@ pub enum HubspotChangeKind {
     Property(String),
     Creation,
     Deletion,
-    Merge,
+    /// `*.merge`: the object that survives and every object merged into it.
+    Merge {
+        survivor: CrmId,
+        merged: Vec<CrmId>,
+    },
     /// `*.associationChange`, `*.restore`, anything newer: not synced back.
     Other(String),
 }
@@ -100,6 +112,21 @@ struct Event {
     source_id: Option<serde_json::Value>,
     #[serde(default)]
     occurred_at: i64,
+    #[serde(default)]
+    primary_object_id: Option<serde_json::Value>,
+    #[serde(default)]
+    merged_object_ids: Vec<serde_json::Value>,
+    #[serde(default)]
+    new_object_id: Option<serde_json::Value>,
+}
+
+/// An id HubSpot sends as a number or a string.
+fn id_of(value: &serde_json::Value) -> Option<CrmId> {
+    match value {
+        serde_json::Value::Number(n) => Some(CrmId(n.to_string())),
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(CrmId(s.trim().to_owned())),
+        _ => None,
+    }
 }
 
 impl HubspotChange {
@@ -133,7 +160,24 @@ impl HubspotChange {
             ),
             "creation" => HubspotChangeKind::Creation,
             "deletion" | "privacyDeletion" => HubspotChangeKind::Deletion,
-            "merge" => HubspotChangeKind::Merge,
+            "merge" => {
+                let primary = event.primary_object_id.as_ref().and_then(id_of);
+                let survivor = event
+                    .new_object_id
+                    .as_ref()
+                    .and_then(id_of)
+                    .or_else(|| primary.clone())
+                    .unwrap_or_else(|| CrmId(object_id.to_string()));
+                let mut merged: Vec<CrmId> =
+                    event.merged_object_ids.iter().filter_map(id_of).collect();
+                for id in primary.into_iter().chain([CrmId(object_id.to_string())]) {
+                    if !merged.contains(&id) {
+                        merged.push(id);
+                    }
+                }
+                merged.retain(|id| *id != survivor);
+                HubspotChangeKind::Merge { survivor, merged }
+            }
             other => HubspotChangeKind::Other(other.to_owned()),
         };
         let source_id = event.source_id.map(|v| match v {
@@ -195,6 +239,38 @@ mod tests {
         assert!(
             !user.caused_by(Some("4242")),
             "userId:4242 is a user, not the app"
+        );
+    }
+
+    #[test]
+    fn a_merge_names_the_new_object_and_every_merged_one() {
+        // The changelog's merge fields; the new object differs from the primary.
+        let merge = HubspotChange::parse(&body(serde_json::json!({
+            "subscriptionType": "contact.merge", "objectId": 101, "primaryObjectId": 101,
+            "mergedObjectIds": [202, 303], "newObjectId": 404, "numberOfPropertiesMoved": 3,
+            "changeSource": "CRM_UI", "sourceId": "userId:1", "occurredAt": 5
+        })))
+        .unwrap();
+        let ids = |v: &[&str]| v.iter().map(|i| CrmId((*i).into())).collect::<Vec<_>>();
+        assert_eq!(
+            merge.kind,
+            HubspotChangeKind::Merge {
+                survivor: CrmId("404".into()),
+                merged: ids(&["202", "303", "101"]),
+            }
+        );
+        // Without newObjectId the primary survives.
+        let merge = HubspotChange::parse(&body(serde_json::json!({
+            "subscriptionType": "company.merge", "objectId": 7, "primaryObjectId": "7",
+            "mergedObjectIds": ["8"], "occurredAt": 5
+        })))
+        .unwrap();
+        assert_eq!(
+            merge.kind,
+            HubspotChangeKind::Merge {
+                survivor: CrmId("7".into()),
+                merged: ids(&["8"]),
+            }
         );
     }
 }

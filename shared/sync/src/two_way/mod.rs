@@ -29,19 +29,22 @@ use std::pin::Pin;
 
 use relay_crm::{CrmError, CrmId, CrmObject, CrmRecordState, CrmSource};
 use relay_mappings::{
-    Conflict, ConflictStore, Ledger, MappingError, Side, SyncLedger, fingerprint,
+    Conflict, ConflictStore, Ledger, MappingError, RecordLocks, Side, SyncLedger, Synced,
+    UnixSeconds, fingerprint,
 };
 
 use crate::PropertySpec;
 
 mod forward;
 mod hubspot_events;
+mod locks;
 mod reverse;
 mod values;
 
 pub(crate) use forward::FieldState;
 pub use hubspot_events::{HubspotChange, HubspotChangeKind, HubspotMessage};
-pub use reverse::HubspotHandler;
+pub(crate) use locks::Held;
+pub use reverse::{HubspotHandler, TwoWayNotConfigured};
 pub use values::write_value;
 
 type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -66,6 +69,19 @@ pub trait TwoWayStores: Send + Sync {
         ids: &'a [CrmId],
         properties: &'a [&'a str],
     ) -> Fut<'a, Result<Vec<CrmRecordState>, CrmError>>;
+    fn lock<'a>(
+        &'a self,
+        object: CrmObject,
+        id: &'a str,
+        holder: &'a str,
+        now: UnixSeconds,
+    ) -> Fut<'a, Result<bool, MappingError>>;
+    fn unlock<'a>(
+        &'a self,
+        object: CrmObject,
+        id: &'a str,
+        holder: &'a str,
+    ) -> Fut<'a, Result<(), MappingError>>;
 }
 
 /// Any ledger, conflict store and CRM source as [`TwoWayStores`].
@@ -76,7 +92,26 @@ pub struct Stores<L, C, R> {
     pub source: R,
 }
 
-impl<L: SyncLedger, C: ConflictStore, R: CrmSource> TwoWayStores for Stores<L, C, R> {
+impl<L: SyncLedger + RecordLocks, C: ConflictStore, R: CrmSource> TwoWayStores for Stores<L, C, R> {
+    fn lock<'a>(
+        &'a self,
+        object: CrmObject,
+        id: &'a str,
+        holder: &'a str,
+        now: UnixSeconds,
+    ) -> Fut<'a, Result<bool, MappingError>> {
+        Box::pin(self.ledger.lock(object, id, holder, now, locks::LOCK_LEASE))
+    }
+
+    fn unlock<'a>(
+        &'a self,
+        object: CrmObject,
+        id: &'a str,
+        holder: &'a str,
+    ) -> Fut<'a, Result<(), MappingError>> {
+        Box::pin(self.ledger.unlock(object, id, holder))
+    }
+
     fn ledgers<'a>(
         &'a self,
         object: CrmObject,
@@ -175,14 +210,53 @@ pub fn ledger_fingerprint(spec: &PropertySpec, value: Option<&str>) -> String {
     fingerprint(Some(&spec.normalise(value)))
 }
 
-/// The rule both directions apply. With a ledger entry: the side equal to it did not change.
-/// Without one (never synced both ways): an empty side takes the other's value, two different
-/// values are a conflict. A conflict goes to the later change; on a tie Attio wins (the record
-/// the relay started from).
-pub(crate) fn verdict(ledger: Option<&str>, attio: &SideValue, hubspot: &SideValue) -> Verdict {
-    if attio.fingerprint == hubspot.fingerprint {
-        return Verdict::Same;
+/// HubSpot's side of one field as a batch read gave it, and whether HubSpot said when it
+/// changed. Both directions read it here, so both take the same time for the same value (a
+/// conflict's id hashes both times: two fallbacks would store one conflict twice).
+///
+/// A value with no history entry has no change time, and none is guessed: 0 would make Attio
+/// win every conflict, the webhook's `occurredAt` is the time of another event. HubSpot keeps
+/// history for every value it holds (`propertiesWithHistory`, imports included), so a missing
+/// entry is a partial answer; [`need_times`] retries a conflict that would need it.
+pub(crate) fn hubspot_side(
+    spec: &PropertySpec,
+    state: &CrmRecordState,
+    property: &str,
+) -> (SideValue, bool) {
+    let value = state.properties.get(property).cloned().flatten();
+    let change = state.changes.get(property);
+    let side = SideValue::new(spec, value, change.map_or(0, |c| c.at_ms));
+    // An empty value that was never set has no history, and needs none: it never wins.
+    let timed = change.is_some() || side.value.is_none();
+    (side, timed)
+}
+
+/// A conflict is decided by the sides' change times: when HubSpot gave none for its value,
+/// the message is retried instead of deciding on a guess ([`hubspot_side`]).
+pub(crate) fn need_times(
+    decided: Verdict,
+    hubspot_timed: bool,
+    property: &str,
+) -> Result<Verdict, crate::context::StepError> {
+    match decided {
+        Verdict::Conflict(_) if !hubspot_timed => Err(crate::context::StepError(
+            crate::Disposition::retry(format!(
+                "both sides changed {property}, and HubSpot's answer has no history for it to tell which change is later"
+            )),
+        )),
+        other => Ok(other),
     }
+}
+
+/// The rule both directions apply. With a ledger entry: a side equal to its own form of the
+/// agreed value did not change (each side is compared with the fingerprint of the value as
+/// that side stored it, [`relay_mappings::Synced::attio_side`], so Attio reformatting a value
+/// is no change); two sides that read the same are agreed whatever the ledger says. Without
+/// one (never synced both ways): an empty side takes the other's value, two different values
+/// are a conflict. A conflict goes to the later change; on a tie Attio wins (the record the
+/// relay started from).
+pub(crate) fn verdict(ledger: Option<&Synced>, attio: &SideValue, hubspot: &SideValue) -> Verdict {
+    let same = attio.fingerprint == hubspot.fingerprint;
     let later = || {
         if hubspot.at_ms > attio.at_ms {
             Verdict::Conflict(Side::Hubspot)
@@ -191,12 +265,38 @@ pub(crate) fn verdict(ledger: Option<&str>, attio: &SideValue, hubspot: &SideVal
         }
     };
     match ledger {
-        Some(agreed) if agreed == attio.fingerprint => Verdict::HubspotChanged,
-        Some(agreed) if agreed == hubspot.fingerprint => Verdict::AttioChanged,
-        Some(_) => later(),
+        Some(agreed) => {
+            let attio_changed = attio.fingerprint != agreed.attio_side();
+            let hubspot_changed = hubspot.fingerprint != agreed.fingerprint;
+            match (attio_changed, hubspot_changed) {
+                (false, false) => Verdict::Same,
+                _ if same => Verdict::Same,
+                (true, false) => Verdict::AttioChanged,
+                (false, true) => Verdict::HubspotChanged,
+                (true, true) => later(),
+            }
+        }
+        None if same => Verdict::Same,
         None if hubspot.value.is_none() => Verdict::AttioChanged,
         None if attio.value.is_none() => Verdict::HubspotChanged,
         None => later(),
+    }
+}
+
+/// The ledger entry for a value both sides hold now: HubSpot's fingerprint, and Attio's when
+/// Attio holds it in another form.
+pub(crate) fn agreed_entry(
+    hubspot_fingerprint: &str,
+    attio_fingerprint: &str,
+    now_ms: i64,
+    direction: relay_mappings::SyncDirection,
+) -> Synced {
+    Synced {
+        fingerprint: hubspot_fingerprint.to_owned(),
+        at_ms: now_ms,
+        direction,
+        attio_fingerprint: (attio_fingerprint != hubspot_fingerprint)
+            .then(|| attio_fingerprint.to_owned()),
     }
 }
 
@@ -248,8 +348,13 @@ mod tests {
 
     #[test]
     fn the_ledger_tells_a_change_from_an_echo_and_the_later_change_wins() {
-        let agreed = fingerprint(Some("a"));
-        let l = Some(agreed.as_str());
+        let agreed = agreed_entry(
+            &fingerprint(Some("a")),
+            &fingerprint(Some("a")),
+            0,
+            relay_mappings::SyncDirection::AttioToHubspot,
+        );
+        let l = Some(&agreed);
         assert_eq!(
             verdict(l, &side(Some("a"), 1), &side(Some("a"), 2)),
             Verdict::Same
@@ -286,6 +391,29 @@ mod tests {
         assert_eq!(
             verdict(l, &side(None, 5), &side(Some("a"), 2)),
             Verdict::AttioChanged
+        );
+    }
+
+    #[test]
+    fn a_value_each_side_stores_in_its_own_form_is_no_change() {
+        // HubSpot holds "(415) 555-0100", Attio the same number as "+14155550100".
+        let hubspot_form = side(Some("(415) 555-0100"), 1);
+        let attio_form = side(Some("+14155550100"), 2);
+        let agreed = agreed_entry(
+            &hubspot_form.fingerprint,
+            &attio_form.fingerprint,
+            0,
+            relay_mappings::SyncDirection::HubspotToAttio,
+        );
+        let l = Some(&agreed);
+        assert_eq!(verdict(l, &attio_form, &hubspot_form), Verdict::Same);
+        assert_eq!(
+            verdict(l, &side(Some("+14155550199"), 3), &hubspot_form),
+            Verdict::AttioChanged
+        );
+        assert_eq!(
+            verdict(l, &attio_form, &side(Some("(415) 555-0199"), 3)),
+            Verdict::HubspotChanged
         );
     }
 }

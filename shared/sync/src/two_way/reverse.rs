@@ -28,7 +28,9 @@ use relay_mappings::{IdMappings, Ledger, Side, SyncDirection, Synced};
 
 use super::hubspot_events::{HubspotChange, HubspotChangeKind, HubspotMessage};
 use super::values::{attio_changed_at, write_value};
-use super::{SideValue, TwoWay, Verdict, conflict, verdict};
+use super::{
+    SideValue, TwoWay, Verdict, agreed_entry, conflict, hubspot_side, need_times, verdict,
+};
 use crate::context::{StepError, SyncContext};
 use crate::{Budget, Direction, Disposition, MessageOutcome, OwnerIds, PropertySpec, RecordValues};
 
@@ -51,7 +53,6 @@ struct ObjectWork {
     message_ids: Vec<String>,
     /// Properties changed; `None`: all (a creation).
     changed: Option<BTreeSet<String>>,
-    occurred_at_ms: i64,
 }
 
 /// The consumer of the `hubspot` queue.
@@ -60,9 +61,22 @@ pub struct HubspotHandler<S, M, A> {
     ctx: Arc<SyncContext<S, M, A>>,
 }
 
+/// The hubspot consumer was built over a context without two-way sync: a deployment mistake
+/// (the ledger, conflicts or CRM source not configured), refused when the function starts —
+/// not found out per message, which would retry every message into the dead-letter queue.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the hubspot consumer needs two-way sync configured (the sync ledger, conflicts table and HubSpot source: SyncContext::with_two_way)"
+)]
+pub struct TwoWayNotConfigured;
+
 impl<S, M, A> HubspotHandler<S, M, A> {
-    pub fn new(ctx: Arc<SyncContext<S, M, A>>) -> Self {
-        Self { ctx }
+    /// The consumer over `ctx`, which must have two-way sync on.
+    pub fn new(ctx: Arc<SyncContext<S, M, A>>) -> Result<Self, TwoWayNotConfigured> {
+        if ctx.two_way.is_none() {
+            return Err(TwoWayNotConfigured);
+        }
+        Ok(Self { ctx })
     }
 }
 
@@ -95,6 +109,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         };
         let mut out = Vec::new();
         let Some(two_way) = &self.ctx.two_way else {
+            // Not reached: `new` refuses a context without two-way sync.
             let d = Disposition::retry("two-way sync is not configured for this consumer");
             let ids: Vec<String> = messages.iter().map(|m| m.message_id.clone()).collect();
             done(&mut out, &ids, &d);
@@ -135,9 +150,9 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                     Some(p.clone())
                 }
                 HubspotChangeKind::Creation => None,
-                HubspotChangeKind::Merge => {
+                HubspotChangeKind::Merge { survivor, merged } => {
                     let d = if may_start() {
-                        self.merged(two_way, &change).await
+                        self.merged(two_way, change.object, survivor, merged).await
                     } else {
                         Disposition::Deferred
                     };
@@ -161,13 +176,11 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                         id: change.object_id.clone(),
                         message_ids: Vec::new(),
                         changed: Some(BTreeSet::new()),
-                        occurred_at_ms: 0,
                     });
                     work.last_mut().expect("pushed")
                 }
             };
             entry.message_ids.push(message.message_id.clone());
-            entry.occurred_at_ms = entry.occurred_at_ms.max(change.occurred_at_ms);
             match (property, &mut entry.changed) {
                 (Some(p), Some(set)) => {
                     set.insert(p);
@@ -196,31 +209,48 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         out
     }
 
-    /// A HubSpot merge: the merged object keeps the survivor's `attio_record_id`; the mapping
-    /// is pointed at it so later syncs write the merged object.
-    async fn merged(&self, two_way: &TwoWay, change: &HubspotChange) -> Disposition {
-        let ids = std::slice::from_ref(&change.object_id);
-        let read = two_way
-            .stores
-            .read_crm(change.object, ids, &[ID_PROPERTY])
-            .await;
+    /// A HubSpot merge: the surviving object (`newObjectId`, else the primary) keeps one
+    /// `attio_record_id`; that record's mapping is pointed at it so later syncs write the
+    /// merged object. The survivor and the merged ids are read together: an Attio record still
+    /// mapped to a merged id is re-pointed too when HubSpot still answers that id with its
+    /// `attio_record_id` (a merged-away object is normally gone from reads; its record's next
+    /// forward sync then meets the survivor through the upsert's email conflict and adoption).
+    async fn merged(
+        &self,
+        two_way: &TwoWay,
+        object: CrmObject,
+        survivor: &CrmId,
+        merged: &[CrmId],
+    ) -> Disposition {
+        let mut ids = vec![survivor.clone()];
+        ids.extend(merged.iter().cloned());
+        let read = two_way.stores.read_crm(object, &ids, &[ID_PROPERTY]).await;
         let states = match read {
             Ok(states) => states,
             Err(err) => return StepError::from(err).0,
         };
-        let owner = states
-            .first()
-            .and_then(|s| s.properties.get(ID_PROPERTY).cloned().flatten());
-        if let Some(owner) = owner {
-            let put = self
-                .ctx
-                .mappings
-                .put(change.object, &owner, &change.object_id)
-                .await;
-            if let Err(err) = put {
+        if !states.iter().any(|s| &s.id == survivor) {
+            // HubSpot answers the merged object a moment after the merge: not yet readable.
+            return Disposition::retry(format!(
+                "HubSpot merged object {survivor} is not readable yet"
+            ));
+        }
+        let owners: BTreeSet<String> = states
+            .iter()
+            .filter_map(|s| s.properties.get(ID_PROPERTY).cloned().flatten())
+            .collect();
+        for owner in owners {
+            let current = match self.ctx.mappings.get(object, &owner).await {
+                Ok(current) => current,
+                Err(err) => return StepError::from(err).0,
+            };
+            if current.as_ref() == Some(survivor) {
+                continue;
+            }
+            if let Err(err) = self.ctx.mappings.put(object, &owner, survivor).await {
                 return StepError::from(err).0;
             }
-            tracing::info!(crm_id = %change.object_id, record_id = %owner, "HubSpot merged objects; mapping re-pointed");
+            tracing::info!(crm_id = %survivor, merged = ?merged, record_id = %owner, "HubSpot merged objects; mapping re-pointed");
         }
         Disposition::Done
     }
@@ -269,7 +299,11 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                 continue;
             };
             match state.properties.get(ID_PROPERTY).cloned().flatten() {
-                Some(record_id) => linked.push((w, state, record_id, None)),
+                Some(record_id) => match self.mapped(object, &record_id, &state.id).await {
+                    Ok(true) => linked.push((w, state, record_id, None)),
+                    Ok(false) => done(out, &w.message_ids, &Disposition::Done),
+                    Err(StepError(d)) => done(out, &w.message_ids, &d),
+                },
                 None => match self.link(two_way, object, slug, &state).await {
                     Ok(Some(record)) => {
                         let record_id = record.record_id().to_owned();
@@ -283,7 +317,44 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         if linked.is_empty() {
             return;
         }
+        // Locked before the state compared is read, until the ledger is written
+        // (`locks.rs`): HubSpot is read again under the lock, Attio read under it.
+        let mut held = super::Held::default();
         let record_ids: Vec<String> = linked.iter().map(|(_, _, r, _)| r.clone()).collect();
+        let refused = self.ctx.lock_records(object, &record_ids, &mut held).await;
+        let linked: Vec<_> = linked
+            .into_iter()
+            .filter(|(w, _, record_id, _)| match refused.get(record_id) {
+                Some(d) => {
+                    done(out, &w.message_ids, d);
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        if !linked.is_empty() {
+            self.locked(two_way, object, slug, &reverse, &asked, linked, out)
+                .await;
+        }
+        self.ctx.unlock_records(held).await;
+    }
+
+    /// The objects of a chunk whose records are locked: HubSpot's state read again, the
+    /// ledgers and Attio's records read, each object settled.
+    #[allow(clippy::too_many_arguments)]
+    async fn locked(
+        &self,
+        two_way: &TwoWay,
+        object: CrmObject,
+        slug: &str,
+        reverse: &[(&str, &PropertySpec)],
+        asked: &[&str],
+        linked: Vec<(ObjectWork, CrmRecordState, String, Option<Record>)>,
+        out: &mut Vec<MessageOutcome>,
+    ) {
+        let crm_ids: Vec<CrmId> = linked.iter().map(|(w, _, _, _)| w.id.clone()).collect();
+        let record_ids: Vec<String> = linked.iter().map(|(_, _, r, _)| r.clone()).collect();
+        let states = two_way.stores.read_crm(object, &crm_ids, asked).await;
         let ledgers = two_way.stores.ledgers(object, &record_ids).await;
         let unread: Vec<String> = linked
             .iter()
@@ -295,27 +366,98 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         } else {
             self.ctx.attio.get_records(slug, &unread).await
         };
-        let (ledgers, records) = match (ledgers, records) {
-            (Ok(l), Ok(r)) => (l, r),
-            (Err(err), _) => return fail_all(out, &linked, StepError::from(err).0),
-            (_, Err(err)) => return fail_all(out, &linked, StepError::from(err).0),
+        let (states, ledgers, records) = match (states, ledgers, records) {
+            (Ok(s), Ok(l), Ok(r)) => (s, l, r),
+            (Err(err), _, _) => return fail_all(out, &linked, StepError::from(err).0),
+            (_, Err(err), _) => return fail_all(out, &linked, StepError::from(err).0),
+            (_, _, Err(err)) => return fail_all(out, &linked, StepError::from(err).0),
         };
-        for (w, state, record_id, asserted) in linked {
-            let record =
-                asserted.or_else(|| records.iter().find(|r| r.record_id() == record_id).cloned());
-            let Some(record) = record else {
-                tracing::info!(%record_id, crm_id = %w.id, "the Attio record is gone (deleted or merged); acknowledged");
+        for (w, _, record_id, asserted) in linked {
+            let Some(state) = states.iter().find(|s| s.id == w.id) else {
+                tracing::info!(crm_id = %w.id, "HubSpot no longer holds the object (archived or merged); acknowledged");
                 done(out, &w.message_ids, &Disposition::Done);
                 continue;
             };
+            let now_names = state.properties.get(ID_PROPERTY).cloned().flatten();
+            if asserted.is_none() && now_names.as_deref() != Some(record_id.as_str()) {
+                let d = Disposition::retry(format!(
+                    "HubSpot object {} was re-linked while it was read",
+                    w.id
+                ));
+                done(out, &w.message_ids, &d);
+                continue;
+            }
+            let record =
+                asserted.or_else(|| records.iter().find(|r| r.record_id() == record_id).cloned());
+            let record = match record {
+                Some(record) => record,
+                None => match self.missing(object, slug, &record_id).await {
+                    Ok(record) => record,
+                    Err(StepError(d)) => {
+                        done(out, &w.message_ids, &d);
+                        continue;
+                    }
+                },
+            };
             let ledger = ledgers.get(&record_id).cloned().unwrap_or_default();
             let d = crate::context::disposition(
-                self.settle(
-                    two_way, object, slug, &reverse, &w, &state, &record, &ledger,
-                )
-                .await,
+                self.settle(two_way, object, slug, reverse, &w, state, &record, &ledger)
+                    .await,
             );
             done(out, &w.message_ids, &d);
+        }
+    }
+
+    /// A record the query did not return: the query cannot say why, a `GET` can. Found (the
+    /// query missed it): settled as usual. `merge_in_progress` (the new record of a merge being
+    /// applied): retried, as Attio's error is transient. `not_found` for a record the relay
+    /// buried (its `record.deleted` handled): acknowledged, deletions are not brought back.
+    /// `not_found` otherwise is an original merged away, or a deleted record, whose event is
+    /// not handled yet: `record.merged` re-points the HubSpot object to the merged record (and
+    /// `attio_record_id` with it), `record.deleted` buries it — retried until one has, so the
+    /// HubSpot edit reaches the merged record instead of being acknowledged and lost.
+    async fn missing(
+        &self,
+        object: CrmObject,
+        slug: &str,
+        record_id: &str,
+    ) -> Result<Record, StepError> {
+        match self.ctx.attio.get_record(slug, record_id).await {
+            Ok(record) => Ok(record),
+            Err(err) if err.is_record_gone() => {
+                if self.ctx.is_buried(object, record_id).await? {
+                    tracing::info!(%record_id, "the Attio record was deleted; HubSpot's change acknowledged");
+                    return Err(StepError(Disposition::Done));
+                }
+                Err(StepError(Disposition::retry(format!(
+                    "Attio record {record_id} is gone (merged or deleted) and its record.merged or record.deleted is not handled yet"
+                ))))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Whether the object carrying `attio_record_id` = `record_id` is the record's HubSpot copy:
+    /// the mapping is stored when absent (an object linked by hand or by an older relay, or a
+    /// link whose mapping write was lost), so the forward rules find the record synced. An
+    /// object whose record is mapped to another object (a copy left by a merge) is not
+    /// written from.
+    async fn mapped(
+        &self,
+        object: CrmObject,
+        record_id: &str,
+        crm_id: &CrmId,
+    ) -> Result<bool, StepError> {
+        match self.ctx.mappings.get(object, record_id).await? {
+            Some(mapped) if &mapped == crm_id => Ok(true),
+            Some(mapped) => {
+                tracing::warn!(%record_id, %crm_id, %mapped, "the HubSpot object names an Attio record mapped to another object; not synced back");
+                Ok(false)
+            }
+            None => {
+                self.ctx.mappings.put(object, record_id, crm_id).await?;
+                Ok(true)
+            }
         }
     }
 
@@ -351,9 +493,11 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
             tracing::warn!(%record_id, crm_id = %state.id, mapped = %other, "the matched Attio record is synced to another HubSpot object; not linked");
             return Ok(None);
         }
+        // The mapping first: once `attio_record_id` is on the object, a retry takes the linked
+        // path and would never store it (forward would then treat the record as never synced).
+        self.ctx.mappings.put(object, record_id, &state.id).await?;
         let link: Properties = [(ID_PROPERTY.to_owned(), record_id.to_owned())].into();
         self.ctx.crm.update(object, &state.id, &link).await?;
-        self.ctx.mappings.put(object, record_id, &state.id).await?;
         tracing::info!(%record_id, crm_id = %state.id, "HubSpot object matched to Attio and linked");
         Ok(Some(record))
     }
@@ -378,35 +522,46 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         let mut to_hubspot = Properties::new();
         let mut entries = Ledger::new();
         let mut conflicts = Vec::new();
+        // HubSpot's values written to Attio: their Attio form is read from Attio's answer.
+        let mut written: Vec<(&str, &PropertySpec)> = Vec::new();
+        // A name part is written as the whole `name`: when one part changed, every part that
+        // flows back is evaluated from the state just read, so the write carries HubSpot's
+        // other part too when it also changed (its event may be in another batch, read at
+        // another moment) instead of the part Attio held — two batches writing one part each
+        // would otherwise put an old part back.
+        let is_name = |spec: &PropertySpec| spec.slug_and_field().0 == "name";
+        let name_changed = reverse
+            .iter()
+            .any(|(p, spec)| is_name(spec) && work.changed.as_ref().is_none_or(|c| c.contains(*p)));
         for (property, spec) in reverse {
-            if work
-                .changed
-                .as_ref()
-                .is_some_and(|c| !c.contains(*property))
-            {
+            let asked = work.changed.as_ref().is_none_or(|c| c.contains(*property));
+            let evaluated = asked || (name_changed && is_name(spec));
+            if !evaluated {
                 continue;
             }
-            let value = state.properties.get(*property).cloned().flatten();
-            let at = state
-                .changes
-                .get(*property)
-                .map_or(work.occurred_at_ms, |c| c.at_ms);
-            let hubspot = SideValue::new(spec, value, at);
+            let (hubspot, timed) = hubspot_side(spec, state, property);
             let attio_value = spec.value(&source, &OwnerIds::new()).ok().flatten();
             let attio = SideValue::new(spec, attio_value, attio_changed_at(&record.values, spec));
-            let agreed = ledger.get(*property).map(|s| s.fingerprint.as_str());
+            let agreed = ledger.get(*property);
             let mut decided = verdict(agreed, &attio, &hubspot);
             if spec.direction == Direction::HubspotToAttio && decided != Verdict::Same {
                 // HubSpot owns it: Attio's edits are not synced and do not conflict.
                 decided = Verdict::HubspotChanged;
             }
+            let decided = need_times(decided, timed, property)?;
             let winner = match decided {
                 Verdict::Same => {
-                    if agreed != Some(hubspot.fingerprint.as_str()) {
-                        entries.insert(
-                            (*property).to_owned(),
-                            synced(&hubspot, now_ms, SyncDirection::HubspotToAttio),
-                        );
+                    let entry = agreed_entry(
+                        &hubspot.fingerprint,
+                        &attio.fingerprint,
+                        now_ms,
+                        SyncDirection::HubspotToAttio,
+                    );
+                    let known = agreed.is_some_and(|a| {
+                        a.fingerprint == entry.fingerprint && a.attio_side() == entry.attio_side()
+                    });
+                    if !known {
+                        entries.insert((*property).to_owned(), entry);
                     }
                     continue;
                 }
@@ -432,6 +587,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                     (*property).to_owned(),
                     synced(&hubspot, now_ms, SyncDirection::HubspotToAttio),
                 );
+                written.push((*property, *spec));
             } else {
                 to_hubspot.insert(
                     (*property).to_owned(),
@@ -448,10 +604,25 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
             two_way.stores.record_conflict(found).await?;
         }
         if !to_attio.is_empty() {
-            self.ctx
+            let stored = self
+                .ctx
                 .attio
                 .update_record(slug, record_id, &to_attio)
                 .await?;
+            // The ledger keeps the value as Attio stored it too (Attio reformats phone numbers,
+            // domains, email case; emptying the first email makes the second one first): the
+            // relay's own Attio event is dropped, so a form that differs would otherwise read
+            // as an Attio change on the next sync and be sent over the user's HubSpot value.
+            let values = RecordValues(&stored.values);
+            for (property, spec) in written {
+                let now = spec.value(&values, &OwnerIds::new()).ok().flatten();
+                let attio_form = SideValue::new(spec, now, 0).fingerprint;
+                if let Some(entry) = entries.get_mut(property)
+                    && entry.fingerprint != attio_form
+                {
+                    entry.attio_fingerprint = Some(attio_form);
+                }
+            }
         }
         if !to_hubspot.is_empty() {
             self.ctx.crm.update(object, &state.id, &to_hubspot).await?;
@@ -471,6 +642,7 @@ fn synced(side: &SideValue, now_ms: i64, direction: SyncDirection) -> Synced {
         fingerprint: side.fingerprint.clone(),
         at_ms: now_ms,
         direction,
+        attio_fingerprint: None,
     }
 }
 
