@@ -107,7 +107,7 @@ fn the_records_function_may_read_ledgers_in_batches_and_record_conflicts() {
     let records = resource(&text, "RecordsFunction");
     assert_eq!(value(&records, "CONFLICTS_TABLE"), "!Ref ConflictsTable");
     assert!(records.contains(
-        "{Effect: Allow, Action: dynamodb:BatchGetItem, Resource: !GetAtt MappingsTable.Arn}"
+        "Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:PutItem, dynamodb:DeleteItem, dynamodb:UpdateItem], Resource: !GetAtt MappingsTable.Arn}"
     ));
     assert!(records.contains(
         "{Effect: Allow, Action: dynamodb:PutItem, Resource: !GetAtt ConflictsTable.Arn}"
