@@ -371,20 +371,27 @@ async fn dev_syncs_both_ways_without_echoes_and_keeps_one_conflict() {
     assert_eq!(dev.relay_changes(), (1, synced), "no echo write to HubSpot");
     assert_eq!(dev.contact().expect("contact").1, "Ada-H");
 
-    // 3. Both sides edit the first name; HubSpot's edit is the later: it wins on both sides,
-    //    Attio's value is the one conflict entry.
+    // 3. Both sides edit the first name; the later edit wins on both sides and the earlier is
+    //    the one conflict entry. Each order of webhooks makes the consumer that sees the loser
+    //    hold it back: Attio's webhook first while HubSpot's edit is the later (the records
+    //    consumer must not overwrite the newer HubSpot value) ...
     let attio_at = dev.attio_first_name("Grace-A");
     tokio::time::sleep(Duration::from_millis(5)).await;
     let hubspot_at = dev.hubspot_edit("firstname", "Grace-H");
     assert!(hubspot_at > attio_at, "told apart by time");
-    dev.deliver_attio().await;
-    dev.deliver_hubspot().await;
+    assert_eq!(dev.deliver_attio().await, 1);
+    dev.drained("Attio's earlier edit").await;
+    assert_eq!(
+        dev.contact().expect("contact").1,
+        "Grace-H",
+        "HubSpot's later edit stays"
+    );
+    assert_eq!(dev.deliver_hubspot().await, 1);
     dev.until("the later edit on both sides", |d| {
         d.attio_values().0 == "Grace-H" && d.contact().is_some_and(|c| c.1 == "Grace-H")
     })
     .await;
-    dev.drained("the simultaneous edits").await;
-    dev.settle("after the conflict").await;
+    dev.settle("after the first conflict").await;
     assert_eq!(
         dev.relay_changes(),
         (2, synced),
@@ -392,20 +399,42 @@ async fn dev_syncs_both_ways_without_echoes_and_keeps_one_conflict() {
     );
     let conflicts = dev.conflicts();
     assert_eq!(conflicts.len(), 1, "{conflicts:#?}");
-    let conflict = &conflicts[0];
-    assert_eq!(conflict["attio_record_id"], PERSON);
-    assert_eq!(conflict["property"], "firstname");
-    assert_eq!(conflict["attio"]["value"], "Grace-A");
-    assert_eq!(conflict["hubspot"]["value"], "Grace-H");
-    assert_eq!(conflict["winner"], "hubspot");
-    assert!(conflict["resolution"].is_null(), "open: {conflict}");
+    assert_conflict(&conflicts[0], ("Grace-A", "Grace-H"), "hubspot");
+
+    // ... and HubSpot's webhook first while Attio's edit is the later (the hubspot consumer
+    // must not write the older HubSpot value to Attio).
+    let hubspot_at = dev.hubspot_edit("firstname", "Hedy-H");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let attio_at = dev.attio_first_name("Hedy-A");
+    assert!(attio_at > hubspot_at, "told apart by time");
+    assert_eq!(dev.deliver_hubspot().await, 1);
+    dev.drained("HubSpot's earlier edit").await;
+    assert_eq!(dev.attio_values().0, "Hedy-A", "Attio's later edit stays");
+    assert_eq!(dev.deliver_attio().await, 1);
+    dev.until("the later edit on both sides", |d| {
+        d.attio_values().0 == "Hedy-A" && d.contact().is_some_and(|c| c.1 == "Hedy-A")
+    })
+    .await;
+    dev.settle("after the second conflict").await;
+    assert_eq!(
+        dev.relay_changes(),
+        (2, synced + 1),
+        "Attio's value crossed, once"
+    );
+    let conflicts = dev.conflicts();
+    assert_eq!(conflicts.len(), 2, "one more: {conflicts:#?}");
+    let newest = conflicts
+        .iter()
+        .find(|c| c["attio"]["value"] == "Hedy-A")
+        .unwrap_or_else(|| panic!("the second conflict: {conflicts:#?}"));
+    assert_conflict(newest, ("Hedy-A", "Hedy-H"), "attio");
 
     // 4. A HubSpot edit of an Attio → HubSpot field is left alone in Attio ...
     dev.hubspot_edit("jobtitle", "Title-H");
     assert_eq!(dev.deliver_hubspot().await, 1);
     dev.drained("the HubSpot job title").await;
-    assert_eq!(dev.attio_values(), ("Grace-H".to_owned(), title.clone()));
-    assert_eq!(dev.relay_changes(), (2, synced), "nothing written back");
+    assert_eq!(dev.attio_values(), ("Hedy-A".to_owned(), title.clone()));
+    assert_eq!(dev.relay_changes(), (2, synced + 1), "nothing written back");
     assert_eq!(dev.contact().expect("contact").2, "Title-H");
     // ... and Attio's next change of it overwrites it in HubSpot.
     dev.attio_edit(json!({"job_title": "Title-A"}));
@@ -415,12 +444,23 @@ async fn dev_syncs_both_ways_without_echoes_and_keeps_one_conflict() {
     })
     .await;
     dev.settle("after the job title").await;
-    assert_eq!(dev.relay_changes(), (2, synced + 1), "one write, no echo");
+    assert_eq!(dev.relay_changes(), (2, synced + 2), "one write, no echo");
     assert_eq!(
         dev.attio_values(),
-        ("Grace-H".to_owned(), "Title-A".to_owned())
+        ("Hedy-A".to_owned(), "Title-A".to_owned())
     );
-    assert_eq!(dev.contact().expect("contact").1, "Grace-H");
-    assert_eq!(dev.conflicts().len(), 1, "still the one conflict");
+    assert_eq!(dev.contact().expect("contact").1, "Hedy-A");
+    assert_eq!(dev.conflicts().len(), 2, "none for a one-way field");
     dev.no_unexpected_calls();
+}
+
+/// A conflict as `conflicts list --json` shows it: on the first name, open, with both values
+/// (Attio's, HubSpot's) and the later side as winner.
+fn assert_conflict(conflict: &Value, (attio, hubspot): (&str, &str), winner: &str) {
+    assert_eq!(conflict["attio_record_id"], PERSON, "{conflict}");
+    assert_eq!(conflict["property"], "firstname", "{conflict}");
+    assert_eq!(conflict["attio"]["value"], attio, "{conflict}");
+    assert_eq!(conflict["hubspot"]["value"], hubspot, "{conflict}");
+    assert_eq!(conflict["winner"], winner, "{conflict}");
+    assert!(conflict["resolution"].is_null(), "open: {conflict}");
 }
