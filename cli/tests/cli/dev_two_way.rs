@@ -9,6 +9,7 @@
 //! The mapping sends `firstname` both ways and `jobtitle` Attio → HubSpot only.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use integration_tests::cli::DevServer;
@@ -252,6 +253,12 @@ impl TwoWayDev {
         ))
     }
 
+    /// Calls that wrote to the person's contact (upserts, updates), changing it or not.
+    fn contact_writes(&self) -> usize {
+        let state = self.hubspot.state.lock().expect("hubspot state");
+        state.contacts.get(PERSON).map_or(0, |c| c.writes)
+    }
+
     fn contact_id(&self) -> String {
         self.contact().expect("the contact was synced").0
     }
@@ -329,9 +336,22 @@ async fn dev_syncs_both_ways_without_echoes_and_keeps_one_conflict() {
         d.contact().is_some_and(|c| c.1 == "Augusta")
     })
     .await;
+    dev.drained("the first sync").await;
     // HubSpot's events of the relay's own upsert (creation, properties) come back and are
-    // dropped: nothing is written to Attio.
-    dev.settle("the first sync").await;
+    // dropped by their `sourceId` (HUBSPOT_APP_ID) unread: Attio is not even queried.
+    let reads = dev.attio.queries.load(Ordering::SeqCst);
+    assert_eq!(
+        dev.deliver_hubspot().await,
+        3,
+        "creation, firstname, jobtitle"
+    );
+    dev.drained("the relay's HubSpot events").await;
+    assert_eq!(dev.settle("the first sync").await, 0);
+    assert_eq!(
+        dev.attio.queries.load(Ordering::SeqCst),
+        reads,
+        "no Attio read for the relay's own HubSpot changes"
+    );
     let title = FakeAttio::job_title(PERSON);
     let contact = dev.contact().expect("contact");
     assert_eq!(
@@ -361,12 +381,17 @@ async fn dev_syncs_both_ways_without_echoes_and_keeps_one_conflict() {
         .expect("the relay's write")
         .clone();
     assert_eq!(echo.actor, dev.attio.relay_actor());
+    let calls = dev.contact_writes();
     assert_eq!(
         dev.deliver_attio().await,
         1,
         "the echo, by the relay's token"
     );
     dev.drained("the echo").await;
+    // Dropped by its actor (ATTIO_TOKEN_ID) before anything is read: not even an upsert of
+    // unchanged values (the ledger alone would have held the first name back, but sent the
+    // rest of the contact again).
+    assert_eq!(dev.contact_writes(), calls, "no HubSpot call for the echo");
     assert_eq!(dev.settle("after the echo").await, 0, "nothing else moved");
     assert_eq!(dev.relay_changes(), (1, synced), "no echo write to HubSpot");
     assert_eq!(dev.contact().expect("contact").1, "Ada-H");
