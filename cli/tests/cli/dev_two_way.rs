@@ -106,7 +106,8 @@ impl TwoWayDev {
     /// Attio's webhooks for every write since the last call (users' and the relay's): one
     /// `record.updated` per changed attribute, by the write's actor, as Attio sends them
     /// (<https://docs.attio.com/rest-api/webhook-reference/record-events/recordupdated>), each
-    /// its own signed delivery. Returns how many were sent.
+    /// its own signed delivery; the relay's own are by `{"type": "api-token", "id": <its
+    /// token id>}` (<https://docs.attio.com/docs/actors>). Returns how many were sent.
     async fn deliver_attio(&mut self) -> usize {
         let writes = self.attio.attio_writes();
         let events: Vec<Value> = writes[self.attio_cursor..]
