@@ -7,10 +7,10 @@ use relay_signature::hubspot::sign_v3;
 
 use crate::{relay, repo_file};
 
-const APP_SECRET: &str = "hs-dev-test-app-secret";
+pub(crate) const APP_SECRET: &str = "hs-dev-test-app-secret";
 
 /// POSTs `body` to `url` with v3 headers signed with `secret` at `ts_ms`; status and body.
-async fn post(url: &str, secret: &str, ts_ms: i64, body: &[u8]) -> (u16, String) {
+pub(crate) async fn post(url: &str, secret: &str, ts_ms: i64, body: &[u8]) -> (u16, String) {
     let secret = WebhookSecret::new(secret).expect("secret");
     let signature = sign_v3(&secret, "POST", url, body, ts_ms);
     let response = reqwest::Client::new()
@@ -26,7 +26,7 @@ async fn post(url: &str, secret: &str, ts_ms: i64, body: &[u8]) -> (u16, String)
     (status, response.text().await.expect("body"))
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     relay_events::clock::unix_now_millis()
 }
 

@@ -15,6 +15,7 @@ mod backfill_both;
 mod conflicts;
 mod dev_hubspot;
 mod dev_server;
+mod dev_two_way;
 mod dlq_replay;
 mod hubspot_setup;
 mod reconcile;
