@@ -24,9 +24,18 @@ pub struct SyncArgs {
     /// HubSpot API root.
     #[arg(long, env = "HUBSPOT_API_URL", default_value = relay_crm::HUBSPOT_API_URL)]
     pub hubspot_api_url: String,
-    /// Field mapping TOML (Attio attributes -> HubSpot properties); default: the built-in one.
+    /// Field mapping TOML file (Attio attributes -> HubSpot properties, each with a direction);
+    /// default: the built-in one.
     #[arg(long, env = "FIELD_MAPPING_FILE")]
     pub field_mapping: Option<PathBuf>,
+    /// The field mapping inline, as the Lambda functions take it (the stack's `FieldMapping`
+    /// parameter); wins over `--field-mapping`.
+    #[arg(
+        long = "field-mapping-toml",
+        env = "FIELD_MAPPING",
+        hide_env_values = true
+    )]
+    pub field_mapping_toml: Option<String>,
     /// HubSpot requests per 10 s this run may send (not a flag: `reconcile` sets it to its
     /// share of the portal's budget); `None` keeps the client's default.
     #[arg(skip)]
@@ -48,7 +57,10 @@ pub enum CrmTarget {
 
 impl SyncArgs {
     pub fn fields(&self) -> anyhow::Result<FieldMapping> {
-        Ok(FieldMapping::load(None, self.field_mapping.as_deref())?)
+        Ok(FieldMapping::load(
+            self.field_mapping_toml.as_deref(),
+            self.field_mapping.as_deref(),
+        )?)
     }
 
     /// The Attio client for `token`, paced to `read_rate` when given.
@@ -89,4 +101,38 @@ pub fn open_budgets(
 ) -> anyhow::Result<Option<Budgets>> {
     let settings = relay_ratelimit::BudgetSettings::from_lookup(|name| std::env::var(name).ok())?;
     Ok(settings.budgets(store))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::SyncArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sync: SyncArgs,
+    }
+
+    #[test]
+    fn an_inline_mapping_wins_over_the_file_as_in_lambda() {
+        let inline = "[objects.people]\ncrm_object = \"contacts\"\n[objects.people.properties]\nfirstname = { attribute = \"name.first_name\", direction = \"both\" }\n";
+        let cli = Cli::try_parse_from([
+            "relay",
+            "--field-mapping",
+            "/nonexistent/mapping.toml",
+            "--field-mapping-toml",
+            inline,
+        ])
+        .expect("parses");
+        let fields = cli.sync.fields().expect("the inline mapping is read, the file is not");
+        assert!(fields.objects.contains_key("people"));
+        assert!(!fields.objects.contains_key("companies"), "not the built-in one");
+
+        let file_only =
+            Cli::try_parse_from(["relay", "--field-mapping", "/nonexistent/mapping.toml"])
+                .expect("parses");
+        assert!(file_only.sync.fields().is_err(), "the file is read when nothing is inline");
+    }
 }
