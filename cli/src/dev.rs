@@ -190,7 +190,8 @@ pub struct Started {
 /// records consumer then goes through the SQLite ledger and conflicts table, and a fifth
 /// poller consumes the `hubspot` queue. With the outbox there is no HubSpot to read objects
 /// from, so the `hubspot` queue stays parked (said at startup) and the records consumer
-/// sends `both` properties as before.
+/// leaves `both` properties out of what it writes: without HubSpot's side it cannot tell a
+/// change from an echo (`SyncContext::needs_two_way`).
 fn start_consumers(args: &DevArgs, run: &LocalRun) -> anyhow::Result<Started> {
     let Some(token) = &args.sync.attio_token else {
         return Ok(Started {
@@ -261,7 +262,7 @@ fn start_consumers(args: &DevArgs, run: &LocalRun) -> anyhow::Result<Started> {
                 args,
             );
             let hubspot_queue = if flows_back {
-                "parked: the mapping sends properties back, but without HUBSPOT_TOKEN (the outbox) the relay cannot read HubSpot objects; set HUBSPOT_TOKEN and HUBSPOT_API_URL"
+                "parked: the mapping sends properties back, but without HUBSPOT_TOKEN (the outbox) the relay cannot read HubSpot objects, and the records consumer leaves the both-way properties out; set HUBSPOT_TOKEN and HUBSPOT_API_URL"
             } else {
                 "parked (no HUBSPOT_TOKEN, and no mapped property flows back)"
             };

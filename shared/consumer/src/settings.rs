@@ -180,9 +180,12 @@ impl ConsumerSettings {
             )));
         }
         if !flows_back {
-            tracing::warn!(
-                "no property of the field mapping flows back to Attio (direction both or hubspot_to_attio): every HubSpot event is acknowledged unread"
-            );
+            // Started, it would acknowledge every HubSpot event unread: edits made while the
+            // mapping sends nothing back would be gone when it later does. Refusing leaves them
+            // waiting on the queue (then its DLQ, 14 days, to replay), as the README promises.
+            return Err(SettingsError::Missing(
+                "the HubSpot -> Attio consumer needs a field mapping that sends a property back (FIELD_MAPPING with direction = \"both\" or \"hubspot_to_attio\"); its events wait on the queue until then".into(),
+            ));
         }
         if self.attio_token_id.is_none() {
             tracing::warn!(
@@ -289,6 +292,22 @@ firstname = { attribute = "name.first_name", direction = "both" }
         let wired = full.two_way(TwoWayUse::Required).expect("ok").expect("on");
         assert_eq!(wired.settings.hubspot_app_id.as_deref(), Some("4242"));
         assert_eq!(wired.settings.attio_token_id.as_deref(), Some("tok-1"));
+
+        // Everything set but nothing flows back: hubspot-sync refuses to start (its events
+        // wait) instead of acknowledging every event unread; records just runs one-way.
+        let one_way = settings(&[
+            ("ATTIO_API_TOKEN", "t"),
+            ("CONFLICTS_TABLE", "conflicts"),
+            ("HUBSPOT_APP_ID", "4242"),
+            ("ATTIO_TOKEN_ID", "tok-1"),
+        ])
+        .expect("ok");
+        let err = one_way
+            .two_way(TwoWayUse::Required)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sends a property back"), "{err}");
+        assert!(one_way.two_way(TwoWayUse::IfMapped).expect("ok").is_none());
     }
 
     #[test]

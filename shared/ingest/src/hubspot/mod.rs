@@ -190,7 +190,9 @@ impl HubSpotOutcome {
                 None,
                 json(&Refused {
                     error: "unavailable",
-                    message: format!("{reason}; nothing was queued, retry"),
+                    message: format!(
+                        "{reason}; the events that could be claimed were queued, retry for the rest"
+                    ),
                 }),
             ),
         }
