@@ -15,10 +15,13 @@ use relay_attio::{AttioClient, RateLimit};
 use relay_crm::CrmSink;
 use relay_embedded::LocalDb;
 use relay_events::clock::SystemClock;
-use relay_mappings::SqliteMappings;
-use relay_mappings::{DynamoDbMappings, IdMappings, SyncLedger};
+use relay_mappings::{
+    ConflictStore, DynamoDbConflicts, DynamoDbMappings, IdMappings, RecordLocks, SqliteConflicts,
+    SqliteMappings, SyncLedger,
+};
 use relay_ratelimit::{Budgets, DynamoDbBudget, RateBudget, SqliteBudget};
 use relay_reconcile::{FilePositions, SyncPosition, WalkObserver, WalkOptions, walk_object};
+use relay_sync::two_way::TwoWaySettings;
 use relay_sync::{FieldMapping, PageReport, SyncContext};
 
 use crate::sync_args::{CrmTarget, SyncArgs};
@@ -73,6 +76,12 @@ pub struct StoreArgs {
     /// Folder for the saved sync positions (and local mappings and outbox).
     #[arg(long, default_value_os_t = crate::default_data_dir(), env = "ATTIO_RELAY_DATA_DIR")]
     pub data_dir: PathBuf,
+    /// DynamoDB conflicts table (the stack's ConflictsTableName), with --mappings-table:
+    /// required when the field mapping sends a property back (`both`, `hubspot_to_attio`),
+    /// since a full sync compares those fields with the ledger and keeps the conflicts it
+    /// finds. Locally the conflicts go to the SQLite file beside the mappings (as in `dev`).
+    #[arg(long, env = "CONFLICTS_TABLE")]
+    pub conflicts_table: Option<String>,
 }
 
 pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
@@ -137,33 +146,66 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<()> {
     let sink = sync.crm(&args.store.data_dir)?;
     match (&args.store.mappings_table, dynamodb, db) {
         (Some(table), Some(client), _) => {
+            let conflicts = args
+                .store
+                .conflicts_table
+                .as_ref()
+                .map(|name| DynamoDbConflicts::new(client.clone(), name));
+            let mappings = DynamoDbMappings::new(client, table);
+            walk_with(sink, &args, attio, mappings, conflicts, fields).await
+        }
+        (_, _, Some(db)) => {
+            let conflicts = Some(SqliteConflicts::new(db.clone()));
             walk_with(
                 sink,
                 &args,
                 attio,
-                DynamoDbMappings::new(client, table),
+                SqliteMappings::new(db),
+                conflicts,
                 fields,
             )
             .await
         }
-        (_, _, Some(db)) => walk_with(sink, &args, attio, SqliteMappings::new(db), fields).await,
         _ => anyhow::bail!("no mappings store: give --mappings-table or a data folder"),
     }
 }
 
 /// Runs the walk with whichever sink was chosen (one monomorphised walk per sink type).
-async fn walk_with<M: IdMappings + SyncLedger>(
+///
+/// When the field mapping sends a property back, the context gets the two-way stores, as
+/// `dev` and the reconcile Lambda give theirs: the ledger in the mappings store, `conflicts`
+/// (required then: the local SQLite file, or `--conflicts-table`), and HubSpot as the source of the other side. Why: without them the forward sync strips
+/// every `both` property (it cannot tell a change from a newer HubSpot value) and records no
+/// ledger, so a backfill or reconcile would leave those fields unsent. The two ids of
+/// `TwoWaySettings` only drop webhook echoes, which a full sync never reads: left unset. With
+/// the outbox there is no HubSpot to compare with, so such a run is refused.
+async fn walk_with<M, C>(
     target: CrmTarget,
     args: &BackfillArgs,
     attio: AttioClient,
     mappings: M,
+    conflicts: Option<C>,
     fields: FieldMapping,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    M: IdMappings + SyncLedger + RecordLocks + Clone + 'static,
+    C: ConflictStore + 'static,
+{
+    let flows_back = fields.flows_back();
     match (target, args.direction) {
-        (CrmTarget::HubSpot(sink), Direction::Both) => {
+        (CrmTarget::HubSpot(sink), direction) => {
             let object = fields.crm_object(&args.object).context("mapped above")?;
             let source = attio.clone();
-            let ctx = SyncContext::new(attio, sink, mappings, fields);
+            let mut ctx = SyncContext::new(attio, sink.clone(), mappings.clone(), fields);
+            if flows_back {
+                let conflicts = conflicts.context(
+                    "the field mapping sends properties back from HubSpot (direction both or hubspot_to_attio): set --conflicts-table (CONFLICTS_TABLE, the stack's ConflictsTableName) so their conflicts can be kept",
+                )?;
+                ctx = ctx.with_two_way(mappings, conflicts, sink, TwoWaySettings::default());
+            }
+            if direction == Direction::AttioToHubspot {
+                return walk(args, ctx).await;
+            }
             let settings = crate::pairing::Pairing {
                 slug: &args.object,
                 object,
@@ -176,11 +218,13 @@ async fn walk_with<M: IdMappings + SyncLedger>(
         (CrmTarget::Outbox(_), Direction::Both) => anyhow::bail!(
             "--direction both reads HubSpot to pair records: set HUBSPOT_TOKEN (or --hubspot-token)"
         ),
-        (CrmTarget::HubSpot(sink), Direction::AttioToHubspot) => {
-            walk(args, SyncContext::new(attio, sink, mappings, fields)).await
-        }
         (CrmTarget::Outbox(sink), Direction::AttioToHubspot) => {
-            walk(args, SyncContext::new(attio, sink, mappings, fields)).await
+            let ctx = SyncContext::new(attio, sink, mappings, fields);
+            anyhow::ensure!(
+                !ctx.needs_two_way(),
+                "the field mapping sends properties back from HubSpot (direction both or hubspot_to_attio), and without HUBSPOT_TOKEN (the outbox) their values cannot be compared with HubSpot's: they would not be synced. Set HUBSPOT_TOKEN (or --hubspot-token)"
+            );
+            walk(args, ctx).await
         }
     }
 }

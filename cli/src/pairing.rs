@@ -20,24 +20,32 @@
 //!    HubSpot companies, a key already on an object linked to another record) **could not be
 //!    matched** and is listed with its ids, with nothing written for it: guessing would merge
 //!    two people. A record with no key cannot be matched either.
-//! 3. Unless `--dry-run`: each pair gets `attio_record_id` on its HubSpot object and its id
-//!    mapping, and the ledger records the `both` fields on which the two sides already agree
-//!    (the next change to them is then a change, not a conflict); Attio-only records go to
-//!    HubSpot through the forward sync (`SyncContext::sync_page`, the consumers' upsert);
-//!    HubSpot-only objects are asserted in Attio by their key (`AttioWriter::assert_record`)
-//!    with every mapped property that can be reversed — whatever its direction: the record is
-//!    new, and an attribute left empty would be sent back and empty HubSpot's property on
-//!    Attio's next change — then linked the same way.
+//! 3. Unless `--dry-run`: each pair gets its id mapping and `attio_record_id` on its HubSpot
+//!    object (in that order), and the ledger records the `both` fields on which the two sides
+//!    already agree (the next change to them is then a change, not a conflict); Attio-only
+//!    records go to HubSpot through the forward sync (`SyncContext::sync_page`, the
+//!    consumers' upsert, with the two-way stores: it sends the `both` fields and records
+//!    them); HubSpot-only objects are looked up in Attio by their key once more (a record
+//!    created since the read is paired, never overwritten), then asserted by the key with the
+//!    properties that flow back (`AttioWriter::assert_record`), the other mapped properties
+//!    set where the new record holds nothing, and linked the same way; the ledger keeps each
+//!    `both` field in Attio's form too, as the answer gives it.
 //!
 //! Objects already carrying `attio_record_id` were paired before (by the relay's upserts) and
-//! are counted, not touched. Memory: one entry per record of each side (its key and mapped
-//! values); pairing is a one-off, run from an operator's machine.
+//! are counted, not touched — unless their Attio record has no id mapping (a run stopped
+//! between the two writes of an older version), which is stored then. Memory: one entry per
+//! record of each side (its key and mapped values); pairing is a one-off, run from an
+//! operator's machine.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use relay_attio::{AttioApi, AttioValues, AttioWriter, Record, current_values};
+use relay_attio::{
+    AttioApi, AttioClient, AttioError, AttioValues, AttioWriter, Record, RecordQuery,
+    current_values,
+};
 use relay_crm::{CrmId, CrmObject, CrmRecordState, CrmSink, CrmSource, ID_PROPERTY, Properties};
 use relay_events::clock::Clock;
 use relay_mappings::{IdMappings, Ledger, SyncDirection, SyncLedger, Synced};
@@ -45,158 +53,53 @@ use relay_reconcile::RecordPageSource;
 use relay_sync::two_way::{ledger_fingerprint, write_value};
 use relay_sync::{OwnerIds, PropertySpec, RecordValues, SyncContext};
 
+mod plan;
+
+pub use plan::{Plan, Side, Unmatched, key, matching_key, plan};
+
 /// Records per forward-sync call (HubSpot's batch upsert takes 100).
 const CREATE_BATCH: usize = 100;
 
-/// The HubSpot property and the Attio attribute a CRM object is paired by.
-pub fn matching_key(object: CrmObject) -> Option<(&'static str, &'static str)> {
-    match object {
-        CrmObject::Contacts => Some(("email", "email_addresses")),
-        CrmObject::Companies => Some(("domain", "domains")),
-        _ => None,
-    }
+/// Attio records by their matching key, read right before a HubSpot-only object is asserted:
+/// the plan's Attio side was read earlier, and a record created since (or missed by paging)
+/// must be paired, not overwritten by the assert.
+pub trait KeyLookup: Send + Sync {
+    fn find(
+        &self,
+        slug: &str,
+        attribute: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<Record>, AttioError>> + Send;
 }
 
-/// An email or domain as compared: both services compare them without case.
-fn key(text: &str) -> Option<String> {
-    let key = text.trim().to_ascii_lowercase();
-    (!key.is_empty()).then_some(key)
-}
-
-/// One side's record as the plan sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Side {
-    pub id: String,
-    pub keys: Vec<String>,
-}
-
-/// Why a group could not be matched. Nothing is written for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unmatched {
-    /// A record without an email or domain.
-    NoKey {
-        attio: Option<String>,
-        hubspot: Option<String>,
-    },
-    /// Several records on one side (or both) share keys: which pairs with which is a guess.
-    Several {
-        keys: Vec<String>,
-        attio: Vec<String>,
-        hubspot: Vec<String>,
-    },
-    /// The key is on a HubSpot object already linked to another Attio record.
-    Taken {
-        keys: Vec<String>,
-        attio: Vec<String>,
-        hubspot: Vec<String>,
-    },
-}
-
-/// What initial matching will do.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
-    /// (Attio record id, HubSpot id).
-    pub pairs: Vec<(String, String)>,
-    pub attio_only: Vec<String>,
-    pub hubspot_only: Vec<String>,
-    pub unmatched: Vec<Unmatched>,
-    /// HubSpot objects that already carry an `attio_record_id`.
-    pub already_linked: usize,
-}
-
-/// Pairs `attio` records with `hubspot` objects by shared keys. `linked`: the keys of HubSpot
-/// objects that already carry an `attio_record_id` (left out of `hubspot`), and the Attio ids
-/// they name (left out of the plan).
-pub fn plan(
-    attio: &[Side],
-    hubspot: &[Side],
-    linked_keys: &BTreeSet<String>,
-    linked_ids: &BTreeSet<String>,
-) -> Plan {
-    let mut plan = Plan::default();
-    // Union-find over the nodes: Attio records 0..a, HubSpot objects a..a+h.
-    let a = attio.len();
-    let nodes: Vec<&Side> = attio.iter().chain(hubspot).collect();
-    let mut parent: Vec<usize> = (0..nodes.len()).collect();
-    fn root(parent: &mut [usize], mut n: usize) -> usize {
-        while parent[n] != n {
-            parent[n] = parent[parent[n]];
-            n = parent[n];
-        }
-        n
+impl KeyLookup for AttioClient {
+    /// `POST /objects/{slug}/records/query` filtered on the attribute's normalised property
+    /// (`email_addresses.email_address`, `domains.domain`; verbose `$eq` filters,
+    /// <https://docs.attio.com/rest-api/guides/filtering-and-sorting>). Two at most: Attio
+    /// keeps both attributes unique, a second answer is reported, never guessed between.
+    async fn find(
+        &self,
+        slug: &str,
+        attribute: &str,
+        key: &str,
+    ) -> Result<Vec<Record>, AttioError> {
+        let field = if attribute == "domains" {
+            "domain"
+        } else {
+            "email_address"
+        };
+        let filter = serde_json::json!({ attribute: { field: { "$eq": key } } });
+        let query = RecordQuery::new().filter(filter).limit(2);
+        self.query_records(slug, &query).await
     }
-    let mut holder: BTreeMap<&str, usize> = BTreeMap::new();
-    for (n, side) in nodes.iter().enumerate() {
-        if n < a && linked_ids.contains(&side.id) {
-            continue;
-        }
-        for k in &side.keys {
-            match holder.get(k.as_str()) {
-                Some(&other) => {
-                    let (x, y) = (root(&mut parent, n), root(&mut parent, other));
-                    parent[x] = y;
-                }
-                None => {
-                    holder.insert(k, n);
-                }
-            }
-        }
-    }
-    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (n, side) in nodes.iter().enumerate() {
-        if n < a && linked_ids.contains(&side.id) {
-            continue;
-        }
-        let r = root(&mut parent, n);
-        groups.entry(r).or_default().push(n);
-    }
-    for members in groups.values() {
-        let (attio_ids, hubspot_ids): (Vec<usize>, Vec<usize>) =
-            members.iter().partition(|n| **n < a);
-        let ids =
-            |ns: &[usize]| -> Vec<String> { ns.iter().map(|n| nodes[*n].id.clone()).collect() };
-        let keys: Vec<String> = members
-            .iter()
-            .flat_map(|n| nodes[*n].keys.iter().cloned())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if keys.is_empty() {
-            let one = |ns: &[usize]| ns.first().map(|n| nodes[*n].id.clone());
-            plan.unmatched.push(Unmatched::NoKey {
-                attio: one(&attio_ids),
-                hubspot: one(&hubspot_ids),
-            });
-            continue;
-        }
-        if keys.iter().any(|k| linked_keys.contains(k)) {
-            plan.unmatched.push(Unmatched::Taken {
-                keys,
-                attio: ids(&attio_ids),
-                hubspot: ids(&hubspot_ids),
-            });
-            continue;
-        }
-        match (attio_ids.as_slice(), hubspot_ids.as_slice()) {
-            ([x], [y]) => plan
-                .pairs
-                .push((nodes[*x].id.clone(), nodes[*y].id.clone())),
-            ([x], []) => plan.attio_only.push(nodes[*x].id.clone()),
-            ([], [y]) => plan.hubspot_only.push(nodes[*y].id.clone()),
-            _ => plan.unmatched.push(Unmatched::Several {
-                keys,
-                attio: ids(&attio_ids),
-                hubspot: ids(&hubspot_ids),
-            }),
-        }
-    }
-    plan
 }
 
 /// What the writes did.
 #[derive(Debug, Default)]
 pub struct Done {
     pub paired: usize,
+    /// Linked objects whose id mapping was stored now.
+    pub repaired: usize,
     pub created_in_hubspot: usize,
     pub created_in_attio: usize,
     /// (side and id, why): records whose write failed; the rest went on.
@@ -223,9 +126,13 @@ where
     S: CrmSink + CrmSource,
     M: IdMappings + SyncLedger,
     A: AttioApi + AttioWriter,
-    R: RecordPageSource,
+    R: RecordPageSource + KeyLookup,
 {
     let (slug, object) = (settings.slug, settings.object);
+    anyhow::ensure!(
+        !ctx.needs_two_way(),
+        "the field mapping sends properties back, and this run has no ledger or conflicts store to compare them with"
+    );
     let (property, attribute) = matching_key(object).with_context(|| {
         format!("--direction both pairs people (by email) and companies (by domain), not {object}")
     })?;
@@ -277,7 +184,7 @@ where
     for state in &crm_states {
         let keys: Vec<String> = text(state, property)
             .as_deref()
-            .and_then(key)
+            .and_then(|k| key(object, k))
             .into_iter()
             .collect();
         match text(state, ID_PROPERTY) {
@@ -297,16 +204,18 @@ where
             id: r.record_id().to_owned(),
             keys: current_values(&r.values, attribute)
                 .filter_map(relay_attio::Value::as_display_string)
-                .filter_map(|k| key(&k))
+                .filter_map(|k| key(object, &k))
                 .collect(),
         })
         .collect();
     let mut plan = plan(&attio, &hubspot, &linked_keys, &linked_ids);
     plan.already_linked = crm_states.len() - hubspot.len();
+    plan.repairs = unmapped_links(ctx, object, &crm_states, &records).await?;
 
     let mut done = Done::default();
     if !settings.dry_run {
-        let work = plan.pairs.len() + plan.attio_only.len() + plan.hubspot_only.len();
+        let work =
+            plan.repairs.len() + plan.pairs.len() + plan.attio_only.len() + plan.hubspot_only.len();
         let bar = ProgressBar::new(work as u64);
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg} {pos}/{len} ({per_sec})")
@@ -315,6 +224,7 @@ where
         bar.set_message(format!("pairing {slug} with {object}"));
         let writer = Writer {
             ctx,
+            lookup: source,
             slug,
             object,
             attribute,
@@ -323,6 +233,19 @@ where
         };
         let record = |id: &str| records.iter().find(|r| r.record_id() == id);
         let state = |id: &str| crm_states.iter().find(|s| s.id.0 == id);
+        for (attio_id, crm_id) in &plan.repairs {
+            let (Some(record), Some(state)) = (record(attio_id), state(crm_id)) else {
+                continue;
+            };
+            match writer.repair(record, state).await {
+                Ok(()) => done.repaired += 1,
+                Err(e) => done.failed.push((
+                    format!("repair attio {attio_id} / hubspot {crm_id}"),
+                    format!("{e:#}"),
+                )),
+            }
+            bar.inc(1);
+        }
         for (attio_id, crm_id) in &plan.pairs {
             let (Some(record), Some(state)) = (record(attio_id), state(crm_id)) else {
                 continue;
@@ -339,7 +262,8 @@ where
         for crm_id in &plan.hubspot_only {
             let Some(state) = state(crm_id) else { continue };
             match writer.create_in_attio(state).await {
-                Ok(()) => done.created_in_attio += 1,
+                Ok(Created::Asserted) => done.created_in_attio += 1,
+                Ok(Created::Paired) => done.paired += 1,
                 Err(e) => done
                     .failed
                     .push((format!("hubspot {crm_id}"), format!("{e:#}"))),
@@ -386,9 +310,46 @@ fn spinner(message: &str) -> ProgressBar {
     progress
 }
 
+/// Linked HubSpot objects (they carry `attio_record_id`) whose Attio record was read and has
+/// no id mapping: an earlier run stopped after linking and before the mapping, or the mapping
+/// was lost. Without it the forward sync takes the record as never synced and sends every
+/// `both` field blindly over HubSpot's values. An id named by two objects is left alone
+/// (which copy is the record's is a guess). One mapping read per linked object.
+async fn unmapped_links<S, M: IdMappings, A>(
+    ctx: &SyncContext<S, M, A>,
+    object: CrmObject,
+    crm_states: &[CrmRecordState],
+    records: &[Record],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let read: BTreeSet<&str> = records.iter().map(Record::record_id).collect();
+    let mut owners: BTreeMap<String, Vec<&CrmRecordState>> = BTreeMap::new();
+    for state in crm_states {
+        if let Some(owner) = state.properties.get(ID_PROPERTY).cloned().flatten() {
+            owners.entry(owner).or_default().push(state);
+        }
+    }
+    let mut repairs = Vec::new();
+    for (owner, states) in owners {
+        let [state] = states.as_slice() else { continue };
+        if read.contains(owner.as_str()) && ctx.mappings.get(object, &owner).await?.is_none() {
+            repairs.push((owner, state.id.0.clone()));
+        }
+    }
+    Ok(repairs)
+}
+
+/// What [`Writer::create_in_attio`] came to.
+enum Created {
+    /// The record was asserted in Attio (new) and linked.
+    Asserted,
+    /// Attio had the record by then: paired with it instead.
+    Paired,
+}
+
 /// The writes of one run.
-struct Writer<'a, S, M, A> {
+struct Writer<'a, S, M, A, L> {
     ctx: &'a SyncContext<S, M, A>,
+    lookup: &'a L,
     slug: &'a str,
     object: CrmObject,
     attribute: &'a str,
@@ -396,22 +357,25 @@ struct Writer<'a, S, M, A> {
     now_ms: i64,
 }
 
-impl<S, M, A> Writer<'_, S, M, A>
+impl<S, M, A, L> Writer<'_, S, M, A, L>
 where
     S: CrmSink + CrmSource,
     M: IdMappings + SyncLedger,
     A: AttioApi + AttioWriter,
+    L: KeyLookup,
 {
-    /// `attio_record_id` on the HubSpot object, then the id mapping (a failure in between
-    /// leaves the object linked; the next run counts it as linked and the consumers find the
-    /// mapping by upserting on `attio_record_id`).
+    /// The id mapping, then `attio_record_id` on the HubSpot object — in that order, as the
+    /// `hubspot` consumer links: a run stopped in between leaves a mapping with an unlinked
+    /// object, which the next run pairs again (both writes are idempotent). The other order
+    /// would leave a linked object the next run skips, with no mapping, and the forward sync
+    /// would then send every `both` field blindly (`unmapped_links` repairs such objects).
     async fn link(&self, record_id: &str, crm_id: &CrmId) -> anyhow::Result<()> {
-        let link: Properties = [(ID_PROPERTY.to_owned(), record_id.to_owned())].into();
-        self.ctx.crm.update(self.object, crm_id, &link).await?;
         self.ctx
             .mappings
             .put(self.object, record_id, crm_id)
             .await?;
+        let link: Properties = [(ID_PROPERTY.to_owned(), record_id.to_owned())].into();
+        self.ctx.crm.update(self.object, crm_id, &link).await?;
         Ok(())
     }
 
@@ -426,71 +390,127 @@ where
         Ok(())
     }
 
-    fn synced(&self, spec: &PropertySpec, value: Option<&str>, direction: SyncDirection) -> Synced {
-        Synced {
-            fingerprint: ledger_fingerprint(spec, value),
-            at_ms: self.now_ms,
-            direction,
-            attio_fingerprint: None,
-        }
+    async fn pair(&self, record: &Record, state: &CrmRecordState) -> anyhow::Result<()> {
+        self.link(record.record_id(), &state.id).await?;
+        self.agree(record, state).await
     }
 
-    async fn pair(&self, record: &Record, state: &CrmRecordState) -> anyhow::Result<()> {
-        let record_id = record.record_id();
-        self.link(record_id, &state.id).await?;
+    /// A linked object whose mapping is missing: the mapping, and the ledger as for a pair.
+    async fn repair(&self, record: &Record, state: &CrmRecordState) -> anyhow::Result<()> {
+        self.ctx
+            .mappings
+            .put(self.object, record.record_id(), &state.id)
+            .await?;
+        self.agree(record, state).await
+    }
+
+    /// Records the `both` fields on which the pair already agrees. Different ones are left to
+    /// the first sync (later change wins).
+    async fn agree(&self, record: &Record, state: &CrmRecordState) -> anyhow::Result<()> {
         let source = RecordValues(&record.values);
         let mut entries = Ledger::new();
         for (property, spec) in self.ctx.fields.both_ways(self.slug) {
             let attio = spec.value(&source, &OwnerIds::new()).ok().flatten();
             let hubspot = state.properties.get(property).cloned().flatten();
             let fingerprint = ledger_fingerprint(spec, attio.as_deref());
-            // Agreed already: record it. Different: the first sync decides (later change wins).
             if fingerprint == ledger_fingerprint(spec, hubspot.as_deref()) {
                 entries.insert(
                     property.to_owned(),
-                    self.synced(spec, attio.as_deref(), SyncDirection::AttioToHubspot),
+                    synced(
+                        fingerprint.clone(),
+                        fingerprint,
+                        self.now_ms,
+                        SyncDirection::AttioToHubspot,
+                    ),
                 );
             }
         }
-        self.record(record_id, entries).await
+        self.record(record.record_id(), entries).await
     }
 
-    async fn create_in_attio(&self, state: &CrmRecordState) -> anyhow::Result<()> {
+    /// A HubSpot-only object into Attio. Attio is asked for its key first, and a record found
+    /// is paired, not overwritten. Otherwise the assert carries the key and the properties
+    /// that flow back; the mapped properties that only flow to HubSpot are then set only
+    /// where the asserted record holds nothing (an empty attribute would empty HubSpot's
+    /// property on Attio's next change; a value Attio holds is never overwritten — a PUT
+    /// replaces multiselect values). The ledger records each `both` field in both forms:
+    /// HubSpot's, and Attio's as the returned record holds it (Attio reformats phones and
+    /// domains; compared with HubSpot's form that would read as an Attio change).
+    async fn create_in_attio(&self, state: &CrmRecordState) -> anyhow::Result<Created> {
+        let (property, _) = matching_key(self.object).unwrap_or_default();
+        let key = state
+            .properties
+            .get(property)
+            .cloned()
+            .flatten()
+            .and_then(|k| key(self.object, &k))
+            .context("no key to assert by")?;
+        let found = self.lookup.find(self.slug, self.attribute, &key).await?;
+        match found.as_slice() {
+            [] => {}
+            [record] => {
+                let record_id = record.record_id();
+                if let Some(other) = self.ctx.mappings.get(self.object, record_id).await?
+                    && other != state.id
+                {
+                    anyhow::bail!(
+                        "Attio record {record_id} holds {key} and is synced to HubSpot {other} already: not linked"
+                    );
+                }
+                self.pair(record, state).await?;
+                return Ok(Created::Paired);
+            }
+            several => anyhow::bail!("{} Attio records hold {key}: not linked", several.len()),
+        }
+        let (back, rest): (Vec<_>, Vec<_>) = self
+            .reversible
+            .iter()
+            .partition(|(_, spec)| spec.direction.to_attio());
+        let value = |p: &str| state.properties.get(p).cloned().flatten();
         let mut values = AttioValues::new();
-        for (property, spec) in self.reversible {
-            let value = state.properties.get(*property).cloned().flatten();
-            if value.is_some() {
-                write_value(spec, value.as_deref(), None, &mut values);
+        for (property, spec) in &back {
+            if let Some(v) = value(property) {
+                write_value(spec, Some(&v), None, &mut values);
             }
         }
-        if !values.contains_key(self.attribute) {
-            // The key is not a mapped property: the assert still needs it to match on.
-            let (property, _) = matching_key(self.object).unwrap_or_default();
-            let key = state.properties.get(property).cloned().flatten();
-            values.insert(self.attribute.to_owned(), serde_json::json!([key]));
-        }
-        let record = self
+        // The key as matched (a domain without scheme or path), whether mapped or not.
+        values.insert(self.attribute.to_owned(), serde_json::json!([key]));
+        let mut record = self
             .ctx
             .attio
             .assert_record(self.slug, self.attribute, &values)
             .await?;
-        let record_id = record.record_id().to_owned();
-        self.link(&record_id, &state.id).await?;
-        let mut entries = Ledger::new();
-        for (property, spec) in self.ctx.fields.both_ways(self.slug) {
-            if spec.reverse_problem().is_none() {
-                let value = state.properties.get(property).cloned().flatten();
-                entries.insert(
-                    property.to_owned(),
-                    self.synced(spec, value.as_deref(), SyncDirection::HubspotToAttio),
-                );
+        let held = RecordValues(&record.values);
+        let mut fill = AttioValues::new();
+        for (property, spec) in &rest {
+            let empty = spec.value(&held, &OwnerIds::new()).ok().flatten().is_none();
+            if let (true, Some(v)) = (empty, value(property)) {
+                write_value(spec, Some(&v), Some(&record.values), &mut fill);
             }
         }
-        self.record(&record_id, entries).await
+        fill.remove(self.attribute);
+        if !fill.is_empty() {
+            record = self
+                .ctx
+                .attio
+                .update_record(self.slug, record.record_id(), &fill)
+                .await?;
+        }
+        let record_id = record.record_id().to_owned();
+        self.link(&record_id, &state.id).await?;
+        let entries = created_entries(
+            &self.ctx.fields.both_ways(self.slug),
+            state,
+            &record,
+            self.now_ms,
+        );
+        self.record(&record_id, entries).await?;
+        Ok(Created::Asserted)
     }
 
-    /// Attio-only records through the forward sync; returns how many were created and the
-    /// failures. The ledger records the `both` fields as sent.
+    /// Attio-only records through the forward sync, which records the ledger of the `both`
+    /// fields it sent (`SyncContext::sync_page` with the two-way stores); returns how many
+    /// were created and the failures.
     async fn create_in_hubspot(
         &self,
         records: &[Record],
@@ -500,19 +520,6 @@ where
             .sync_page(self.slug, records)
             .await
             .map_err(|e| anyhow::anyhow!("{:?}", e.0))?;
-        let failed: BTreeSet<&str> = report.failed.iter().map(|(id, _)| id.as_str()).collect();
-        for record in records.iter().filter(|r| !failed.contains(r.record_id())) {
-            let source = RecordValues(&record.values);
-            let mut entries = Ledger::new();
-            for (property, spec) in self.ctx.fields.both_ways(self.slug) {
-                let value = spec.value(&source, &OwnerIds::new()).ok().flatten();
-                entries.insert(
-                    property.to_owned(),
-                    self.synced(spec, value.as_deref(), SyncDirection::AttioToHubspot),
-                );
-            }
-            self.record(record.record_id(), entries).await?;
-        }
         let failures = report
             .failed
             .into_iter()
@@ -520,6 +527,41 @@ where
             .collect();
         Ok((report.synced, failures))
     }
+}
+
+/// A ledger entry agreed at `now_ms` (Attio's form kept only when it reads differently).
+fn synced(hubspot: String, attio: String, now_ms: i64, direction: SyncDirection) -> Synced {
+    Synced {
+        attio_fingerprint: (attio != hubspot).then_some(attio),
+        fingerprint: hubspot,
+        at_ms: now_ms,
+        direction,
+    }
+}
+
+/// The ledger of a record just created in Attio from `state`: each reversible `both` field
+/// in HubSpot's form and in the form Attio gave it back (`record`, the write's answer).
+fn created_entries(
+    both: &[(&str, &PropertySpec)],
+    state: &CrmRecordState,
+    record: &Record,
+    now_ms: i64,
+) -> Ledger {
+    let held = RecordValues(&record.values);
+    both.iter()
+        .filter(|(_, spec)| spec.reverse_problem().is_none())
+        .map(|(property, spec)| {
+            let hubspot = state.properties.get(*property).cloned().flatten();
+            let attio = spec.value(&held, &OwnerIds::new()).ok().flatten();
+            let entry = synced(
+                ledger_fingerprint(spec, hubspot.as_deref()),
+                ledger_fingerprint(spec, attio.as_deref()),
+                now_ms,
+                SyncDirection::HubspotToAttio,
+            );
+            ((*property).to_owned(), entry)
+        })
+        .collect()
 }
 
 fn print_report(settings: &Pairing<'_>, plan: &Plan, done: &Done, key: &str) {
@@ -536,6 +578,14 @@ fn print_report(settings: &Pairing<'_>, plan: &Plan, done: &Done, key: &str) {
         println!("  created in Attio:   {}", done.created_in_attio);
     }
     println!("  already linked:     {}", plan.already_linked);
+    if settings.dry_run {
+        println!("  links to repair:    {}", plan.repairs.len());
+        for (attio, crm) in &plan.repairs {
+            println!("    repair: attio {attio} <-> hubspot {crm} (linked, no id mapping)");
+        }
+    } else {
+        println!("  links repaired:     {}", done.repaired);
+    }
     println!("  could not match:    {}", plan.unmatched.len());
     if settings.dry_run {
         for (attio, crm) in &plan.pairs {
@@ -597,67 +647,45 @@ fn print_report(settings: &Pairing<'_>, plan: &Plan, done: &Done, key: &str) {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
-    fn side(id: &str, keys: &[&str]) -> Side {
-        Side {
-            id: id.to_owned(),
-            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
-        }
-    }
-
     #[test]
-    fn shared_keys_pair_one_to_one_and_anything_else_is_left_alone() {
-        let attio = [
-            side("a1", &["ada@x"]),
-            side("a2", &["bob@x"]),
-            side("a3", &["cy@x", "cy@y"]),
-            side("a4", &[]),
-            side("a5", &["dee@x"]),
-            side("a6", &["old@x"]),
-            side("a7", &["linked@x"]),
-        ];
-        let hubspot = [
-            side("h1", &["ada@x"]),
-            side("h3", &["cy@x"]),
-            side("h4", &["cy@y"]),
-            side("h5", &["new@x"]),
-            side("h6", &[]),
-            side("h7", &["twice@x"]),
-            side("h8", &["twice@x"]),
-        ];
-        let linked_keys: BTreeSet<String> = ["linked@x".to_owned()].into();
-        let linked_ids: BTreeSet<String> = ["a6".to_owned()].into();
-        let plan = plan(&attio, &hubspot, &linked_keys, &linked_ids);
-        assert_eq!(plan.pairs, [("a1".to_owned(), "h1".to_owned())]);
-        assert_eq!(plan.attio_only, ["a2", "a5"]);
-        assert_eq!(plan.hubspot_only, ["h5"]);
-        assert!(plan.unmatched.contains(&Unmatched::Several {
-            keys: vec!["cy@x".into(), "cy@y".into()],
-            attio: vec!["a3".into()],
-            hubspot: vec!["h3".into(), "h4".into()],
-        }));
-        assert!(plan.unmatched.contains(&Unmatched::Several {
-            keys: vec!["twice@x".into()],
-            attio: vec![],
-            hubspot: vec!["h7".into(), "h8".into()],
-        }));
-        assert!(plan.unmatched.contains(&Unmatched::NoKey {
-            attio: Some("a4".into()),
-            hubspot: None
-        }));
-        assert!(plan.unmatched.contains(&Unmatched::NoKey {
-            attio: None,
-            hubspot: Some("h6".into())
-        }));
-        assert!(plan.unmatched.contains(&Unmatched::Taken {
-            keys: vec!["linked@x".into()],
-            attio: vec!["a7".into()],
-            hubspot: vec![],
-        }));
-        assert_eq!(plan.unmatched.len(), 5, "{:?}", plan.unmatched);
-        let planned = plan.pairs.len() * 2 + plan.attio_only.len() + plan.hubspot_only.len();
-        // a3+h3+h4, h7+h8, a4, h6, a7: every record but the linked a6 is in one place.
-        assert_eq!(planned + 3 + 2 + 1 + 1 + 1, attio.len() + hubspot.len() - 1);
+    fn a_created_record_is_recorded_in_the_form_attio_gave_it_back() {
+        let spec = PropertySpec::path("domains");
+        let both = [("domain", &spec)];
+        let state = CrmRecordState {
+            id: CrmId("17".into()),
+            properties: [(
+                "domain".to_owned(),
+                Some("https://www.Acme.com/".to_owned()),
+            )]
+            .into(),
+            changes: BTreeMap::new(),
+        };
+        // Attio stores domains, not URLs: the asserted record answers the host alone.
+        let record: Record = serde_json::from_value(json!({
+            "id": {"workspace_id": "w", "object_id": "o", "record_id": "r1"},
+            "created_at": "2024-01-01T00:00:00.000000000Z",
+            "values": {"domains": [{
+                "active_from": "2024-01-01T00:00:00.000000000Z", "active_until": null,
+                "created_by_actor": {"type": "api-token", "id": "t"},
+                "attribute_type": "domain", "domain": "acme.com", "root_domain": "acme.com"
+            }]}
+        }))
+        .expect("record");
+        let entries = created_entries(&both, &state, &record, 5);
+        let entry = &entries["domain"];
+        assert_eq!(
+            entry.fingerprint,
+            ledger_fingerprint(&spec, Some("https://www.Acme.com/"))
+        );
+        assert_eq!(
+            entry.attio_side(),
+            ledger_fingerprint(&spec, Some("acme.com")),
+            "Attio's value compares with Attio's form: no spurious change"
+        );
+        assert_eq!(entry.direction, SyncDirection::HubspotToAttio);
     }
 }

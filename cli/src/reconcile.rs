@@ -9,7 +9,10 @@
 //! 1. reads each relay webhook's `status` from Attio and prints, for any that is not
 //!    `active`, what to do; the run then exits non-zero so a scheduler (cron, CI) alerts;
 //! 2. re-syncs every record of each mapped object through the backfill walk
-//!    ([`crate::backfill`]: same mapping, upsert, id mappings and resumable position).
+//!    ([`crate::backfill`]: same mapping, upsert, id mappings and resumable position, and the
+//!    same two-way stores when the mapping sends a property back — the ledger beside the
+//!    mappings, conflicts in SQLite or `--conflicts-table` — so a pass never overwrites a
+//!    newer HubSpot edit of a `both` field, nor leaves those fields unsent).
 //!
 //! The status check, the share of the budgets and the walk are `relay_reconcile`'s, shared
 //! with the scheduled reconcile Lambda (`functions/reconcile`): why a full pass, and the

@@ -32,7 +32,19 @@ const PAIRED_2: &str = "b0000000-0000-4000-8000-000000000002";
 const ATTIO_ONLY: &str = "b0000000-0000-4000-8000-000000000003";
 const TWO_ADDRESSES: &str = "b0000000-0000-4000-8000-000000000004";
 const NO_ADDRESS: &str = "b0000000-0000-4000-8000-000000000005";
-const WORKSPACE: [&str; 5] = [PAIRED_1, PAIRED_2, ATTIO_ONLY, TWO_ADDRESSES, NO_ADDRESS];
+/// Linked in HubSpot by an earlier run that stopped before storing the id mapping.
+const INTERRUPTED: &str = "b0000000-0000-4000-8000-000000000006";
+/// In Attio, but not in the walk (created after the read, or skipped by paging): its contact
+/// is "HubSpot only" in the plan, and the lookup right before the assert finds it.
+const MISSED: &str = "b0000000-0000-4000-8000-000000000007";
+const WORKSPACE: [&str; 6] = [
+    PAIRED_1,
+    PAIRED_2,
+    ATTIO_ONLY,
+    TWO_ADDRESSES,
+    NO_ADDRESS,
+    INTERRUPTED,
+];
 
 /// The unfiltered, sorted walk: the workspace's people from `offset`, read from the stand-in.
 struct Walk(Arc<FakeAttio>);
@@ -58,6 +70,38 @@ impl Respond for Walk {
     }
 }
 
+/// The lookup by key before an assert: `{"email_addresses": {"email_address": {"$eq": key}}}`
+/// (<https://docs.attio.com/rest-api/guides/filtering-and-sorting>), answered from every person
+/// of the workspace and the missed one, each as the stand-in serves it now.
+struct ByEmail(Arc<FakeAttio>);
+
+impl Respond for ByEmail {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).expect("json");
+        let key = body["filter"]["email_addresses"]["email_address"]["$eq"]
+            .as_str()
+            .expect("an email $eq filter")
+            .to_owned();
+        let holds = |person: &Value| {
+            person["values"]["email_addresses"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|e| e["email_address"] == json!(key)))
+        };
+        let found: Vec<Value> = WORKSPACE
+            .iter()
+            .chain([&MISSED])
+            .map(|id| self.0.person_record(id))
+            .filter(holds)
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({ "data": found }))
+    }
+}
+
+fn by_email(request: &Request) -> bool {
+    serde_json::from_slice::<Value>(&request.body)
+        .is_ok_and(|b| b["filter"].get("email_addresses").is_some())
+}
+
 fn unfiltered(request: &Request) -> bool {
     serde_json::from_slice::<Value>(&request.body).is_ok_and(|b| b.get("filter").is_none())
 }
@@ -69,8 +113,8 @@ struct World {
     hubspot_server: MockServer,
     dir: tempfile::TempDir,
     /// HubSpot ids: the two paired, the HubSpot-only, the two addresses of one person, the
-    /// address on two contacts.
-    contacts: [String; 7],
+    /// address on two contacts, the interrupted link, the missed person's.
+    contacts: [String; 9],
 }
 
 async fn world() -> World {
@@ -84,6 +128,13 @@ async fn world() -> World {
         .and(wiremock::matchers::path("/v2/objects/people/records/query"))
         .and(unfiltered)
         .respond_with(Walk(Arc::clone(&attio)))
+        .with_priority(1)
+        .mount(&attio_server)
+        .await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/v2/objects/people/records/query"))
+        .and(by_email)
+        .respond_with(ByEmail(Arc::clone(&attio)))
         .with_priority(1)
         .mount(&attio_server)
         .await;
@@ -121,7 +172,13 @@ async fn world() -> World {
         hubspot.seed_contact("second@two.example"),
         hubspot.seed_contact("twice@hubspot.example"),
         hubspot.seed_contact("twice@hubspot.example"),
+        hubspot.seed_contact(&FakeAttio::email(INTERRUPTED)),
+        hubspot.seed_contact(&FakeAttio::email(MISSED)),
     ];
+    // An older run wrote the link and stopped before the id mapping.
+    hubspot
+        .edit_contact(&contacts[7], 5, json!({"attio_record_id": INTERRUPTED}))
+        .expect("held");
     // The first pair already agrees on the two-way title, the second does not.
     hubspot
         .edit_contact(
@@ -225,7 +282,9 @@ async fn initial_matching_pairs_creates_each_side_and_leaves_the_ambiguous_alone
     assert!(out.contains("dry run: nothing written"), "{out}");
     assert_eq!(line_count(&out, "paired:"), 2, "{out}");
     assert_eq!(line_count(&out, "created in HubSpot:"), 1, "{out}");
-    assert_eq!(line_count(&out, "created in Attio:"), 1, "{out}");
+    assert_eq!(line_count(&out, "created in Attio:"), 2, "{out}");
+    assert_eq!(line_count(&out, "already linked:"), 1, "{out}");
+    assert_eq!(line_count(&out, "links to repair:"), 1, "{out}");
     assert_eq!(line_count(&out, "could not match:"), 3, "{out}");
     assert!(
         out.contains(&format!("pair: attio {PAIRED_1} <-> hubspot {}", c[0])),
@@ -270,9 +329,11 @@ async fn initial_matching_pairs_creates_each_side_and_leaves_the_ambiguous_alone
     let run = w.backfill(&[]);
     let out = run.text();
     assert!(run.ok, "{out}");
-    assert_eq!(line_count(&out, "paired:"), 2, "{out}");
+    // The missed person is found by the lookup before its assert: paired, not overwritten.
+    assert_eq!(line_count(&out, "paired:"), 3, "{out}");
     assert_eq!(line_count(&out, "created in HubSpot:"), 1, "{out}");
     assert_eq!(line_count(&out, "created in Attio:"), 1, "{out}");
+    assert_eq!(line_count(&out, "links repaired:"), 1, "{out}");
     assert_eq!(line_count(&out, "could not match:"), 3, "{out}");
 
     // HubSpot-only: asserted in Attio by its address with its values, then linked.
@@ -282,7 +343,11 @@ async fn initial_matching_pairs_creates_each_side_and_leaves_the_ambiguous_alone
         .into_iter()
         .filter(|w| matches!(w.kind, AttioWriteKind::Assert { .. }))
         .collect();
-    assert_eq!(asserts.len(), 1, "{asserts:?}");
+    assert_eq!(
+        asserts.len(),
+        1,
+        "the missed person is not asserted: {asserts:?}"
+    );
     assert_eq!(asserts[0].kind, AttioWriteKind::Assert { created: true });
     assert_eq!(
         asserts[0].values["email_addresses"],
@@ -302,7 +367,9 @@ async fn initial_matching_pairs_creates_each_side_and_leaves_the_ambiguous_alone
     assert_eq!(link(&c[0]).as_deref(), Some(PAIRED_1));
     assert_eq!(link(&c[1]).as_deref(), Some(PAIRED_2));
     assert_eq!(link(&c[2]), Some(created.clone()));
-    for ambiguous in &c[3..] {
+    assert_eq!(link(&c[7]).as_deref(), Some(INTERRUPTED));
+    assert_eq!(link(&c[8]).as_deref(), Some(MISSED));
+    for ambiguous in &c[3..7] {
         assert_eq!(link(ambiguous), None, "{ambiguous} was left alone");
     }
     let new_contact = {
@@ -314,9 +381,16 @@ async fn initial_matching_pairs_creates_each_side_and_leaves_the_ambiguous_alone
         );
         assert!(!state.contacts.contains_key(TWO_ADDRESSES));
         assert!(!state.contacts.contains_key(NO_ADDRESS));
+        // Created with its two-way title: the run has the ledger to send it with.
+        assert_eq!(
+            contact.properties["jobtitle"],
+            json!(FakeAttio::job_title(ATTIO_ONLY)),
+            "{:?}",
+            contact.properties
+        );
         contact.id
     };
-    assert_eq!(links.len(), 8, "one contact made, no duplicate: {links:?}");
+    assert_eq!(links.len(), 10, "one contact made, no duplicate: {links:?}");
 
     // The mappings, and the ledger where both sides agree (or one side was just written).
     for (record, crm) in [
@@ -324,6 +398,8 @@ async fn initial_matching_pairs_creates_each_side_and_leaves_the_ambiguous_alone
         (PAIRED_2, &c[1]),
         (created.as_str(), &c[2]),
         (ATTIO_ONLY, &new_contact),
+        (INTERRUPTED, &c[7]),
+        (MISSED, &c[8]),
     ] {
         assert_eq!(
             mappings
@@ -363,7 +439,8 @@ async fn initial_matching_pairs_creates_each_side_and_leaves_the_ambiguous_alone
     assert_eq!(line_count(&out, "paired:"), 0, "{out}");
     assert_eq!(line_count(&out, "created in HubSpot:"), 0, "{out}");
     assert_eq!(line_count(&out, "created in Attio:"), 0, "{out}");
-    assert_eq!(line_count(&out, "already linked:"), 4, "{out}");
+    assert_eq!(line_count(&out, "already linked:"), 6, "{out}");
+    assert_eq!(line_count(&out, "links repaired:"), 0, "{out}");
     assert_eq!(line_count(&out, "could not match:"), 3, "{out}");
     assert_eq!(w.hubspot.contact_changes().len(), changes);
     assert_eq!(w.attio.attio_writes().len(), writes);
