@@ -196,7 +196,7 @@ impl<M: IdMappings + SyncLedger> Write<'_, M> {
         now: Option<String>,
         changed_at_ms: Option<i64>,
         by: Option<String>,
-    ) -> Result<Checked, NewerEdit> {
+    ) -> Result<Checked, Box<NewerEdit>> {
         let c = self.conflict;
         let (recorded, kept) = match c.winner {
             Side::Attio => (&c.attio.value, &c.hubspot.value),
@@ -209,7 +209,7 @@ impl<M: IdMappings + SyncLedger> Write<'_, M> {
         if held == ledger_fingerprint(spec, kept.as_deref()) {
             return Ok(Checked::AlreadyKept);
         }
-        Err(NewerEdit {
+        Err(Box::new(NewerEdit {
             conflict_id: c.id.clone(),
             side: c.winner,
             place,
@@ -218,7 +218,7 @@ impl<M: IdMappings + SyncLedger> Write<'_, M> {
             now,
             changed_at_ms,
             by,
-        })
+        }))
     }
 
     /// Attio's value for HubSpot: one property of the mapped object (the mapping's id, which
@@ -383,5 +383,160 @@ impl<M: IdMappings + SyncLedger> Write<'_, M> {
             .record(c.object, &c.attio_record_id, &entries)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The guard over the in-memory HubSpot (`MemoryCrm`, a `CrmSource` with property
+    //! history) and the embedded mappings store; the CLI test drives the whole command
+    //! against the wiremock stand-ins of both APIs.
+
+    use std::sync::Arc;
+
+    use relay_crm::{CrmObject, MemoryCrm};
+    use relay_embedded::LocalDb;
+    use relay_mappings::{ConflictValue, SqliteMappings};
+
+    use super::*;
+
+    /// 2026-03-01T00:00:00Z, HubSpot's date form of "2026-03-01".
+    const MARCH_1: &str = "1772323200000";
+    /// When the user's edits in HubSpot happen.
+    const EDITED_AT: i64 = 1_772_400_000_000;
+
+    const MAPPING: &str = r#"
+[objects.people]
+crm_object = "contacts"
+[objects.people.properties]
+email = "email_addresses"
+birthday = { attribute = "birthday", format = "date", direction = "both" }
+"#;
+
+    /// HubSpot won with `hubspot`; Attio's `attio` is the loser an operator keeps.
+    fn conflict(crm_id: &CrmId, attio: &str, hubspot: &str) -> Conflict {
+        Conflict {
+            id: "c0ffee".into(),
+            object: CrmObject::Contacts,
+            attio_record_id: "p1".into(),
+            crm_id: crm_id.0.clone(),
+            property: "birthday".into(),
+            attribute: "birthday".into(),
+            attio: ConflictValue {
+                value: Some(attio.into()),
+                changed_at_ms: 1,
+            },
+            hubspot: ConflictValue {
+                value: Some(hubspot.into()),
+                changed_at_ms: 2,
+            },
+            winner: Side::Hubspot,
+            detected_at_ms: 3,
+            resolution: None,
+        }
+    }
+
+    struct World {
+        crm: MemoryCrm,
+        mappings: SqliteMappings,
+        fields: FieldMapping,
+        _dir: tempfile::TempDir,
+    }
+
+    fn world() -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = LocalDb::open(&dir.path().join("relay.sqlite")).expect("db");
+        World {
+            crm: MemoryCrm::new().with_clock(Arc::new(|| EDITED_AT)),
+            mappings: SqliteMappings::new(db),
+            fields: FieldMapping::load(Some(MAPPING), None).expect("mapping"),
+            _dir: dir,
+        }
+    }
+
+    impl World {
+        /// A contact whose birthday a user set in HubSpot.
+        fn contact(&self, birthday: &str) -> CrmId {
+            let properties: Properties = [("birthday".to_owned(), birthday.to_owned())].into();
+            self.crm.edit_by_user(CrmObject::Contacts, None, properties)
+        }
+
+        async fn plan(&self, conflict: &Conflict, force: bool) -> anyhow::Result<Plan> {
+            let write = Write {
+                fields: &self.fields,
+                mappings: &self.mappings,
+                conflict,
+                now_ms: 0,
+            };
+            write.plan_hubspot(Some(&self.crm), force).await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_winner_held_in_another_form_is_no_newer_edit() {
+        let w = world();
+        // The conflict recorded "2026-03-01"; HubSpot hands the same date back as epoch ms.
+        let id = w.contact(MARCH_1);
+        let c = conflict(&id, "2026-02-01", "2026-03-01");
+        let plan = w.plan(&c, false).await.expect("the check passes");
+        assert_eq!(plan.checked, Checked::Holds(Some(MARCH_1.to_owned())));
+        assert_eq!(plan.place(&c), format!("HubSpot contacts {id}"));
+        assert_eq!(plan.body(), serde_json::json!({"birthday": "2026-02-01"}));
+        assert_eq!(w.crm.batch_reads(), [1], "one read of the one object");
+    }
+
+    #[tokio::test]
+    async fn a_newer_edit_is_refused_with_what_and_when_and_force_reads_nothing() {
+        let w = world();
+        let id = w.contact("2026-04-01");
+        let c = conflict(&id, "2026-02-01", "2026-03-01");
+        let err = w.plan(&c, false).await.expect_err("a newer edit");
+        let newer = err
+            .downcast_ref::<Box<NewerEdit>>()
+            .unwrap_or_else(|| panic!("not a NewerEdit: {err:#}"));
+        assert_eq!(newer.side, Side::Hubspot);
+        assert_eq!(newer.now.as_deref(), Some("2026-04-01"));
+        assert_eq!(newer.recorded.as_deref(), Some("2026-03-01"));
+        assert_eq!(newer.changed_at_ms, Some(EDITED_AT));
+        assert!(
+            newer.by.as_deref().is_some_and(|b| b.contains("CRM_UI")),
+            "{newer:?}"
+        );
+        let text = err.to_string();
+        for needle in [
+            "\"2026-04-01\"",
+            &iso_instant(EDITED_AT),
+            "resolve c0ffee --keep attio --force",
+            "resolve c0ffee --keep hubspot",
+            "nothing was written",
+        ] {
+            assert!(text.contains(needle), "no {needle:?} in {text}");
+        }
+
+        let reads = w.crm.batch_reads().len();
+        let plan = w.plan(&c, true).await.expect("forced");
+        assert_eq!(plan.checked, Checked::Forced);
+        assert_eq!(w.crm.batch_reads().len(), reads, "--force does not read");
+    }
+
+    #[tokio::test]
+    async fn a_winner_side_already_holding_the_kept_value_may_be_written() {
+        let w = world();
+        let id = w.contact("2026-02-01");
+        let c = conflict(&id, "2026-02-01", "2026-03-01");
+        let plan = w.plan(&c, false).await.expect("nothing newer is lost");
+        assert_eq!(plan.checked, Checked::AlreadyKept);
+    }
+
+    #[tokio::test]
+    async fn an_object_hubspot_no_longer_holds_is_refused() {
+        let w = world();
+        let c = conflict(&CrmId("404".into()), "2026-02-01", "2026-03-01");
+        let err = w.plan(&c, false).await.expect_err("gone");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("HubSpot contacts 404 is gone") && text.contains("--keep hubspot"),
+            "{text}"
+        );
     }
 }
