@@ -14,6 +14,12 @@
 //!   a value the consumer would not). Then the ledger records the value as agreed, so the
 //!   webhook the write causes is an echo and goes nowhere, and only then is the conflict
 //!   marked resolved: a failed write leaves it open to try again.
+//! * Before that write, the winning side is read: if it no longer holds the winner's value
+//!   (someone edited it since), the write is refused and the conflict left open — the kept
+//!   value is older than that edit, and overwriting it silently is the one thing an operator
+//!   settling a conflict must not do by accident (`write.rs`). `--force` writes anyway.
+//! * `--dry-run` reads as a real run does (the check included) and prints what would be
+//!   written where; it writes nothing, records nothing, resolves nothing.
 //!
 //! The store is chosen as `backfill` chooses its mappings: the local SQLite file of `attio-relay
 //! dev` (`--data-dir`) by default, DynamoDB with `--conflicts-table` (`CONFLICTS_TABLE`, the
@@ -24,20 +30,21 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use relay_attio::{AttioApi, AttioValues, AttioWriter};
-use relay_crm::{CrmId, CrmSink, Properties};
+use relay_crm::HubSpotSink;
 use relay_embedded::LocalDb;
 use relay_events::clock::{Clock, SystemClock};
 use relay_mappings::{
     Conflict, ConflictFilter, ConflictStore, DynamoDbConflicts, DynamoDbMappings, IdMappings,
-    Ledger, Resolution, Side, SqliteConflicts, SqliteMappings, SyncDirection, SyncLedger, Synced,
+    Resolution, Side, SqliteConflicts, SqliteMappings, SyncLedger,
 };
-use relay_sync::FieldMapping;
 use relay_sync::formats::iso_instant;
-use relay_sync::two_way::{ledger_fingerprint, write_value};
 use serde_json::{Value, json};
 
 use crate::sync_args::{CrmTarget, SyncArgs};
+
+mod write;
+
+use write::{Plan, Write};
 
 /// The shortest id prefix `show` and `resolve` accept: 6 hex digits make a collision among a
 /// few thousand conflicts unlikely, and an ambiguous one is refused with the candidates.
@@ -58,6 +65,13 @@ is only marked resolved (both sides already hold it); if it is the loser's, it i
 the other side first (HubSpot: that one property of the mapped object; Attio: the mapped \
 attribute, reversed through the field mapping), recorded as the agreed value so the write \
 does not come back as a change, and then marked resolved.
+
+Before writing the loser's value, resolve reads the winning side and refuses when it no \
+longer holds the winner's value: someone edited the field after the conflict, and the kept \
+value would overwrite that newer edit. The refusal says what the side holds now and when it \
+changed; then either --force (overwrite it anyway) or --keep <the winner> (close the \
+conflict, leave the newer value). --dry-run shows what would be written where, writing \
+nothing.
 
 By default the local run's SQLite file (attio-relay dev, --data-dir) is used; give \
 --conflicts-table (the stack output ConflictsTableName) for a deployment, and to resolve \
@@ -133,16 +147,31 @@ pub enum ConflictsCommand {
     /// Keep one side's value: write it to the other side if it lost, then mark the conflict
     /// resolved.
     ///
-    /// Keeping the winner only marks it resolved. Keeping the loser writes its value to the
-    /// other side (needs HUBSPOT_TOKEN to write to HubSpot — without it the write goes to the
-    /// local outbox, as in `dev` — or ATTIO_API_TOKEN to write to Attio), records it in the
-    /// sync ledger so it does not echo back, then marks the conflict resolved.
+    /// Keeping the winner only marks it resolved (nothing is read or written). Keeping the
+    /// loser writes its value to the other side (needs HUBSPOT_TOKEN to write to HubSpot —
+    /// without it the write goes to the local outbox, as in `dev` — or ATTIO_API_TOKEN to
+    /// write to Attio), records it in the sync ledger so it does not echo back, then marks the
+    /// conflict resolved.
+    ///
+    /// Safe against newer edits: before writing, the winning side's current value is read and
+    /// compared with the winner's value the conflict recorded. If someone changed it since,
+    /// nothing is written, the conflict stays open, and the error says what the side holds
+    /// now and when it changed. Then either rerun with --force to overwrite that newer value
+    /// anyway, or resolve with --keep <the winner> to close the conflict and leave it.
     Resolve {
         /// Its id, or a unique prefix of at least 6 characters.
         id: String,
         /// The side whose value to keep.
         #[arg(long, value_enum)]
         keep: Keep,
+        /// Write the kept value even if the winning side changed since the conflict: whatever
+        /// it holds now is overwritten (the check is skipped).
+        #[arg(long)]
+        force: bool,
+        /// Show what would be written where (after the same check as a real run) and write
+        /// nothing: no write to either side, no ledger entry, the conflict stays open.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         sync: Box<SyncArgs>,
     },
@@ -252,10 +281,20 @@ where
             }
             Ok(())
         }
-        ConflictsCommand::Resolve { id, keep, sync } => {
+        ConflictsCommand::Resolve {
+            id,
+            keep,
+            force,
+            dry_run,
+            sync,
+        } => {
             let conflict = find(store, id).await?;
             let keep = Side::from(*keep);
             let mappings = mappings()?;
+            let how = How {
+                force: *force,
+                dry_run: *dry_run,
+            };
             let done = resolve_with(
                 store,
                 &mappings,
@@ -263,14 +302,12 @@ where
                 &args.store.data_dir,
                 &conflict,
                 keep,
+                how,
                 &SystemClock,
             )
             .await?;
             if args.json {
-                println!(
-                    "{}",
-                    json!({"id": conflict.id, "kept": keep.as_str(), "written_to": done.written_to.map(Side::as_str)})
-                );
+                println!("{}", done.to_json(&conflict, keep));
             } else {
                 println!("{}", done.describe(&conflict, keep));
             }
@@ -350,38 +387,88 @@ async fn find<C: ConflictStore>(store: &C, text: &str) -> anyhow::Result<Conflic
     }
 }
 
-/// What `resolve` did.
+/// How `resolve` goes about it.
+#[derive(Debug, Clone, Copy, Default)]
+struct How {
+    /// Write without checking that the winning side still holds the winner's value.
+    force: bool,
+    /// Read and plan, write nothing.
+    dry_run: bool,
+}
+
+/// What `resolve` did (or, with `--dry-run`, would do).
 struct Resolved {
-    /// The side written to (the loser was kept), or `None` (the winner was kept).
-    written_to: Option<Side>,
-    /// The write went to the local outbox (no HubSpot token).
+    /// The write of the loser's value, or `None` (the winner was kept: nothing to write).
+    plan: Option<Plan>,
+    /// The write went (would go) to the local outbox (no HubSpot token).
     to_outbox: bool,
+    dry_run: bool,
 }
 
 impl Resolved {
     fn describe(&self, conflict: &Conflict, keep: Side) -> String {
         let id = &conflict.id;
-        match self.written_to {
-            None => format!(
-                "{id}: kept {} (the winner, already on both sides); marked resolved",
-                keep.as_str()
-            ),
-            Some(side) => format!(
-                "{id}: kept {}'s value of {}: written to {}{}, recorded in the sync ledger; marked resolved",
+        let Some(plan) = &self.plan else {
+            return if self.dry_run {
+                format!(
+                    "dry run: {id}: would keep {} (the winner, already on both sides) and mark it resolved; nothing written",
+                    keep.as_str()
+                )
+            } else {
+                format!(
+                    "{id}: kept {} (the winner, already on both sides); marked resolved",
+                    keep.as_str()
+                )
+            };
+        };
+        let outbox = if self.to_outbox {
+            " (the local outbox: no HUBSPOT_TOKEN)"
+        } else {
+            ""
+        };
+        let check = plan.describe_check(conflict);
+        if self.dry_run {
+            format!(
+                "dry run: {id}: would write {}'s value of {} to {}{outbox}: {}\n{check}\nthen record it in the sync ledger and mark the conflict resolved; nothing written",
                 keep.as_str(),
                 conflict.property,
-                side.as_str(),
-                if self.to_outbox {
-                    " (the local outbox: no HUBSPOT_TOKEN)"
-                } else {
-                    ""
-                }
-            ),
+                plan.place(conflict),
+                plan.body(),
+            )
+        } else {
+            format!(
+                "{id}: kept {}'s value of {}: written to {}{outbox} ({}), recorded in the sync ledger; marked resolved\n{check}",
+                keep.as_str(),
+                conflict.property,
+                plan.side().as_str(),
+                plan.place(conflict),
+            )
         }
+    }
+
+    fn to_json(&self, conflict: &Conflict, keep: Side) -> Value {
+        let side = self.plan.as_ref().map(|p| p.side().as_str());
+        json!({
+            "id": conflict.id,
+            "kept": keep.as_str(),
+            "dry_run": self.dry_run,
+            "written_to": if self.dry_run { None } else { side },
+            "would_write_to": if self.dry_run { side } else { None },
+            "to_outbox": self.to_outbox,
+            "write": self.plan.as_ref().map(|p| json!({
+                "to": p.place(conflict),
+                "body": p.body(),
+                "checked": p.describe_check(conflict),
+            })),
+        })
     }
 }
 
-/// Builds the clients a loser's value needs and resolves.
+/// Builds the clients a loser's value needs and resolves: keeping the winner only marks the
+/// conflict (no read, no write); keeping the loser plans the write — reading the winning
+/// side, refusing a newer edit unless forced — then, unless a dry run, writes, records the
+/// ledger and marks the conflict.
+#[allow(clippy::too_many_arguments)]
 async fn resolve_with<C: ConflictStore, M: IdMappings + SyncLedger>(
     store: &C,
     mappings: &M,
@@ -389,14 +476,18 @@ async fn resolve_with<C: ConflictStore, M: IdMappings + SyncLedger>(
     data_dir: &std::path::Path,
     conflict: &Conflict,
     keep: Side,
+    how: How,
     clock: &dyn Clock,
 ) -> anyhow::Result<Resolved> {
     let now_ms = clock.now() * 1000;
     if keep == conflict.winner {
-        mark(store, conflict, keep, now_ms).await?;
+        if !how.dry_run {
+            mark(store, conflict, keep, now_ms).await?;
+        }
         return Ok(Resolved {
-            written_to: None,
+            plan: None,
             to_outbox: false,
+            dry_run: how.dry_run,
         });
     }
     let fields = sync.fields()?;
@@ -406,34 +497,45 @@ async fn resolve_with<C: ConflictStore, M: IdMappings + SyncLedger>(
         conflict,
         now_ms,
     };
-    match keep {
+    let (plan, to_outbox) = match keep {
         // Attio's value goes to HubSpot.
-        Side::Attio => {
-            let to_outbox = sync.hubspot_token.is_none();
-            match sync.crm(data_dir)? {
-                CrmTarget::HubSpot(sink) => write.to_hubspot(&sink).await?,
-                CrmTarget::Outbox(sink) => write.to_hubspot(&sink).await?,
+        Side::Attio => match sync.crm(data_dir)? {
+            CrmTarget::HubSpot(sink) => {
+                let plan = write.plan_hubspot(Some(&sink), how.force).await?;
+                if !how.dry_run {
+                    write.send_hubspot(&sink, &plan).await?;
+                }
+                (plan, false)
             }
-            mark(store, conflict, keep, now_ms).await?;
-            Ok(Resolved {
-                written_to: Some(Side::Hubspot),
-                to_outbox,
-            })
-        }
+            CrmTarget::Outbox(sink) => {
+                let plan = write.plan_hubspot(None::<&HubSpotSink>, how.force).await?;
+                if !how.dry_run {
+                    write.send_hubspot(&sink, &plan).await?;
+                }
+                (plan, true)
+            }
+        },
         // HubSpot's value goes to Attio.
         Side::Hubspot => {
             let token = sync.attio_token.as_deref().context(
                 "set ATTIO_API_TOKEN (or --attio-token): keeping HubSpot's value writes it to Attio",
             )?;
             let attio = sync.attio(token, None)?;
-            write.to_attio(&attio).await?;
-            mark(store, conflict, keep, now_ms).await?;
-            Ok(Resolved {
-                written_to: Some(Side::Attio),
-                to_outbox: false,
-            })
+            let plan = write.plan_attio(&attio, how.force).await?;
+            if !how.dry_run {
+                write.send_attio(&attio, &plan).await?;
+            }
+            (plan, false)
         }
+    };
+    if !how.dry_run {
+        mark(store, conflict, keep, now_ms).await?;
     }
+    Ok(Resolved {
+        plan: Some(plan),
+        to_outbox,
+        dry_run: how.dry_run,
+    })
 }
 
 async fn mark<C: ConflictStore>(
@@ -448,118 +550,6 @@ async fn mark<C: ConflictStore>(
     };
     store.resolve(&conflict.id, &resolution).await?;
     Ok(())
-}
-
-/// Writing a conflict's losing value to the side that holds the winner's.
-pub(crate) struct Write<'a, M> {
-    pub fields: &'a FieldMapping,
-    pub mappings: &'a M,
-    pub conflict: &'a Conflict,
-    pub now_ms: i64,
-}
-
-impl<M: IdMappings + SyncLedger> Write<'_, M> {
-    /// The Attio object and the property's spec, from the field mapping as it is now.
-    fn spec(&self) -> anyhow::Result<(&str, &relay_sync::PropertySpec)> {
-        let c = self.conflict;
-        let (slug, mapping) = self
-            .fields
-            .objects
-            .iter()
-            .find(|(_, m)| {
-                relay_crm::CrmObject::parse(&m.crm_object) == Some(c.object)
-                    && m.properties.contains_key(&c.property)
-            })
-            .with_context(|| {
-                format!(
-                    "the field mapping no longer maps {} property {}: nothing to write it with",
-                    c.object, c.property
-                )
-            })?;
-        Ok((slug.as_str(), &mapping.properties[&c.property]))
-    }
-
-    /// Attio's value to HubSpot: one property of the mapped object (the mapping's id, which
-    /// follows merges; the conflict's as recorded otherwise).
-    pub async fn to_hubspot<S: CrmSink>(&self, crm: &S) -> anyhow::Result<()> {
-        let c = self.conflict;
-        let (_, spec) = self.spec()?;
-        let id = self
-            .mappings
-            .get(c.object, &c.attio_record_id)
-            .await?
-            .unwrap_or_else(|| CrmId(c.crm_id.clone()));
-        let value = c.attio.value.clone().unwrap_or_default();
-        let properties: Properties = [(c.property.clone(), value.clone())].into();
-        crm.update(c.object, &id, &properties)
-            .await
-            .with_context(|| format!("writing {} to HubSpot {} {id}", c.property, c.object))?;
-        self.record(spec, Some(&value), SyncDirection::AttioToHubspot)
-            .await
-    }
-
-    /// HubSpot's value to Attio, reversed through the field mapping by the consumer's own
-    /// function, over the record as it is now (a name part keeps the other part; a first
-    /// email replaces the first and keeps the rest).
-    pub async fn to_attio<A: AttioApi + AttioWriter>(&self, attio: &A) -> anyhow::Result<()> {
-        let c = self.conflict;
-        let (slug, spec) = self.spec()?;
-        anyhow::ensure!(
-            spec.reverse_problem().is_none(),
-            "{} cannot be written back to Attio: {}",
-            c.property,
-            spec.reverse_problem().unwrap_or_default()
-        );
-        let record = attio
-            .get_record(slug, &c.attio_record_id)
-            .await
-            .with_context(|| format!("reading Attio {slug} {}", c.attio_record_id))?;
-        let mut values = AttioValues::new();
-        write_value(
-            spec,
-            c.hubspot.value.as_deref(),
-            Some(&record.values),
-            &mut values,
-        );
-        attio
-            .update_record(slug, &c.attio_record_id, &values)
-            .await
-            .with_context(|| {
-                format!(
-                    "writing {} to Attio {slug} {}",
-                    c.attribute, c.attio_record_id
-                )
-            })?;
-        self.record(
-            spec,
-            c.hubspot.value.as_deref(),
-            SyncDirection::HubspotToAttio,
-        )
-        .await
-    }
-
-    /// The kept value as the field's agreed value: its webhook is then an echo.
-    async fn record(
-        &self,
-        spec: &relay_sync::PropertySpec,
-        value: Option<&str>,
-        direction: SyncDirection,
-    ) -> anyhow::Result<()> {
-        let c = self.conflict;
-        let entry = Synced {
-            fingerprint: ledger_fingerprint(spec, value),
-            at_ms: self.now_ms,
-            direction,
-            // The operator's write is recorded in HubSpot's form only: a value Attio then
-            // reformats reads as one more change, and is synced once more (not lost).
-            attio_fingerprint: None,
-        };
-        let entries: Ledger = [(c.property.clone(), entry)].into();
-        self.mappings
-            .record(c.object, &c.attio_record_id, &entries)
-            .await?;
-        Ok(())
-    }
 }
 
 fn status(conflict: &Conflict) -> String {

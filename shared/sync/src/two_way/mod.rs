@@ -45,7 +45,7 @@ pub(crate) use forward::FieldState;
 pub use hubspot_events::{HubspotChange, HubspotChangeKind, HubspotMessage};
 pub(crate) use locks::Held;
 pub use reverse::{HubspotHandler, TwoWayNotConfigured};
-pub use values::write_value;
+pub use values::{attio_changed_at, write_value};
 
 type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

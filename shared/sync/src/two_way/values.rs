@@ -21,8 +21,10 @@ fn multi_valued(slug: &str) -> bool {
 
 /// When Attio last changed the attribute a spec reads, in epoch milliseconds: the newest
 /// `active_from` of its current values, or, when it has none (emptied), the newest
-/// `active_until`. 0 when Attio says nothing.
-pub(crate) fn attio_changed_at(values: &ValueMap, spec: &PropertySpec) -> i64 {
+/// `active_until`. 0 when Attio says nothing. Public for the operator's tools (`attio-relay
+/// conflicts resolve` says when Attio's value last changed), which must read it as the
+/// consumer does.
+pub fn attio_changed_at(values: &ValueMap, spec: &PropertySpec) -> i64 {
     let (slug, _) = spec.slug_and_field();
     let history = values.get(slug).map(Vec::as_slice).unwrap_or_default();
     let current = history
