@@ -109,10 +109,10 @@ fn stored(kind: &str, item: &Json, active_from: &str, token: &str) -> Option<Att
             "value",
             "status",
         ]
-            .iter()
-            .find_map(|k| o.get(*k).and_then(Json::as_str))
-            .unwrap_or_default()
-            .to_owned(),
+        .iter()
+        .find_map(|k| o.get(*k).and_then(Json::as_str))
+        .unwrap_or_default()
+        .to_owned(),
         other => other.to_string(),
     };
     let mut value = match kind {
@@ -485,8 +485,13 @@ mod tests {
         assert_eq!(events[0]["event_type"], "record.deleted");
         assert_eq!(events[0]["actor"]["id"], "tok");
         let again = attio.delete_record("people", made.record_id()).await;
-        assert!(matches!(again, Err(AttioError::NotFound { .. })), "{again:?}");
-        let gone = attio.update_record("people", made.record_id(), &values).await;
+        assert!(
+            matches!(again, Err(AttioError::NotFound { .. })),
+            "{again:?}"
+        );
+        let gone = attio
+            .update_record("people", made.record_id(), &values)
+            .await;
         assert!(matches!(gone, Err(AttioError::NotFound { .. })));
     }
 }

@@ -317,7 +317,10 @@ firstname = { attribute = "name.first_name", direction = "both" }
             ("HUBSPOT_DELETIONS", " Delete "),
         ])
         .expect("ok");
-        let wired = delete.two_way(TwoWayUse::IfMapped).expect("ok").expect("on");
+        let wired = delete
+            .two_way(TwoWayUse::IfMapped)
+            .expect("ok")
+            .expect("on");
         assert_eq!(
             wired.settings.deletions,
             relay_sync::two_way::HubspotDeletions::Delete

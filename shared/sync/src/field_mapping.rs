@@ -352,7 +352,11 @@ impl FieldMapping {
     /// before sending (`both`): the `both` properties, and `dealstage` and `pipeline` when
     /// the stage is `both`. Where no ledger is at hand they are never sent.
     pub fn two_way_properties(&self, object_slug: &str) -> Vec<&str> {
-        let mut names: Vec<&str> = self.both_ways(object_slug).into_iter().map(|(p, _)| p).collect();
+        let mut names: Vec<&str> = self
+            .both_ways(object_slug)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
         if self.stage_both(object_slug).is_some() {
             names.extend([STAGE_PROPERTY, PIPELINE_PROPERTY]);
         }
@@ -450,14 +454,15 @@ impl FieldMapping {
         }
         // A `hubspot_to_attio` stage is HubSpot's: never sent.
         if let Some(stage) = mapping.stage.as_ref().filter(|s| s.direction.to_hubspot()) {
-            let target = stage
-                .target(source)
-                .map_err(|(title, id)| FieldMappingError::UnmappedStage {
-                    object: object_slug.to_owned(),
-                    record_id: record_id.to_owned(),
-                    title,
-                    id,
-                })?;
+            let target =
+                stage
+                    .target(source)
+                    .map_err(|(title, id)| FieldMappingError::UnmappedStage {
+                        object: object_slug.to_owned(),
+                        record_id: record_id.to_owned(),
+                        title,
+                        id,
+                    })?;
             if let Some((pipeline, stage_id)) = target {
                 properties.insert(PIPELINE_PROPERTY.into(), pipeline.to_owned());
                 properties.insert(STAGE_PROPERTY.into(), stage_id.to_owned());

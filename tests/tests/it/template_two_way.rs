@@ -98,12 +98,12 @@ fn the_hubspot_sync_function_consumes_the_hubspot_queue_with_least_privilege() {
     assert!(statements.contains(
         &"- {Effect: Allow, Action: dynamodb:PutItem, Resource: !GetAtt ConflictsTable.Arn}"
     ));
-    assert_eq!(function.matches("dynamodb:DeleteItem").count(), 1, "{function}");
-    for broad in [
-        "dynamodb:Scan",
-        "dynamodb:*",
-        "Resource: \"*\"",
-    ] {
+    assert_eq!(
+        function.matches("dynamodb:DeleteItem").count(),
+        1,
+        "{function}"
+    );
+    for broad in ["dynamodb:Scan", "dynamodb:*", "Resource: \"*\""] {
         assert!(!function.contains(broad), "{broad}: {function}");
     }
     assert!(function.contains("sqs:SendMessage, Resource: !GetAtt HubspotDeadLetterQueue.Arn}"));

@@ -67,7 +67,12 @@ impl World {
 
     /// The deal's stage in Attio: (status id, title).
     async fn attio_stage(&self) -> (String, String) {
-        let record = self.ctx.attio.get_record("deals", DEAL).await.expect("deal");
+        let record = self
+            .ctx
+            .attio
+            .get_record("deals", DEAL)
+            .await
+            .expect("deal");
         let values = crate::RecordValues(&record.values);
         let id = values.text("stage", Some("id")).unwrap_or_default();
         let title = values.text("stage", None).unwrap_or_default();
@@ -105,9 +110,15 @@ impl World {
             .calls()
             .into_iter()
             .filter_map(|c| match c {
-                OutboxEntry::Upsert { object, records } if object == CrmObject::Deals => {
-                    Some(records.into_iter().map(|r| r.properties).collect::<Vec<_>>())
-                }
+                OutboxEntry::Upsert {
+                    object: CrmObject::Deals,
+                    records,
+                } => Some(
+                    records
+                        .into_iter()
+                        .map(|r| r.properties)
+                        .collect::<Vec<_>>(),
+                ),
                 _ => None,
             })
             .flatten()
@@ -135,7 +146,11 @@ async fn a_hubspot_stage_change_is_written_back_as_the_status_and_does_not_bounc
     w.settle().await;
     // Written as the status the map's inverse names: here an id, `{"status": id}`.
     assert_eq!(w.attio_stage().await.0, WON_ID);
-    assert_eq!(w.hubspot_writes(), hubspot_writes, "no echo back to HubSpot");
+    assert_eq!(
+        w.hubspot_writes(),
+        hubspot_writes,
+        "no echo back to HubSpot"
+    );
     assert_eq!(
         w.stores.ledger(CrmObject::Deals, DEAL)["dealstage"].fingerprint,
         relay_mappings::fingerprint(Some("default/closedwon"))
@@ -193,7 +208,11 @@ async fn simultaneous_stage_changes_leave_the_later_and_one_conflict() {
     w.forward(attio_events).await;
     w.settle().await;
     assert_eq!(w.the_deal().1["dealstage"], "closedwon");
-    assert_eq!(w.attio_stage().await.0, WON_ID, "the later change wins in Attio");
+    assert_eq!(
+        w.attio_stage().await.0,
+        WON_ID,
+        "the later change wins in Attio"
+    );
     let conflicts = w.stores.conflicts();
     assert_eq!(conflicts.len(), 1, "{conflicts:?}");
     let c = &conflicts[0];
@@ -251,7 +270,11 @@ async fn a_hubspot_deletion_is_ignored_by_default() {
         Some(id)
     );
     assert!(
-        !w.ctx.mappings.is_buried(CrmObject::Contacts, ADA, 0).await.unwrap()
+        !w.ctx
+            .mappings
+            .is_buried(CrmObject::Contacts, ADA, 0)
+            .await
+            .unwrap()
     );
 }
 
@@ -262,8 +285,17 @@ async fn with_delete_the_record_is_deleted_buried_unmapped_and_never_recreated()
     let gone = w.ctx.attio.get_record("people", ADA).await;
     assert!(matches!(gone, Err(e) if e.is_record_gone()));
     let now = w.now.load(std::sync::atomic::Ordering::SeqCst) / 1000;
-    assert!(w.ctx.mappings.is_buried(CrmObject::Contacts, ADA, now).await.unwrap());
-    assert_eq!(w.ctx.mappings.get(CrmObject::Contacts, ADA).await.unwrap(), None);
+    assert!(
+        w.ctx
+            .mappings
+            .is_buried(CrmObject::Contacts, ADA, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        w.ctx.mappings.get(CrmObject::Contacts, ADA).await.unwrap(),
+        None
+    );
 
     // A late record.updated whose record read came before the delete (the record still
     // readable): the forward path must not upsert a new contact for it.
@@ -329,5 +361,11 @@ async fn a_merge_losers_deletion_deletes_nothing() {
         w.ctx.mappings.get(CrmObject::Contacts, ADA).await.unwrap(),
         Some(survivor)
     );
-    assert!(w.ctx.attio.writes().iter().all(|c| !matches!(c, relay_attio::AttioCall::Delete { .. })));
+    assert!(
+        w.ctx
+            .attio
+            .writes()
+            .iter()
+            .all(|c| !matches!(c, relay_attio::AttioCall::Delete { .. }))
+    );
 }

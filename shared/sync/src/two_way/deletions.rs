@@ -60,7 +60,12 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> SyncContext<S, M, A> 
         };
         let ids = std::slice::from_ref(crm_id);
         let asked = [ID_PROPERTY];
-        if !two_way.stores.read_crm(object, ids, &asked).await?.is_empty() {
+        if !two_way
+            .stores
+            .read_crm(object, ids, &asked)
+            .await?
+            .is_empty()
+        {
             tracing::info!(%object, %crm_id, "HubSpot holds the object again (restored); not deleted in Attio");
             return Ok(());
         }

@@ -309,7 +309,9 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
         let properties: Vec<&str> = item
             .fields
             .iter()
-            .flat_map(|f| std::iter::once(f.property.as_str()).chain(f.properties().iter().copied()))
+            .flat_map(|f| {
+                std::iter::once(f.property.as_str()).chain(f.properties().iter().copied())
+            })
             .collect();
         let ids = std::slice::from_ref(existing);
         let states = two_way

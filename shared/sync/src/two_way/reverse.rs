@@ -29,7 +29,8 @@ use relay_mappings::{IdMappings, Ledger, Side, SyncDirection, Synced};
 use super::hubspot_events::{HubspotChange, HubspotChangeKind, HubspotMessage};
 use super::values::{attio_changed_at, write_value};
 use super::{
-    HubspotDeletions, SideValue, TwoWay, Verdict, agreed_entry, conflict, hubspot_side, need_times, verdict,
+    HubspotDeletions, SideValue, TwoWay, Verdict, agreed_entry, conflict, hubspot_side, need_times,
+    verdict,
 };
 use crate::context::{StepError, SyncContext};
 use crate::field_mapping::{PIPELINE_PROPERTY, STAGE_PROPERTY, StageMapping};
@@ -555,9 +556,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         // would otherwise put an old part back.
         let is_name = |spec: &PropertySpec| spec.slug_and_field().0 == "name";
         let asked = |p: &str| work.changed.as_ref().is_none_or(|c| c.contains(p));
-        let name_changed = reverse
-            .iter()
-            .any(|(p, spec)| is_name(spec) && asked(p));
+        let name_changed = reverse.iter().any(|(p, spec)| is_name(spec) && asked(p));
         let mut fields: Vec<Field<'_>> = Vec::new();
         for (property, spec) in reverse {
             if !(asked(property) || (name_changed && is_name(spec))) {
@@ -655,7 +654,8 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                         super::stage::send(stage, attio.value.as_deref(), &mut to_hubspot);
                     }
                     None => {
-                        to_hubspot.insert(property.clone(), attio.value.clone().unwrap_or_default());
+                        to_hubspot
+                            .insert(property.clone(), attio.value.clone().unwrap_or_default());
                     }
                 }
                 entries.insert(
