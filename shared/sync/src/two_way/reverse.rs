@@ -14,8 +14,10 @@
 //!   consumer, a conflict goes to the later change and is stored; the ledger records the result.
 //!   A `hubspot_to_attio` field is HubSpot's: its value is written whenever it differs.
 //!
-//! Deletions are never propagated (acked with a log line: deleting people in Attio because a
-//! HubSpot contact was archived is not a safe default); merges re-point the mapping to the
+//! Deletions are as configured (`HUBSPOT_DELETIONS`, `deletions.rs`): acked with a log line
+//! by default (deleting people in Attio because a HubSpot contact was archived is not a safe
+//! default), the Attio record deleted with `delete`. A deal's `dealstage`/`pipeline` change is
+//! one field, the stage (`stage.rs`), when the mapping's stage flows back. Merges re-point the mapping to the
 //! merged object when it carries `attio_record_id`; association changes and unknown types are
 //! acked. Unreadable messages are acked with a log line too: retrying cannot make them readable.
 
