@@ -78,6 +78,10 @@ pub struct DevArgs {
     /// own writes coming back, dropped by the records consumer (two-way sync).
     #[arg(long, env = "ATTIO_TOKEN_ID")]
     pub attio_token_id: Option<String>,
+    /// What a person deleting a synced object in HubSpot does in Attio: `ignore` (default)
+    /// or `delete` (the Attio record is deleted; Attio has no archive for records).
+    #[arg(long, env = "HUBSPOT_DELETIONS", default_value = "ignore", value_parser = relay_sync::two_way::HubspotDeletions::parse)]
+    pub hubspot_deletions: relay_sync::two_way::HubspotDeletions,
     #[command(flatten)]
     pub sync: SyncArgs,
 }
@@ -220,6 +224,7 @@ fn start_consumers(args: &DevArgs, run: &LocalRun) -> anyhow::Result<Started> {
             let settings = TwoWaySettings {
                 hubspot_app_id: args.hubspot_app_id.clone(),
                 attio_token_id: args.attio_token_id.clone(),
+                deletions: args.hubspot_deletions,
             };
             let mut unset = Vec::new();
             if settings.hubspot_app_id.is_none() {

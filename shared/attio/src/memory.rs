@@ -48,6 +48,11 @@ pub enum AttioCall {
         object: String,
         record_id: String,
     },
+    /// A delete (`DELETE /objects/{object}/records/{record_id}`): a write.
+    Delete {
+        object: String,
+        record_id: String,
+    },
 }
 
 impl AttioCall {
@@ -80,7 +85,9 @@ impl AttioCall {
             Self::Slug(object) => format!("/objects/{object}"),
             Self::Member(id) => format!("/workspace_members/{id}"),
             Self::Assert { object, .. } => format!("/objects/{object}/records"),
-            Self::Update { object, record_id } => format!("/objects/{object}/records/{record_id}"),
+            Self::Update { object, record_id } | Self::Delete { object, record_id } => {
+                format!("/objects/{object}/records/{record_id}")
+            }
         }
     }
 }
@@ -226,7 +233,9 @@ impl MemoryAttio {
 /// the record, note or task otherwise).
 fn not_found(call: &AttioCall) -> AttioError {
     let message = match call {
-        AttioCall::Record { record_id, .. } | AttioCall::Update { record_id, .. } => {
+        AttioCall::Record { record_id, .. }
+        | AttioCall::Update { record_id, .. }
+        | AttioCall::Delete { record_id, .. } => {
             format!("Record with ID \"{record_id}\" not found.")
         }
         AttioCall::Records { .. } | AttioCall::Assert { .. } => {

@@ -102,11 +102,17 @@ fn attribute_type(record: Option<&Record>, slug: &str, item: &Json) -> String {
 fn stored(kind: &str, item: &Json, active_from: &str, token: &str) -> Option<AttributeValue> {
     let text = match item {
         Json::String(s) => s.clone(),
-        Json::Object(o) => ["email_address", "domain", "original_phone_number", "value"]
-            .iter()
-            .find_map(|k| o.get(*k).and_then(Json::as_str))
-            .unwrap_or_default()
-            .to_owned(),
+        Json::Object(o) => [
+            "email_address",
+            "domain",
+            "original_phone_number",
+            "value",
+            "status",
+        ]
+        .iter()
+        .find_map(|k| o.get(*k).and_then(Json::as_str))
+        .unwrap_or_default()
+        .to_owned(),
         other => other.to_string(),
     };
     let mut value = match kind {
@@ -222,11 +228,16 @@ impl MemoryAttio {
         std::mem::take(&mut self.state().writes.events)
     }
 
-    /// The writes made through [`AttioWriter`] so far (asserts and updates).
+    /// The writes made through [`AttioWriter`] so far (asserts, updates and deletes).
     pub fn writes(&self) -> Vec<AttioCall> {
         self.calls()
             .into_iter()
-            .filter(|c| matches!(c, AttioCall::Assert { .. } | AttioCall::Update { .. }))
+            .filter(|c| {
+                matches!(
+                    c,
+                    AttioCall::Assert { .. } | AttioCall::Update { .. } | AttioCall::Delete { .. }
+                )
+            })
             .collect()
     }
 
@@ -353,6 +364,28 @@ impl AttioWriter for MemoryAttio {
         drop(state);
         Ok(self.commit(&slug, record, false, &changed))
     }
+
+    /// Removes the record (Attio answers `not_found` for one it does not hold) and queues the
+    /// `record.deleted` event Attio would send, with the token as actor.
+    async fn delete_record(&self, object: &str, record_id: &str) -> Result<(), AttioError> {
+        let call = AttioCall::Delete {
+            object: object.to_owned(),
+            record_id: record_id.to_owned(),
+        };
+        self.begin(&call)?;
+        let mut state = self.state();
+        let slug = state
+            .slugs
+            .get(object)
+            .cloned()
+            .unwrap_or_else(|| object.to_owned());
+        let record = state
+            .records
+            .remove(&(slug, record_id.to_owned()))
+            .ok_or_else(|| not_found(&call))?;
+        state.event("record.deleted", &record, None);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -430,5 +463,35 @@ mod tests {
         let gone = attio.update_record("people", "nope", &name).await;
         assert!(matches!(gone, Err(AttioError::NotFound { .. })));
         assert_eq!(attio.writes().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_delete_removes_the_record_once_and_queues_record_deleted() {
+        let attio = MemoryAttio::new().with_token_id("tok");
+        attio.add_object("people-id", "people");
+        let mut values = AttioValues::new();
+        values.insert("email_addresses".into(), json!(["ada@example.com"]));
+        let made = attio
+            .assert_record("people", "email_addresses", &values)
+            .await
+            .unwrap();
+        attio.take_webhook_events();
+        attio
+            .delete_record("people-id", made.record_id())
+            .await
+            .unwrap();
+        let events = attio.take_webhook_events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["event_type"], "record.deleted");
+        assert_eq!(events[0]["actor"]["id"], "tok");
+        let again = attio.delete_record("people", made.record_id()).await;
+        assert!(
+            matches!(again, Err(AttioError::NotFound { .. })),
+            "{again:?}"
+        );
+        let gone = attio
+            .update_record("people", made.record_id(), &values)
+            .await;
+        assert!(matches!(gone, Err(AttioError::NotFound { .. })));
     }
 }

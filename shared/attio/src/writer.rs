@@ -1,4 +1,4 @@
-//! [`AttioWriter`] over HTTP: the two writes of the way back (HubSpot → Attio), for
+//! [`AttioWriter`] over HTTP: the writes of the way back (HubSpot → Attio), for
 //! [`AttioClient`] and [`CachedAttio`].
 //!
 //! * **Assert** — `PUT /v2/objects/{object}/records?matching_attribute={slug}` with
@@ -8,6 +8,10 @@
 //! * **Update** — `PUT /v2/objects/{object}/records/{record_id}` with the same body: the given
 //!   attributes are overwritten, multiselect values included (`PATCH` would prepend to them,
 //!   <https://docs.attio.com/rest-api/endpoint-reference/records/update-a-record-overwrite-multiselect-values>).
+//! * **Delete** — `DELETE /v2/objects/{object}/records/{record_id}`, answered `200 {}`
+//!   (<https://docs.attio.com/rest-api/endpoint-reference/records/delete-a-record>): only with
+//!   `HUBSPOT_DELETIONS=delete`, for a HubSpot object deleted by a person. Attio documents no
+//!   archive (or restore) for records, only this delete.
 //!
 //! **Why a failed write is simply sent again.** Both are `PUT`s that *set* values: sending one
 //! twice leaves the record as sending it once does (Attio keeps no new historic value for a
@@ -185,6 +189,28 @@ impl AttioClient {
     }
 }
 
+impl AttioClient {
+    /// `DELETE /objects/{object}/records/{record_id}`. Sent again on a transient failure like
+    /// the `PUT`s: deleting a deleted record changes nothing (Attio answers it `not_found`,
+    /// which the caller takes as done).
+    pub async fn delete_record(&self, object: &str, record_id: &str) -> Result<(), AttioError> {
+        // The answer is `{}`: no `data` to decode (a missing field reads as `None`).
+        let _: Option<serde_json::Value> = self
+            .call(Call {
+                method: Method::DELETE,
+                segments: &["objects", object, "records", record_id],
+                query: &[],
+                body: None,
+                circuit: object,
+                kind: Kind::Write,
+                retry_transient: true,
+            })
+            .await
+            .map_err(redact)?;
+        Ok(())
+    }
+}
+
 impl AttioWriter for AttioClient {
     async fn assert_record(
         &self,
@@ -205,6 +231,10 @@ impl AttioWriter for AttioClient {
         values: &AttioValues,
     ) -> Result<Record, AttioError> {
         AttioClient::update_record(self, object, record_id, values).await
+    }
+
+    async fn delete_record(&self, object: &str, record_id: &str) -> Result<(), AttioError> {
+        AttioClient::delete_record(self, object, record_id).await
     }
 }
 
@@ -229,6 +259,11 @@ impl AttioWriter for CachedAttio {
     ) -> Result<Record, AttioError> {
         let slug = self.object_slug(object).await?;
         AttioClient::update_record(self.client(), &slug, record_id, values).await
+    }
+
+    async fn delete_record(&self, object: &str, record_id: &str) -> Result<(), AttioError> {
+        let slug = self.object_slug(object).await?;
+        AttioClient::delete_record(self.client(), &slug, record_id).await
     }
 }
 

@@ -37,4 +37,16 @@ pub trait AttioWriter: Send + Sync {
         record_id: &str,
         values: &AttioValues,
     ) -> impl Future<Output = Result<Record, AttioError>> + Send;
+
+    /// Deletes one record (`DELETE /v2/objects/{object}/records/{record_id}`, answered `200 {}`,
+    /// <https://docs.attio.com/rest-api/endpoint-reference/records/delete-a-record>). Attio has
+    /// no archive for records — the reference offers only this delete, which removes the
+    /// record — so "archive as configured" (`HUBSPOT_DELETIONS=delete`) is a delete.
+    /// A record that is gone already ([`AttioError::NotFound`] with `not_found`) is returned
+    /// as such: the caller decides that "deleted twice" is done.
+    fn delete_record(
+        &self,
+        object: &str,
+        record_id: &str,
+    ) -> impl Future<Output = Result<(), AttioError>> + Send;
 }

@@ -151,7 +151,7 @@ where
         settings.field_mapping,
     );
     if let Some(wiring) = two_way {
-        tracing::info!(conflicts_table = %wiring.conflicts_table, hubspot_app_id = ?wiring.settings.hubspot_app_id, "two-way sync on");
+        tracing::info!(conflicts_table = %wiring.conflicts_table, hubspot_app_id = ?wiring.settings.hubspot_app_id, hubspot_deletions = wiring.settings.deletions.as_str(), "two-way sync on");
         let conflicts = DynamoDbConflicts::new(dynamodb, wiring.conflicts_table);
         // The ledger lives in the mappings table (`{object}#{attio id}#synced`), and HubSpot's
         // side is read with the same sink, so both share its budget and token.

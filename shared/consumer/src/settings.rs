@@ -47,6 +47,10 @@ pub struct ConsumerSettings {
     pub attio_token_id: Option<String>,
     /// Two-way sync's conflicts table (`CONFLICTS_TABLE`).
     pub conflicts_table: Option<String>,
+    /// What a HubSpot deletion does in Attio (`HUBSPOT_DELETIONS`: `ignore`, the default, or
+    /// `delete`). Read here, at start-up, so a typo stops the function with its name instead
+    /// of quietly ignoring deletions.
+    pub hubspot_deletions: relay_sync::two_way::HubspotDeletions,
 }
 
 /// Which consumer asks for two-way sync, and so what it cannot start without.
@@ -76,6 +80,8 @@ pub enum SettingsError {
     Seconds { name: &'static str, value: String },
     #[error("field mapping: {0}")]
     Mapping(#[from] relay_sync::FieldMappingError),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 fn token(
@@ -142,6 +148,11 @@ impl ConsumerSettings {
             hubspot_app_id: get("HUBSPOT_APP_ID"),
             attio_token_id: get("ATTIO_TOKEN_ID"),
             conflicts_table: get("CONFLICTS_TABLE"),
+            hubspot_deletions: get("HUBSPOT_DELETIONS")
+                .map(|v| relay_sync::two_way::HubspotDeletions::parse(&v))
+                .transpose()
+                .map_err(SettingsError::Invalid)?
+                .unwrap_or_default(),
         })
     }
 
@@ -197,6 +208,7 @@ impl ConsumerSettings {
             settings: relay_sync::two_way::TwoWaySettings {
                 hubspot_app_id: self.hubspot_app_id.clone(),
                 attio_token_id: self.attio_token_id.clone(),
+                deletions: self.hubspot_deletions,
             },
         }))
     }
@@ -308,6 +320,37 @@ firstname = { attribute = "name.first_name", direction = "both" }
             .to_string();
         assert!(err.contains("sends a property back"), "{err}");
         assert!(one_way.two_way(TwoWayUse::IfMapped).expect("ok").is_none());
+        assert_eq!(
+            wired.settings.deletions,
+            relay_sync::two_way::HubspotDeletions::Ignore,
+            "deletions are ignored unless asked"
+        );
+    }
+
+    #[test]
+    fn hubspot_deletions_is_ignore_or_delete_and_anything_else_is_refused_by_name() {
+        let delete = settings(&[
+            ("ATTIO_API_TOKEN", "t"),
+            ("FIELD_MAPPING", BOTH),
+            ("CONFLICTS_TABLE", "conflicts"),
+            ("HUBSPOT_DELETIONS", " Delete "),
+        ])
+        .expect("ok");
+        let wired = delete
+            .two_way(TwoWayUse::IfMapped)
+            .expect("ok")
+            .expect("on");
+        assert_eq!(
+            wired.settings.deletions,
+            relay_sync::two_way::HubspotDeletions::Delete
+        );
+        let err = settings(&[("ATTIO_API_TOKEN", "t"), ("HUBSPOT_DELETIONS", "archive")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "HUBSPOT_DELETIONS must be ignore or delete, not \"archive\""
+        );
     }
 
     #[test]

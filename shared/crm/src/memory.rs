@@ -80,9 +80,10 @@ struct State {
     lost_create_answers: usize,
     /// Every marker search made: (object, Attio id).
     searches: Vec<(CrmObject, String)>,
-    /// Objects archived: HubSpot answers 404 to an update of one (it is in the recycling bin,
-    /// not the portal's objects), so an update never brings one back.
-    archived: BTreeSet<(CrmObject, CrmId)>,
+    /// Objects archived, with the properties they held: HubSpot answers 404 to an update of
+    /// one (it is in the recycling bin, not the portal's objects), so an update never brings
+    /// one back; a batch read with `archived=true` still answers it.
+    archived: BTreeMap<(CrmObject, CrmId), Properties>,
     /// Property history, webhook events, clock and app id (`memory_source.rs`).
     source: source::SourceState,
 }
@@ -378,7 +379,7 @@ impl CrmSink for MemoryCrm {
     ) -> Result<(), CrmError> {
         let mut state = self.begin(CrmOp::Update)?;
         let key = (object, id.clone());
-        if state.merged_into.contains_key(&key) || state.archived.contains(&key) {
+        if state.merged_into.contains_key(&key) || state.archived.contains_key(&key) {
             return Err(CrmError::NotFound {
                 operation: format!("update {object}"),
             });
@@ -412,8 +413,8 @@ impl CrmSink for MemoryCrm {
 
     async fn archive(&self, object: CrmObject, id: &CrmId) -> Result<(), CrmError> {
         let mut state = self.begin(CrmOp::Archive)?;
-        if state.objects.remove(&(object, id.clone())).is_some() {
-            state.archived.insert((object, id.clone()));
+        if let Some(held) = state.objects.remove(&(object, id.clone())) {
+            state.archived.insert((object, id.clone()), held);
         }
         state.done.push(OutboxEntry::Archive {
             object,

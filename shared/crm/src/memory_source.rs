@@ -143,7 +143,8 @@ impl State {
     }
 
     fn record_state(&self, object: CrmObject, id: &CrmId, properties: &[&str]) -> CrmRecordState {
-        let held = self.objects.get(&(object, id.clone()));
+        let key = (object, id.clone());
+        let held = self.objects.get(&key).or_else(|| self.archived.get(&key));
         CrmRecordState {
             id: id.clone(),
             properties: properties
@@ -205,6 +206,31 @@ impl MemoryCrm {
         id
     }
 
+    /// A user deletes the object in HubSpot's UI: it goes to the recycling bin (a batch read
+    /// with `archived=true` still answers it) and HubSpot sends `{object}.deletion`, `CRM_UI`.
+    pub fn delete_by_user(&self, object: CrmObject, id: &CrmId) {
+        let mut state = self.state();
+        let key = (object, id.clone());
+        let Some(held) = state.objects.remove(&key) else {
+            return;
+        };
+        state.archived.insert(key, held);
+        let Some(prefix) = event_object(object) else {
+            return;
+        };
+        let at_ms = state.source.now_ms();
+        let source = &mut state.source;
+        source.last_event_id += 1;
+        let event = serde_json::json!({
+            "eventId": source.last_event_id, "subscriptionId": 1, "portalId": 62515,
+            "appId": source.app_id().parse::<u64>().unwrap_or(0), "occurredAt": at_ms,
+            "subscriptionType": format!("{prefix}.deletion"), "attemptNumber": 0,
+            "objectId": id.0.parse::<u64>().unwrap_or(0),
+            "changeSource": "CRM_UI", "sourceId": "userId:1",
+        });
+        source.events.push(event);
+    }
+
     /// The webhook events HubSpot would have sent since the last call, oldest first.
     pub fn take_webhook_events(&self) -> Vec<serde_json::Value> {
         std::mem::take(&mut self.state().source.events)
@@ -229,6 +255,22 @@ impl CrmSource for MemoryCrm {
         Ok(ids
             .iter()
             .filter(|id| state.objects.contains_key(&(object, (*id).clone())))
+            .map(|id| state.record_state(object, id, properties))
+            .collect())
+    }
+
+    /// As HubSpot's batch read with `archived=true`: only ids in the recycling bin are
+    /// answered (a live or merged-away id is not).
+    async fn read_archived(
+        &self,
+        object: CrmObject,
+        ids: &[CrmId],
+        properties: &[&str],
+    ) -> Result<Vec<CrmRecordState>, CrmError> {
+        let state = self.begin(crate::CrmOp::Read)?;
+        Ok(ids
+            .iter()
+            .filter(|id| state.archived.contains_key(&(object, (*id).clone())))
             .map(|id| state.record_state(object, id, properties))
             .collect())
     }

@@ -51,6 +51,20 @@ pub trait CrmSource: Send + Sync {
         properties: &[&str],
     ) -> impl Future<Output = Result<Vec<CrmRecordState>, CrmError>> + Send;
 
+    /// The objects among `ids` that are archived (in the recycling bin), with `properties` as
+    /// they held them (`POST /crm/v3/objects/{object}/batch/read?archived=true`,
+    /// <https://developers.hubspot.com/docs/api-reference/latest/crm/objects/objects/batch/get-objects>:
+    /// "archived: whether to return only results that have been archived"). Why: a
+    /// `*.deletion` webhook names only the object id, and only the deleted object's own
+    /// `attio_record_id` says which Attio record it was (`HUBSPOT_DELETIONS=delete`). Ids not
+    /// archived (live, merged away, permanently deleted) are absent, not an error.
+    fn read_archived(
+        &self,
+        object: CrmObject,
+        ids: &[CrmId],
+        properties: &[&str],
+    ) -> impl Future<Output = Result<Vec<CrmRecordState>, CrmError>> + Send;
+
     /// One page (up to 100) of every object of `object` with `properties`, no history:
     /// initial matching (`backfill --direction both`) pairs them by email or domain
     /// (`GET /crm/v3/objects/{object}?limit=100&after=…`).

@@ -40,7 +40,17 @@ pub struct StageMapping {
     /// Attio status id or title → HubSpot stage.
     #[serde(default)]
     pub map: BTreeMap<String, StageTarget>,
+    /// Which way a stage change goes, as for properties (default `attio_to_hubspot`). With
+    /// `both` or `hubspot_to_attio`, a HubSpot `dealstage`/`pipeline` change is mapped back
+    /// through the inverse of `map` (ledger property [`STAGE_PROPERTY`]).
+    #[serde(default)]
+    pub direction: Direction,
 }
+
+/// The HubSpot property a deal's stage is sent as, and the ledger's name for the stage.
+pub const STAGE_PROPERTY: &str = "dealstage";
+/// The HubSpot property a deal's pipeline is sent as, always with [`STAGE_PROPERTY`].
+pub const PIPELINE_PROPERTY: &str = "pipeline";
 
 /// Where one Attio stage lands in HubSpot.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -53,15 +63,66 @@ pub enum StageTarget {
 }
 
 impl StageMapping {
+    /// The (pipeline, stage) a record's stage attribute maps to: its status (id first, then
+    /// title), or `default_stage` when it has none. `Ok(None)`: no stage and no default.
+    /// `Err((title, id))`: a stage the map does not name.
+    #[allow(clippy::type_complexity)]
+    pub fn target(
+        &self,
+        source: &impl AttributeSource,
+    ) -> Result<Option<(&str, &str)>, (Option<String>, Option<String>)> {
+        let id = source.text(&self.attribute, Some("id"));
+        let title = source.text(&self.attribute, None);
+        if id.is_none() && title.is_none() {
+            return Ok(self
+                .default_stage
+                .as_deref()
+                .map(|d| (self.pipeline.as_str(), d)));
+        }
+        self.resolve(id.as_deref(), title.as_deref())
+            .map(Some)
+            .ok_or((title, id))
+    }
+
+    /// The Attio status (the map's key: a status id or title) a HubSpot pipeline and stage
+    /// come from. `None`: the map does not name it. Unique when the stage flows back
+    /// ([`Self::ambiguities`] is checked at load).
+    pub fn inverse(&self, pipeline: &str, stage: &str) -> Option<&str> {
+        self.map
+            .iter()
+            .find(|(_, t)| t.pipeline_and_stage(&self.pipeline) == (pipeline, stage))
+            .map(|(key, _)| key.as_str())
+    }
+
+    /// The HubSpot stages mapped from several Attio statuses, each with those statuses: such a
+    /// stage cannot say which status to write back.
+    pub fn ambiguities(&self) -> Vec<((&str, &str), Vec<&str>)> {
+        let mut by_target: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+        for (key, target) in &self.map {
+            by_target
+                .entry(target.pipeline_and_stage(&self.pipeline))
+                .or_default()
+                .push(key.as_str());
+        }
+        by_target.into_iter().filter(|(_, k)| k.len() > 1).collect()
+    }
+
     /// The (pipeline, stage) for an Attio status id or title: the id wins.
     fn resolve(&self, id: Option<&str>, title: Option<&str>) -> Option<(&str, &str)> {
         let target = id
             .and_then(|id| self.map.get(id))
             .or_else(|| title.and_then(|title| self.map.get(title)))?;
-        Some(match target {
-            StageTarget::Stage(stage) => (self.pipeline.as_str(), stage.as_str()),
-            StageTarget::InPipeline { pipeline, stage } => (pipeline.as_str(), stage.as_str()),
-        })
+        Some(target.pipeline_and_stage(&self.pipeline))
+    }
+}
+
+impl StageTarget {
+    /// (pipeline, stage), `default_pipeline` for a bare stage id.
+    fn pipeline_and_stage<'a>(&'a self, default_pipeline: &'a str) -> (&'a str, &'a str) {
+        match self {
+            Self::Stage(stage) => (default_pipeline, stage.as_str()),
+            Self::InPipeline { pipeline, stage } => (pipeline.as_str(), stage.as_str()),
+        }
     }
 }
 
@@ -74,6 +135,20 @@ pub struct ObjectMapping {
     pub properties: BTreeMap<String, PropertySpec>,
     #[serde(default)]
     pub stage: Option<StageMapping>,
+}
+
+impl ObjectMapping {
+    /// Whether anything of this object flows back to Attio: a property or the stage whose
+    /// direction is `both` or `hubspot_to_attio`.
+    pub fn flows_back(&self) -> bool {
+        self.properties.values().any(|s| s.direction.to_attio())
+            || self.stage.as_ref().is_some_and(|s| s.direction.to_attio())
+    }
+
+    /// The stage mapping when the stage flows back to Attio.
+    pub fn stage_back(&self) -> Option<&StageMapping> {
+        self.stage.as_ref().filter(|s| s.direction.to_attio())
+    }
 }
 
 /// The whole mapping, keyed by Attio object slug.
@@ -110,6 +185,19 @@ pub enum FieldMappingError {
         first: String,
         second: String,
         crm_object: String,
+    },
+    /// A HubSpot stage mapped from several Attio statuses while the stage flows back: a
+    /// HubSpot change to it could not say which status to write.
+    #[error(
+        "objects.{object}.stage has direction = \"{direction}\", but HubSpot stage {stage:?} of pipeline {pipeline:?} is mapped from several Attio statuses ({}); a change in HubSpot could not say which to write back. Map it from one status only, or use direction = \"attio_to_hubspot\"",
+        statuses.join(", ")
+    )]
+    AmbiguousStage {
+        object: String,
+        direction: &'static str,
+        pipeline: String,
+        stage: String,
+        statuses: Vec<String>,
     },
     #[error(
         "Attio {object} record {record_id} has stage {title:?} (status id {id:?}), which objects.{object}.stage.map does not name; add its id or title to the field mapping"
@@ -198,9 +286,23 @@ impl FieldMapping {
                 }
             }
         }
+        for (object, m) in &mapping.objects {
+            let Some(stage) = m.stage_back() else {
+                continue;
+            };
+            if let Some(((pipeline, stage_id), keys)) = stage.ambiguities().into_iter().next() {
+                return Err(FieldMappingError::AmbiguousStage {
+                    object: object.clone(),
+                    direction: stage.direction.as_str(),
+                    pipeline: pipeline.to_owned(),
+                    stage: stage_id.to_owned(),
+                    statuses: keys.into_iter().map(|k| format!("{k:?}")).collect(),
+                });
+            }
+        }
         let mut reversed: BTreeMap<&str, &str> = BTreeMap::new();
         for (object, m) in &mapping.objects {
-            if !m.properties.values().any(|s| s.direction.to_attio()) {
+            if !m.flows_back() {
                 continue;
             }
             if let Some(first) = reversed.insert(&m.crm_object, object) {
@@ -217,20 +319,56 @@ impl FieldMapping {
     /// Whether any property flows back to Attio (`both` or `hubspot_to_attio`): only then do
     /// the consumers need the ledger, the conflicts store and the `hubspot` queue's handler.
     pub fn flows_back(&self) -> bool {
-        self.objects
-            .values()
-            .flat_map(|m| m.properties.values())
-            .any(|s| s.direction.to_attio())
+        self.objects.values().any(ObjectMapping::flows_back)
     }
 
     /// The Attio object (slug) a CRM object's changes flow back to: the one mapping to it
     /// with at least one property whose direction reaches Attio. `None`: nothing flows back.
     pub fn reverse_object(&self, crm_object: CrmObject) -> Option<(&str, &ObjectMapping)> {
         self.objects.iter().find_map(|(slug, m)| {
-            (CrmObject::parse(&m.crm_object) == Some(crm_object)
-                && m.properties.values().any(|s| s.direction.to_attio()))
-            .then_some((slug.as_str(), m))
+            (CrmObject::parse(&m.crm_object) == Some(crm_object) && m.flows_back())
+                .then_some((slug.as_str(), m))
         })
+    }
+
+    /// The Attio object a CRM object's deletion names (`HUBSPOT_DELETIONS=delete`): the one
+    /// its changes flow back to, else the only object mapping to it. `None` when none or
+    /// several do (a deleted object could not say which Attio object to delete from).
+    pub fn deletion_object(&self, crm_object: CrmObject) -> Option<&str> {
+        if let Some((slug, _)) = self.reverse_object(crm_object) {
+            return Some(slug);
+        }
+        let mut mapped = self
+            .objects
+            .iter()
+            .filter(|(_, m)| CrmObject::parse(&m.crm_object) == Some(crm_object));
+        match (mapped.next(), mapped.next()) {
+            (Some((slug, _)), None) => Some(slug.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The HubSpot properties of `object_slug` the forward path compares with the ledger
+    /// before sending (`both`): the `both` properties, and `dealstage` and `pipeline` when
+    /// the stage is `both`. Where no ledger is at hand they are never sent.
+    pub fn two_way_properties(&self, object_slug: &str) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .both_ways(object_slug)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        if self.stage_both(object_slug).is_some() {
+            names.extend([STAGE_PROPERTY, PIPELINE_PROPERTY]);
+        }
+        names
+    }
+
+    /// The stage mapping of `object_slug` when its direction is `both`.
+    pub fn stage_both(&self, object_slug: &str) -> Option<&StageMapping> {
+        self.objects
+            .get(object_slug)
+            .and_then(|m| m.stage.as_ref())
+            .filter(|s| s.direction == Direction::Both)
     }
 
     /// The properties of `object_slug` with direction `both`: the ones the records consumer
@@ -314,26 +452,21 @@ impl FieldMapping {
                 properties.insert(property.clone(), value);
             }
         }
-        if let Some(stage) = &mapping.stage {
-            let id = source.text(&stage.attribute, Some("id"));
-            let title = source.text(&stage.attribute, None);
-            let (pipeline, stage_id) = if id.is_none() && title.is_none() {
-                match &stage.default_stage {
-                    Some(default) => (stage.pipeline.as_str(), default.as_str()),
-                    None => return Ok(Some((crm_object, properties))),
-                }
-            } else {
+        // A `hubspot_to_attio` stage is HubSpot's: never sent.
+        if let Some(stage) = mapping.stage.as_ref().filter(|s| s.direction.to_hubspot()) {
+            let target =
                 stage
-                    .resolve(id.as_deref(), title.as_deref())
-                    .ok_or_else(|| FieldMappingError::UnmappedStage {
+                    .target(source)
+                    .map_err(|(title, id)| FieldMappingError::UnmappedStage {
                         object: object_slug.to_owned(),
                         record_id: record_id.to_owned(),
-                        title: title.clone(),
-                        id: id.clone(),
-                    })?
-            };
-            properties.insert("pipeline".into(), pipeline.to_owned());
-            properties.insert("dealstage".into(), stage_id.to_owned());
+                        title,
+                        id,
+                    })?;
+            if let Some((pipeline, stage_id)) = target {
+                properties.insert(PIPELINE_PROPERTY.into(), pipeline.to_owned());
+                properties.insert(STAGE_PROPERTY.into(), stage_id.to_owned());
+            }
         }
         Ok(Some((crm_object, properties)))
     }

@@ -111,7 +111,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         // `both` properties are never written here: the merged record has no ledger entry of
         // its own, and the surviving HubSpot object may hold a newer value. The merged record's
         // next event takes the records path, which compares them (`two_way/forward.rs`).
-        for (property, _) in self.fields.both_ways(slug) {
+        for property in self.fields.two_way_properties(slug) {
             properties.remove(property);
         }
         let mut family = Family {

@@ -242,7 +242,11 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         outcomes: &mut Outcomes,
     ) -> Vec<Group<RecordRef, W>> {
         let crm_object = match self.fields.crm_object(slug) {
-            Some(o) if self.two_way.is_some() && !self.fields.both_ways(slug).is_empty() => o,
+            Some(o)
+                if self.two_way.is_some() && !self.fields.two_way_properties(slug).is_empty() =>
+            {
+                o
+            }
             _ => return groups,
         };
         let ids: Vec<String> = groups.iter().map(|g| g.key.record_id.clone()).collect();

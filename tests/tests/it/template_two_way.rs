@@ -49,7 +49,13 @@ fn the_hubspot_sync_function_consumes_the_hubspot_queue_with_least_privilege() {
 
     // The variables load as the consumer settings every consumer function reads.
     let env = environment(&function);
-    let settings = relay_consumer::ConsumerSettings::from_lookup(|name| env.get(name).cloned())
+    // HUBSPOT_DELETIONS is parsed at start-up: its `ref:` stands for the parameter's
+    // default (checked below with its AllowedValues, which the consumer all parses).
+    let lookup = |name: &str| match env.get(name).map(String::as_str) {
+        Some("ref:HubSpotDeletions") => Some("ignore".to_owned()),
+        other => other.map(str::to_owned),
+    };
+    let settings = relay_consumer::ConsumerSettings::from_lookup(lookup)
         .unwrap_or_else(|e| panic!("the template's variables do not load: {e}"));
     assert_eq!(
         settings.mappings_table.as_deref(),
@@ -67,12 +73,23 @@ fn the_hubspot_sync_function_consumes_the_hubspot_queue_with_least_privilege() {
     for (name, target) in [
         ("CONFLICTS_TABLE", "ref:ConflictsTable"),
         ("HUBSPOT_APP_ID", "ref:HubSpotAppId"),
+        ("HUBSPOT_DELETIONS", "ref:HubSpotDeletions"),
         ("ATTIO_API_TOKEN_SECRET_ARN", "ref:AttioApiTokenSecret"),
     ] {
         assert_eq!(env.get(name).map(String::as_str), Some(target), "{name}");
     }
     let app_id = resource(&text, "HubSpotAppId");
     assert!(app_id.contains("Default: \"\""), "{app_id}");
+    // Deletions are opt-in: the default is today's behaviour, and only the two values parse.
+    let deletions = resource(&text, "HubSpotDeletions");
+    assert!(
+        deletions.contains("Default: ignore")
+            && deletions.contains("AllowedValues: [ignore, delete]"),
+        "{deletions}"
+    );
+    for value in ["ignore", "delete"] {
+        relay_sync::two_way::HubspotDeletions::parse(value).expect("the consumer reads it");
+    }
 
     // Access: ledgers read in batches and written per field, mappings and the rate budget;
     // conflicts only recorded (listing and resolving are the operator's CLI); its own queues.
@@ -81,16 +98,18 @@ fn the_hubspot_sync_function_consumes_the_hubspot_queue_with_least_privilege() {
         .map(str::trim)
         .filter(|l| l.starts_with("- {Effect: Allow"))
         .collect();
-    assert!(statements.contains(&"- {Effect: Allow, Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:PutItem, dynamodb:UpdateItem], Resource: !GetAtt MappingsTable.Arn}"), "{statements:#?}");
+    // DeleteItem on the mappings table only: HUBSPOT_DELETIONS=delete removes the mapping of
+    // the record it deleted.
+    assert!(statements.contains(&"- {Effect: Allow, Action: [dynamodb:GetItem, dynamodb:BatchGetItem, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem], Resource: !GetAtt MappingsTable.Arn}"), "{statements:#?}");
     assert!(statements.contains(
         &"- {Effect: Allow, Action: dynamodb:PutItem, Resource: !GetAtt ConflictsTable.Arn}"
     ));
-    for broad in [
-        "dynamodb:Scan",
-        "dynamodb:DeleteItem",
-        "dynamodb:*",
-        "Resource: \"*\"",
-    ] {
+    assert_eq!(
+        function.matches("dynamodb:DeleteItem").count(),
+        1,
+        "{function}"
+    );
+    for broad in ["dynamodb:Scan", "dynamodb:*", "Resource: \"*\""] {
         assert!(!function.contains(broad), "{broad}: {function}");
     }
     assert!(function.contains("sqs:SendMessage, Resource: !GetAtt HubspotDeadLetterQueue.Arn}"));

@@ -438,6 +438,7 @@ async fn two_way_sync_settles_without_echo_writes_under_random_faults() {
     let settings = TwoWaySettings {
         hubspot_app_id: Some(DEFAULT_APP_ID.to_owned()),
         attio_token_id: Some(RELAY_TOKEN_ID.to_owned()),
+        ..TwoWaySettings::default()
     };
     let ctx = two_way_context(ctx, &config, &mappings_table, &conflicts_table, settings);
     let mut world = World {

@@ -355,3 +355,61 @@ async fn the_token_never_reaches_the_logs_or_the_errors() {
     }
     assert_eq!(request_count(&server).await, 3);
 }
+
+/// `DELETE /v2/objects/{object}/records/{record_id}` answers `200 {}` ("Delete a record",
+/// <https://docs.attio.com/rest-api/endpoint-reference/records/delete-a-record>); an object id
+/// is sent as its slug; a 5xx is sent again (deleting twice changes nothing); a record that
+/// is gone already is Attio's `not_found`, permanent, for the caller to take as done.
+#[tokio::test]
+async fn delete_removes_the_record_retries_a_5xx_and_reports_not_found() {
+    let server = MockServer::start().await;
+    attio("GET", &format!("/v2/objects/{PEOPLE_ID}"))
+        .respond_with(json_response(200, fixture("object-people.json")))
+        .mount(&server)
+        .await;
+    let delete = || attio("DELETE", &format!("/v2/objects/people/records/{RECORD_ID}"));
+    delete()
+        .respond_with(attio_error(503, "internal_error", "try again"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    delete()
+        .respond_with(json_response(200, json!({})))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .expect(1)
+        .mount(&server)
+        .await;
+    delete()
+        .respond_with(attio_error(
+            404,
+            "not_found",
+            &format!("Record with ID \"{RECORD_ID}\" not found."),
+        ))
+        .with_priority(3)
+        .mount(&server)
+        .await;
+    let attio = CachedAttio::new(client(&server));
+
+    attio
+        .delete_record(PEOPLE_ID, RECORD_ID)
+        .await
+        .expect("deleted after one 503");
+    let again = attio.delete_record(PEOPLE_ID, RECORD_ID).await;
+    match again {
+        Err(err @ relay_attio::AttioError::NotFound { .. }) => {
+            assert!(err.is_permanent(), "{err}");
+            assert!(err.is_record_gone(), "{err}");
+        }
+        other => panic!("a second delete is not_found: {other:?}"),
+    }
+    let requests = server.received_requests().await.expect("recording");
+    let deletes: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method.as_str() == "DELETE")
+        .collect();
+    assert_eq!(deletes.len(), 3, "503, 200, 404");
+    assert!(deletes.iter().all(|r| r.body.is_empty()), "no body");
+}

@@ -48,7 +48,24 @@ impl CrmSource for HubSpotSink {
         let ids: Vec<&CrmId> = ids.iter().filter(|id| seen.insert(*id)).collect();
         let mut states = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(BATCH_LIMIT) {
-            states.extend(self.read_chunk(object, chunk, properties).await?);
+            states.extend(self.read_chunk(object, chunk, properties, false).await?);
+        }
+        Ok(states)
+    }
+
+    /// The same batch read with `?archived=true` (only archived objects are answered), and
+    /// no history: the deleted object's `attio_record_id` is all that is asked of it.
+    async fn read_archived(
+        &self,
+        object: CrmObject,
+        ids: &[CrmId],
+        properties: &[&str],
+    ) -> Result<Vec<CrmRecordState>, CrmError> {
+        let mut seen = BTreeSet::new();
+        let ids: Vec<&CrmId> = ids.iter().filter(|id| seen.insert(*id)).collect();
+        let mut states = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_LIMIT) {
+            states.extend(self.read_chunk(object, chunk, properties, true).await?);
         }
         Ok(states)
     }
@@ -89,21 +106,23 @@ impl HubSpotSink {
         object: CrmObject,
         ids: &[&CrmId],
         properties: &[&str],
+        archived: bool,
     ) -> Result<Vec<CrmRecordState>, CrmError> {
         let inputs: Vec<Value> = ids.iter().map(|id| json!({"id": id.0})).collect();
-        let body = json!({
-            "properties": properties,
-            "propertiesWithHistory": properties,
-            "inputs": inputs,
-        });
+        let (body, path) = if archived {
+            let body = json!({"properties": properties, "inputs": inputs});
+            (body, format!("{OBJECTS}/{object}/batch/read?archived=true"))
+        } else {
+            let body = json!({
+                "properties": properties,
+                "propertiesWithHistory": properties,
+                "inputs": inputs,
+            });
+            (body, format!("{OBJECTS}/{object}/batch/read"))
+        };
         let operation = format!("{object} batch read");
         let (status, body) = self
-            .call(
-                &operation,
-                Method::POST,
-                &format!("{OBJECTS}/{object}/batch/read"),
-                Some(&body),
-            )
+            .call(&operation, Method::POST, &path, Some(&body))
             .await?;
         if status == StatusCode::NOT_FOUND {
             return Ok(Vec::new());

@@ -358,3 +358,48 @@ async fn a_refused_listing_is_classified() {
     );
     assert_eq!(err.class(), ErrorClass::Auth);
 }
+
+/// `?archived=true` answers only archived objects (the docs' `archived: true`, `archivedAt`);
+/// a live or merged-away id comes back as a 207 `OBJECT_NOT_FOUND` and is simply absent.
+#[tokio::test]
+async fn an_archived_read_asks_archived_true_and_leaves_out_ids_not_in_the_bin() {
+    let server = MockServer::start().await;
+    batch_read()
+        .and(query_param("archived", "true"))
+        .and(body_json(json!({
+            "properties": ["attio_record_id"],
+            "inputs": [{"id": "101"}, {"id": "102"}]
+        })))
+        .respond_with(ResponseTemplate::new(207).set_body_json(json!({
+            "status": "COMPLETE",
+            "results": [{
+                "id": "101", "archived": true, "archivedAt": "2026-03-01T10:00:00Z",
+                "properties": {"attio_record_id": "rec-ada", "hs_object_id": "101"},
+                "createdAt": "2026-01-02T03:04:05.000Z", "updatedAt": "2026-03-01T10:00:00Z"
+            }],
+            "numErrors": 1,
+            "errors": [{"status": "error", "category": "OBJECT_NOT_FOUND",
+                        "message": "Could not get some CONTACT objects, they may be deleted or not exist. Check that ids are valid.",
+                        "context": {"ids": ["102"]}}],
+            "startedAt": "2026-03-01T10:00:01Z", "completedAt": "2026-03-01T10:00:01Z"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let states = sink(&server)
+        .read_archived(
+            CrmObject::Contacts,
+            &ids(&["101", "102"]),
+            &["attio_record_id"],
+        )
+        .await
+        .expect("read");
+
+    assert_eq!(states.len(), 1, "{states:?}");
+    assert_eq!(states[0].id, CrmId("101".into()));
+    assert_eq!(
+        states[0].properties["attio_record_id"].as_deref(),
+        Some("rec-ada")
+    );
+}

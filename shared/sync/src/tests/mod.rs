@@ -14,6 +14,7 @@ mod records;
 mod schema;
 mod tombstones;
 mod two_way;
+mod two_way_archive;
 mod two_way_review;
 
 use std::collections::BTreeMap;

@@ -54,6 +54,11 @@ pub(super) fn world() -> World {
 }
 
 pub(super) fn world_with(mapping: &str) -> World {
+    world_deleting(mapping, crate::two_way::HubspotDeletions::Ignore)
+}
+
+/// [`world_with`] with `HUBSPOT_DELETIONS` as given.
+pub(super) fn world_deleting(mapping: &str, deletions: crate::two_way::HubspotDeletions) -> World {
     let now = Arc::new(AtomicI64::new(T0));
     let ms = {
         let now = Arc::clone(&now);
@@ -68,6 +73,7 @@ pub(super) fn world_with(mapping: &str) -> World {
     let settings = TwoWaySettings {
         hubspot_app_id: Some(APP_ID.into()),
         attio_token_id: Some(TOKEN.into()),
+        deletions,
     };
     let ctx = SyncContext::with_attio(
         attio,

@@ -14,15 +14,45 @@ use super::values::attio_changed_at;
 use super::{SideValue, Verdict, agreed_entry, conflict, hubspot_side, need_times, verdict};
 use crate::batch::Outcomes;
 use crate::context::{StepError, SyncContext};
+use crate::field_mapping::{PIPELINE_PROPERTY, STAGE_PROPERTY, StageMapping};
 use crate::record_batch::Item;
 use crate::{Disposition, OwnerIds, PropertySpec, RecordValues};
 
-/// One `both` field of a record as Attio holds it.
+/// One `both` field of a record as Attio holds it: a property, or the deal stage (`stage`
+/// set: ledger property `dealstage`, sent as `pipeline` and `dealstage`, `stage.rs`).
 #[derive(Debug, Clone)]
 pub(crate) struct FieldState {
     property: String,
     spec: PropertySpec,
     attio: SideValue,
+    stage: Option<StageMapping>,
+}
+
+impl FieldState {
+    /// HubSpot's side of this field in `state`, and whether HubSpot said when it changed.
+    fn hubspot_side(&self, state: &CrmRecordState) -> (SideValue, bool) {
+        match &self.stage {
+            Some(stage) => super::stage::hubspot_side(stage, state),
+            None => hubspot_side(&self.spec, state, &self.property),
+        }
+    }
+
+    /// The HubSpot properties this field is sent as.
+    fn properties(&self) -> &'static [&'static str] {
+        if self.stage.is_some() {
+            &[STAGE_PROPERTY, PIPELINE_PROPERTY]
+        } else {
+            &[]
+        }
+    }
+
+    /// Takes the field out of an upsert.
+    fn hold(&self, properties: &mut relay_crm::Properties) {
+        properties.remove(&self.property);
+        for p in self.properties() {
+            properties.remove(*p);
+        }
+    }
 }
 
 /// What to do with one field of one record.
@@ -41,7 +71,8 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
             return Vec::new();
         }
         let source = RecordValues(values);
-        self.fields
+        let mut fields: Vec<FieldState> = self
+            .fields
             .both_ways(slug)
             .into_iter()
             .map(|(property, spec)| {
@@ -51,9 +82,19 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
                     property: property.to_owned(),
                     spec: spec.clone(),
                     attio: SideValue::new(spec, value, at),
+                    stage: None,
                 }
             })
-            .collect()
+            .collect();
+        if let Some(stage) = self.fields.stage_both(slug) {
+            fields.push(FieldState {
+                property: STAGE_PROPERTY.to_owned(),
+                spec: super::stage::spec(stage),
+                attio: super::stage::attio_side(stage, values),
+                stage: Some(stage.clone()),
+            });
+        }
+        fields
     }
 
     /// Applies the forward rules to a chunk about to be upserted: each item's `both` fields are
@@ -72,7 +113,7 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
             // to start that way).
             let mut items = items;
             for item in &mut items {
-                for (property, _) in self.fields.both_ways(&item.slug) {
+                for property in self.fields.two_way_properties(&item.slug) {
                     item.upsert.properties.remove(property);
                 }
             }
@@ -106,7 +147,7 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
             for field in &item.fields {
                 let agreed = ledger.and_then(|l| l.get(&field.property));
                 if agreed.is_some_and(|a| a.attio_side() == field.attio.fingerprint) {
-                    item.upsert.properties.remove(&field.property);
+                    field.hold(&mut item.upsert.properties);
                 } else {
                     changed = true;
                 }
@@ -139,7 +180,11 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
         let crm_ids: Vec<CrmId> = compare.iter().map(|(_, id)| id.clone()).collect();
         let properties: Vec<&str> = kept
             .iter()
-            .flat_map(|(_, i)| i.fields.iter().map(|f| f.property.as_str()))
+            .flat_map(|(_, i)| {
+                i.fields.iter().flat_map(|f| {
+                    std::iter::once(f.property.as_str()).chain(f.properties().iter().copied())
+                })
+            })
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -213,7 +258,7 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
         let Some(two_way) = &self.two_way else {
             return Ok(Plan::Hold);
         };
-        let (hubspot, timed) = hubspot_side(&field.spec, state, &field.property);
+        let (hubspot, timed) = field.hubspot_side(state);
         let decided = verdict(agreed, &field.attio, &hubspot);
         Ok(match need_times(decided, timed, &field.property)? {
             Verdict::Same => Plan::Agreed(hubspot.fingerprint),
@@ -261,7 +306,13 @@ impl<S, M: IdMappings, A> SyncContext<S, M, A> {
         if item.fields.is_empty() {
             return Ok(());
         }
-        let properties: Vec<&str> = item.fields.iter().map(|f| f.property.as_str()).collect();
+        let properties: Vec<&str> = item
+            .fields
+            .iter()
+            .flat_map(|f| {
+                std::iter::once(f.property.as_str()).chain(f.properties().iter().copied())
+            })
+            .collect();
         let ids = std::slice::from_ref(existing);
         let states = two_way
             .stores
@@ -298,11 +349,9 @@ fn plan<W>(
     now_ms: i64,
 ) {
     match plan {
-        Plan::Hold => {
-            item.upsert.properties.remove(&field.property);
-        }
+        Plan::Hold => field.hold(&mut item.upsert.properties),
         Plan::Agreed(hubspot) => {
-            item.upsert.properties.remove(&field.property);
+            field.hold(&mut item.upsert.properties);
             let entry = agreed_entry(
                 &hubspot,
                 &field.attio.fingerprint,
@@ -311,6 +360,8 @@ fn plan<W>(
             );
             item.ledger.insert(field.property.clone(), entry);
         }
+        // The stage's properties are in the upsert as the mapping resolved them.
+        Plan::Send if field.stage.is_some() => record(item, field, now_ms),
         Plan::Send => {
             match &field.attio.value {
                 Some(value) => {

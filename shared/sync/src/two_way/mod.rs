@@ -35,10 +35,12 @@ use relay_mappings::{
 
 use crate::PropertySpec;
 
+mod deletions;
 mod forward;
 mod hubspot_events;
 mod locks;
 mod reverse;
+mod stage;
 mod values;
 
 pub(crate) use forward::FieldState;
@@ -64,6 +66,12 @@ pub trait TwoWayStores: Send + Sync {
     ) -> Fut<'a, Result<(), MappingError>>;
     fn record_conflict<'a>(&'a self, conflict: &'a Conflict) -> Fut<'a, Result<(), MappingError>>;
     fn read_crm<'a>(
+        &'a self,
+        object: CrmObject,
+        ids: &'a [CrmId],
+        properties: &'a [&'a str],
+    ) -> Fut<'a, Result<Vec<CrmRecordState>, CrmError>>;
+    fn read_archived<'a>(
         &'a self,
         object: CrmObject,
         ids: &'a [CrmId],
@@ -141,6 +149,15 @@ impl<L: SyncLedger + RecordLocks, C: ConflictStore, R: CrmSource> TwoWayStores f
     ) -> Fut<'a, Result<Vec<CrmRecordState>, CrmError>> {
         Box::pin(self.source.read_batch(object, ids, properties))
     }
+
+    fn read_archived<'a>(
+        &'a self,
+        object: CrmObject,
+        ids: &'a [CrmId],
+        properties: &'a [&'a str],
+    ) -> Fut<'a, Result<Vec<CrmRecordState>, CrmError>> {
+        Box::pin(self.source.read_archived(object, ids, properties))
+    }
 }
 
 /// Who the relay is on each side, and what it may do.
@@ -152,6 +169,40 @@ pub struct TwoWaySettings {
     /// The id of the relay's Attio API token (`ATTIO_TOKEN_ID`): the actor of the events its
     /// writes to Attio cause. Unset: those events are read and settled by the ledger.
     pub attio_token_id: Option<String>,
+    /// What a HubSpot deletion does to the Attio record (`HUBSPOT_DELETIONS`).
+    pub deletions: HubspotDeletions,
+}
+
+/// What a person deleting a synced object in HubSpot does in Attio (`HUBSPOT_DELETIONS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HubspotDeletions {
+    /// Nothing (the default): the deletion is acknowledged with a log line. Deleting people
+    /// in Attio because a HubSpot contact was archived is not a safe default.
+    #[default]
+    Ignore,
+    /// The Attio record is deleted (Attio has no archive for records), buried and unmapped,
+    /// so the forward path never recreates the HubSpot object (`two_way/deletions.rs`).
+    Delete,
+}
+
+impl HubspotDeletions {
+    /// `ignore` or `delete` (any case, trimmed); `Err` names the accepted values.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "ignore" => Ok(Self::Ignore),
+            "delete" => Ok(Self::Delete),
+            other => Err(format!(
+                "HUBSPOT_DELETIONS must be ignore or delete, not {other:?}"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ignore => "ignore",
+            Self::Delete => "delete",
+        }
+    }
 }
 
 /// Two-way sync as a `SyncContext` holds it.

@@ -14,8 +14,10 @@
 //!   consumer, a conflict goes to the later change and is stored; the ledger records the result.
 //!   A `hubspot_to_attio` field is HubSpot's: its value is written whenever it differs.
 //!
-//! Deletions are never propagated (acked with a log line: deleting people in Attio because a
-//! HubSpot contact was archived is not a safe default); merges re-point the mapping to the
+//! Deletions are as configured (`HUBSPOT_DELETIONS`, `deletions.rs`): acked with a log line
+//! by default (deleting people in Attio because a HubSpot contact was archived is not a safe
+//! default), the Attio record deleted with `delete`. A deal's `dealstage`/`pipeline` change is
+//! one field, the stage (`stage.rs`), when the mapping's stage flows back. Merges re-point the mapping to the
 //! merged object when it carries `attio_record_id`; association changes and unknown types are
 //! acked. Unreadable messages are acked with a log line too: retrying cannot make them readable.
 
@@ -29,9 +31,11 @@ use relay_mappings::{IdMappings, Ledger, Side, SyncDirection, Synced};
 use super::hubspot_events::{HubspotChange, HubspotChangeKind, HubspotMessage};
 use super::values::{attio_changed_at, write_value};
 use super::{
-    SideValue, TwoWay, Verdict, agreed_entry, conflict, hubspot_side, need_times, verdict,
+    HubspotDeletions, SideValue, TwoWay, Verdict, agreed_entry, conflict, hubspot_side, need_times,
+    verdict,
 };
 use crate::context::{StepError, SyncContext};
+use crate::field_mapping::{PIPELINE_PROPERTY, STAGE_PROPERTY, StageMapping};
 use crate::{Budget, Direction, Disposition, MessageOutcome, OwnerIds, PropertySpec, RecordValues};
 
 /// HubSpot objects per batch read (HubSpot's batch read takes up to 100 ids).
@@ -132,6 +136,19 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                 done(&mut out, id, &Disposition::Done);
                 continue;
             }
+            if change.kind == HubspotChangeKind::Deletion
+                && two_way.settings.deletions == HubspotDeletions::Delete
+            {
+                let d = if may_start() {
+                    self.ctx
+                        .hubspot_deleted(two_way, change.object, &change.object_id)
+                        .await
+                } else {
+                    Disposition::Deferred
+                };
+                done(&mut out, id, &d);
+                continue;
+            }
             let Some((_, mapping)) = self.ctx.fields.reverse_object(change.object) else {
                 tracing::info!(message_id = %message.message_id, object = %change.object, "no property of this object flows back to Attio; acknowledged");
                 done(&mut out, id, &Disposition::Done);
@@ -143,11 +160,17 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                         .properties
                         .get(p)
                         .is_some_and(|s| s.direction.to_attio());
-                    if !flows {
+                    // A deal's pipeline and stage are one field, `dealstage` in the ledger.
+                    let stage = (p == STAGE_PROPERTY || p == PIPELINE_PROPERTY)
+                        && mapping.stage_back().is_some();
+                    if stage {
+                        Some(STAGE_PROPERTY.to_owned())
+                    } else if flows {
+                        Some(p.clone())
+                    } else {
                         done(&mut out, id, &Disposition::Done);
                         continue;
                     }
-                    Some(p.clone())
                 }
                 HubspotChangeKind::Creation => None,
                 HubspotChangeKind::Merge { survivor, merged } => {
@@ -274,6 +297,9 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
             .collect();
         let mut asked: BTreeSet<&str> = reverse.iter().map(|(p, _)| *p).collect();
         asked.insert(ID_PROPERTY);
+        if mapping.stage_back().is_some() {
+            asked.extend([STAGE_PROPERTY, PIPELINE_PROPERTY]);
+        }
         if let Some((key, _)) = matching_key(object) {
             asked.insert(key);
         }
@@ -502,7 +528,8 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         Ok(Some(record))
     }
 
-    /// Compares and writes one object's changed fields.
+    /// Compares and writes one object's changed fields: the properties flowing back, and the
+    /// deal stage when it does (`stage.rs`).
     #[allow(clippy::too_many_arguments)]
     async fn settle(
         &self,
@@ -523,32 +550,61 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         let mut entries = Ledger::new();
         let mut conflicts = Vec::new();
         // HubSpot's values written to Attio: their Attio form is read from Attio's answer.
-        let mut written: Vec<(&str, &PropertySpec)> = Vec::new();
+        let mut written: Vec<&Field<'_>> = Vec::new();
         // A name part is written as the whole `name`: when one part changed, every part that
         // flows back is evaluated from the state just read, so the write carries HubSpot's
         // other part too when it also changed (its event may be in another batch, read at
         // another moment) instead of the part Attio held — two batches writing one part each
         // would otherwise put an old part back.
         let is_name = |spec: &PropertySpec| spec.slug_and_field().0 == "name";
-        let name_changed = reverse
-            .iter()
-            .any(|(p, spec)| is_name(spec) && work.changed.as_ref().is_none_or(|c| c.contains(*p)));
+        let asked = |p: &str| work.changed.as_ref().is_none_or(|c| c.contains(p));
+        let name_changed = reverse.iter().any(|(p, spec)| is_name(spec) && asked(p));
+        let mut fields: Vec<Field<'_>> = Vec::new();
         for (property, spec) in reverse {
-            let asked = work.changed.as_ref().is_none_or(|c| c.contains(*property));
-            let evaluated = asked || (name_changed && is_name(spec));
-            if !evaluated {
+            if !(asked(property) || (name_changed && is_name(spec))) {
                 continue;
             }
             let (hubspot, timed) = hubspot_side(spec, state, property);
             let attio_value = spec.value(&source, &OwnerIds::new()).ok().flatten();
             let attio = SideValue::new(spec, attio_value, attio_changed_at(&record.values, spec));
-            let agreed = ledger.get(*property);
-            let mut decided = verdict(agreed, &attio, &hubspot);
-            if spec.direction == Direction::HubspotToAttio && decided != Verdict::Same {
+            fields.push(Field {
+                property: (*property).to_owned(),
+                spec: (*spec).clone(),
+                direction: spec.direction,
+                stage: None,
+                attio,
+                hubspot,
+                timed,
+            });
+        }
+        let stage_back = self
+            .ctx
+            .fields
+            .objects
+            .get(slug)
+            .and_then(|m| m.stage_back());
+        if let Some(stage) = stage_back.filter(|_| asked(STAGE_PROPERTY)) {
+            let (hubspot, timed) = super::stage::hubspot_side(stage, state);
+            fields.push(Field {
+                property: STAGE_PROPERTY.to_owned(),
+                spec: super::stage::spec(stage),
+                direction: stage.direction,
+                stage: Some(stage),
+                attio: super::stage::attio_side(stage, &record.values),
+                hubspot,
+                timed,
+            });
+        }
+        for field in &fields {
+            let (property, spec, attio, hubspot) =
+                (&field.property, &field.spec, &field.attio, &field.hubspot);
+            let agreed = ledger.get(property.as_str());
+            let mut decided = verdict(agreed, attio, hubspot);
+            if field.direction == Direction::HubspotToAttio && decided != Verdict::Same {
                 // HubSpot owns it: Attio's edits are not synced and do not conflict.
                 decided = Verdict::HubspotChanged;
             }
-            let decided = need_times(decided, timed, property)?;
+            let decided = need_times(decided, field.timed, property)?;
             let winner = match decided {
                 Verdict::Same => {
                     let entry = agreed_entry(
@@ -561,7 +617,7 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                         a.fingerprint == entry.fingerprint && a.attio_side() == entry.attio_side()
                     });
                     if !known {
-                        entries.insert((*property).to_owned(), entry);
+                        entries.insert(property.clone(), entry);
                     }
                     continue;
                 }
@@ -570,32 +626,43 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
                 Verdict::HubspotChanged => Side::Hubspot,
                 Verdict::Conflict(winner) => {
                     conflicts.push(conflict(
-                        object, record_id, &state.id, property, spec, &attio, &hubspot, winner,
+                        object, record_id, &state.id, property, spec, attio, hubspot, winner,
                         now_ms,
                     ));
                     winner
                 }
             };
             if winner == Side::Hubspot {
-                write_value(
-                    spec,
-                    hubspot.value.as_deref(),
-                    Some(&record.values),
-                    &mut to_attio,
-                );
+                match field.stage {
+                    Some(stage) => {
+                        super::stage::write(stage, hubspot.value.as_deref(), &mut to_attio)
+                            .map_err(|why| StepError(Disposition::dead_letter(why)))?;
+                    }
+                    None => write_value(
+                        spec,
+                        hubspot.value.as_deref(),
+                        Some(&record.values),
+                        &mut to_attio,
+                    ),
+                }
                 entries.insert(
-                    (*property).to_owned(),
-                    synced(&hubspot, now_ms, SyncDirection::HubspotToAttio),
+                    property.clone(),
+                    synced(hubspot, now_ms, SyncDirection::HubspotToAttio),
                 );
-                written.push((*property, *spec));
+                written.push(field);
             } else {
-                to_hubspot.insert(
-                    (*property).to_owned(),
-                    attio.value.clone().unwrap_or_default(),
-                );
+                match field.stage {
+                    Some(stage) => {
+                        super::stage::send(stage, attio.value.as_deref(), &mut to_hubspot);
+                    }
+                    None => {
+                        to_hubspot
+                            .insert(property.clone(), attio.value.clone().unwrap_or_default());
+                    }
+                }
                 entries.insert(
-                    (*property).to_owned(),
-                    synced(&attio, now_ms, SyncDirection::AttioToHubspot),
+                    property.clone(),
+                    synced(attio, now_ms, SyncDirection::AttioToHubspot),
                 );
             }
         }
@@ -614,10 +681,15 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
             // relay's own Attio event is dropped, so a form that differs would otherwise read
             // as an Attio change on the next sync and be sent over the user's HubSpot value.
             let values = RecordValues(&stored.values);
-            for (property, spec) in written {
-                let now = spec.value(&values, &OwnerIds::new()).ok().flatten();
-                let attio_form = SideValue::new(spec, now, 0).fingerprint;
-                if let Some(entry) = entries.get_mut(property)
+            for field in written {
+                let attio_form = match field.stage {
+                    Some(stage) => super::stage::attio_side(stage, &stored.values).fingerprint,
+                    None => {
+                        let now = field.spec.value(&values, &OwnerIds::new()).ok().flatten();
+                        SideValue::new(&field.spec, now, 0).fingerprint
+                    }
+                };
+                if let Some(entry) = entries.get_mut(field.property.as_str())
                     && entry.fingerprint != attio_form
                 {
                     entry.attio_fingerprint = Some(attio_form);
@@ -635,6 +707,18 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi + AttioWriter> HubspotHandler<S, M, 
         }
         Ok(())
     }
+}
+
+/// One field of a record both sides hold, as `settle` compares it: a property, or the deal
+/// stage (`stage` set; its ledger property is `dealstage`).
+struct Field<'a> {
+    property: String,
+    spec: PropertySpec,
+    direction: Direction,
+    stage: Option<&'a StageMapping>,
+    attio: SideValue,
+    hubspot: SideValue,
+    timed: bool,
 }
 
 fn synced(side: &SideValue, now_ms: i64, direction: SyncDirection) -> Synced {
