@@ -126,13 +126,22 @@ mod tests {
             inline,
         ])
         .expect("parses");
-        let fields = cli.sync.fields().expect("the inline mapping is read, the file is not");
+        let fields = cli
+            .sync
+            .fields()
+            .expect("the inline mapping is read, the file is not");
         assert!(fields.objects.contains_key("people"));
-        assert!(!fields.objects.contains_key("companies"), "not the built-in one");
+        assert!(
+            !fields.objects.contains_key("companies"),
+            "not the built-in one"
+        );
 
         let file_only =
             Cli::try_parse_from(["relay", "--field-mapping", "/nonexistent/mapping.toml"])
                 .expect("parses");
-        assert!(file_only.sync.fields().is_err(), "the file is read when nothing is inline");
+        assert!(
+            file_only.sync.fields().is_err(),
+            "the file is read when nothing is inline"
+        );
     }
 }
