@@ -99,43 +99,92 @@ pub async fn deliver_with_retries(
     counts: &Counts,
 ) {
     let mut rng = fastrand::Rng::with_seed(11);
-    let mut pending: Vec<usize> = (0..bodies.len()).collect();
-    for _round in 0..12 {
-        let mut still = Vec::new();
-        for &n in &pending {
-            let key = format!("{key_prefix}-{n}");
-            let headers = with_key(body_only_headers(SECRET, &bodies[n]), &key);
-            counts.ingest_attempts.fetch_add(1, Ordering::SeqCst);
-            let handled = service.handle(post(&headers, &bodies[n]));
-            let status = if rng.f64() < kill_share {
-                // The process dies at a random point: Attio sees no answer and retries.
-                let budget = Duration::from_micros(rng.u64(0..20_000));
-                match tokio::time::timeout(budget, handled).await {
-                    Ok(answer) => answer.status,
-                    Err(_) => {
-                        counts.ingest_killed.fetch_add(1, Ordering::SeqCst);
-                        StatusCode::BAD_GATEWAY
-                    }
-                }
-            } else {
-                handled.await.status
-            };
-            assert!(
-                !status.is_client_error() || status == StatusCode::CONFLICT,
-                "delivery {n} refused with {status}"
-            );
-            if !status.is_success() {
-                still.push(n);
-            }
+    let send = |n: usize| {
+        let body = &bodies[n];
+        let headers = with_key(
+            body_only_headers(SECRET, body),
+            &format!("{key_prefix}-{n}"),
+        );
+        async move { service.handle(post(&headers, body)).await.status }
+    };
+    Sender::new("Attio delivery", kill_share, clock, counts)
+        .until_acknowledged(bodies.len(), &mut rng, send)
+        .await;
+}
+
+/// A webhook sender's retries (Attio's or HubSpot's), the same for both ingests: `kill_share`
+/// of the requests killed at a random point (the process dies: the sender sees no answer),
+/// whatever did not get a 2xx sent again after moving `clock` past the idempotency lease.
+#[derive(Debug)]
+pub struct Sender<'a> {
+    /// What a request is, in the failure messages.
+    pub what: &'static str,
+    pub kill_share: f64,
+    pub clock: &'a ManualClock,
+    pub counts: &'a Counts,
+}
+
+impl<'a> Sender<'a> {
+    pub fn new(
+        what: &'static str,
+        kill_share: f64,
+        clock: &'a ManualClock,
+        counts: &'a Counts,
+    ) -> Self {
+        Self {
+            what,
+            kill_share,
+            clock,
+            counts,
         }
-        pending = still;
-        if pending.is_empty() {
-            return;
-        }
-        // Attio's backoff is minutes to hours: past the idempotency lease.
-        clock.advance(61);
     }
-    panic!("deliveries never acknowledged: {pending:?}");
+
+    /// Sends requests `0..requests` with `send` (which answers the ingest's status) until each
+    /// got a 2xx, at most 12 rounds; a 4xx other than 409 fails the test. `rng` decides the
+    /// kills, so a seeded test replays the same ones.
+    pub async fn until_acknowledged<F: Future<Output = StatusCode>>(
+        &self,
+        requests: usize,
+        rng: &mut fastrand::Rng,
+        mut send: impl FnMut(usize) -> F,
+    ) {
+        let what = self.what;
+        let mut pending: Vec<usize> = (0..requests).collect();
+        for _round in 0..12 {
+            let mut still = Vec::new();
+            for &n in &pending {
+                self.counts.ingest_attempts.fetch_add(1, Ordering::SeqCst);
+                let handled = send(n);
+                let status = if rng.f64() < self.kill_share {
+                    let budget = Duration::from_micros(rng.u64(0..20_000));
+                    match tokio::time::timeout(budget, handled).await {
+                        Ok(status) => status,
+                        Err(_) => {
+                            self.counts.ingest_killed.fetch_add(1, Ordering::SeqCst);
+                            StatusCode::BAD_GATEWAY
+                        }
+                    }
+                } else {
+                    handled.await
+                };
+                assert!(
+                    !status.is_client_error() || status == StatusCode::CONFLICT,
+                    "{what} {n} refused with {status}"
+                );
+                if !status.is_success() {
+                    still.push(n);
+                }
+            }
+            pending = still;
+            if pending.is_empty() {
+                return;
+            }
+            // Both senders back off for minutes: past the idempotency lease of a killed request
+            // (and within HubSpot's 5-minute signature window).
+            self.clock.advance(61);
+        }
+        panic!("{what}s never acknowledged: {pending:?}");
+    }
 }
 
 /// One consumer function and the queue Lambda drives it from.

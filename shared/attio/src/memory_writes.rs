@@ -54,26 +54,9 @@ impl WriteState {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` of epoch milliseconds (Howard Hinnant's civil-from-days).
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` of epoch milliseconds, as Attio stamps `active_from`.
 pub(super) fn iso_millis(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s, milli) = (
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1_000 % 60,
-        in_day % 1_000,
-    );
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+    relay_events::clock::rfc3339_millis(ms)
 }
 
 /// The attribute type a written value takes: the attribute's own (from any value it held),
@@ -399,6 +382,8 @@ mod tests {
         assert_eq!(iso_millis(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso_millis(1_767_225_600_123), "2026-01-01T00:00:00.123Z");
         assert_eq!(iso_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso_millis(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(iso_millis(253_402_300_800_000), "253402300800000");
     }
 
     #[tokio::test]

@@ -2,9 +2,15 @@
 //! as plain decimal numbers, multi-values joined with semicolons, and note/task bodies as
 //! escaped HTML under HubSpot's length limit.
 //!
-//! Hand-written rather than a date crate: the inputs are the few ISO 8601 shapes Attio
-//! documents (a date, or a UTC instant with up to nine fractional digits), the output is one
-//! integer, and the civil-date arithmetic is ten lines; every edge is tested below.
+//! Dates and instants go through the `time` crate (and `relay_events::clock` for printing):
+//! a well-kept calendar beats a private copy of civil-date arithmetic. What stays here is only
+//! which ISO 8601 shapes Attio may send, as one format description.
+
+use relay_events::clock;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::parsing::Parsed;
+use time::{Date, UtcDateTime};
 
 /// HubSpot's limit on `hs_note_body`: "The note's text content, limited to 65,536 characters."
 /// (<https://developers.hubspot.com/docs/api/crm/notes>). HubSpot counts Java characters
@@ -24,24 +30,39 @@ pub const HUBSPOT_BODY_LIMIT: usize = 65_536;
 /// - a date `YYYY-MM-DD` (date attributes; task deadlines may be dates,
 ///   <https://docs.attio.com/rest-api/endpoint-reference/tasks/create-a-task>): midnight UTC,
 ///   the instant HubSpot's own date properties use;
-/// - `YYYY-MM-DDTHH:MM[:SS[.fraction]]` with `Z`, `±HH:MM`, `±HHMM` or no zone (UTC, as Attio
+/// - `YYYY-MM-DDTHH:MM[:SS[.fraction]]` with `Z`, `±HH:MM`, `±HHMM`, `±HH` or no zone (UTC, as Attio
 ///   assumes). Fractions of any length (Attio sends nine digits) are truncated to milliseconds.
 ///
 /// `None` for anything else, or an impossible date or time.
 pub fn epoch_millis(text: &str) -> Option<i64> {
     let text = text.trim();
-    let (date, rest) = match text.find(['T', 't', ' ']) {
-        Some(i) => (&text[..i], Some(&text[i + 1..])),
-        None => (text, None),
-    };
-    let days = parse_date(date)?;
-    let Some(rest) = rest else {
-        return Some(days * DAY_MS);
-    };
-    let (time, offset_minutes) = split_zone(rest)?;
-    let time_ms = parse_time(time)?;
-    Some(days * DAY_MS + time_ms - offset_minutes * 60_000)
+    // Four plain digits: `time` would also take a signed year (`+2023`, `-0001`).
+    if !text.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut parsed = Parsed::new();
+    let rest = parsed.parse_items(text.as_bytes(), ATTIO_INSTANT).ok()?;
+    // `time` accepts offsets up to ±25:59; no zone on Earth is a day or more off UTC.
+    if !rest.is_empty() || parsed.offset_hour().is_some_and(|h| h.unsigned_abs() > 23) {
+        return None;
+    }
+    if parsed.hour_24().is_none() {
+        // A date: midnight UTC.
+        return Date::try_from(parsed).ok().map(clock::millis_of_date);
+    }
+    // No zone (or `Z`) leaves the offset unset: UTC.
+    UtcDateTime::try_from(parsed).ok().map(clock::millis_of)
 }
+
+/// The shapes [`epoch_millis`] reads: a date, then optionally `T`/`t`/space, `HH:MM`, optional
+/// `:SS` with an optional `.`/`,` fraction (any number of digits, truncated past nanoseconds),
+/// and an optional zone `Z`/`z`/`±HH[[:]MM]`.
+const ATTIO_INSTANT: &[BorrowedFormatItem<'_>] = format_description!(
+    version = 2,
+    "[year]-[month]-[day][optional [[first [T][t][ ]][hour]:[minute]\
+     [optional [:[second][optional [[first [.][,]][subsecond]]]]]\
+     [optional [[first [Z][z][[offset_hour sign:mandatory][optional [[optional [:]][offset_minute]]]]]]]]]"
+);
 
 /// [`epoch_millis`] as the decimal string HubSpot properties carry.
 pub fn hubspot_timestamp(text: &str) -> Option<String> {
@@ -59,131 +80,16 @@ pub fn hubspot_date(text: &str) -> Option<String> {
 const DAY_MS: i64 = 86_400_000;
 
 /// The UTC calendar date `YYYY-MM-DD` of epoch milliseconds: what an Attio date attribute is
-/// written as when a HubSpot date property flows back (two-way sync).
+/// written as when a HubSpot date property flows back (two-way sync). Outside the years
+/// 0000–9999 the milliseconds as written, as [`relay_events::clock::rfc3339_millis`].
 pub fn iso_date(ms: i64) -> String {
-    let (y, m, d) = civil_from_days(ms.div_euclid(DAY_MS));
-    format!("{y:04}-{m:02}-{d:02}")
+    clock::format_millis(ms, format_description!("[year]-[month]-[day]"))
 }
 
 /// The UTC instant `YYYY-MM-DDTHH:MM:SS.mmmZ` of epoch milliseconds: an Attio timestamp
 /// attribute written from a HubSpot datetime property.
 pub fn iso_instant(ms: i64) -> String {
-    let in_day = ms.rem_euclid(DAY_MS);
-    format!(
-        "{}T{:02}:{:02}:{:02}.{:03}Z",
-        iso_date(ms),
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1_000 % 60,
-        in_day % 1_000
-    )
-}
-
-/// The inverse of `days_from_civil` (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
-/// Days since 1970-01-01 of `YYYY-MM-DD`.
-fn parse_date(date: &str) -> Option<i64> {
-    let mut parts = date.split('-');
-    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
-        return None;
-    }
-    let (y, m, d) = (digits(y)?, digits(m)?, digits(d)?);
-    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
-        return None;
-    }
-    Some(days_from_civil(y, m, d))
-}
-
-/// Splits the zone off a time: `Z` or none is UTC; `±HH:MM` / `±HHMM` / `±HH` east of UTC.
-fn split_zone(rest: &str) -> Option<(&str, i64)> {
-    if let Some(time) = rest.strip_suffix(['Z', 'z']) {
-        return Some((time, 0));
-    }
-    let Some(i) = rest.rfind(['+', '-']) else {
-        return Some((rest, 0));
-    };
-    let (time, zone) = rest.split_at(i);
-    let sign = if zone.starts_with('-') { -1 } else { 1 };
-    let zone = zone[1..].replace(':', "");
-    let (h, m) = match zone.len() {
-        2 => (digits(&zone)?, 0),
-        4 => (digits(&zone[..2])?, digits(&zone[2..])?),
-        _ => return None,
-    };
-    if h > 23 || m > 59 {
-        return None;
-    }
-    Some((time, sign * (h * 60 + m)))
-}
-
-/// Milliseconds into the day of `HH:MM[:SS[.fraction]]`.
-fn parse_time(time: &str) -> Option<i64> {
-    let (clock, fraction) = match time.split_once(['.', ',']) {
-        Some((clock, fraction)) => (clock, Some(fraction)),
-        None => (time, None),
-    };
-    let mut parts = clock.split(':');
-    let (h, m) = (parts.next()?, parts.next()?);
-    let s = parts.next();
-    if parts.next().is_some() || h.len() != 2 || m.len() != 2 {
-        return None;
-    }
-    let (h, m) = (digits(h)?, digits(m)?);
-    let s = match s {
-        Some(s) if s.len() == 2 => digits(s)?,
-        Some(_) => return None,
-        None if fraction.is_some() => return None,
-        None => 0,
-    };
-    if h > 23 || m > 59 || s > 59 {
-        return None;
-    }
-    let millis = match fraction {
-        None => 0,
-        Some(f) if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) => return None,
-        // Truncated, not rounded: 23:59:59.9999 stays on its day.
-        Some(f) => format!("{f:0<3}")[..3].parse::<i64>().ok()?,
-    };
-    Some(((h * 60 + m) * 60 + s) * 1000 + millis)
-}
-
-fn digits(s: &str) -> Option<i64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    clock::rfc3339_millis(ms)
 }
 
 /// A plain decimal number HubSpot's number properties accept (`"1500.00"` in its deal example,

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use time::macros::format_description;
+
 /// Milliseconds since the epoch: the wall clock, or one the test moves.
 #[derive(Debug, Clone, Default)]
 pub enum FakeClock {
@@ -42,46 +44,15 @@ impl FakeClock {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, as HubSpot writes timestamps.
 pub fn iso_ms(ms: i64) -> String {
-    let (date, clock, millis) = split(ms);
-    format!("{date}T{clock}.{millis:03}Z")
+    relay_events::clock::rfc3339_millis(ms)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmm000000Z`, as Attio writes `active_from` (nanoseconds).
 pub fn attio_time(ms: i64) -> String {
-    let (date, clock, millis) = split(ms);
-    format!("{date}T{clock}.{millis:03}000000Z")
-}
-
-fn split(ms: i64) -> (String, String, i64) {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rest = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    (
-        format!("{y:04}-{m:02}-{d:02}"),
-        format!(
-            "{:02}:{:02}:{:02}",
-            rest / 3600,
-            rest % 3600 / 60,
-            rest % 60
-        ),
-        millis,
+    relay_events::clock::format_millis(
+        ms,
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"),
     )
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 → (year, month, day).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -97,6 +68,8 @@ mod tests {
             attio_time(1_772_359_200_250),
             "2026-03-01T10:00:00.250000000Z"
         );
+        assert_eq!(attio_time(-1), "1969-12-31T23:59:59.999000000Z");
+        assert_eq!(iso_ms(-86_400_001), "1969-12-30T23:59:59.999Z");
         let clock = FakeClock::manual(1_000);
         clock.advance_ms(500);
         assert_eq!(clock.now_ms(), 1_500);

@@ -5,11 +5,9 @@
 //! with [`super::drive_consumer`] (it is a `QueueHandler`).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use aws_config::SdkConfig;
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method};
 use relay_idempotency::DynamoDbStore;
 use relay_ingest::IngestConfig;
 use relay_ingest::hubspot::{HubSpotIngest, HubSpotIngestRequest, StaticHubSpotSecrets};
@@ -20,7 +18,7 @@ use relay_signature::hubspot::sign_v3;
 use relay_sync::two_way::TwoWaySettings;
 use serde_json::Value;
 
-use super::{Counts, Ctx};
+use super::{Counts, Ctx, Sender};
 use crate::faults::{self, FaultyQueue, FaultyStore, ManualClock};
 
 /// The HubSpot app's client secret in the two-way tests.
@@ -104,46 +102,22 @@ pub async fn deliver_hubspot_with_retries(
         bodies.push(serde_json::to_vec(chunk).expect("json"));
         rest = after;
     }
-    let mut pending: Vec<usize> = (0..bodies.len()).collect();
-    for _round in 0..12 {
-        let mut still = Vec::new();
-        for &n in &pending {
-            let headers = signed(&bodies[n], clock.get() * 1000);
-            counts.ingest_attempts.fetch_add(1, Ordering::SeqCst);
-            let handled = service.handle(HubSpotIngestRequest {
+    let send = |n: usize| {
+        let headers = signed(&bodies[n], clock.get() * 1000);
+        let body = &bodies[n];
+        async move {
+            let request = HubSpotIngestRequest {
                 method: &Method::POST,
                 uri: HUBSPOT_WEBHOOK_URL,
                 headers: &headers,
-                body: &bodies[n],
-            });
-            let status = if rng.f64() < kill_share {
-                let budget = Duration::from_micros(rng.u64(0..20_000));
-                match tokio::time::timeout(budget, handled).await {
-                    Ok(answer) => answer.status,
-                    Err(_) => {
-                        counts.ingest_killed.fetch_add(1, Ordering::SeqCst);
-                        StatusCode::BAD_GATEWAY
-                    }
-                }
-            } else {
-                handled.await.status
+                body,
             };
-            assert!(
-                !status.is_client_error() || status == StatusCode::CONFLICT,
-                "HubSpot request {n} refused with {status}"
-            );
-            if !status.is_success() {
-                still.push(n);
-            }
+            service.handle(request).await.status
         }
-        pending = still;
-        if pending.is_empty() {
-            return;
-        }
-        // Past the idempotency lease of a killed request, within HubSpot's 5-minute window.
-        clock.advance(61);
-    }
-    panic!("HubSpot requests never acknowledged: {pending:?}");
+    };
+    Sender::new("HubSpot request", kill_share, clock, counts)
+        .until_acknowledged(bodies.len(), &mut rng, send)
+        .await;
 }
 
 /// `ctx` with two-way sync on: the ledger in `mappings_table`, conflicts in

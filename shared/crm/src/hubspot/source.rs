@@ -28,6 +28,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::{BATCH_LIMIT, HubSpotSink, OBJECTS};
 use crate::{CrmError, CrmId, CrmObject, CrmPage, CrmRecordState, CrmSource, PropertyChange};
@@ -209,53 +211,13 @@ fn timestamp_ms(value: &Value) -> Option<i64> {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` → epoch milliseconds.
+/// An RFC 3339 instant (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, what HubSpot answers) →
+/// epoch milliseconds, parsed by `time`. The fraction is truncated (rounded towards the past,
+/// also before 1970), never rounded up into the next second. `None` for anything else,
+/// including impossible dates (`2024-02-30`).
 pub(crate) fn parse_iso_ms(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let (date, rest) = text.split_once(['T', ' '])?;
-    let mut date = date.splitn(3, '-');
-    let year: i64 = date.next()?.parse().ok()?;
-    let month: i64 = date.next()?.parse().ok()?;
-    let day: i64 = date.next()?.parse().ok()?;
-    let (clock, offset_secs) = if let Some(clock) = rest.strip_suffix(['Z', 'z']) {
-        (clock, 0)
-    } else {
-        let at = rest.rfind(['+', '-'])?;
-        let (clock, offset) = rest.split_at(at);
-        let sign = if offset.starts_with('-') { -1 } else { 1 };
-        let (h, m) = offset[1..].split_once(':')?;
-        let offset: i64 = h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60;
-        (clock, sign * offset)
-    };
-    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
-    let mut hms = hms.splitn(3, ':');
-    let hour: i64 = hms.next()?.parse().ok()?;
-    let minute: i64 = hms.next()?.parse().ok()?;
-    let second: i64 = hms.next()?.parse().ok()?;
-    let valid = (1..=12).contains(&month)
-        && (1..=31).contains(&day)
-        && hour < 24
-        && minute < 60
-        && second < 61
-        && fraction.bytes().all(|b| b.is_ascii_digit());
-    if !valid {
-        return None;
-    }
-    let millis: i64 = format!("{fraction:0<3}")[..3].parse().ok()?;
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
-    Some(secs * 1000 + millis)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let at = OffsetDateTime::parse(text.trim(), &Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass, `,` too: HubSpot reads
@@ -301,6 +263,50 @@ mod tests {
             timestamp_ms(&json!(1_705_314_600_000_i64)),
             Some(1_705_314_600_000)
         );
+    }
+
+    #[test]
+    fn offsets_and_fractions_read_as_the_same_instant() {
+        let utc = parse_iso_ms("2024-01-15T10:30:00.000Z");
+        for same in [
+            "2024-01-15T10:30:00Z",
+            "2024-01-15t10:30:00z",
+            "2024-01-15 10:30:00Z",
+            "2024-01-15T12:30:00+02:00",
+            "2024-01-15T00:30:00-10:00",
+            "2024-01-14T21:00:00-13:30",
+            "2024-01-15T10:00:00-00:30",
+            "2024-01-15T16:15:00.000000000+05:45",
+        ] {
+            assert_eq!(parse_iso_ms(same), utc, "{same}");
+        }
+        // Fractions of any length are truncated to the millisecond, never rounded up.
+        assert_eq!(
+            parse_iso_ms("2024-12-31T23:59:59.999999999Z"),
+            Some(1_735_689_599_999)
+        );
+        assert_eq!(
+            parse_iso_ms("2024-01-15T10:30:00.9Z"),
+            Some(1_705_314_600_900)
+        );
+        assert_eq!(
+            parse_iso_ms("2024-01-15T10:30:00.0789+00:00"),
+            Some(1_705_314_600_078)
+        );
+        assert_eq!(parse_iso_ms("1969-12-31T23:59:59.9995Z"), Some(-1));
+        assert_eq!(parse_iso_ms("1969-12-31T19:59:59.001-04:00"), Some(-999));
+        // An impossible day or offset, or a missing fraction, is refused rather than rolled over.
+        for bad in [
+            "2024-02-30T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-01-15T24:00:00Z",
+            "2024-01-15T10:30:00+24:00",
+            "2024-01-15T10:30:00.Z",
+            "2024-01-15T10:30Z",
+            "2024-01-15",
+        ] {
+            assert_eq!(parse_iso_ms(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The HubSpot formats: instants, numbers, joined values and HTML bodies, at their edges.
 
 use crate::formats::{
-    HUBSPOT_BODY_LIMIT, epoch_millis, html_body, hubspot_date, hubspot_timestamp, join_values,
-    plain_number,
+    HUBSPOT_BODY_LIMIT, epoch_millis, html_body, hubspot_date, hubspot_timestamp, iso_date,
+    iso_instant, join_values, plain_number,
 };
 
 const DAY: i64 = 86_400_000;
@@ -91,6 +91,48 @@ fn offsets_are_converted_to_utc_and_no_zone_means_utc() {
 }
 
 #[test]
+fn long_fractions_and_sub_hour_offsets_keep_their_meaning() {
+    // Past nanoseconds the digits are dropped, never rounded up.
+    assert_eq!(
+        epoch_millis("2024-12-31T23:59:59.99999999999Z"),
+        Some(epoch_millis("2025-01-01").expect("date") - 1)
+    );
+    assert_eq!(
+        epoch_millis("2023-01-01T15:00:00.1234567891234Z"),
+        Some(1_672_585_200_123)
+    );
+    // `-00:30` is half an hour behind UTC, not ahead: the sign applies to the minutes too.
+    assert_eq!(
+        epoch_millis("2023-01-01T10:00:00-00:30"),
+        epoch_millis("2023-01-01T10:30:00Z")
+    );
+    assert_eq!(
+        epoch_millis("2023-01-01T10:00:00+05:45"),
+        epoch_millis("2023-01-01T04:15:00Z")
+    );
+    // Before 1970, a fraction still counts forwards from its second.
+    assert_eq!(epoch_millis("1969-12-31T23:59:58.5Z"), Some(-1_500));
+    assert_eq!(epoch_millis("1969-12-31T20:00:00.250-04:00"), Some(250));
+}
+
+#[test]
+fn utc_dates_and_instants_print_from_milliseconds() {
+    for (ms, date, instant) in [
+        (0, "1970-01-01", "1970-01-01T00:00:00.000Z"),
+        (-1, "1969-12-31", "1969-12-31T23:59:59.999Z"),
+        (1_709_164_800_000, "2024-02-29", "2024-02-29T00:00:00.000Z"),
+        (1_735_689_599_123, "2024-12-31", "2024-12-31T23:59:59.123Z"),
+    ] {
+        assert_eq!(iso_date(ms), date, "{ms}");
+        assert_eq!(iso_instant(ms), instant, "{ms}");
+        assert_eq!(epoch_millis(instant), Some(ms), "{instant} reads back");
+    }
+    // Year 10000 has no ISO date: the number as written, never a made-up five-digit year.
+    assert_eq!(iso_date(253_402_300_800_000), "253402300800000");
+    assert_eq!(iso_instant(253_402_300_800_000), "253402300800000");
+}
+
+#[test]
 fn anything_else_is_refused_rather_than_guessed() {
     for bad in [
         "",
@@ -111,6 +153,11 @@ fn anything_else_is_refused_rather_than_guessed() {
         "2023-01-01T10Z",
         "2023-01-01T10:00:00.12a4Z",
         "١٢٣٤-01-01",
+        "+2023-01-01",
+        "-0001-01-01",
+        "20230101",
+        "2023-01-01T10:00:00+02:60",
+        "2023-01-01T10:00:00Z trailing",
     ] {
         assert_eq!(epoch_millis(bad), None, "{bad:?}");
     }
