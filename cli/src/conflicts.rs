@@ -294,6 +294,7 @@ where
             let how = How {
                 force: *force,
                 dry_run: *dry_run,
+                deployed: args.store.conflicts_table.is_some() && !args.store.local,
             };
             let done = resolve_with(
                 store,
@@ -390,17 +391,21 @@ async fn find<C: ConflictStore>(store: &C, text: &str) -> anyhow::Result<Conflic
 /// How `resolve` goes about it.
 #[derive(Debug, Clone, Copy, Default)]
 struct How {
-    /// Write without checking that the winning side still holds the winner's value.
+    /// Write without checking that the sides hold the values the conflict explains.
     force: bool,
     /// Read and plan, write nothing.
     dry_run: bool,
+    /// The conflicts (and so the ledger) are a deployment's DynamoDB tables, not the local
+    /// run's file: a HubSpot write that would only reach the local outbox is refused.
+    deployed: bool,
 }
 
 /// What `resolve` did (or, with `--dry-run`, would do).
 struct Resolved {
-    /// The write of the loser's value, or `None` (the winner was kept: nothing to write).
-    plan: Option<Plan>,
-    /// The write went (would go) to the local outbox (no HubSpot token).
+    /// The writes of the kept value, in order: the winner's side, then the loser's own side.
+    /// Empty: the winner was kept (nothing to write).
+    plans: Vec<Plan>,
+    /// The HubSpot write went (would go) to the local outbox (no HubSpot token).
     to_outbox: bool,
     dry_run: bool,
 }
@@ -408,7 +413,7 @@ struct Resolved {
 impl Resolved {
     fn describe(&self, conflict: &Conflict, keep: Side) -> String {
         let id = &conflict.id;
-        let Some(plan) = &self.plan else {
+        if self.plans.is_empty() {
             return if self.dry_run {
                 format!(
                     "dry run: {id}: would keep {} (the winner, already on both sides) and mark it resolved; nothing written",
@@ -420,54 +425,79 @@ impl Resolved {
                     keep.as_str()
                 )
             };
+        }
+        let outbox = |plan: &Plan| {
+            if self.to_outbox && plan.side() == Side::Hubspot {
+                " (the local outbox: no HUBSPOT_TOKEN)"
+            } else {
+                ""
+            }
         };
-        let outbox = if self.to_outbox {
-            " (the local outbox: no HUBSPOT_TOKEN)"
-        } else {
-            ""
-        };
-        let check = plan.describe_check(conflict);
+        let checks: Vec<String> = self
+            .plans
+            .iter()
+            .map(|p| p.describe_check(conflict))
+            .collect();
+        let checks = checks.join("\n");
         if self.dry_run {
+            let writes: Vec<String> = self
+                .plans
+                .iter()
+                .map(|p| format!("{}{}: {}", p.place(conflict), outbox(p), p.body()))
+                .collect();
             format!(
-                "dry run: {id}: would write {}'s value of {} to {}{outbox}: {}\n{check}\nthen record it in the sync ledger and mark the conflict resolved; nothing written",
+                "dry run: {id}: would write {}'s value of {} to both sides, in order:\n  {}\n{checks}\nthen record it in the sync ledger and mark the conflict resolved; nothing written",
                 keep.as_str(),
                 conflict.property,
-                plan.place(conflict),
-                plan.body(),
+                writes.join("\n  "),
             )
         } else {
+            let writes: Vec<String> = self
+                .plans
+                .iter()
+                .map(|p| format!("{} ({}{})", p.side().as_str(), p.place(conflict), outbox(p)))
+                .collect();
             format!(
-                "{id}: kept {}'s value of {}: written to {}{outbox} ({}), recorded in the sync ledger; marked resolved\n{check}",
+                "{id}: kept {}'s value of {}: written to {}, recorded in the sync ledger; marked resolved\n{checks}",
                 keep.as_str(),
                 conflict.property,
-                plan.side().as_str(),
-                plan.place(conflict),
+                writes.join(" and to "),
             )
         }
     }
 
     fn to_json(&self, conflict: &Conflict, keep: Side) -> Value {
-        let side = self.plan.as_ref().map(|p| p.side().as_str());
+        let writes: Vec<Value> = self
+            .plans
+            .iter()
+            .map(|p| {
+                json!({
+                    "side": p.side().as_str(),
+                    "to": p.place(conflict),
+                    "to_outbox": self.to_outbox && p.side() == Side::Hubspot,
+                    "body": p.body(),
+                    "checked": p.describe_check(conflict),
+                    "written": !self.dry_run,
+                })
+            })
+            .collect();
         json!({
             "id": conflict.id,
             "kept": keep.as_str(),
             "dry_run": self.dry_run,
-            "written_to": if self.dry_run { None } else { side },
-            "would_write_to": if self.dry_run { side } else { None },
             "to_outbox": self.to_outbox,
-            "write": self.plan.as_ref().map(|p| json!({
-                "to": p.place(conflict),
-                "body": p.body(),
-                "checked": p.describe_check(conflict),
-            })),
+            "writes": writes,
         })
     }
 }
 
 /// Builds the clients a loser's value needs and resolves: keeping the winner only marks the
-/// conflict (no read, no write); keeping the loser plans the write — reading the winning
-/// side, refusing a newer edit unless forced — then, unless a dry run, writes, records the
-/// ledger and marks the conflict.
+/// conflict (no read, no write); keeping the loser plans the write to both sides — reading
+/// each, refusing a newer edit on either unless forced, before anything is written — then,
+/// unless a dry run, writes the winner's side, then the loser's own side (which the consumer
+/// left holding the winner's value), records the ledger once and marks the conflict. A failed
+/// write leaves the ledger and the conflict as they were, to try again (the guard accepts a
+/// side already holding the kept value).
 #[allow(clippy::too_many_arguments)]
 async fn resolve_with<C: ConflictStore, M: IdMappings + SyncLedger>(
     store: &C,
@@ -485,7 +515,7 @@ async fn resolve_with<C: ConflictStore, M: IdMappings + SyncLedger>(
             mark(store, conflict, keep, now_ms).await?;
         }
         return Ok(Resolved {
-            plan: None,
+            plans: Vec::new(),
             to_outbox: false,
             dry_run: how.dry_run,
         });
@@ -497,42 +527,52 @@ async fn resolve_with<C: ConflictStore, M: IdMappings + SyncLedger>(
         conflict,
         now_ms,
     };
-    let (plan, to_outbox) = match keep {
-        // Attio's value goes to HubSpot.
-        Side::Attio => match sync.crm(data_dir)? {
-            CrmTarget::HubSpot(sink) => {
-                let plan = write.plan_hubspot(Some(&sink), how.force).await?;
-                if !how.dry_run {
-                    write.send_hubspot(&sink, &plan).await?;
-                }
-                (plan, false)
+    let token = sync.attio_token.as_deref().with_context(|| {
+        format!(
+            "set ATTIO_API_TOKEN (or --attio-token): keeping {}'s value writes it to Attio{}",
+            keep.as_str(),
+            match keep {
+                Side::Attio => " too (the consumer synced HubSpot's winning value there)",
+                Side::Hubspot => "",
             }
-            CrmTarget::Outbox(sink) => {
-                let plan = write.plan_hubspot(None::<&HubSpotSink>, how.force).await?;
-                if !how.dry_run {
-                    write.send_hubspot(&sink, &plan).await?;
-                }
-                (plan, true)
+        )
+    })?;
+    let attio = sync.attio(token, None)?;
+    let crm = sync.crm(data_dir)?;
+    let to_outbox = matches!(crm, CrmTarget::Outbox(_));
+    if to_outbox && how.deployed {
+        bail!(
+            "set HUBSPOT_TOKEN (or --hubspot-token): without it the HubSpot write only reaches the local outbox, and the deployment's sync ledger (--conflicts-table) must never record a value HubSpot did not get"
+        );
+    }
+    // Both checks before any write: a newer edit on either side writes nothing on either.
+    let mut plans = Vec::with_capacity(2);
+    for side in [conflict.winner, conflict.loser()] {
+        let plan = match (side, &crm) {
+            (Side::Hubspot, CrmTarget::HubSpot(sink)) => {
+                write.plan_hubspot(Some(sink), how.force).await?
             }
-        },
-        // HubSpot's value goes to Attio.
-        Side::Hubspot => {
-            let token = sync.attio_token.as_deref().context(
-                "set ATTIO_API_TOKEN (or --attio-token): keeping HubSpot's value writes it to Attio",
-            )?;
-            let attio = sync.attio(token, None)?;
-            let plan = write.plan_attio(&attio, how.force).await?;
-            if !how.dry_run {
-                write.send_attio(&attio, &plan).await?;
+            (Side::Hubspot, CrmTarget::Outbox(_)) => {
+                write.plan_hubspot(None::<&HubSpotSink>, how.force).await?
             }
-            (plan, false)
-        }
-    };
+            (Side::Attio, _) => write.plan_attio(&attio, how.force).await?,
+        };
+        plans.push(plan);
+    }
     if !how.dry_run {
+        let mut attio_form = None;
+        for plan in &plans {
+            match (plan.side(), &crm) {
+                (Side::Hubspot, CrmTarget::HubSpot(sink)) => write.send_hubspot(sink, plan).await?,
+                (Side::Hubspot, CrmTarget::Outbox(sink)) => write.send_hubspot(sink, plan).await?,
+                (Side::Attio, _) => attio_form = Some(write.send_attio(&attio, plan).await?),
+            }
+        }
+        write.record(attio_form).await?;
         mark(store, conflict, keep, now_ms).await?;
     }
     Ok(Resolved {
-        plan: Some(plan),
+        plans,
         to_outbox,
         dry_run: how.dry_run,
     })
