@@ -7,17 +7,25 @@
 //!
 //! * `--keep <the winner>`: nothing to write, both sides already hold it; the conflict is
 //!   marked resolved.
-//! * `--keep <the loser>`: the loser's value is written to the side that holds the winner's —
-//!   HubSpot with `CrmSink::update` of that one property on the mapped object, Attio with
-//!   `AttioWriter::update_record` after reversing HubSpot's text through the field mapping
-//!   (`relay_sync::two_way::write_value`, the consumer's own function, so the CLI cannot write
-//!   a value the consumer would not). Then the ledger records the value as agreed, so the
-//!   webhook the write causes is an echo and goes nowhere, and only then is the conflict
-//!   marked resolved: a failed write leaves it open to try again.
-//! * Before that write, the winning side is read: if it no longer holds the winner's value
-//!   (someone edited it since), the write is refused and the conflict left open — the kept
-//!   value is older than that edit, and overwriting it silently is the one thing an operator
-//!   settling a conflict must not do by accident (`write.rs`). `--force` writes anyway.
+//! * `--keep <the loser>`: the loser's value is written to BOTH sides. The consumer synced
+//!   the winner's value to the loser's side when it recorded the conflict, so a write to the
+//!   winner's side alone would leave the loser's own side holding the winner's value: it
+//!   differs from the ledger (now the kept value), reads as a change, and the consumers push
+//!   the winner's value back — the operator's choice undone. So the kept value goes to the
+//!   winner's side, then to the loser's own side — HubSpot with `CrmSink::update` of that one
+//!   property on the mapped object, Attio with `AttioWriter::update_record` after reversing
+//!   HubSpot's text through the field mapping (`relay_sync::two_way::write_value`, the
+//!   consumer's own function, so the CLI cannot write a value the consumer would not). Then
+//!   the ledger records it once as agreed (HubSpot's form, and Attio's form from the write's
+//!   answer when it differs), so the webhooks the writes cause are echoes and go nowhere, and
+//!   only then is the conflict marked resolved: a failed write leaves it open to try again.
+//!   Keeping either side's value needs the Attio token; without a HubSpot token the HubSpot
+//!   write goes to the local outbox, which a deployment's ledger (`--conflicts-table`) refuses.
+//! * Before any write, both sides are read: each must hold the winner's value or the kept one
+//!   (the loser's side before the consumer synced it). Anything else is an edit made since,
+//!   the kept value is older than it, and overwriting it silently is the one thing an
+//!   operator settling a conflict must not do by accident (`write.rs`): nothing is written on
+//!   either side and the conflict stays open. `--force` writes anyway.
 //! * `--dry-run` reads as a real run does (the check included) and prints what would be
 //!   written where; it writes nothing, records nothing, resolves nothing.
 //!
@@ -62,16 +70,17 @@ side changed it, until you decide.
 
 `resolve --keep attio|hubspot` keeps one side's value: if it is the winner's, the conflict \
 is only marked resolved (both sides already hold it); if it is the loser's, it is written to \
-the other side first (HubSpot: that one property of the mapped object; Attio: the mapped \
-attribute, reversed through the field mapping), recorded as the agreed value so the write \
-does not come back as a change, and then marked resolved.
+both sides — the winner's, then the loser's own, which the consumer left holding the \
+winner's value (HubSpot: that one property of the mapped object; Attio: the mapped \
+attribute, reversed through the field mapping) — recorded as the agreed value so the writes \
+do not come back as changes, and then marked resolved.
 
-Before writing the loser's value, resolve reads the winning side and refuses when it no \
-longer holds the winner's value: someone edited the field after the conflict, and the kept \
-value would overwrite that newer edit. The refusal says what the side holds now and when it \
-changed; then either --force (overwrite it anyway) or --keep <the winner> (close the \
-conflict, leave the newer value). --dry-run shows what would be written where, writing \
-nothing.
+Before writing the loser's value, resolve reads both sides and refuses when either holds \
+something other than the winner's value or the kept one: someone edited the field after the \
+conflict, and the kept value would overwrite that newer edit. Nothing is written on either \
+side; the refusal says which side, what it holds now and when it changed; then either \
+--force (overwrite it anyway) or --keep <the winner> (close the conflict, leave the newer \
+value). --dry-run shows both writes, writing nothing.
 
 By default the local run's SQLite file (attio-relay dev, --data-dir) is used; give \
 --conflicts-table (the stack output ConflictsTableName) for a deployment, and to resolve \
@@ -144,28 +153,30 @@ pub enum ConflictsCommand {
         /// Its id, or a unique prefix of at least 6 characters.
         id: String,
     },
-    /// Keep one side's value: write it to the other side if it lost, then mark the conflict
+    /// Keep one side's value: write it to both sides if it lost, then mark the conflict
     /// resolved.
     ///
     /// Keeping the winner only marks it resolved (nothing is read or written). Keeping the
-    /// loser writes its value to the other side (needs HUBSPOT_TOKEN to write to HubSpot —
-    /// without it the write goes to the local outbox, as in `dev` — or ATTIO_API_TOKEN to
-    /// write to Attio), records it in the sync ledger so it does not echo back, then marks the
-    /// conflict resolved.
+    /// loser writes its value to both sides — the winner's, then the loser's own, which the
+    /// consumer left holding the winner's value (needs ATTIO_API_TOKEN, and HUBSPOT_TOKEN to
+    /// write to HubSpot — without it the write goes to the local outbox, as in `dev`, which
+    /// --conflicts-table refuses) — records it in the sync ledger so it does not echo back,
+    /// then marks the conflict resolved.
     ///
-    /// Safe against newer edits: before writing, the winning side's current value is read and
-    /// compared with the winner's value the conflict recorded. If someone changed it since,
-    /// nothing is written, the conflict stays open, and the error says what the side holds
-    /// now and when it changed. Then either rerun with --force to overwrite that newer value
-    /// anyway, or resolve with --keep <the winner> to close the conflict and leave it.
+    /// Safe against newer edits: before writing, both sides' current values are read; each
+    /// must hold the winner's value or the kept one. If someone changed either since, nothing
+    /// is written on either side, the conflict stays open, and the error says which side,
+    /// what it holds now and when it changed. Then either rerun with --force to overwrite
+    /// that newer value anyway, or resolve with --keep <the winner> to close the conflict and
+    /// leave it.
     Resolve {
         /// Its id, or a unique prefix of at least 6 characters.
         id: String,
         /// The side whose value to keep.
         #[arg(long, value_enum)]
         keep: Keep,
-        /// Write the kept value even if the winning side changed since the conflict: whatever
-        /// it holds now is overwritten (the check is skipped).
+        /// Write the kept value even if a side changed since the conflict: whatever the sides
+        /// hold now is overwritten (the checks are skipped).
         #[arg(long)]
         force: bool,
         /// Show what would be written where (after the same check as a real run) and write
@@ -695,3 +706,6 @@ fn print_one(c: &Conflict) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests;
