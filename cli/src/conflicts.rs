@@ -7,17 +7,25 @@
 //!
 //! * `--keep <the winner>`: nothing to write, both sides already hold it; the conflict is
 //!   marked resolved.
-//! * `--keep <the loser>`: the loser's value is written to the side that holds the winner's —
-//!   HubSpot with `CrmSink::update` of that one property on the mapped object, Attio with
-//!   `AttioWriter::update_record` after reversing HubSpot's text through the field mapping
-//!   (`relay_sync::two_way::write_value`, the consumer's own function, so the CLI cannot write
-//!   a value the consumer would not). Then the ledger records the value as agreed, so the
-//!   webhook the write causes is an echo and goes nowhere, and only then is the conflict
-//!   marked resolved: a failed write leaves it open to try again.
-//! * Before that write, the winning side is read: if it no longer holds the winner's value
-//!   (someone edited it since), the write is refused and the conflict left open — the kept
-//!   value is older than that edit, and overwriting it silently is the one thing an operator
-//!   settling a conflict must not do by accident (`write.rs`). `--force` writes anyway.
+//! * `--keep <the loser>`: the loser's value is written to BOTH sides. The consumer synced
+//!   the winner's value to the loser's side when it recorded the conflict, so a write to the
+//!   winner's side alone would leave the loser's own side holding the winner's value: it
+//!   differs from the ledger (now the kept value), reads as a change, and the consumers push
+//!   the winner's value back — the operator's choice undone. So the kept value goes to the
+//!   winner's side, then to the loser's own side — HubSpot with `CrmSink::update` of that one
+//!   property on the mapped object, Attio with `AttioWriter::update_record` after reversing
+//!   HubSpot's text through the field mapping (`relay_sync::two_way::write_value`, the
+//!   consumer's own function, so the CLI cannot write a value the consumer would not). Then
+//!   the ledger records it once as agreed (HubSpot's form, and Attio's form from the write's
+//!   answer when it differs), so the webhooks the writes cause are echoes and go nowhere, and
+//!   only then is the conflict marked resolved: a failed write leaves it open to try again.
+//!   Keeping either side's value needs the Attio token; without a HubSpot token the HubSpot
+//!   write goes to the local outbox, which a deployment's ledger (`--conflicts-table`) refuses.
+//! * Before any write, both sides are read: each must hold the winner's value or the kept one
+//!   (the loser's side before the consumer synced it). Anything else is an edit made since,
+//!   the kept value is older than it, and overwriting it silently is the one thing an
+//!   operator settling a conflict must not do by accident (`write.rs`): nothing is written on
+//!   either side and the conflict stays open. `--force` writes anyway.
 //! * `--dry-run` reads as a real run does (the check included) and prints what would be
 //!   written where; it writes nothing, records nothing, resolves nothing.
 //!
@@ -62,16 +70,17 @@ side changed it, until you decide.
 
 `resolve --keep attio|hubspot` keeps one side's value: if it is the winner's, the conflict \
 is only marked resolved (both sides already hold it); if it is the loser's, it is written to \
-the other side first (HubSpot: that one property of the mapped object; Attio: the mapped \
-attribute, reversed through the field mapping), recorded as the agreed value so the write \
-does not come back as a change, and then marked resolved.
+both sides — the winner's, then the loser's own, which the consumer left holding the \
+winner's value (HubSpot: that one property of the mapped object; Attio: the mapped \
+attribute, reversed through the field mapping) — recorded as the agreed value so the writes \
+do not come back as changes, and then marked resolved.
 
-Before writing the loser's value, resolve reads the winning side and refuses when it no \
-longer holds the winner's value: someone edited the field after the conflict, and the kept \
-value would overwrite that newer edit. The refusal says what the side holds now and when it \
-changed; then either --force (overwrite it anyway) or --keep <the winner> (close the \
-conflict, leave the newer value). --dry-run shows what would be written where, writing \
-nothing.
+Before writing the loser's value, resolve reads both sides and refuses when either holds \
+something other than the winner's value or the kept one: someone edited the field after the \
+conflict, and the kept value would overwrite that newer edit. Nothing is written on either \
+side; the refusal says which side, what it holds now and when it changed; then either \
+--force (overwrite it anyway) or --keep <the winner> (close the conflict, leave the newer \
+value). --dry-run shows both writes, writing nothing.
 
 By default the local run's SQLite file (attio-relay dev, --data-dir) is used; give \
 --conflicts-table (the stack output ConflictsTableName) for a deployment, and to resolve \
@@ -144,28 +153,30 @@ pub enum ConflictsCommand {
         /// Its id, or a unique prefix of at least 6 characters.
         id: String,
     },
-    /// Keep one side's value: write it to the other side if it lost, then mark the conflict
+    /// Keep one side's value: write it to both sides if it lost, then mark the conflict
     /// resolved.
     ///
     /// Keeping the winner only marks it resolved (nothing is read or written). Keeping the
-    /// loser writes its value to the other side (needs HUBSPOT_TOKEN to write to HubSpot —
-    /// without it the write goes to the local outbox, as in `dev` — or ATTIO_API_TOKEN to
-    /// write to Attio), records it in the sync ledger so it does not echo back, then marks the
-    /// conflict resolved.
+    /// loser writes its value to both sides — the winner's, then the loser's own, which the
+    /// consumer left holding the winner's value (needs ATTIO_API_TOKEN, and HUBSPOT_TOKEN to
+    /// write to HubSpot — without it the write goes to the local outbox, as in `dev`, which
+    /// --conflicts-table refuses) — records it in the sync ledger so it does not echo back,
+    /// then marks the conflict resolved.
     ///
-    /// Safe against newer edits: before writing, the winning side's current value is read and
-    /// compared with the winner's value the conflict recorded. If someone changed it since,
-    /// nothing is written, the conflict stays open, and the error says what the side holds
-    /// now and when it changed. Then either rerun with --force to overwrite that newer value
-    /// anyway, or resolve with --keep <the winner> to close the conflict and leave it.
+    /// Safe against newer edits: before writing, both sides' current values are read; each
+    /// must hold the winner's value or the kept one. If someone changed either since, nothing
+    /// is written on either side, the conflict stays open, and the error says which side,
+    /// what it holds now and when it changed. Then either rerun with --force to overwrite
+    /// that newer value anyway, or resolve with --keep <the winner> to close the conflict and
+    /// leave it.
     Resolve {
         /// Its id, or a unique prefix of at least 6 characters.
         id: String,
         /// The side whose value to keep.
         #[arg(long, value_enum)]
         keep: Keep,
-        /// Write the kept value even if the winning side changed since the conflict: whatever
-        /// it holds now is overwritten (the check is skipped).
+        /// Write the kept value even if a side changed since the conflict: whatever the sides
+        /// hold now is overwritten (the checks are skipped).
         #[arg(long)]
         force: bool,
         /// Show what would be written where (after the same check as a real run) and write
@@ -294,6 +305,7 @@ where
             let how = How {
                 force: *force,
                 dry_run: *dry_run,
+                deployed: args.store.conflicts_table.is_some() && !args.store.local,
             };
             let done = resolve_with(
                 store,
@@ -390,17 +402,21 @@ async fn find<C: ConflictStore>(store: &C, text: &str) -> anyhow::Result<Conflic
 /// How `resolve` goes about it.
 #[derive(Debug, Clone, Copy, Default)]
 struct How {
-    /// Write without checking that the winning side still holds the winner's value.
+    /// Write without checking that the sides hold the values the conflict explains.
     force: bool,
     /// Read and plan, write nothing.
     dry_run: bool,
+    /// The conflicts (and so the ledger) are a deployment's DynamoDB tables, not the local
+    /// run's file: a HubSpot write that would only reach the local outbox is refused.
+    deployed: bool,
 }
 
 /// What `resolve` did (or, with `--dry-run`, would do).
 struct Resolved {
-    /// The write of the loser's value, or `None` (the winner was kept: nothing to write).
-    plan: Option<Plan>,
-    /// The write went (would go) to the local outbox (no HubSpot token).
+    /// The writes of the kept value, in order: the winner's side, then the loser's own side.
+    /// Empty: the winner was kept (nothing to write).
+    plans: Vec<Plan>,
+    /// The HubSpot write went (would go) to the local outbox (no HubSpot token).
     to_outbox: bool,
     dry_run: bool,
 }
@@ -408,7 +424,7 @@ struct Resolved {
 impl Resolved {
     fn describe(&self, conflict: &Conflict, keep: Side) -> String {
         let id = &conflict.id;
-        let Some(plan) = &self.plan else {
+        if self.plans.is_empty() {
             return if self.dry_run {
                 format!(
                     "dry run: {id}: would keep {} (the winner, already on both sides) and mark it resolved; nothing written",
@@ -420,54 +436,79 @@ impl Resolved {
                     keep.as_str()
                 )
             };
+        }
+        let outbox = |plan: &Plan| {
+            if self.to_outbox && plan.side() == Side::Hubspot {
+                " (the local outbox: no HUBSPOT_TOKEN)"
+            } else {
+                ""
+            }
         };
-        let outbox = if self.to_outbox {
-            " (the local outbox: no HUBSPOT_TOKEN)"
-        } else {
-            ""
-        };
-        let check = plan.describe_check(conflict);
+        let checks: Vec<String> = self
+            .plans
+            .iter()
+            .map(|p| p.describe_check(conflict))
+            .collect();
+        let checks = checks.join("\n");
         if self.dry_run {
+            let writes: Vec<String> = self
+                .plans
+                .iter()
+                .map(|p| format!("{}{}: {}", p.place(conflict), outbox(p), p.body()))
+                .collect();
             format!(
-                "dry run: {id}: would write {}'s value of {} to {}{outbox}: {}\n{check}\nthen record it in the sync ledger and mark the conflict resolved; nothing written",
+                "dry run: {id}: would write {}'s value of {} to both sides, in order:\n  {}\n{checks}\nthen record it in the sync ledger and mark the conflict resolved; nothing written",
                 keep.as_str(),
                 conflict.property,
-                plan.place(conflict),
-                plan.body(),
+                writes.join("\n  "),
             )
         } else {
+            let writes: Vec<String> = self
+                .plans
+                .iter()
+                .map(|p| format!("{} ({}{})", p.side().as_str(), p.place(conflict), outbox(p)))
+                .collect();
             format!(
-                "{id}: kept {}'s value of {}: written to {}{outbox} ({}), recorded in the sync ledger; marked resolved\n{check}",
+                "{id}: kept {}'s value of {}: written to {}, recorded in the sync ledger; marked resolved\n{checks}",
                 keep.as_str(),
                 conflict.property,
-                plan.side().as_str(),
-                plan.place(conflict),
+                writes.join(" and to "),
             )
         }
     }
 
     fn to_json(&self, conflict: &Conflict, keep: Side) -> Value {
-        let side = self.plan.as_ref().map(|p| p.side().as_str());
+        let writes: Vec<Value> = self
+            .plans
+            .iter()
+            .map(|p| {
+                json!({
+                    "side": p.side().as_str(),
+                    "to": p.place(conflict),
+                    "to_outbox": self.to_outbox && p.side() == Side::Hubspot,
+                    "body": p.body(),
+                    "checked": p.describe_check(conflict),
+                    "written": !self.dry_run,
+                })
+            })
+            .collect();
         json!({
             "id": conflict.id,
             "kept": keep.as_str(),
             "dry_run": self.dry_run,
-            "written_to": if self.dry_run { None } else { side },
-            "would_write_to": if self.dry_run { side } else { None },
             "to_outbox": self.to_outbox,
-            "write": self.plan.as_ref().map(|p| json!({
-                "to": p.place(conflict),
-                "body": p.body(),
-                "checked": p.describe_check(conflict),
-            })),
+            "writes": writes,
         })
     }
 }
 
 /// Builds the clients a loser's value needs and resolves: keeping the winner only marks the
-/// conflict (no read, no write); keeping the loser plans the write — reading the winning
-/// side, refusing a newer edit unless forced — then, unless a dry run, writes, records the
-/// ledger and marks the conflict.
+/// conflict (no read, no write); keeping the loser plans the write to both sides — reading
+/// each, refusing a newer edit on either unless forced, before anything is written — then,
+/// unless a dry run, writes the winner's side, then the loser's own side (which the consumer
+/// left holding the winner's value), records the ledger once and marks the conflict. A failed
+/// write leaves the ledger and the conflict as they were, to try again (the guard accepts a
+/// side already holding the kept value).
 #[allow(clippy::too_many_arguments)]
 async fn resolve_with<C: ConflictStore, M: IdMappings + SyncLedger>(
     store: &C,
@@ -485,7 +526,7 @@ async fn resolve_with<C: ConflictStore, M: IdMappings + SyncLedger>(
             mark(store, conflict, keep, now_ms).await?;
         }
         return Ok(Resolved {
-            plan: None,
+            plans: Vec::new(),
             to_outbox: false,
             dry_run: how.dry_run,
         });
@@ -497,42 +538,52 @@ async fn resolve_with<C: ConflictStore, M: IdMappings + SyncLedger>(
         conflict,
         now_ms,
     };
-    let (plan, to_outbox) = match keep {
-        // Attio's value goes to HubSpot.
-        Side::Attio => match sync.crm(data_dir)? {
-            CrmTarget::HubSpot(sink) => {
-                let plan = write.plan_hubspot(Some(&sink), how.force).await?;
-                if !how.dry_run {
-                    write.send_hubspot(&sink, &plan).await?;
-                }
-                (plan, false)
+    let token = sync.attio_token.as_deref().with_context(|| {
+        format!(
+            "set ATTIO_API_TOKEN (or --attio-token): keeping {}'s value writes it to Attio{}",
+            keep.as_str(),
+            match keep {
+                Side::Attio => " too (the consumer synced HubSpot's winning value there)",
+                Side::Hubspot => "",
             }
-            CrmTarget::Outbox(sink) => {
-                let plan = write.plan_hubspot(None::<&HubSpotSink>, how.force).await?;
-                if !how.dry_run {
-                    write.send_hubspot(&sink, &plan).await?;
-                }
-                (plan, true)
+        )
+    })?;
+    let attio = sync.attio(token, None)?;
+    let crm = sync.crm(data_dir)?;
+    let to_outbox = matches!(crm, CrmTarget::Outbox(_));
+    if to_outbox && how.deployed {
+        bail!(
+            "set HUBSPOT_TOKEN (or --hubspot-token): without it the HubSpot write only reaches the local outbox, and the deployment's sync ledger (--conflicts-table) must never record a value HubSpot did not get"
+        );
+    }
+    // Both checks before any write: a newer edit on either side writes nothing on either.
+    let mut plans = Vec::with_capacity(2);
+    for side in [conflict.winner, conflict.loser()] {
+        let plan = match (side, &crm) {
+            (Side::Hubspot, CrmTarget::HubSpot(sink)) => {
+                write.plan_hubspot(Some(sink), how.force).await?
             }
-        },
-        // HubSpot's value goes to Attio.
-        Side::Hubspot => {
-            let token = sync.attio_token.as_deref().context(
-                "set ATTIO_API_TOKEN (or --attio-token): keeping HubSpot's value writes it to Attio",
-            )?;
-            let attio = sync.attio(token, None)?;
-            let plan = write.plan_attio(&attio, how.force).await?;
-            if !how.dry_run {
-                write.send_attio(&attio, &plan).await?;
+            (Side::Hubspot, CrmTarget::Outbox(_)) => {
+                write.plan_hubspot(None::<&HubSpotSink>, how.force).await?
             }
-            (plan, false)
-        }
-    };
+            (Side::Attio, _) => write.plan_attio(&attio, how.force).await?,
+        };
+        plans.push(plan);
+    }
     if !how.dry_run {
+        let mut attio_form = None;
+        for plan in &plans {
+            match (plan.side(), &crm) {
+                (Side::Hubspot, CrmTarget::HubSpot(sink)) => write.send_hubspot(sink, plan).await?,
+                (Side::Hubspot, CrmTarget::Outbox(sink)) => write.send_hubspot(sink, plan).await?,
+                (Side::Attio, _) => attio_form = Some(write.send_attio(&attio, plan).await?),
+            }
+        }
+        write.record(attio_form).await?;
         mark(store, conflict, keep, now_ms).await?;
     }
     Ok(Resolved {
-        plan: Some(plan),
+        plans,
         to_outbox,
         dry_run: how.dry_run,
     })
@@ -655,3 +706,6 @@ fn print_one(c: &Conflict) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests;

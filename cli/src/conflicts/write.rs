@@ -1,21 +1,32 @@
-//! Writing a conflict's losing value to the side that holds the winner's — and first making
-//! sure that side still holds it.
+//! Writing a conflict's kept (losing) value to BOTH sides — and first making sure neither
+//! side holds a value newer than the conflict.
 //!
-//! A conflict can sit open for days. Meanwhile someone may edit the field again on the side
-//! that won; the consumers then sync that newer edit as any other change. Writing the kept
-//! (older, losing) value over it would silently undo a change nobody saw in the conflict. So
-//! `resolve` reads the winning side's current value first — HubSpot with
-//! [`CrmSource::read_batch`] of the one property on the mapped object, Attio with the record
-//! read through the field mapping exactly as the records consumer maps it — and compares it
-//! with the value the conflict recorded for the winner, normalised as the ledger normalises
+//! Why both: when a conflict is recorded the consumer syncs the winner's value to the loser's
+//! side at once, so by the time an operator resolves, both sides hold the winner's value.
+//! Writing the kept value to the winner's side only would leave the loser's own side holding
+//! the winner's value, which differs from the ledger (now the kept value), reads as a change
+//! there, and is pushed back by the consumers: the operator's choice would be undone. So the
+//! kept value goes to the winner's side and then to the loser's own side, and the ledger
+//! records it once, in each side's form.
+//!
+//! The guard: a conflict can sit open for days. Meanwhile someone may edit the field again on
+//! either side; the consumers then sync that newer edit as any other change. Writing the kept
+//! (older) value over it would silently undo a change nobody saw in the conflict. So
+//! `resolve` reads each side's current value first — HubSpot with [`CrmSource::read_batch`]
+//! of the one property on the mapped object, Attio with the record read through the field
+//! mapping exactly as the records consumer maps it — and accepts only the two values the
+//! conflict explains: the winner's (the winner's side kept it; the loser's side got it from
+//! the consumer) or the kept one (the loser's side before the consumer synced, or a side an
+//! operator already copied it to). Both compare as the ledger normalises
 //! ([`ledger_fingerprint`], so `2026-03-01` and its epoch milliseconds are the same value).
-//! A different value refuses the write with a [`NewerEdit`] that says what the side holds now,
-//! when it changed (when the side says) and what to do. `--force` skips the check. The check
-//! and the write are two requests, so an edit in the moment between them is not caught: the
-//! guard is for the hours and days a conflict waits, not for that instant.
+//! Any other value refuses the whole resolve with a [`NewerEdit`] naming the side, what it
+//! holds now and when it changed (when the side says); `--force` skips the check. The check
+//! and the write are separate requests, so an edit in the moment between them is not caught:
+//! the guard is for the hours and days a conflict waits, not for that instant.
 //!
-//! The plan (what would be written where) is built before anything is written, so `--dry-run`
-//! prints exactly what a real run would send.
+//! The plans (what would be written where) are built before anything is written, so a
+//! refusal on either side writes nothing on either, and `--dry-run` prints exactly what a
+//! real run would send.
 
 use std::fmt;
 
@@ -27,7 +38,7 @@ use relay_sync::formats::iso_instant;
 use relay_sync::two_way::{attio_changed_at, ledger_fingerprint, write_value};
 use relay_sync::{FieldMapping, OwnerIds, PropertySpec, RecordValues};
 
-/// Writing a conflict's losing value to the side that holds the winner's.
+/// Writing a conflict's kept value to both sides.
 pub(crate) struct Write<'a, M> {
     pub fields: &'a FieldMapping,
     pub mappings: &'a M,
@@ -35,13 +46,23 @@ pub(crate) struct Write<'a, M> {
     pub now_ms: i64,
 }
 
-/// How the winning side's current value was checked before the plan would write over it.
+/// A side's value as the conflict recorded it.
+pub(crate) fn value_of(conflict: &Conflict, side: Side) -> Option<&str> {
+    match side {
+        Side::Attio => conflict.attio.value.as_deref(),
+        Side::Hubspot => conflict.hubspot.value.as_deref(),
+    }
+}
+
+/// How a side's current value was checked before the plan would write over it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Checked {
-    /// Read: it still holds the winner's value (`None`: empty), so no newer edit is lost.
+    /// Read: it holds the winner's value (`None`: empty) — the winner's side still does, the
+    /// loser's side got it from the consumer — so no newer edit is lost.
     Holds(Option<String>),
-    /// Read: it already holds the kept value (someone copied it by hand); writing it again
-    /// changes nothing and records it as agreed.
+    /// Read: it already holds the kept value (the loser's side before the consumer synced the
+    /// winner, or a side someone copied it to by hand); writing it again changes nothing and
+    /// records it as agreed.
     AlreadyKept,
     /// Not read: `--force`.
     Forced,
@@ -57,7 +78,7 @@ pub(crate) enum Target {
     Attio { slug: String, values: AttioValues },
 }
 
-/// What `resolve` will write (or, with `--dry-run`, would).
+/// One write `resolve` will make (or, with `--dry-run`, would).
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     pub target: Target,
@@ -89,37 +110,54 @@ impl Plan {
         }
     }
 
-    /// One line on the check, for the operator.
+    /// One line on the check, for the operator: which side, and why its value was safe to
+    /// write over.
     pub fn describe_check(&self, conflict: &Conflict) -> String {
-        let side = conflict.winner.as_str();
-        match &self.checked {
-            Checked::Holds(value) => format!(
-                "checked: {side} still holds the winner's value {}",
+        let side = self.side();
+        let name = side.as_str();
+        let winners_side = side == conflict.winner;
+        match (&self.checked, winners_side) {
+            (Checked::Holds(value), true) => format!(
+                "checked: {name} still holds the winner's value {}",
                 shown(value.as_deref())
             ),
-            Checked::AlreadyKept => format!("checked: {side} already holds the kept value"),
-            Checked::Forced => format!(
-                "not checked (--force): {side}'s current value is overwritten whatever it is"
+            (Checked::Holds(value), false) => format!(
+                "checked: {name} holds the winner's value {} (synced there when the conflict was recorded)",
+                shown(value.as_deref())
             ),
-            Checked::Outbox => {
+            (Checked::AlreadyKept, true) => {
+                format!("checked: {name} already holds the kept value")
+            }
+            (Checked::AlreadyKept, false) => format!(
+                "checked: {name} still holds the kept value (the winner's was not synced there)"
+            ),
+            (Checked::Forced, _) => format!(
+                "not checked (--force): {name}'s current value is overwritten whatever it is"
+            ),
+            (Checked::Outbox, _) => {
                 "not checked: no HUBSPOT_TOKEN, the write goes to the local outbox".to_owned()
             }
         }
     }
 }
 
-/// The winning side no longer holds the winner's value: someone edited it after the conflict,
+/// A side holds neither value the conflict explains: someone edited it after the conflict,
 /// and writing the kept value would overwrite that newer edit. The operator decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NewerEdit {
     pub conflict_id: String,
-    /// The side that won, and would be written to.
+    /// The side checked, which holds the newer edit (the winner's or the loser's).
     pub side: Side,
+    /// The side whose change won the conflict.
+    pub winner: Side,
     /// "HubSpot contacts 123" / "Attio people <id>".
     pub place: String,
     pub property: String,
     /// The winner's value as the conflict recorded it.
     pub recorded: Option<String>,
+    /// The kept (losing) value as the conflict recorded it: also expected on the loser's own
+    /// side, before the consumer synced the winner's there.
+    pub kept: Option<String>,
     /// What the side holds now.
     pub now: Option<String>,
     /// When it got that value, when the side says (HubSpot's property history, Attio's
@@ -131,16 +169,29 @@ pub(crate) struct NewerEdit {
 
 impl fmt::Display for NewerEdit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let winner = self.side.as_str();
-        let loser = self.side.other().as_str();
-        write!(
-            f,
-            "refused: {} changed on {winner} since this conflict: {} held {} (the winner's value), it now holds {}",
-            self.property,
-            self.place,
-            shown(self.recorded.as_deref()),
-            shown(self.now.as_deref()),
-        )?;
+        let side = self.side.as_str();
+        let winner = self.winner.as_str();
+        let loser = self.winner.other().as_str();
+        if self.side == self.winner {
+            write!(
+                f,
+                "refused: {} changed on {side} since this conflict: {} held {} (the winner's value), it now holds {}",
+                self.property,
+                self.place,
+                shown(self.recorded.as_deref()),
+                shown(self.now.as_deref()),
+            )?;
+        } else {
+            write!(
+                f,
+                "refused: {} changed on {side} since this conflict: {} was to hold {} (the winner's value, synced there when the conflict was recorded) or {} (its own losing value, if not synced yet), it now holds {}",
+                self.property,
+                self.place,
+                shown(self.recorded.as_deref()),
+                shown(self.kept.as_deref()),
+                shown(self.now.as_deref()),
+            )?;
+        }
         match (self.changed_at_ms, &self.by) {
             (Some(at), Some(by)) => write!(f, ", changed {} by {by}", iso_instant(at))?,
             (Some(at), None) => write!(f, ", changed {}", iso_instant(at))?,
@@ -149,9 +200,9 @@ impl fmt::Display for NewerEdit {
         }
         write!(
             f,
-            ". Keeping {loser}'s value would overwrite that newer edit; nothing was written and the conflict is still open.\n\
+            ". Keeping {loser}'s value would overwrite that newer edit; nothing was written on either side and the conflict is still open.\n\
              To overwrite it anyway: attio-relay conflicts resolve {id} --keep {loser} --force\n\
-             To keep {winner}'s current value (the consumers sync it like any other change) and close the conflict: attio-relay conflicts resolve {id} --keep {winner}",
+             To close the conflict without writing and leave {side}'s newer value (the consumers sync it like any other change): attio-relay conflicts resolve {id} --keep {winner}",
             id = self.conflict_id,
         )
     }
@@ -168,6 +219,16 @@ fn shown(value: Option<&str>) -> String {
 }
 
 impl<M: IdMappings + SyncLedger> Write<'_, M> {
+    /// The side whose value is kept: the loser's (keeping the winner writes nothing).
+    fn kept_side(&self) -> Side {
+        self.conflict.loser()
+    }
+
+    /// The kept value as the conflict recorded it (HubSpot's form).
+    fn kept(&self) -> Option<&str> {
+        value_of(self.conflict, self.kept_side())
+    }
+
     /// The Attio object and the property's spec, from the field mapping as it is now.
     fn spec(&self) -> anyhow::Result<(&str, &PropertySpec)> {
         let c = self.conflict;
@@ -188,9 +249,12 @@ impl<M: IdMappings + SyncLedger> Write<'_, M> {
         Ok((slug.as_str(), &mapping.properties[&c.property]))
     }
 
-    /// Compares the winning side's current value with the conflict's record of it.
+    /// Compares `side`'s current value with the two the conflict explains on it: the
+    /// winner's (held by the winner's side, synced to the loser's) and the kept one (the
+    /// loser's side before that sync). Anything else is a newer edit.
     fn guard(
         &self,
+        side: Side,
         spec: &PropertySpec,
         place: String,
         now: Option<String>,
@@ -198,32 +262,31 @@ impl<M: IdMappings + SyncLedger> Write<'_, M> {
         by: Option<String>,
     ) -> Result<Checked, Box<NewerEdit>> {
         let c = self.conflict;
-        let (recorded, kept) = match c.winner {
-            Side::Attio => (&c.attio.value, &c.hubspot.value),
-            Side::Hubspot => (&c.hubspot.value, &c.attio.value),
-        };
+        let recorded = value_of(c, c.winner);
         let held = ledger_fingerprint(spec, now.as_deref());
-        if held == ledger_fingerprint(spec, recorded.as_deref()) {
+        if held == ledger_fingerprint(spec, recorded) {
             return Ok(Checked::Holds(now));
         }
-        if held == ledger_fingerprint(spec, kept.as_deref()) {
+        if held == ledger_fingerprint(spec, self.kept()) {
             return Ok(Checked::AlreadyKept);
         }
         Err(Box::new(NewerEdit {
             conflict_id: c.id.clone(),
-            side: c.winner,
+            side,
+            winner: c.winner,
             place,
             property: c.property.clone(),
-            recorded: recorded.clone(),
+            recorded: recorded.map(str::to_owned),
+            kept: self.kept().map(str::to_owned),
             now,
             changed_at_ms,
             by,
         }))
     }
 
-    /// Attio's value for HubSpot: one property of the mapped object (the mapping's id, which
-    /// follows merges; the conflict's as recorded otherwise), after checking HubSpot still
-    /// holds the winner's value — unless `source` is `None` (the outbox) or `force`.
+    /// The kept value for HubSpot: one property of the mapped object (the mapping's id, which
+    /// follows merges; the conflict's as recorded otherwise), after checking HubSpot holds
+    /// the winner's or the kept value — unless `source` is `None` (the outbox) or `force`.
     pub async fn plan_hubspot<R: CrmSource>(
         &self,
         source: Option<&R>,
@@ -263,10 +326,17 @@ impl<M: IdMappings + SyncLedger> Write<'_, M> {
                         .collect();
                     (!parts.is_empty()).then(|| parts.join(" "))
                 });
-                self.guard(spec, place, now, change.map(|ch| ch.at_ms), by)?
+                self.guard(
+                    Side::Hubspot,
+                    spec,
+                    place,
+                    now,
+                    change.map(|ch| ch.at_ms),
+                    by,
+                )?
             }
         };
-        let value = c.attio.value.clone().unwrap_or_default();
+        let value = self.kept().unwrap_or_default().to_owned();
         Ok(Plan {
             target: Target::Hubspot {
                 id,
@@ -276,10 +346,10 @@ impl<M: IdMappings + SyncLedger> Write<'_, M> {
         })
     }
 
-    /// HubSpot's value for Attio, reversed through the field mapping by the consumer's own
+    /// The kept value for Attio, reversed through the field mapping by the consumer's own
     /// function over the record as it is now (a name part keeps the other part; a first email
     /// replaces the first and keeps the rest), after checking the attribute, read as the
-    /// records consumer maps it, still holds the winner's value — unless `force`.
+    /// records consumer maps it, holds the winner's or the kept value — unless `force`.
     pub async fn plan_attio<A: AttioApi>(&self, attio: &A, force: bool) -> anyhow::Result<Plan> {
         let c = self.conflict;
         let (slug, spec) = self.spec()?;
@@ -305,15 +375,10 @@ impl<M: IdMappings + SyncLedger> Write<'_, M> {
                 .flatten();
             let at = attio_changed_at(&record.values, spec);
             let place = format!("Attio {slug} {}", c.attio_record_id);
-            self.guard(spec, place, now, (at > 0).then_some(at), None)?
+            self.guard(Side::Attio, spec, place, now, (at > 0).then_some(at), None)?
         };
         let mut values = AttioValues::new();
-        write_value(
-            spec,
-            c.hubspot.value.as_deref(),
-            Some(&record.values),
-            &mut values,
-        );
+        write_value(spec, self.kept(), Some(&record.values), &mut values);
         Ok(Plan {
             target: Target::Attio {
                 slug: slug.to_owned(),
@@ -323,29 +388,32 @@ impl<M: IdMappings + SyncLedger> Write<'_, M> {
         })
     }
 
-    /// Sends a HubSpot plan, then records the value in the ledger.
+    /// Sends a HubSpot plan (the ledger is recorded once both sides are written).
     pub async fn send_hubspot<S: CrmSink>(&self, crm: &S, plan: &Plan) -> anyhow::Result<()> {
         let c = self.conflict;
         let Target::Hubspot { id, properties } = &plan.target else {
             anyhow::bail!("not a HubSpot plan");
         };
-        let (_, spec) = self.spec()?;
         crm.update(c.object, id, properties)
             .await
             .with_context(|| format!("writing {} to HubSpot {} {id}", c.property, c.object))?;
-        let value = c.attio.value.clone().unwrap_or_default();
-        self.record(spec, Some(&value), SyncDirection::AttioToHubspot)
-            .await
+        Ok(())
     }
 
-    /// Sends an Attio plan, then records the value in the ledger.
-    pub async fn send_attio<A: AttioWriter>(&self, attio: &A, plan: &Plan) -> anyhow::Result<()> {
+    /// Sends an Attio plan; returns the ledger fingerprint of the value as Attio stored it
+    /// (the write's answer, read as the records consumer reads it): Attio may reformat what
+    /// it is given, and the ledger keeps that form so the next read is no change.
+    pub async fn send_attio<A: AttioWriter>(
+        &self,
+        attio: &A,
+        plan: &Plan,
+    ) -> anyhow::Result<String> {
         let c = self.conflict;
         let Target::Attio { slug, values } = &plan.target else {
             anyhow::bail!("not an Attio plan");
         };
         let (_, spec) = self.spec()?;
-        attio
+        let stored = attio
             .update_record(slug, &c.attio_record_id, values)
             .await
             .with_context(|| {
@@ -354,29 +422,30 @@ impl<M: IdMappings + SyncLedger> Write<'_, M> {
                     c.attribute, c.attio_record_id
                 )
             })?;
-        self.record(
-            spec,
-            c.hubspot.value.as_deref(),
-            SyncDirection::HubspotToAttio,
-        )
-        .await
+        let now = spec
+            .value(&RecordValues(&stored.values), &OwnerIds::new())
+            .ok()
+            .flatten()
+            .filter(|v| !v.trim().is_empty());
+        Ok(ledger_fingerprint(spec, now.as_deref()))
     }
 
-    /// The kept value as the field's agreed value: its webhook is then an echo.
-    async fn record(
-        &self,
-        spec: &PropertySpec,
-        value: Option<&str>,
-        direction: SyncDirection,
-    ) -> anyhow::Result<()> {
+    /// The kept value as the field's agreed value, once both sides hold it: their webhooks
+    /// are then echoes. `attio_form`: its fingerprint as Attio stored it ([`Self::send_attio`]),
+    /// kept when it differs from HubSpot's form (as the consumers record it).
+    pub async fn record(&self, attio_form: Option<String>) -> anyhow::Result<()> {
         let c = self.conflict;
+        let (_, spec) = self.spec()?;
+        let fingerprint = ledger_fingerprint(spec, self.kept());
+        let direction = match self.kept_side() {
+            Side::Attio => SyncDirection::AttioToHubspot,
+            Side::Hubspot => SyncDirection::HubspotToAttio,
+        };
         let entry = Synced {
-            fingerprint: ledger_fingerprint(spec, value),
+            attio_fingerprint: attio_form.filter(|f| *f != fingerprint),
+            fingerprint,
             at_ms: self.now_ms,
             direction,
-            // The operator's write is recorded in HubSpot's form only: a value Attio then
-            // reformats reads as one more change, and is synced once more (not lost).
-            attio_fingerprint: None,
         };
         let entries: Ledger = [(c.property.clone(), entry)].into();
         self.mappings
@@ -387,156 +456,4 @@ impl<M: IdMappings + SyncLedger> Write<'_, M> {
 }
 
 #[cfg(test)]
-mod tests {
-    //! The guard over the in-memory HubSpot (`MemoryCrm`, a `CrmSource` with property
-    //! history) and the embedded mappings store; the CLI test drives the whole command
-    //! against the wiremock stand-ins of both APIs.
-
-    use std::sync::Arc;
-
-    use relay_crm::{CrmObject, MemoryCrm};
-    use relay_embedded::LocalDb;
-    use relay_mappings::{ConflictValue, SqliteMappings};
-
-    use super::*;
-
-    /// 2026-03-01T00:00:00Z, HubSpot's date form of "2026-03-01".
-    const MARCH_1: &str = "1772323200000";
-    /// When the user's edits in HubSpot happen.
-    const EDITED_AT: i64 = 1_772_400_000_000;
-
-    const MAPPING: &str = r#"
-[objects.people]
-crm_object = "contacts"
-[objects.people.properties]
-email = "email_addresses"
-birthday = { attribute = "birthday", format = "date", direction = "both" }
-"#;
-
-    /// HubSpot won with `hubspot`; Attio's `attio` is the loser an operator keeps.
-    fn conflict(crm_id: &CrmId, attio: &str, hubspot: &str) -> Conflict {
-        Conflict {
-            id: "c0ffee".into(),
-            object: CrmObject::Contacts,
-            attio_record_id: "p1".into(),
-            crm_id: crm_id.0.clone(),
-            property: "birthday".into(),
-            attribute: "birthday".into(),
-            attio: ConflictValue {
-                value: Some(attio.into()),
-                changed_at_ms: 1,
-            },
-            hubspot: ConflictValue {
-                value: Some(hubspot.into()),
-                changed_at_ms: 2,
-            },
-            winner: Side::Hubspot,
-            detected_at_ms: 3,
-            resolution: None,
-        }
-    }
-
-    struct World {
-        crm: MemoryCrm,
-        mappings: SqliteMappings,
-        fields: FieldMapping,
-        _dir: tempfile::TempDir,
-    }
-
-    fn world() -> World {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = LocalDb::open(&dir.path().join("relay.sqlite")).expect("db");
-        World {
-            crm: MemoryCrm::new().with_clock(Arc::new(|| EDITED_AT)),
-            mappings: SqliteMappings::new(db),
-            fields: FieldMapping::load(Some(MAPPING), None).expect("mapping"),
-            _dir: dir,
-        }
-    }
-
-    impl World {
-        /// A contact whose birthday a user set in HubSpot.
-        fn contact(&self, birthday: &str) -> CrmId {
-            let properties: Properties = [("birthday".to_owned(), birthday.to_owned())].into();
-            self.crm.edit_by_user(CrmObject::Contacts, None, properties)
-        }
-
-        async fn plan(&self, conflict: &Conflict, force: bool) -> anyhow::Result<Plan> {
-            let write = Write {
-                fields: &self.fields,
-                mappings: &self.mappings,
-                conflict,
-                now_ms: 0,
-            };
-            write.plan_hubspot(Some(&self.crm), force).await
-        }
-    }
-
-    #[tokio::test]
-    async fn the_winner_held_in_another_form_is_no_newer_edit() {
-        let w = world();
-        // The conflict recorded "2026-03-01"; HubSpot hands the same date back as epoch ms.
-        let id = w.contact(MARCH_1);
-        let c = conflict(&id, "2026-02-01", "2026-03-01");
-        let plan = w.plan(&c, false).await.expect("the check passes");
-        assert_eq!(plan.checked, Checked::Holds(Some(MARCH_1.to_owned())));
-        assert_eq!(plan.place(&c), format!("HubSpot contacts {id}"));
-        assert_eq!(plan.body(), serde_json::json!({"birthday": "2026-02-01"}));
-        assert_eq!(w.crm.batch_reads(), [1], "one read of the one object");
-    }
-
-    #[tokio::test]
-    async fn a_newer_edit_is_refused_with_what_and_when_and_force_reads_nothing() {
-        let w = world();
-        let id = w.contact("2026-04-01");
-        let c = conflict(&id, "2026-02-01", "2026-03-01");
-        let err = w.plan(&c, false).await.expect_err("a newer edit");
-        let newer = err
-            .downcast_ref::<Box<NewerEdit>>()
-            .unwrap_or_else(|| panic!("not a NewerEdit: {err:#}"));
-        assert_eq!(newer.side, Side::Hubspot);
-        assert_eq!(newer.now.as_deref(), Some("2026-04-01"));
-        assert_eq!(newer.recorded.as_deref(), Some("2026-03-01"));
-        assert_eq!(newer.changed_at_ms, Some(EDITED_AT));
-        assert!(
-            newer.by.as_deref().is_some_and(|b| b.contains("CRM_UI")),
-            "{newer:?}"
-        );
-        let text = err.to_string();
-        for needle in [
-            "\"2026-04-01\"",
-            &iso_instant(EDITED_AT),
-            "resolve c0ffee --keep attio --force",
-            "resolve c0ffee --keep hubspot",
-            "nothing was written",
-        ] {
-            assert!(text.contains(needle), "no {needle:?} in {text}");
-        }
-
-        let reads = w.crm.batch_reads().len();
-        let plan = w.plan(&c, true).await.expect("forced");
-        assert_eq!(plan.checked, Checked::Forced);
-        assert_eq!(w.crm.batch_reads().len(), reads, "--force does not read");
-    }
-
-    #[tokio::test]
-    async fn a_winner_side_already_holding_the_kept_value_may_be_written() {
-        let w = world();
-        let id = w.contact("2026-02-01");
-        let c = conflict(&id, "2026-02-01", "2026-03-01");
-        let plan = w.plan(&c, false).await.expect("nothing newer is lost");
-        assert_eq!(plan.checked, Checked::AlreadyKept);
-    }
-
-    #[tokio::test]
-    async fn an_object_hubspot_no_longer_holds_is_refused() {
-        let w = world();
-        let c = conflict(&CrmId("404".into()), "2026-02-01", "2026-03-01");
-        let err = w.plan(&c, false).await.expect_err("gone");
-        let text = format!("{err:#}");
-        assert!(
-            text.contains("HubSpot contacts 404 is gone") && text.contains("--keep hubspot"),
-            "{text}"
-        );
-    }
-}
+mod tests;

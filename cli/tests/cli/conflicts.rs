@@ -2,16 +2,19 @@
 //! stateful Attio and HubSpot stand-ins (`integration_tests::fake_apis`), and the dev
 //! dashboard's conflicts section over the same file.
 //!
-//! Three conflicts on `jobtitle` (direction `both`): one HubSpot won and Attio's value is kept
-//! (written to HubSpot, on the contact the id mapping names), one Attio won and HubSpot's
-//! value is kept (written to Attio with the consumer's reverse mapping), one kept as it won
-//! (nothing read or written). Each resolve must leave the ledger holding the kept value's
-//! fingerprint.
+//! Three conflicts on `jobtitle` (direction `both`): one HubSpot won and Attio's value is kept,
+//! one Attio won and HubSpot's value is kept, one kept as it won (nothing read or written).
+//! Each seeds the loser's side with the winner's value, written by the relay as the consumer
+//! writes it when it records a conflict; keeping the loser must then leave BOTH stand-ins
+//! holding the kept value (HubSpot on the contact the id mapping names, Attio through the
+//! consumer's reverse mapping) and the ledger holding its fingerprint — else the loser's own
+//! side would read as a change and the consumers would push the winner's value back.
 //!
-//! The guard: a winning side edited after the conflict (a user in HubSpot's UI, a workspace
-//! member in Attio) makes `resolve --keep <loser>` refuse — nothing written, the conflict
-//! open, the ledger untouched, the error naming the newer value and its time — until
-//! `--force`; `--dry-run` reads and plans, and writes nothing.
+//! The guard is tested in `conflicts/guard.rs`: a side edited after the conflict — the
+//! winner's (a user in HubSpot's UI, a workspace member in Attio) or the loser's own — makes
+//! `resolve --keep <loser>` refuse: nothing written on either side, the conflict open, the
+//! ledger untouched, the error naming the newer value and its time — until `--force`;
+//! `--dry-run` reads and plans both writes, and writes nothing.
 
 use std::sync::Arc;
 
@@ -32,6 +35,8 @@ use relay_sync::two_way::ledger_fingerprint;
 use serde_json::{Value, json};
 
 use crate::relay;
+
+mod guard;
 
 const ATTIO_TOKEN: &str = "attio-conflicts-token";
 const HUBSPOT_TOKEN: &str = "hubspot-conflicts-token";
@@ -157,6 +162,79 @@ fn spec() -> PropertySpec {
     PropertySpec::path("job_title")
 }
 
+/// The relay's write of a title to Attio (`PUT` on the record with its token), as the
+/// consumer makes it when the HubSpot side wins a conflict.
+async fn relay_writes_attio(s: &Setup, record: &str, title: &str) {
+    let status = reqwest::Client::new()
+        .put(format!(
+            "{}/v2/objects/people/records/{record}",
+            s.attio_server.uri()
+        ))
+        .bearer_auth(ATTIO_TOKEN)
+        .json(&json!({"data": {"values": {"job_title": title}}}))
+        .send()
+        .await
+        .expect("write")
+        .status();
+    assert!(status.is_success(), "{status}");
+}
+
+/// The relay's write of a title to HubSpot (`PATCH` with the app's token), as the consumer
+/// makes it when the Attio side wins a conflict.
+async fn relay_writes_hubspot(s: &Setup, contact: &str, title: &str) {
+    let status = reqwest::Client::new()
+        .patch(format!(
+            "{}/crm/v3/objects/contacts/{contact}",
+            s.hubspot_server.uri()
+        ))
+        .bearer_auth(HUBSPOT_TOKEN)
+        .json(&json!({"properties": {"jobtitle": title}}))
+        .send()
+        .await
+        .expect("write")
+        .status();
+    assert!(status.is_success(), "{status}");
+}
+
+/// The current title of a person in the Attio stand-in, read over its API.
+async fn attio_title(s: &Setup, record: &str) -> Option<String> {
+    let read: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/v2/objects/people/records/{record}",
+            s.attio_server.uri()
+        ))
+        .bearer_auth(ATTIO_TOKEN)
+        .send()
+        .await
+        .expect("read")
+        .json()
+        .await
+        .expect("json");
+    read["data"]["values"]["job_title"]
+        .as_array()?
+        .iter()
+        .find(|v| v["active_until"].is_null())
+        .and_then(|v| v["value"].as_str())
+        .map(str::to_owned)
+}
+
+/// The current title of a contact in the HubSpot stand-in, read over its API.
+async fn hubspot_title(s: &Setup, contact: &str) -> Option<String> {
+    let read: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/crm/v3/objects/contacts/{contact}?properties=jobtitle",
+            s.hubspot_server.uri()
+        ))
+        .bearer_auth(HUBSPOT_TOKEN)
+        .send()
+        .await
+        .expect("read")
+        .json()
+        .await
+        .expect("json");
+    read["properties"]["jobtitle"].as_str().map(str::to_owned)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn conflicts_are_listed_shown_and_resolved_on_either_side() {
     let s = setup().await;
@@ -172,12 +250,23 @@ async fn conflicts_are_listed_shown_and_resolved_on_either_side() {
         .await
         .expect("mapping");
     let hubspot_won = conflict(PERSON_A, "999", ("Poet", T0), ("Analyst", T0 + 60_000));
+    // B's contact: Attio's winning title was synced there by the relay.
+    let contact_b = s.hubspot.seed_contact(&FakeAttio::email(PERSON_B));
+    mappings
+        .put(CrmObject::Contacts, PERSON_B, &CrmId(contact_b.clone()))
+        .await
+        .expect("mapping");
+    relay_writes_hubspot(&s, &contact_b, &FakeAttio::job_title(PERSON_B)).await;
     let attio_won = conflict(
         PERSON_B,
-        "7777",
+        &contact_b,
         (&FakeAttio::job_title(PERSON_B), T0 + 120_000),
         ("Manager", T0 + 30_000),
     );
+    // Each loser's side holds the winner's value, as the consumer left it when it recorded
+    // the conflict: A's Attio record got HubSpot's "Analyst".
+    relay_writes_attio(&s, PERSON_A, "Analyst").await;
+    let seeded_attio_writes = s.attio.attio_writes().len();
     let settled_as_won = conflict(
         PERSON_C,
         "7778",
@@ -245,11 +334,14 @@ async fn conflicts_are_listed_shown_and_resolved_on_either_side() {
         short.text()
     );
 
-    // Keep Attio's losing value: written to HubSpot on the mapped contact, by the app.
+    // Keep Attio's losing value: written to HubSpot on the mapped contact, by the app, and
+    // back over the "Analyst" the consumer had synced to Attio.
     let kept = s.conflicts(&["resolve", &hubspot_won.id[..10], "--keep", "attio"]);
     assert!(kept.ok, "{}", kept.text());
     assert!(
-        kept.stdout.contains("written to hubspot"),
+        kept.stdout.contains(&format!(
+            "written to hubspot (HubSpot contacts {contact_a}) and to attio (Attio people {PERSON_A})"
+        )),
         "{}",
         kept.stdout
     );
@@ -268,39 +360,77 @@ async fn conflicts_are_listed_shown_and_resolved_on_either_side() {
         (contact_a.as_str(), Some("jobtitle"), "Poet")
     );
     assert!(matches!(last.source, ChangeSource::Integration(_)));
+    let writes = s.attio.attio_writes();
+    assert_eq!(writes.len(), seeded_attio_writes + 1, "{writes:?}");
+    let to_attio = writes.last().expect("a write");
+    assert_eq!(
+        (to_attio.kind.clone(), to_attio.record_id.as_str()),
+        (AttioWriteKind::Update, PERSON_A)
+    );
+    assert_eq!(to_attio.changed, ["job_title"], "Analyst became Poet");
+    assert_eq!(to_attio.actor, s.attio.relay_actor());
+    assert_eq!(
+        (
+            hubspot_title(&s, &contact_a).await.as_deref(),
+            attio_title(&s, PERSON_A).await.as_deref()
+        ),
+        (Some("Poet"), Some("Poet")),
+        "both sides hold the kept value"
+    );
     let entry = ledger_of(&s.db, PERSON_A).await.expect("ledger entry");
     assert_eq!(entry.fingerprint, ledger_fingerprint(&spec(), Some("Poet")));
+    assert_eq!(
+        entry.attio_side(),
+        entry.fingerprint,
+        "Attio stored it as sent"
+    );
     assert_eq!(entry.direction, SyncDirection::AttioToHubspot);
 
-    // Keep HubSpot's losing value: written to Attio, reversed through the mapping.
-    let kept = s.conflicts(&["resolve", &attio_won.id, "--keep", "hubspot"]);
+    // Keep HubSpot's losing value: written to Attio, reversed through the mapping, and back
+    // over Attio's title the consumer had synced to HubSpot.
+    let changes = s.hubspot.contact_changes().len();
+    let kept = s.conflicts(&["resolve", &attio_won.id, "--keep", "hubspot", "--json"]);
     assert!(kept.ok, "{}", kept.text());
-    let writes = s.attio.attio_writes();
-    assert_eq!(writes.len(), 1, "{writes:?}");
-    assert_eq!(writes[0].kind, AttioWriteKind::Update);
-    assert_eq!(writes[0].record_id, PERSON_B);
-    assert_eq!(writes[0].values["job_title"], "Manager");
-    assert_eq!(writes[0].changed, ["job_title"]);
-    let read: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/v2/objects/people/records/{PERSON_B}",
-            s.attio_server.uri()
-        ))
-        .bearer_auth(ATTIO_TOKEN)
-        .send()
-        .await
-        .expect("read")
-        .json()
-        .await
-        .expect("json");
-    let current = read["data"]["values"]["job_title"]
+    let report: Value = serde_json::from_str(&kept.stdout).expect("json");
+    let sides: Vec<&str> = report["writes"]
         .as_array()
-        .expect("titles")
+        .expect("writes")
         .iter()
-        .find(|v| v["active_until"].is_null())
-        .cloned()
-        .expect("a current title");
-    assert_eq!(current["value"], "Manager");
+        .map(|w| w["side"].as_str().expect("side"))
+        .collect();
+    assert_eq!(
+        sides,
+        ["attio", "hubspot"],
+        "the winner's side first: {report}"
+    );
+    assert_eq!(report["writes"][1]["body"], json!({"jobtitle": "Manager"}));
+    let writes = s.attio.attio_writes();
+    assert_eq!(writes.len(), seeded_attio_writes + 2, "{writes:?}");
+    let to_attio = writes.last().expect("a write");
+    assert_eq!(to_attio.kind, AttioWriteKind::Update);
+    assert_eq!(to_attio.record_id, PERSON_B);
+    assert_eq!(to_attio.values["job_title"], "Manager");
+    assert_eq!(to_attio.changed, ["job_title"]);
+    let to_hubspot = s.hubspot.contact_changes();
+    assert_eq!(to_hubspot.len(), changes + 1, "one HubSpot write");
+    let last = to_hubspot.last().expect("a change");
+    assert_eq!(
+        (
+            last.contact_id.as_str(),
+            last.property.as_deref(),
+            last.value.as_str()
+        ),
+        (contact_b.as_str(), Some("jobtitle"), "Manager")
+    );
+    assert!(matches!(last.source, ChangeSource::Integration(_)));
+    assert_eq!(
+        (
+            attio_title(&s, PERSON_B).await.as_deref(),
+            hubspot_title(&s, &contact_b).await.as_deref()
+        ),
+        (Some("Manager"), Some("Manager")),
+        "both sides hold the kept value"
+    );
     let entry = ledger_of(&s.db, PERSON_B).await.expect("ledger entry");
     assert_eq!(
         entry.fingerprint,
@@ -310,6 +440,7 @@ async fn conflicts_are_listed_shown_and_resolved_on_either_side() {
 
     // Keep the winner: marked resolved, nothing read or written anywhere.
     let hubspot_changes = s.hubspot.contact_changes().len();
+    let attio_writes = s.attio.attio_writes().len();
     let seen = (
         requests(&s.attio_server).await,
         requests(&s.hubspot_server).await,
@@ -317,7 +448,7 @@ async fn conflicts_are_listed_shown_and_resolved_on_either_side() {
     let kept = s.conflicts(&["resolve", &settled_as_won.id, "--keep", "attio"]);
     assert!(kept.ok, "{}", kept.text());
     assert!(kept.stdout.contains("the winner"), "{}", kept.stdout);
-    assert_eq!(s.attio.attio_writes().len(), 1);
+    assert_eq!(s.attio.attio_writes().len(), attio_writes);
     assert_eq!(s.hubspot.contact_changes().len(), hubspot_changes);
     assert_eq!(
         (
@@ -389,214 +520,6 @@ async fn conflict_in(db: &LocalDb, id: &str) -> Conflict {
         .await
         .expect("store")
         .expect("the conflict")
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn resolve_refuses_to_overwrite_a_newer_edit_until_forced() {
-    let s = setup().await;
-    // HubSpot won A's conflict with "Analyst"; Attio won B's with its title.
-    let contact_a = s.hubspot.seed_contact(&FakeAttio::email(PERSON_A));
-    s.hubspot
-        .edit_contact(&contact_a, HUBSPOT_USER, json!({"jobtitle": "Analyst"}))
-        .expect("contact");
-    SqliteMappings::new(s.db.clone())
-        .put(CrmObject::Contacts, PERSON_A, &CrmId(contact_a.clone()))
-        .await
-        .expect("mapping");
-    let hubspot_won = conflict(PERSON_A, &contact_a, ("Poet", T0), ("Analyst", T0 + 60_000));
-    let attio_won = conflict(
-        PERSON_B,
-        "7777",
-        (&FakeAttio::job_title(PERSON_B), T0 + 120_000),
-        ("Manager", T0 + 30_000),
-    );
-    let store = SqliteConflicts::new(s.db.clone());
-    for c in [&hubspot_won, &attio_won] {
-        store.record(c).await.expect("seed");
-    }
-
-    // HubSpot side. A dry run while HubSpot still holds the winner: the check passes, the
-    // plan is shown, nothing is written.
-    let before = requests(&s.hubspot_server).await.len();
-    let changes = s.hubspot.contact_changes().len();
-    let dry = s.conflicts(&["resolve", &hubspot_won.id, "--keep", "attio", "--dry-run"]);
-    assert!(dry.ok, "{}", dry.text());
-    assert!(
-        dry.stdout.contains("dry run")
-            && dry
-                .stdout
-                .contains(&format!("HubSpot contacts {contact_a}"))
-            && dry.stdout.contains("\"jobtitle\":\"Poet\"")
-            && dry
-                .stdout
-                .contains("still holds the winner's value \"Analyst\""),
-        "{}",
-        dry.stdout
-    );
-    let seen = requests(&s.hubspot_server).await;
-    assert!(
-        seen[before..].iter().any(|r| r.ends_with("/batch/read")),
-        "the dry run reads HubSpot: {seen:?}"
-    );
-    assert_eq!(writes_after(&seen, before), Vec::<String>::new());
-    assert_eq!(s.hubspot.contact_changes().len(), changes);
-    assert_eq!(conflict_in(&s.db, &hubspot_won.id).await.resolution, None);
-    assert_eq!(ledger_of(&s.db, PERSON_A).await, None);
-
-    // A user changes the title in HubSpot after the conflict: resolve refuses, says what
-    // HubSpot holds now, since when, and what to do; nothing is written.
-    s.hubspot
-        .edit_contact(&contact_a, HUBSPOT_USER, json!({"jobtitle": "Director"}))
-        .expect("contact");
-    let edited_at = s.hubspot.contact_changes().last().expect("the edit").at_ms;
-    let changes = s.hubspot.contact_changes().len();
-    let before = requests(&s.hubspot_server).await.len();
-    for extra in [&[][..], &["--dry-run"][..]] {
-        let mut args = vec!["resolve", &hubspot_won.id[..], "--keep", "attio"];
-        args.extend_from_slice(extra);
-        let refused = s.conflicts(&args);
-        assert!(!refused.ok, "{extra:?}: {}", refused.text());
-        let text = refused.text();
-        for needle in [
-            "refused",
-            "\"Director\"",
-            "\"Analyst\"",
-            &iso_instant(edited_at),
-            &format!("CRM_UI userId:{HUBSPOT_USER}"),
-            "--keep attio --force",
-            &format!("resolve {} --keep hubspot", hubspot_won.id),
-        ] {
-            assert!(text.contains(needle), "{extra:?}: no {needle:?} in {text}");
-        }
-    }
-    assert_eq!(
-        writes_after(&requests(&s.hubspot_server).await, before),
-        Vec::<String>::new(),
-        "a refused resolve sends no write"
-    );
-    assert_eq!(s.hubspot.contact_changes().len(), changes);
-    assert_eq!(conflict_in(&s.db, &hubspot_won.id).await.resolution, None);
-    assert_eq!(ledger_of(&s.db, PERSON_A).await, None);
-
-    // --dry-run --force: plans the overwrite without reading or writing.
-    let before = requests(&s.hubspot_server).await.len();
-    let dry = s.conflicts(&[
-        "resolve",
-        &hubspot_won.id,
-        "--keep",
-        "attio",
-        "--force",
-        "--dry-run",
-    ]);
-    assert!(dry.ok, "{}", dry.text());
-    assert!(
-        dry.stdout.contains("would write") && dry.stdout.contains("--force"),
-        "{}",
-        dry.stdout
-    );
-    assert_eq!(
-        requests(&s.hubspot_server).await.len(),
-        before,
-        "forced: not read"
-    );
-    assert_eq!(conflict_in(&s.db, &hubspot_won.id).await.resolution, None);
-
-    // --force overwrites the newer value, as the app, and settles the conflict.
-    let forced = s.conflicts(&["resolve", &hubspot_won.id, "--keep", "attio", "--force"]);
-    assert!(forced.ok, "{}", forced.text());
-    let last = s
-        .hubspot
-        .contact_changes()
-        .last()
-        .cloned()
-        .expect("a change");
-    assert_eq!(
-        (
-            last.contact_id.as_str(),
-            last.property.as_deref(),
-            last.value.as_str()
-        ),
-        (contact_a.as_str(), Some("jobtitle"), "Poet")
-    );
-    assert!(matches!(last.source, ChangeSource::Integration(_)));
-    let resolution = conflict_in(&s.db, &hubspot_won.id).await.resolution;
-    assert_eq!(resolution.map(|r| r.kept), Some(Side::Attio));
-    let entry = ledger_of(&s.db, PERSON_A).await.expect("ledger entry");
-    assert_eq!(entry.fingerprint, ledger_fingerprint(&spec(), Some("Poet")));
-
-    // Attio side. A dry run while Attio still holds the winner: planned, nothing written.
-    let dry = s.conflicts(&["resolve", &attio_won.id, "--keep", "hubspot", "--dry-run"]);
-    assert!(dry.ok, "{}", dry.text());
-    assert!(
-        dry.stdout.contains(&format!("Attio people {PERSON_B}"))
-            && dry.stdout.contains("\"job_title\"")
-            && dry.stdout.contains("Manager")
-            && dry.stdout.contains("still holds the winner's value"),
-        "{}",
-        dry.stdout
-    );
-    assert!(
-        s.attio.attio_writes().is_empty(),
-        "{:?}",
-        s.attio.attio_writes()
-    );
-    assert_eq!(conflict_in(&s.db, &attio_won.id).await.resolution, None);
-
-    // A workspace member changes the title after the conflict: refused, nothing written.
-    s.attio
-        .edit_as_user("people", PERSON_B, MEMBER, json!({"job_title": "CTO"}))
-        .expect("record");
-    let edited_at = s.attio.attio_writes().last().expect("the edit").at_ms;
-    let refused = s.conflicts(&["resolve", &attio_won.id, "--keep", "hubspot"]);
-    assert!(!refused.ok, "{}", refused.text());
-    let text = refused.text();
-    for needle in [
-        "refused",
-        "\"CTO\"",
-        &format!("{:?}", FakeAttio::job_title(PERSON_B)),
-        &iso_instant(edited_at),
-        "--keep hubspot --force",
-        &format!("resolve {} --keep attio", attio_won.id),
-    ] {
-        assert!(text.contains(needle), "no {needle:?} in {text}");
-    }
-    let writes = s.attio.attio_writes();
-    assert_eq!(writes.len(), 1, "only the member's edit: {writes:?}");
-    assert_eq!(writes[0].kind, AttioWriteKind::UserEdit);
-    assert_eq!(conflict_in(&s.db, &attio_won.id).await.resolution, None);
-    assert_eq!(ledger_of(&s.db, PERSON_B).await, None);
-
-    // --dry-run --force: nothing written either.
-    let dry = s.conflicts(&[
-        "resolve",
-        &attio_won.id,
-        "--keep",
-        "hubspot",
-        "--dry-run",
-        "--force",
-    ]);
-    assert!(dry.ok, "{}", dry.text());
-    assert_eq!(s.attio.attio_writes().len(), 1);
-    assert_eq!(conflict_in(&s.db, &attio_won.id).await.resolution, None);
-
-    // --force writes HubSpot's value over the member's edit and settles the conflict.
-    let forced = s.conflicts(&["resolve", &attio_won.id, "--keep", "hubspot", "--force"]);
-    assert!(forced.ok, "{}", forced.text());
-    let writes = s.attio.attio_writes();
-    assert_eq!(writes.len(), 2, "{writes:?}");
-    assert_eq!(writes[1].kind, AttioWriteKind::Update);
-    assert_eq!(writes[1].values["job_title"], "Manager");
-    assert_eq!(writes[1].changed, ["job_title"]);
-    let resolution = conflict_in(&s.db, &attio_won.id).await.resolution;
-    assert_eq!(resolution.map(|r| r.kept), Some(Side::Hubspot));
-    let entry = ledger_of(&s.db, PERSON_B).await.expect("ledger entry");
-    assert_eq!(
-        entry.fingerprint,
-        ledger_fingerprint(&spec(), Some("Manager"))
-    );
-
-    assert!(s.attio.unexpected.lock().expect("lock").is_empty());
-    assert!(s.hubspot.state.lock().expect("state").unexpected.is_empty());
 }
 
 async fn dashboard(url: &str) -> String {
