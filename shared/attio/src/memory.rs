@@ -118,6 +118,14 @@ struct State {
     writes: writes::WriteState,
 }
 
+impl State {
+    /// The slug of `object` (an id this view has resolved, or a slug as given): the key the
+    /// records are held under.
+    fn slug<'a>(&'a self, object: &'a str) -> &'a str {
+        self.slugs.get(object).map_or(object, String::as_str)
+    }
+}
+
 impl MemoryAttio {
     pub fn new() -> Self {
         Self::default()
@@ -254,7 +262,7 @@ impl AttioApi for MemoryAttio {
         let call = AttioCall::record(object, record_id);
         self.begin(&call)?;
         let state = self.state();
-        let slug = state.slugs.get(object).map_or(object, String::as_str);
+        let slug = state.slug(object);
         state
             .records
             .get(&(slug.to_owned(), record_id.to_owned()))
@@ -271,7 +279,7 @@ impl AttioApi for MemoryAttio {
             let call = AttioCall::records(object, chunk);
             self.begin_keyed(&call, &AttioCall::any_query_of(object))?;
             let state = self.state();
-            let slug = state.slugs.get(object).map_or(object, String::as_str);
+            let slug = state.slug(object);
             found.extend(chunk.iter().filter_map(|id| {
                 let key = (slug.to_owned(), (*id).to_owned());
                 state.records.get(&key).cloned()

@@ -39,14 +39,9 @@ impl fmt::Debug for WriteState {
 
 impl WriteState {
     fn now_ms(&self) -> i64 {
-        self.clock.as_ref().map_or_else(
-            || {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            },
-            |clock| clock(),
-        )
+        self.clock
+            .as_ref()
+            .map_or_else(relay_events::clock::unix_now_millis, |clock| clock())
     }
 
     fn token_id(&self) -> &str {
@@ -274,11 +269,7 @@ impl AttioWriter for MemoryAttio {
                 path: call.path(),
             })?;
         let mut state = self.state();
-        let slug = state
-            .slugs
-            .get(object)
-            .cloned()
-            .unwrap_or_else(|| object.to_owned());
+        let slug = state.slug(object).to_owned();
         let found = state
             .records
             .iter()
@@ -333,11 +324,7 @@ impl AttioWriter for MemoryAttio {
         };
         self.begin(&call)?;
         let mut state = self.state();
-        let slug = state
-            .slugs
-            .get(object)
-            .cloned()
-            .unwrap_or_else(|| object.to_owned());
+        let slug = state.slug(object).to_owned();
         let mut record = state
             .records
             .get(&(slug.clone(), record_id.to_owned()))
@@ -357,11 +344,7 @@ impl AttioWriter for MemoryAttio {
         };
         self.begin(&call)?;
         let mut state = self.state();
-        let slug = state
-            .slugs
-            .get(object)
-            .cloned()
-            .unwrap_or_else(|| object.to_owned());
+        let slug = state.slug(object).to_owned();
         let record = state
             .records
             .remove(&(slug, record_id.to_owned()))

@@ -52,14 +52,10 @@ impl fmt::Debug for SourceState {
 
 impl SourceState {
     fn now_ms(&self) -> i64 {
-        self.clock.as_ref().map_or_else(
-            || {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            },
-            |clock| clock(),
-        )
+        use relay_ratelimit::MillisClock;
+        self.clock
+            .as_ref()
+            .map_or_else(|| relay_ratelimit::SystemMillis.now_ms(), |clock| clock())
     }
 
     fn app_id(&self) -> &str {

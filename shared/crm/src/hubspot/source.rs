@@ -46,13 +46,7 @@ impl CrmSource for HubSpotSink {
         ids: &[CrmId],
         properties: &[&str],
     ) -> Result<Vec<CrmRecordState>, CrmError> {
-        let mut seen = BTreeSet::new();
-        let ids: Vec<&CrmId> = ids.iter().filter(|id| seen.insert(*id)).collect();
-        let mut states = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH_LIMIT) {
-            states.extend(self.read_chunk(object, chunk, properties, false).await?);
-        }
-        Ok(states)
+        self.read_all(object, ids, properties, false).await
     }
 
     /// The same batch read with `?archived=true` (only archived objects are answered), and
@@ -63,13 +57,7 @@ impl CrmSource for HubSpotSink {
         ids: &[CrmId],
         properties: &[&str],
     ) -> Result<Vec<CrmRecordState>, CrmError> {
-        let mut seen = BTreeSet::new();
-        let ids: Vec<&CrmId> = ids.iter().filter(|id| seen.insert(*id)).collect();
-        let mut states = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH_LIMIT) {
-            states.extend(self.read_chunk(object, chunk, properties, true).await?);
-        }
-        Ok(states)
+        self.read_all(object, ids, properties, true).await
     }
 
     async fn list_page(
@@ -102,6 +90,24 @@ impl CrmSource for HubSpotSink {
 }
 
 impl HubSpotSink {
+    /// The distinct `ids`, [`BATCH_LIMIT`] per batch read; `archived` asks for archived objects
+    /// only (`read_archived`), otherwise live ones with their history (`read_batch`).
+    async fn read_all(
+        &self,
+        object: CrmObject,
+        ids: &[CrmId],
+        properties: &[&str],
+        archived: bool,
+    ) -> Result<Vec<CrmRecordState>, CrmError> {
+        let mut seen = BTreeSet::new();
+        let ids: Vec<&CrmId> = ids.iter().filter(|id| seen.insert(*id)).collect();
+        let mut states = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_LIMIT) {
+            states.extend(self.read_chunk(object, chunk, properties, archived).await?);
+        }
+        Ok(states)
+    }
+
     /// One batch read of at most [`BATCH_LIMIT`] ids.
     async fn read_chunk(
         &self,
