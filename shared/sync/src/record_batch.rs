@@ -401,21 +401,24 @@ impl<S: CrmSink, M: IdMappings, A: AttioApi> SyncContext<S, M, A> {
         }
         // What was sent (or found agreed) is now the fields' last synced value: recorded after
         // the mapping, before the tombstone check, as one step of the record's write.
+        // One write per record, all of the chunk's at once (each record's own item).
         if let Some(two_way) = &self.two_way {
-            let mut kept = Vec::with_capacity(mapped.len());
-            for (item, id) in mapped {
-                if !item.ledger.is_empty() {
-                    let record_id = &item.upsert.attio_record_id;
-                    let recorded = two_way
-                        .stores
-                        .record_ledger(crm_object, record_id, &item.ledger)
-                        .await;
-                    if let Err(err) = recorded {
-                        outcomes.settle(&item.group, &StepError::from(err).0);
-                        continue;
-                    }
+            let recorded = futures::future::join_all(mapped.iter().map(|(item, _)| async {
+                if item.ledger.is_empty() {
+                    return Ok(());
                 }
-                kept.push((item, id));
+                two_way
+                    .stores
+                    .record_ledger(crm_object, &item.upsert.attio_record_id, &item.ledger)
+                    .await
+            }))
+            .await;
+            let mut kept = Vec::with_capacity(mapped.len());
+            for ((item, id), recorded) in mapped.into_iter().zip(recorded) {
+                match recorded {
+                    Ok(()) => kept.push((item, id)),
+                    Err(err) => outcomes.settle(&item.group, &StepError::from(err).0),
+                }
             }
             mapped = kept;
         }
